@@ -1,0 +1,3 @@
+from tiercli.cli import main
+
+main()

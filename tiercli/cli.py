@@ -1,0 +1,22 @@
+"""The command line: wiring only; each command lives in tiercli/commands/."""
+
+from __future__ import annotations
+
+import typer
+
+from tiercli.commands.replay import replay
+from tiercli.commands.sample import sample
+
+app = typer.Typer(
+    name="tiercli",
+    help="What would an L1/L2/L3 cache do for your LLM calls? Replay your own logs and see.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(replay)
+app.command()(sample)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""One module per command; tiercli/cli.py wires them."""

@@ -1,0 +1,53 @@
+"""The command edge: domain errors become `error:`/`hint:` lines (or a JSON error object), never
+a traceback unless TIERCLI_DEBUG=1."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tiercli.errors import TiercliError
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def debug() -> bool:
+    return os.environ.get("TIERCLI_DEBUG", "") not in ("", "0")
+
+
+def print_error(error: dict, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"error": error}) + "\n")
+        sys.stdout.flush()
+    stderr.print(f"[bold red]error:[/] {escape(error['message'])}", markup=True, highlight=False)
+    if error.get("hint"):
+        stderr.print(f"[bold]hint:[/] {escape(error['hint'])}", markup=True, highlight=False)
+
+
+@contextmanager
+def command_edge(as_json: bool = False) -> Iterator[None]:
+    try:
+        yield
+    except TiercliError as exc:
+        if debug():
+            raise
+        print_error(exc.to_dict(), as_json)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        print_error({"type": "interrupted", "message": "interrupted"}, as_json)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # a bug of ours: say so in one line, keep the traceback for TIERCLI_DEBUG
+        if debug():
+            raise
+        print_error({"type": "internal", "message": f"internal error: {type(exc).__name__}: {exc}",
+                     "hint": "run again with TIERCLI_DEBUG=1 for a traceback, and report it"}, as_json)
+        raise typer.Exit(1) from None

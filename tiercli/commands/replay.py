@@ -1,0 +1,62 @@
+"""`tiercli replay`: the main job."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tiercli import options as opt
+from tiercli.commands._edge import command_edge, stderr
+from tiercli.commands.progress import progress_bars
+from tiercli.durations import parse_duration
+from tiercli.pipeline import load_events, run_replay
+from tiercli.render import print_summary, report_console
+from tiercli.settings import UNSET, build_settings
+
+
+def replay(
+    log: opt.LogArgument,
+    config: opt.ConfigOption = None,
+    tiers: opt.TiersOption = None,
+    workers: opt.WorkersOption = None,
+    l1_ttl: opt.L1TtlOption = None,
+    l2_ttl: opt.L2TtlOption = None,
+    l3_ttl: opt.L3TtlOption = None,
+    l1_max_entries: opt.L1MaxOption = None,
+    l2_max_entries: opt.L2MaxOption = None,
+    l3_max_entries: opt.L3MaxOption = None,
+    l3_threshold: opt.ThresholdOption = None,
+    invalidation: opt.InvalidationOption = None,
+    skip_invalid: opt.SkipInvalidOption = False,
+    json_output: opt.JsonOption = False,
+) -> None:
+    """Replay a log through the L1/L2/L3 cache simulator and report hit rates, cost and latency.
+
+    Examples:
+
+        tiercli replay sample_logs/realestate_day.jsonl
+
+        tiercli replay logs.jsonl --l2-ttl 1h --l3-threshold 0.95 --json
+
+        tiercli replay logs.jsonl --tiers l1,l2 --workers 4 --invalidation broadcast
+    """
+    with command_edge(json_output):
+        given = {
+            "tiers": tiers, "workers": workers, "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries,
+            "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation,
+        }
+        overrides = {k: (UNSET if v is None else v) for k, v in given.items()}
+        for name, text in (("l1_ttl", l1_ttl), ("l2_ttl", l2_ttl), ("l3_ttl", l3_ttl)):
+            overrides[name] = UNSET if text is None else parse_duration(text)
+        settings = build_settings(config, overrides)
+        read = load_events(log, settings, skip_invalid=skip_invalid)
+        for error in read.skipped[:5]:
+            stderr.print(f"skipped: {error.message}", markup=False, highlight=False)
+        if len(read.skipped) > 5:
+            stderr.print(f"skipped: ... {len(read.skipped) - 5} more bad lines", markup=False)
+        with progress_bars() as progress:
+            run = run_replay(read, settings, progress=progress)
+        if json_output:
+            sys.stdout.write(json.dumps(run.summary) + "\n")
+        else:
+            print_summary(run.summary, report_console())

@@ -1,0 +1,37 @@
+"""`tiercli sample`: write a realistic sample log of the reference case (seeded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tiercli.commands._edge import command_edge, stderr
+from tiercli.errors import TiercliError
+
+
+def sample(
+    out: Annotated[Path, typer.Argument(help="Where to write the JSONL log.", show_default=False)],
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same file.")] = 7,
+    leads: Annotated[int, typer.Option(min=1, help="Number of leads.")] = 500,
+    days: Annotated[float, typer.Option(min=0.01, help="Days of traffic.")] = 1.0,
+    workers: Annotated[int, typer.Option(min=1, help="Number of workers.")] = 3,
+) -> None:
+    """Generate a sample log of the reference case: SMS bots scoring, classifying and answering leads.
+
+    What it models is in sample_logs/README.md. Example:
+
+        tiercli sample day.jsonl --leads 500 --days 1 --workers 3
+    """
+    from tiercli.samplegen import write_log
+
+    with command_edge():
+        tmp = out.with_name(out.name + ".tmp")
+        try:
+            count = write_log(tmp, seed=seed, leads=leads, days=days, workers=workers)
+            tmp.replace(out)  # atomic: never a half-written log under the real name
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise TiercliError(f"{out}: cannot write: {exc.strerror or exc}") from None
+        stderr.print(f"wrote {count:,} records to {out}", markup=False, highlight=False)

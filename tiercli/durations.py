@@ -1,0 +1,39 @@
+"""Durations as users write them: 300, "30s", "5m", "1h", "2d", "none" (never expires)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+
+
+def parse_duration(value: str | int | float | None) -> float | None:
+    """Seconds as a float, or None for "none" (no expiry). Raises ValueError with a readable message."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        if text in ("none", "never", "inf"):
+            return None
+        match = _PATTERN.match(text)
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use seconds, 30s, 5m, 1h, 2d or none)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"not a duration: {value!r} (must be a non-negative number of seconds)")
+    return seconds
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "none"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,41 @@
+"""Domain errors: raised anywhere, caught once at the command edge (see commands/_edge.py)."""
+
+from __future__ import annotations
+
+
+class TiercliError(Exception):
+    """An error a user can act on: a one-line message and an optional hint."""
+
+    kind = "error"
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def to_dict(self) -> dict:
+        out = {"type": self.kind, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+class LogError(TiercliError):
+    """A bad line (or a bad whole file) in an input log: names file, line and field."""
+
+    kind = "bad_log"
+
+    def __init__(self, path: str, line: int | None, field: str | None, problem: str, hint: str | None = None):
+        where = path if line is None else f"{path}:{line}"
+        what = f"{where}: {field}: {problem}" if field else f"{where}: {problem}"
+        super().__init__(what, hint)
+        self.path, self.line, self.field, self.problem = path, line, field, problem
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out.update({"file": self.path, "line": self.line, "field": self.field})
+        return out
+
+
+class ConfigError(TiercliError):
+    kind = "bad_config"

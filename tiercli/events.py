@@ -1,0 +1,39 @@
+"""What a log is made of, once read: calls and tag changes, in processing order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Call:
+    seq: int  # position in processing order (ts, then file order)
+    line: int  # line number in the log file
+    ts: float  # seconds since the epoch
+    lead: str
+    task: str
+    model: str
+    worker: str | None
+    key: str  # exact-match key: hash of task, model, system and canonical messages
+    text: str  # what L3 embeds: the prompt, or the last user message's text
+    bypass: bool  # streaming or tool use: never looked up or stored
+    input_tokens: int  # uncached input tokens, as the Anthropic API reports them
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    tokens_estimated: bool
+    latency_ms: float | None
+    response: str | None
+
+
+@dataclass(slots=True)
+class TagChange:
+    seq: int
+    line: int
+    ts: float
+    lead: str
+    tag: str
+    worker: str | None
+
+
+Event = Call | TagChange

@@ -1,0 +1,64 @@
+"""Command-line options, defined once and shared by the commands (Annotated aliases)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tiercli import settings as S
+from tiercli.durations import parse_duration
+
+
+def _checked(check):
+    """A typer callback that runs one of the settings' checks and turns ValueError into a usage error."""
+
+    def callback(value):
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def _duration_text(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value  # kept as text: None means "not given", while "none" means "never expires"
+
+
+LogArgument = Annotated[Path, typer.Argument(help="The log: JSON Lines, one call or tag change per line.",
+                                             show_default=False)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file of settings; flags override it.",
+                                                   show_default=False)]
+TiersOption = Annotated[str | None, typer.Option("--tiers", help="Enabled tiers, e.g. l1,l2 [default: l1,l2,l3]",
+                                                 callback=_checked(S.check_tiers), show_default=False)]
+WorkersOption = Annotated[int | None, typer.Option(
+    "--workers", help="Spread calls round-robin over N workers (ignores recorded worker fields).",
+    callback=_checked(S.check_positive_int), show_default=False)]
+L1TtlOption = Annotated[str | None, typer.Option("--l1-ttl", help="L1 TTL: 300, 30s, 5m, 1h or none [default: 5m]",
+                                                 callback=_duration_text, show_default=False)]
+L2TtlOption = Annotated[str | None, typer.Option("--l2-ttl", help="L2 TTL [default: 15m]",
+                                                 callback=_duration_text, show_default=False)]
+L3TtlOption = Annotated[str | None, typer.Option("--l3-ttl", help="L3 TTL [default: 1h]",
+                                                 callback=_duration_text, show_default=False)]
+L1MaxOption = Annotated[int | None, typer.Option("--l1-max-entries", help="Capacity of each worker's L1 (LRU) [default: unlimited]",
+                                                 callback=_checked(S.check_positive_int), show_default=False)]
+L2MaxOption = Annotated[int | None, typer.Option("--l2-max-entries", help="Capacity of L2 (LRU) [default: unlimited]",
+                                                 callback=_checked(S.check_positive_int), show_default=False)]
+L3MaxOption = Annotated[int | None, typer.Option("--l3-max-entries", help="Capacity of L3 (LRU) [default: unlimited]",
+                                                 callback=_checked(S.check_positive_int), show_default=False)]
+ThresholdOption = Annotated[float | None, typer.Option("--l3-threshold", help="L3 cosine similarity needed for a hit [default: 0.92]",
+                                                       callback=_checked(S.check_threshold), show_default=False)]
+InvalidationOption = Annotated[str | None, typer.Option(
+    "--invalidation", help="On a tag change, clear the lead's L1 entries on one worker (local) or all (broadcast) [default: local]",
+    callback=_checked(S.check_invalidation), show_default=False)]
+SkipInvalidOption = Annotated[bool, typer.Option("--skip-invalid", help="Skip bad lines (and say how many) instead of stopping.")]

@@ -1,0 +1,98 @@
+"""Human output of a replay summary: rich tables on stdout."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from tiercli.settings import TIER_NAMES
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 10 else f"{value:,.2f} ms"
+
+
+def _change(before: float, after: float) -> str:
+    return "n/a" if before == 0 else f"{(after - before) / before * 100:+.1f}%"
+
+
+def _saved(before: float, after: float) -> str:
+    return "n/a" if before == 0 else f"{(before - after) / before * 100:.1f}%"
+
+
+def results_table(summary: dict) -> Table:
+    table = Table(title="Results", title_justify="left")
+    table.add_column("Metric")
+    table.add_column("Before", justify="right")
+    table.add_column("After", justify="right")
+    table.add_column("Change", justify="right")
+    cost, per_lead = summary["cost"], summary["cost_per_lead"]
+    monthly = summary.get("monthly_cost")
+    if monthly:
+        table.add_row("Cost per month (30 d, scaled)", _usd(monthly["baseline_usd"]), _usd(monthly["cached_usd"]),
+                      _change(monthly["baseline_usd"], monthly["cached_usd"]))
+    table.add_row(f"Cost in the log ({summary['span_s'] / 3600:,.1f} h)", _usd(cost["baseline_usd"]),
+                  _usd(cost["cached_usd"]), _change(cost["baseline_usd"], cost["cached_usd"]))
+    table.add_row(f"Cost per lead ({summary['leads']:,} leads)", _usd(per_lead["baseline_usd"]),
+                  _usd(per_lead["cached_usd"]), _change(per_lead["baseline_usd"], per_lead["cached_usd"]))
+    before, after = summary["latency_ms"]["baseline"], summary["latency_ms"]["cached"]
+    for stat in ("mean", "p50", "p95", "p99"):
+        table.add_row(f"Latency {stat}", _ms(before[stat]), _ms(after[stat]), _change(before[stat], after[stat]))
+    for name in TIER_NAMES:
+        tier = summary["tiers"][name]
+        label = f"{name.upper()} hit rate" + ("" if tier["enabled"] else " (off)")
+        table.add_row(label, "", f"{tier['hit_rate'] * 100:.1f}%", f"{tier['hits']:,} hits")
+    table.add_row("Total hit rate", "", f"{summary['hit_rate'] * 100:.1f}%", f"{summary['hits']:,} of {summary['requests']:,}")
+    return table
+
+
+def task_table(summary: dict) -> Table:
+    table = Table(title="By task type", title_justify="left")
+    for column in ("Task", "Requests", "L1", "L2", "L3", "Miss", "Bypass", "Stale", "Wrong", "Before", "After", "Saved"):
+        table.add_column(column, justify="left" if column == "Task" else "right")
+    for task, row in summary["by_task"].items():
+        table.add_row(task, f"{row['requests']:,}", f"{row['l1']:,}", f"{row['l2']:,}", f"{row['l3']:,}",
+                      f"{row['misses']:,}", f"{row['bypassed']:,}", f"{row['stale_hits']:,}",
+                      f"{row['mismatched_hits']:,}", _usd(row["baseline_usd"]), _usd(row["cached_usd"]),
+                      _saved(row["baseline_usd"], row["cached_usd"]))
+    return table
+
+
+def notes(summary: dict) -> list[str]:
+    s = summary["settings"]
+    ttl = ", ".join(f"{n.upper()} {s[f'{n}_ttl']}" for n in s["tiers"])
+    lines = [
+        f"Tiers: {ttl}" + (f"; L3 threshold {s['l3_threshold']}" if "l3" in s["tiers"] else "")
+        + f"; workers: {s['workers'] or 'as recorded'}; invalidation: {s['invalidation']}",
+        f"Stale hits: {summary['stale_hits']:,} (served a lead content filled before its latest tag change)",
+        f"Mismatched hits: {summary['mismatched_hits']:,} (cached response differs from the one recorded)",
+        f"Bypassed (streaming or tool use): {summary['bypassed']:,}; tag changes: {summary['tag_changes']:,}",
+    ]
+    if summary["estimated_token_calls"]:
+        lines.append(f"Estimated tokens: {summary['estimated_token_calls']:,} calls had no recorded token counts "
+                     f"(estimated at 4 characters per token)")
+    if summary["default_latency_calls"]:
+        lines.append(f"Default latency: {summary['default_latency_calls']:,} calls had no latency_ms "
+                     f"(counted as {s['default_latency_ms']:g} ms)")
+    if summary.get("skipped_lines"):
+        lines.append(f"Skipped lines: {summary['skipped_lines']:,} (--skip-invalid)")
+    if not summary.get("monthly_cost"):
+        lines.append("No monthly figure: the log spans less than an hour.")
+    return lines
+
+
+def report_console() -> Console:
+    """stdout; when it is not a terminal (a pipe, a file, a test), wide enough for every column."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=140)
+
+
+def print_summary(summary: dict, console: Console) -> None:
+    console.print(results_table(summary))
+    console.print(task_table(summary))
+    for line in notes(summary):
+        console.print(line, highlight=False)

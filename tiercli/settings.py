@@ -1,0 +1,186 @@
+"""Replay settings: defaults from the reference case, a TOML config file, then command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiercli.durations import format_duration, parse_duration
+from tiercli.errors import ConfigError
+
+TIER_NAMES = ("l1", "l2", "l3")
+INVALIDATION_MODES = ("local", "broadcast")
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per million tokens, for models genai-prices does not know (or to override it)."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_read_per_mtok: float | None = None  # default: 10% of input, as Anthropic prices it
+    cache_write_per_mtok: float | None = None  # default: 125% of input (5-minute writes)
+
+
+@dataclass(frozen=True)
+class Settings:
+    tiers: tuple[str, ...] = TIER_NAMES
+    workers: int | None = None  # None: use each call's recorded `worker`
+    l1_ttl: float | None = 300.0
+    l2_ttl: float | None = 900.0
+    l3_ttl: float | None = 3600.0
+    l1_max_entries: int | None = None
+    l2_max_entries: int | None = None
+    l3_max_entries: int | None = None
+    l3_threshold: float = 0.92
+    invalidation: str = "local"
+    # Look-up latency of each tier in ms; see README "Latency model" for where they come from.
+    l1_latency_ms: float = 0.01
+    l2_latency_ms: float = 1.0
+    l3_latency_ms: float = 13.0
+    default_latency_ms: float = 1200.0  # a call with no recorded latency_ms
+    l3_model: str | None = None  # a local sentence-transformers model folder; None: all-MiniLM-L6-v2
+    prices: dict[str, ModelPrice] = field(default_factory=dict)
+
+    def ttl(self, tier: str) -> float | None:
+        return getattr(self, f"{tier}_ttl")
+
+    def max_entries(self, tier: str) -> int | None:
+        return getattr(self, f"{tier}_max_entries")
+
+    def latency_ms(self, tier: str) -> float:
+        return getattr(self, f"{tier}_latency_ms")
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain, human-readable form (durations as text), for reports and saved runs."""
+        out = dataclasses.asdict(self)
+        out["tiers"] = list(self.tiers)
+        for tier in TIER_NAMES:
+            out[f"{tier}_ttl"] = format_duration(self.ttl(tier))
+        return out
+
+
+# --- checking single values: shared by the config file and the command line -------------------
+
+def check_tiers(value: str | list[str]) -> tuple[str, ...]:
+    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in TIER_NAMES]
+    if unknown or not names:
+        raise ValueError(f"unknown tier {unknown[0]!r}" if unknown else "no tier named")
+    if len(set(names)) != len(names):
+        raise ValueError("a tier is named twice")
+    return tuple(n for n in TIER_NAMES if n in names)  # look-up order is always l1, l2, l3
+
+
+def check_positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def check_threshold(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
+        raise ValueError(f"must be a cosine similarity between -1 and 1, got {value!r}")
+    return float(value)
+
+
+def check_invalidation(value: Any) -> str:
+    if value not in INVALIDATION_MODES:
+        raise ValueError(f"must be one of {', '.join(INVALIDATION_MODES)}, got {value!r}")
+    return value
+
+
+def check_latency(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"must be a non-negative number of milliseconds, got {value!r}")
+    return float(value)
+
+
+def _check_price(value: Any) -> ModelPrice:
+    if not isinstance(value, dict):
+        raise ValueError("must be a table with input_per_mtok and output_per_mtok")
+    try:
+        price = ModelPrice(**value)
+    except TypeError as exc:
+        raise ValueError(f"must have input_per_mtok and output_per_mtok, and nothing else ({exc})") from None
+    for name, number in dataclasses.asdict(price).items():
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0):
+            raise ValueError(f"{name} must be a non-negative number")
+    return price
+
+
+_CHECKS = {
+    "tiers": check_tiers,
+    "workers": check_positive_int,
+    "l3_threshold": check_threshold,
+    "invalidation": check_invalidation,
+    "l3_model": lambda v: str(v),
+    "default_latency_ms": check_latency,
+}
+for _tier in TIER_NAMES:
+    _CHECKS[f"{_tier}_ttl"] = parse_duration
+    _CHECKS[f"{_tier}_max_entries"] = check_positive_int
+    _CHECKS[f"{_tier}_latency_ms"] = check_latency
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """The checked value of one setting; ValueError names what is wrong."""
+    return _CHECKS[name](value)
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Settings from a TOML file, checked. Tables [l1], [l2], [l3] may hold ttl, max_entries,
+    latency_ms (and threshold, model for l3) as an alternative to flat keys like l2_ttl."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in TIER_NAMES and isinstance(value, dict):
+            for sub, sub_value in value.items():
+                flat[f"{key}_{sub}"] = sub_value
+        else:
+            flat[key] = value
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key == "prices":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: prices: must be a table of [prices.\"MODEL\"] tables")
+            prices = {}
+            for model, table in value.items():
+                try:
+                    prices[model] = _check_price(table)
+                except ValueError as exc:
+                    raise ConfigError(f"{path}: prices.{model}: {exc}") from None
+            out["prices"] = prices
+            continue
+        if key not in _CHECKS:
+            raise ConfigError(f"{path}: {key}: unknown setting", hint=f"known settings: {', '.join(sorted(_CHECKS))}, prices")
+        try:
+            out[key] = check_setting(key, value)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {key}: {exc}") from None
+    return out
+
+
+def build_settings(config_file: Path | None, overrides: dict[str, Any]) -> Settings:
+    """Defaults, then the config file, then flags (already checked; None means not given)."""
+    values: dict[str, Any] = load_config(config_file) if config_file else {}
+    values.update({k: v for k, v in overrides.items() if v is not _UNSET})
+    return Settings(**values)
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+_UNSET = _Unset()
+UNSET = _UNSET  # a flag the user did not give (None is a real value: TTL "none")

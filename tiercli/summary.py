@@ -1,0 +1,90 @@
+"""The summary of a replay (the `--json` object), computed from its per-call table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from tiercli.settings import TIER_NAMES, Settings
+
+DAYS_PER_MONTH = 30
+MIN_SPAN_FOR_MONTHLY_S = 3600  # below an hour of log, a monthly figure would be a guess
+
+
+def _usd(values) -> float:
+    return math.fsum(values)  # exact sum, whatever the order: reports reconcile to the cent
+
+
+def _latency(values: np.ndarray) -> dict[str, float]:
+    if len(values) == 0:
+        return {"mean": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0}
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {"mean": float(np.mean(values)), "p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+
+def _pct_saved(baseline: float, cached: float) -> float:
+    return 0.0 if baseline == 0 else (baseline - cached) / baseline * 100.0
+
+
+def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
+    requests = len(table)
+    outcome = table["outcome"]
+    counts = outcome.value_counts()
+    hits = int(sum(counts.get(t, 0) for t in TIER_NAMES))
+    baseline, cached = _usd(table["baseline_usd"]), _usd(table["cached_usd"])
+    leads = int(table["lead"].nunique())
+
+    tiers = {}
+    for name in TIER_NAMES:
+        mask = (outcome == name).to_numpy()
+        tier_hits = int(mask.sum())
+        tiers[name] = {
+            "enabled": name in settings.tiers,
+            "hits": tier_hits,
+            "hit_rate": tier_hits / requests if requests else 0.0,
+            "stale_hits": int(table["stale"].to_numpy()[mask].sum()),
+            "mismatched_hits": int(table["mismatched"].to_numpy()[mask].sum()),
+        }
+
+    by_task = {}
+    for task, group in table.groupby("task", sort=True, observed=True):
+        task_counts = group["outcome"].value_counts()
+        by_task[str(task)] = {
+            "requests": len(group),
+            **{name: int(task_counts.get(name, 0)) for name in TIER_NAMES},
+            "misses": int(task_counts.get("miss", 0)),
+            "bypassed": int(task_counts.get("bypass", 0)),
+            "baseline_usd": _usd(group["baseline_usd"]),
+            "cached_usd": _usd(group["cached_usd"]),
+            "stale_hits": int(group["stale"].sum()),
+            "mismatched_hits": int(group["mismatched"].sum()),
+        }
+
+    monthly = None
+    if span_s >= MIN_SPAN_FOR_MONTHLY_S:
+        scale = DAYS_PER_MONTH * 86400 / span_s
+        monthly = {"baseline_usd": baseline * scale, "cached_usd": cached * scale}
+
+    return {
+        "requests": requests,
+        "bypassed": int(counts.get("bypass", 0)),
+        "misses": int(counts.get("miss", 0)),
+        "hits": hits,
+        "hit_rate": hits / requests if requests else 0.0,
+        "tiers": tiers,
+        "stale_hits": int(table["stale"].sum()),
+        "mismatched_hits": int(table["mismatched"].sum()),
+        "cost": {"baseline_usd": baseline, "cached_usd": cached, "savings_pct": _pct_saved(baseline, cached)},
+        "monthly_cost": monthly,
+        "leads": leads,
+        "cost_per_lead": {"baseline_usd": baseline / leads if leads else 0.0,
+                          "cached_usd": cached / leads if leads else 0.0},
+        "latency_ms": {"baseline": _latency(table["baseline_ms"].to_numpy()),
+                       "cached": _latency(table["cached_ms"].to_numpy())},
+        "by_task": by_task,
+        "span_s": span_s,
+        "estimated_token_calls": int(table["tokens_estimated"].sum()),
+        "default_latency_calls": int(table["latency_defaulted"].sum()),
+    }

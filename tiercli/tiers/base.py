@@ -1,0 +1,108 @@
+"""Bookkeeping every tier shares: expiry by log time, LRU capacity, and an index by lead."""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The call that first filled an entry; copies between tiers keep it."""
+
+    seq: int
+    lead: str
+    ts: float
+    response: str | None
+
+
+@dataclass(slots=True)
+class Entry:
+    key: str
+    expiry: float  # log time; math.inf when the TTL is none
+    origin: Origin
+    slot: int = -1  # the row of its vector, in the semantic tier
+
+
+class Store:
+    """Entries by key with LRU order (a hit or a store is a use), an expiry heap to drop
+    expired entries when capacity is needed, and the keys each lead filled."""
+
+    def __init__(self, name: str, ttl: float | None, max_entries: int | None):
+        self.name = name
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
+        self.by_lead: dict[str, set[str]] = {}
+        self._expiry_heap: list[tuple[float, int, str]] = []  # (expiry, tie-break, key); lazily stale
+        self._pushes = 0
+        self.evictions = 0
+        self.expired_dropped = 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def expiry_at(self, t: float) -> float:
+        return float("inf") if self.ttl is None else t + self.ttl
+
+    def live(self, key: str, t: float) -> Entry | None:
+        """The entry under key if t is before its expiry; marks it used."""
+        entry = self.entries.get(key)
+        if entry is None or t >= entry.expiry:
+            return None
+        self.entries.move_to_end(key)
+        return entry
+
+    def touch(self, key: str) -> None:
+        self.entries.move_to_end(key)
+
+    def put(self, entry: Entry, t: float) -> None:
+        key = entry.key
+        if key in self.entries:
+            self.discard(key)
+        elif self.max_entries is not None and len(self.entries) >= self.max_entries:
+            self._make_room(t)
+        self.entries[key] = entry
+        self.by_lead.setdefault(entry.origin.lead, set()).add(key)
+        if self.max_entries is not None and entry.expiry != float("inf"):
+            self._pushes += 1
+            heapq.heappush(self._expiry_heap, (entry.expiry, self._pushes, key))
+
+    def _make_room(self, t: float) -> None:
+        # First the expired entries (any order: they can never be hit again), then LRU.
+        heap = self._expiry_heap
+        while heap and heap[0][0] <= t:
+            expiry, _, key = heapq.heappop(heap)
+            entry = self.entries.get(key)
+            if entry is not None and entry.expiry == expiry:
+                self.discard(key)
+                self.expired_dropped += 1
+        while len(self.entries) >= self.max_entries:
+            key = next(iter(self.entries))
+            self.discard(key)
+            self.evictions += 1
+
+    def discard(self, key: str) -> Entry | None:
+        entry = self.entries.pop(key, None)
+        if entry is not None:
+            keys = self.by_lead.get(entry.origin.lead)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.by_lead[entry.origin.lead]
+            self._removed(entry)
+        return entry
+
+    def _removed(self, entry: Entry) -> None:
+        """Hook for subclasses that keep more state per entry."""
+
+    def remove_lead(self, lead: str) -> int:
+        keys = self.by_lead.get(lead)
+        if not keys:
+            return 0
+        removed = 0
+        for key in list(keys):
+            if self.discard(key) is not None:
+                removed += 1
+        return removed

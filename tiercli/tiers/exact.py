@@ -1,0 +1,53 @@
+"""Exact-match tiers: a hit needs the same request key. L2 is one shared ExactTier; L1 is one
+ExactTier per worker (PerWorkerTier)."""
+
+from __future__ import annotations
+
+from tiercli.events import Call
+from tiercli.tiers.base import Entry, Origin, Store
+
+
+class ExactTier(Store):
+    per_worker = False
+
+    def find(self, call: Call, worker: str, t: float) -> tuple[Entry | None, None]:
+        return self.live(call.key, t), None
+
+    def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
+        self.put(Entry(call.key, self.expiry_at(t), origin), t)
+
+    def remove_lead(self, lead: str, worker: str | None = None) -> int:
+        return super().remove_lead(lead)
+
+
+class PerWorkerTier:
+    """One in-process cache per worker; capacity applies to each worker's cache."""
+
+    per_worker = True
+
+    def __init__(self, name: str, ttl: float | None, max_entries: int | None):
+        self.name, self.ttl, self.max_entries = name, ttl, max_entries
+        self.workers: dict[str, ExactTier] = {}
+
+    def of(self, worker: str) -> ExactTier:
+        store = self.workers.get(worker)
+        if store is None:
+            store = self.workers[worker] = ExactTier(f"{self.name}[{worker}]", self.ttl, self.max_entries)
+        return store
+
+    def find(self, call: Call, worker: str, t: float) -> tuple[Entry | None, None]:
+        return self.of(worker).find(call, worker, t)
+
+    def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
+        self.of(worker).insert(call, worker, origin, t)
+
+    def remove_lead(self, lead: str, worker: str | None = None) -> int:
+        stores = self.workers.values() if worker is None else [self.of(worker)]
+        return sum(store.remove_lead(lead) for store in stores)
+
+    @property
+    def evictions(self) -> int:
+        return sum(s.evictions for s in self.workers.values())
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.workers.values())
