@@ -34,7 +34,7 @@ def _duration_text(value: str | None) -> str | None:
     return value  # kept as text: None means "not given", while "none" means "never expires"
 
 
-LogArgument = Annotated[Path, typer.Argument(help="The log: JSON Lines, one call or tag change per line.",
+LogArgument = Annotated[Path, typer.Argument(metavar="LOG", help="The log: JSON Lines, one call or tag change per line.",
                                              show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file of settings; flags override it.",

@@ -1,0 +1,120 @@
+"""A second, deliberately naive implementation of the replay semantics, written straight from
+the README's rules with plain lists and scans: slow, but easy to check by reading. The engine
+must agree with it call for call."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tiercli.events import Call, TagChange
+
+
+def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], list[bool], list[bool]]:
+    clock = [0]
+
+    def tick():
+        clock[0] += 1
+        return clock[0]
+
+    enabled = set(settings.tiers)
+    l1: dict[str, list[dict]] = {}
+    l2: list[dict] = []
+    l3: list[dict] = []
+    last_tag: dict[str, int] = {}
+    last_worker: dict[str, str] = {}
+    outcomes, stale, mismatched = [], [], []
+    n_calls = 0
+
+    def expiry(ttl, t):
+        return float("inf") if ttl is None else t + ttl
+
+    def live(cache, key, t):
+        for e in cache:
+            if e["key"] == key and t < e["expiry"]:
+                return e
+        return None
+
+    def store(cache, cap, entry, t):
+        for e in list(cache):
+            if e["key"] == entry["key"]:
+                cache.remove(e)
+        if cap is not None and len(cache) + 1 > cap:
+            for e in [e for e in cache if t >= e["expiry"]]:
+                cache.remove(e)
+            while len(cache) + 1 > cap:
+                cache.remove(min(cache, key=lambda e: e["used"]))
+        entry["used"] = tick()
+        cache.append(entry)
+
+    def judge(origin, call):
+        stale.append(origin["lead"] == call.lead and origin["seq"] < last_tag.get(call.lead, -1))
+        mismatched.append(origin["response"] is not None and call.response is not None
+                          and origin["response"].strip() != call.response.strip())
+
+    for ev in events:
+        t = ev.ts
+        if isinstance(ev, TagChange):
+            last_tag[ev.lead] = ev.seq
+            l2[:] = [e for e in l2 if e["origin"]["lead"] != ev.lead]
+            l3[:] = [e for e in l3 if e["origin"]["lead"] != ev.lead]
+            if settings.invalidation == "broadcast":
+                targets = list(l1)
+            elif ev.worker is not None and settings.workers is None:
+                targets = [ev.worker]
+            else:
+                targets = [last_worker[ev.lead]] if ev.lead in last_worker else []
+            for w in targets:
+                if w in l1:
+                    l1[w][:] = [e for e in l1[w] if e["origin"]["lead"] != ev.lead]
+            continue
+        call: Call = ev
+        worker = f"w{n_calls % settings.workers + 1}" if settings.workers else (call.worker or "default")
+        n_calls += 1
+        last_worker[call.lead] = worker
+        mine = l1.setdefault(worker, [])
+        if call.bypass:
+            outcomes.append("bypass"); stale.append(False); mismatched.append(False)
+            continue
+        hit = None
+        if "l1" in enabled:
+            e = live(mine, call.key, t)
+            if e is not None:
+                e["used"] = tick()
+                hit = ("l1", e["origin"])
+        if hit is None and "l2" in enabled:
+            e = live(l2, call.key, t)
+            if e is not None:
+                e["used"] = tick()
+                hit = ("l2", e["origin"])
+                if "l1" in enabled:
+                    store(mine, settings.l1_max_entries,
+                          {"key": call.key, "expiry": expiry(settings.l1_ttl, t), "origin": e["origin"]}, t)
+        if hit is None and "l3" in enabled:
+            q = vector_of_text[call.text]
+            best, best_sim = None, None
+            for e in l3:  # in store order, so ">=" keeps the most recently stored of equal ones
+                if e["task"] == call.task and e["model"] == call.model and t < e["expiry"]:
+                    sim = float(np.dot(e["vec"], q))
+                    if best is None or sim >= best_sim:
+                        best, best_sim = e, sim
+            if best is not None and best_sim >= settings.l3_threshold:
+                best["used"] = tick()
+                hit = ("l3", best["origin"])
+                for name, cache, cap, ttl in (("l1", mine, settings.l1_max_entries, settings.l1_ttl),
+                                              ("l2", l2, settings.l2_max_entries, settings.l2_ttl)):
+                    if name in enabled:
+                        store(cache, cap, {"key": call.key, "expiry": expiry(ttl, t), "origin": best["origin"]}, t)
+        if hit is not None:
+            outcomes.append(hit[0])
+            judge(hit[1], call)
+            continue
+        origin = {"lead": call.lead, "seq": call.seq, "response": call.response}
+        if "l1" in enabled:
+            store(mine, settings.l1_max_entries, {"key": call.key, "expiry": expiry(settings.l1_ttl, t), "origin": origin}, t)
+        if "l2" in enabled:
+            store(l2, settings.l2_max_entries, {"key": call.key, "expiry": expiry(settings.l2_ttl, t), "origin": origin}, t)
+        if "l3" in enabled:
+            store(l3, settings.l3_max_entries, {"key": call.key, "expiry": expiry(settings.l3_ttl, t), "origin": origin,
+                                                "task": call.task, "model": call.model, "vec": vector_of_text[call.text]}, t)
+        outcomes.append("miss"); stale.append(False); mismatched.append(False)
+    return outcomes, stale, mismatched
