@@ -32,13 +32,15 @@ def replay(
 ) -> None:
     """Replay a log through the L1/L2/L3 cache simulator and report hit rates, cost and latency.
 
+    The log's format and the exact replay rules are in README.md. Progress goes to stderr;
+    with --json, stdout holds one JSON object (or {"error": ...}) and nothing else.
+
+    \b
     Examples:
-
-        tiercli replay sample_logs/realestate_day.jsonl
-
-        tiercli replay logs.jsonl --l2-ttl 1h --l3-threshold 0.95 --json
-
-        tiercli replay logs.jsonl --tiers l1,l2 --workers 4 --invalidation broadcast
+      tiercli replay sample_logs/realestate_day.jsonl
+      tiercli replay logs.jsonl --l2-ttl 1h --l3-threshold 0.95 --json
+      tiercli replay logs.jsonl --tiers l1,l2 --workers 4 --invalidation broadcast
+      tiercli replay logs.jsonl --config tiers.toml --l1-max-entries 1000
     """
     with command_edge(json_output):
         given = {

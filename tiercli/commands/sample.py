@@ -20,9 +20,11 @@ def sample(
 ) -> None:
     """Generate a sample log of the reference case: SMS bots scoring, classifying and answering leads.
 
-    What it models is in sample_logs/README.md. Example:
+    What it models is in sample_logs/README.md. The same seed and sizes give the same file.
 
-        tiercli sample day.jsonl --leads 500 --days 1 --workers 3
+    \b
+    Example:
+      tiercli sample day.jsonl --leads 500 --days 1 --workers 3
     """
     from tiercli.samplegen import write_log
 

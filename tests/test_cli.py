@@ -1,0 +1,100 @@
+"""The command line through typer's CliRunner: exit codes, stdout/stderr, flags and config."""
+
+import hashlib
+import json
+
+from typer.testing import CliRunner
+
+from conftest import SAMPLE_LOG
+from logs import call, tag, write
+from tiercli.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def small_log(tmp_path):
+    return write(tmp_path / "log.jsonl", [
+        call(0, lead="A", worker="w1", response="Cold"), call(60, lead="A", worker="w2", response="Cold"),
+        tag(120, lead="A", worker="w1"), call(180, lead="A", worker="w2", response="Warm"),
+        call(240, lead="B", prompt="other", streaming=True), call(4000, lead="B", prompt="other")])
+
+
+def test_json_output_is_one_object_with_the_documented_keys(tmp_path):
+    result = run("replay", small_log(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {"requests", "bypassed", "misses", "hit_rate", "tiers", "cost", "leads", "cost_per_lead",
+            "latency_ms", "by_task"} <= set(summary)
+    assert set(summary["tiers"]) == {"l1", "l2", "l3"}
+    assert set(summary["tiers"]["l1"]) >= {"hits", "hit_rate", "stale_hits", "mismatched_hits"}
+    assert set(summary["cost"]) == {"baseline_usd", "cached_usd", "savings_pct"}
+    assert set(summary["latency_ms"]["cached"]) == {"mean", "p50", "p95", "p99"}
+    assert set(summary["by_task"]["intent"]) >= {"requests", "l1", "l2", "l3", "misses", "bypassed",
+                                                  "baseline_usd", "cached_usd"}
+    assert (summary["requests"], summary["bypassed"], summary["misses"]) == (5, 1, 2)
+    assert summary["tiers"]["l2"]["hits"] == 1 and summary["tiers"]["l1"]["hits"] == 1
+    assert summary["tiers"]["l1"]["stale_hits"] == 1 and summary["tiers"]["l1"]["mismatched_hits"] == 1
+    assert summary["leads"] == 2 and summary["tag_changes"] == 1
+
+
+def test_human_output_has_results_and_task_tables(tmp_path):
+    result = run("replay", small_log(tmp_path))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for words in ("Results", "Cost per month (30 d, scaled)", "Cost per lead (2 leads)", "Latency p95",
+                  "L1 hit rate", "Total hit rate", "By task type", "Stale hits: 1", "Mismatched hits: 1",
+                  "Bypassed (streaming or tool use): 1; tag changes: 1"):
+        assert words in out, words
+    assert "40.0%" in out  # total hit rate: 2 of 5
+
+
+def test_flags_override_the_config_file(tmp_path):
+    log = small_log(tmp_path)
+    config = tmp_path / "tiers.toml"
+    config.write_text('tiers = ["l1"]\ninvalidation = "broadcast"\n[l1]\nttl = "30s"\n')
+    from_config = json.loads(run("replay", log, "--config", config, "--json").stdout)
+    assert from_config["settings"]["tiers"] == ["l1"] and from_config["settings"]["l1_ttl"] == "30s"
+    assert from_config["hits"] == 0  # 60 s apart: the 30 s L1 has expired
+    overridden = json.loads(run("replay", log, "--config", config, "--l1-ttl", "none", "--json").stdout)
+    assert overridden["settings"]["l1_ttl"] == "none" and overridden["settings"]["invalidation"] == "broadcast"
+
+
+def test_config_prices_for_an_unknown_model(tmp_path):
+    log = write(tmp_path / "log.jsonl", [call(0, model="in-house-7b", input_tokens=1_000_000, output_tokens=0)])
+    config = tmp_path / "c.toml"
+    config.write_text('[prices."in-house-7b"]\ninput_per_mtok = 0.5\noutput_per_mtok = 1.5\n')
+    result = run("replay", log, "--config", config, "--json", "--tiers", "l1")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["cost"]["baseline_usd"] == 0.5
+
+
+def test_sample_command_is_deterministic(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert run("sample", a, "--leads", "40", "--days", "0.5", "--seed", "3").exit_code == 0
+    assert run("sample", b, "--leads", "40", "--days", "0.5", "--seed", "3").exit_code == 0
+    assert a.read_bytes() == b.read_bytes() and len(a.read_bytes()) > 0
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_committed_sample_is_what_the_generator_writes(tmp_path):
+    out = tmp_path / "day.jsonl"
+    assert run("sample", out).exit_code == 0
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(SAMPLE_LOG.read_bytes()).hexdigest()
+
+
+def test_replay_of_the_sample_log(tmp_path):
+    result = run("replay", SAMPLE_LOG, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["requests"] == 4695 and summary["tag_changes"] == 353 and summary["leads"] == 354
+    hits = sum(summary["tiers"][t]["hits"] for t in ("l1", "l2", "l3"))
+    assert hits + summary["misses"] + summary["bypassed"] == summary["requests"]
+    assert summary["estimated_token_calls"] == 0 and summary["skipped_lines"] == 0
+    # a second run finds every embedding in the store
+    again = json.loads(run("replay", SAMPLE_LOG, "--json").stdout)
+    assert again["embeddings"]["computed"] == 0
+    assert {k: again[k] for k in ("tiers", "cost", "latency_ms")} == {k: summary[k] for k in ("tiers", "cost", "latency_ms")}
