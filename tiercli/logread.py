@@ -34,6 +34,7 @@ class _Bad(Exception):
 class ReadResult:
     events: list[Event]  # in processing order: ts, then file order
     skipped: list[LogError] = field(default_factory=list)  # with skip_invalid
+    path: str = ""
 
     @property
     def calls(self) -> list[Call]:
@@ -66,7 +67,7 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None) 
     events.sort(key=lambda e: e.ts)  # stable: equal ts keep file order
     for seq, event in enumerate(events):
         event.seq = seq
-    return ReadResult(events, skipped)
+    return ReadResult(events, skipped, path_str)
 
 
 def _lines(path: str) -> Iterator[tuple[int, bytes]]:

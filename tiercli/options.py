@@ -61,4 +61,19 @@ ThresholdOption = Annotated[float | None, typer.Option("--l3-threshold", help="L
 InvalidationOption = Annotated[str | None, typer.Option(
     "--invalidation", help="On a tag change, clear the lead's L1 entries on one worker (local) or all (broadcast) [default: local]",
     callback=_checked(S.check_invalidation), show_default=False)]
+RedisUrlOption = Annotated[str | None, typer.Option(
+    "--redis-url", "--redis", help="Keep L2 in this Redis (redis://[:password@]host:port/db, rediss:// for TLS), "
+    "or 'embedded' to start a private redis-server [default: L2 in process]",
+    callback=_checked(S.check_redis_url), show_default=False)]
+RedisTimeoutOption = Annotated[str | None, typer.Option(
+    "--redis-timeout", help="Connect and per-command timeout for Redis [default: 2s]",
+    callback=_checked(S.check_timeout), show_default=False)]
+MaxmemoryOption = Annotated[str | None, typer.Option(
+    "--l2-maxmemory", help="With --redis embedded: Redis's maxmemory, e.g. 64mb [default: none]",
+    callback=_checked(S.check_memory), show_default=False)]
+EvictionOption = Annotated[str | None, typer.Option(
+    "--l2-eviction", help="With --redis embedded: maxmemory-policy, e.g. allkeys-lru, volatile-ttl "
+    "[default: allkeys-lru]", callback=_checked(S.check_eviction), show_default=False)]
+KeepRedisKeysOption = Annotated[bool, typer.Option(
+    "--keep-redis-keys", help="Leave this run's keys in Redis (they are deleted at the end otherwise).")]
 SkipInvalidOption = Annotated[bool, typer.Option("--skip-invalid", help="Skip bad lines (and say how many) instead of stopping.")]

@@ -19,15 +19,9 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer) -> 
     latency_defaulted = np.isnan(recorded_ms)
     baseline_ms = np.where(latency_defaulted, settings.default_latency_ms, recorded_ms)
 
-    # A hit costs the look-ups of the tiers tried up to and including the one that hit;
-    # a miss costs all of them plus the API call; a bypass only the API call.
-    lookup_ms = np.zeros(len(OUTCOMES))
-    total = 0.0
-    for name in settings.tiers:
-        total += settings.latency_ms(name)
-        lookup_ms[OUTCOMES.index(name)] = total
-    lookup_ms[OUTCOMES.index("miss")] = total
-    cached_ms = lookup_ms[outcome] + np.where(paid, baseline_ms, 0.0)
+    # A hit costs the look-ups of the tiers tried up to and including the one that hit (the
+    # replay adds them up, measured or configured); a miss adds the API call; a bypass is the call.
+    cached_ms = np.asarray(result.lookup_ms, dtype=np.float64) + np.where(paid, baseline_ms, 0.0)
 
     return pd.DataFrame({
         "seq": np.array([c.seq for c in calls], dtype=np.int64),
@@ -48,4 +42,5 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer) -> 
         "cached_usd": np.where(paid, baseline_usd, 0.0),
         "baseline_ms": baseline_ms,
         "cached_ms": cached_ms,
+        "lookup_ms": np.asarray(result.lookup_ms, dtype=np.float64),
     })

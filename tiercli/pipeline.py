@@ -13,7 +13,10 @@ from tiercli.home import tiercli_home
 from tiercli.logread import ReadResult, read_log
 from tiercli.outcomes import outcome_table
 from tiercli.pricing import Pricer
-from tiercli.replay import ReplayOutcome, replay
+from tiercli.errors import TiercliError
+from tiercli.l2_redis import redis_l2
+from tiercli.redis_conn import redis_error
+from tiercli.replay import ReplayAborted, ReplayOutcome, TierContext, build_tiers, replay
 from tiercli.settings import Settings
 from tiercli.summary import summarize
 
@@ -60,7 +63,20 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     if "l3" in settings.tiers:
         vectors, row_of_text, computed = embeddings_for(read, embedder, settings, progress)
     calls = read.calls
-    outcome = replay(read.events, settings, vectors, row_of_text, progress=progress("replaying", len(calls)))
+    redis_report = None
+    with redis_l2(settings) as session:
+        ctx = TierContext(settings, vectors, row_of_text, session.client if session else None,
+                          session.prefix if session else "")
+        tiers = build_tiers(ctx)
+        try:
+            outcome = replay(read.events, settings, tiers=tiers, progress=progress("replaying", len(calls)))
+        except ReplayAborted as aborted:
+            raise _aborted_error(aborted, read, session) from aborted.cause
+        finally:
+            for tier in tiers:
+                getattr(tier, "close", lambda: None)()
+        if session is not None:
+            redis_report = session.report(tiers[settings.tiers.index("l2")])
     table = outcome_table(outcome, settings, Pricer(settings.prices))
     span_s = read.events[-1].ts - read.events[0].ts
     summary = summarize(table, settings, span_s)
@@ -70,5 +86,21 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     summary["skipped_lines"] = len(read.skipped)
     if vectors is not None:
         summary["embeddings"] = {"texts": len(row_of_text), "computed": computed}
+    summary["l2_backend"] = "redis" if redis_report else "memory"
+    if redis_report:
+        summary["redis"] = redis_report
     summary["settings"] = settings.resolved()
     return ReplayRun(read, settings, outcome, table, summary)
+
+
+def _aborted_error(aborted: ReplayAborted, read: ReadResult, session) -> TiercliError:
+    """Where the replay stopped and why; nothing of the run is reported or saved."""
+    if session is None:
+        raise aborted.cause
+    from datetime import datetime, timezone
+
+    when = datetime.fromtimestamp(aborted.event.ts, tz=timezone.utc).isoformat()
+    error = redis_error(aborted.cause, session.url, "L2 Redis failed")
+    error.message = (f"{error.message}; the replay stopped after {aborted.done:,} of {aborted.total:,} events "
+                     f"(at line {aborted.event.line} of {read.path}, ts {when}); nothing was reported")
+    return error

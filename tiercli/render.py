@@ -80,6 +80,19 @@ def notes(summary: dict) -> list[str]:
                      f"(counted as {s['default_latency_ms']:g} ms)")
     if summary.get("skipped_lines"):
         lines.append(f"Skipped lines: {summary['skipped_lines']:,} (--skip-invalid)")
+    redis = summary.get("redis")
+    if redis:
+        trips = redis["round_trip_ms"]
+        lines.append(f"L2 in Redis at {redis['url']}" + (" (embedded)" if redis["embedded"] else "")
+                     + f": L2 latency measured from {trips['count']:,} round trips, p50 {trips['p50']:.3f} ms, "
+                     f"p95 {trips['p95']:.3f} ms (not the configured {s['l2_latency_ms']:g} ms)")
+        memory = f"peak memory {redis['used_memory_peak_bytes'] / 2**20:,.1f} MiB"
+        if redis["maxmemory_bytes"]:
+            memory += (f" of maxmemory {redis['maxmemory_bytes'] / 2**20:,.1f} MiB ({redis['maxmemory_policy']}); "
+                       f"Redis evicted {redis['evicted_keys']:,} keys")
+        if redis["store_failures"]:
+            memory += f"; {redis['store_failures']:,} stores refused (out of memory)"
+        lines.append(f"Redis: {memory}")
     if not summary.get("monthly_cost"):
         lines.append("No monthly figure: the log spans less than an hour.")
     return lines

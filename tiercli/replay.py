@@ -11,28 +11,51 @@ import numpy as np
 
 from tiercli.events import Call, Event, TagChange
 from tiercli.settings import Settings
-from tiercli.tiers import Origin, PerWorkerTier, SemanticTier, Tier
-from tiercli.tiers.exact import ExactTier
+from tiercli.tiers import ExactTier, Origin, PerWorkerTier, SemanticTier, Tier
 
 OUTCOMES = ("l1", "l2", "l3", "miss", "bypass")
 MISS, BYPASS = OUTCOMES.index("miss"), OUTCOMES.index("bypass")
 
 
-def _make_l1(settings: Settings, vectors, row_of_text) -> Tier:
-    return PerWorkerTier("l1", settings.l1_ttl, settings.l1_max_entries)
+@dataclass
+class TierContext:
+    """What the tier factories may need besides the settings."""
+
+    settings: Settings
+    vectors: np.ndarray | None = None  # one unit row per distinct call text (L3)
+    row_of_text: dict[str, int] | None = None
+    redis: object | None = None  # a connected client: L2 lives in Redis
+    redis_prefix: str = ""
 
 
-def _make_l2(settings: Settings, vectors, row_of_text) -> Tier:
-    return ExactTier("l2", settings.l2_ttl, settings.l2_max_entries)
+def _make_l1(ctx: TierContext) -> Tier:
+    return PerWorkerTier("l1", ctx.settings.l1_ttl, ctx.settings.l1_max_entries)
 
 
-def _make_l3(settings: Settings, vectors, row_of_text) -> Tier:
-    if vectors is None:
+def _make_l2(ctx: TierContext) -> Tier:
+    if ctx.redis is not None:
+        from tiercli.tiers.redis import RedisTier
+
+        return RedisTier("l2", ctx.settings.l2_ttl, ctx.settings.l2_max_entries, ctx.redis, ctx.redis_prefix)
+    return ExactTier("l2", ctx.settings.l2_ttl, ctx.settings.l2_max_entries)
+
+
+def _make_l3(ctx: TierContext) -> Tier:
+    if ctx.vectors is None:
         raise ValueError("the l3 tier needs embeddings of the calls' texts")
-    return SemanticTier("l3", settings.l3_ttl, settings.l3_max_entries, settings.l3_threshold, vectors, row_of_text)
+    s = ctx.settings
+    return SemanticTier("l3", s.l3_ttl, s.l3_max_entries, s.l3_threshold, ctx.vectors, ctx.row_of_text)
 
 
-TIER_FACTORIES: dict[str, Callable[..., Tier]] = {"l1": _make_l1, "l2": _make_l2, "l3": _make_l3}
+TIER_FACTORIES: dict[str, Callable[[TierContext], Tier]] = {"l1": _make_l1, "l2": _make_l2, "l3": _make_l3}
+
+
+class ReplayAborted(Exception):
+    """A tier failed (a lost Redis, say) part-way: says how far the replay got."""
+
+    def __init__(self, done: int, total: int, event: Event, cause: Exception):
+        super().__init__(f"{cause}")
+        self.done, self.total, self.event, self.cause = done, total, event, cause
 
 
 @dataclass
@@ -46,78 +69,108 @@ class ReplayOutcome:
     mismatched: list[bool] = field(default_factory=list)
     similarity: list[float] = field(default_factory=list)  # best L3 similarity seen; NaN if L3 not consulted
     source_seq: list[int] = field(default_factory=list)  # seq of the call that filled the hit entry; -1
+    lookup_ms: list[float] = field(default_factory=list)  # look-ups of the tiers tried (0 for bypass)
     tag_changes: int = 0
-    invalidated: dict[str, int] = field(default_factory=dict)  # entries removed by tag changes, per tier
+    invalidated: dict[str, int] = field(default_factory=dict)  # live entries removed by tag changes
     evictions: dict[str, int] = field(default_factory=dict)  # capacity evictions per tier
+    tiers: list[Tier] = field(default_factory=list)
+
+
+def build_tiers(ctx: TierContext) -> list[Tier]:
+    return [TIER_FACTORIES[name](ctx) for name in ctx.settings.tiers]
 
 
 def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | None = None,
-           row_of_text: dict[str, int] | None = None,
+           row_of_text: dict[str, int] | None = None, *, tiers: list[Tier] | None = None,
            progress: Callable[[int], None] | None = None) -> ReplayOutcome:
-    tiers: list[Tier] = [TIER_FACTORIES[name](settings, vectors, row_of_text) for name in settings.tiers]
-    outcome_of_tier = [OUTCOMES.index(t.name) for t in tiers]
-    result = ReplayOutcome(calls=[e for e in events if isinstance(e, Call)])
+    if tiers is None:
+        tiers = build_tiers(TierContext(settings, vectors, row_of_text))
+    result = ReplayOutcome(calls=[e for e in events if isinstance(e, Call)], tiers=tiers)
     result.invalidated = {t.name: 0 for t in tiers}
-    last_tag_seq: dict[str, int] = {}
-    last_worker: dict[str, str] = {}
-    workers = settings.workers
-    broadcast = settings.invalidation == "broadcast"
-    calls_seen = 0
-    nan = float("nan")
-
-    for event in events:
-        t = event.ts
-        if isinstance(event, TagChange):
-            result.tag_changes += 1
-            last_tag_seq[event.lead] = event.seq
-            local = event.worker if (event.worker is not None and workers is None) else last_worker.get(event.lead)
-            for tier in tiers:
-                if not tier.per_worker or broadcast:
-                    result.invalidated[tier.name] += tier.remove_lead(event.lead)
-                elif local is not None:
-                    result.invalidated[tier.name] += tier.remove_lead(event.lead, local)
-            continue
-
-        call = event
-        worker = f"w{calls_seen % workers + 1}" if workers else (call.worker or "default")
-        calls_seen += 1
-        last_worker[call.lead] = worker
-        result.worker.append(worker)
-        similarity = nan
-        if call.bypass:
-            _record(result, BYPASS, None, call, last_tag_seq, similarity)
-        else:
-            for level, tier in enumerate(tiers):
-                entry, seen = tier.find(call, worker, t)
-                if seen is not None:
-                    similarity = seen
-                if entry is not None:
-                    for upper in tiers[:level]:  # fill the tiers that missed, keeping the origin
-                        upper.insert(call, worker, entry.origin, t)
-                    _record(result, outcome_of_tier[level], entry.origin, call, last_tag_seq, similarity)
-                    break
-            else:
-                origin = Origin(call.seq, call.lead, t, call.response)
-                for tier in tiers:
-                    tier.insert(call, worker, origin, t)
-                _record(result, MISS, None, call, last_tag_seq, similarity)
-        if progress is not None and calls_seen % 4096 == 0:
-            progress(calls_seen)
-
+    step = _Replayer(settings, tiers, result)
+    for done, event in enumerate(events):
+        try:
+            step(event)
+        except (KeyboardInterrupt, ValueError):
+            raise
+        except Exception as exc:
+            raise ReplayAborted(done, len(events), event, exc) from exc
+        if progress is not None and done % 4096 == 0:
+            progress(len(result.outcome))
     result.evictions = {t.name: t.evictions for t in tiers}
     return result
 
 
-def _record(result: ReplayOutcome, outcome: int, origin: Origin | None, call: Call,
-            last_tag_seq: dict[str, int], similarity: float) -> None:
-    result.outcome.append(outcome)
-    result.similarity.append(similarity)
-    if origin is None:
-        result.stale.append(False)
-        result.mismatched.append(False)
-        result.source_seq.append(-1)
-        return
-    result.source_seq.append(origin.seq)
-    result.stale.append(origin.lead == call.lead and origin.seq < last_tag_seq.get(call.lead, -1))
-    result.mismatched.append(origin.response is not None and call.response is not None
-                             and origin.response.strip() != call.response.strip())
+class _Replayer:
+    """One event at a time; holds the state that lives between events."""
+
+    def __init__(self, settings: Settings, tiers: list[Tier], result: ReplayOutcome):
+        self.tiers, self.result = tiers, result
+        self.outcome_of_tier = [OUTCOMES.index(t.name) for t in tiers]
+        self.latency_of_tier = [settings.latency_ms(t.name) for t in tiers]
+        self.workers = settings.workers
+        self.broadcast = settings.invalidation == "broadcast"
+        self.last_tag_seq: dict[str, int] = {}
+        self.last_worker: dict[str, str] = {}
+        self.calls_seen = 0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TagChange):
+            self.tag_change(event)
+        else:
+            self.call(event)
+
+    def tag_change(self, event: TagChange) -> None:
+        result, lead, t = self.result, event.lead, event.ts
+        result.tag_changes += 1
+        self.last_tag_seq[lead] = event.seq
+        local = event.worker if (event.worker is not None and self.workers is None) else self.last_worker.get(lead)
+        for tier in self.tiers:
+            if not tier.per_worker:
+                result.invalidated[tier.name] += tier.remove_lead(lead, t)
+                if self.broadcast:
+                    tier.announce_invalidation(lead)
+        for tier in self.tiers:
+            if tier.per_worker and (self.broadcast or local is not None):
+                result.invalidated[tier.name] += tier.remove_lead(lead, t, None if self.broadcast else local)
+
+    def call(self, call: Call) -> None:
+        result, t, tiers = self.result, call.ts, self.tiers
+        worker = f"w{self.calls_seen % self.workers + 1}" if self.workers else (call.worker or "default")
+        self.calls_seen += 1
+        self.last_worker[call.lead] = worker
+        result.worker.append(worker)
+        similarity = float("nan")
+        lookup_ms = 0.0
+        if call.bypass:
+            self._record(BYPASS, None, call, similarity, lookup_ms)
+            return
+        for level, tier in enumerate(tiers):
+            entry, seen = tier.find(call, worker, t)
+            lookup_ms += tier.last_lookup_ms if tier.measures_latency else self.latency_of_tier[level]
+            if seen is not None:
+                similarity = seen
+            if entry is not None:
+                for upper in tiers[:level]:  # fill the tiers that missed, keeping the origin
+                    upper.insert(call, worker, entry.origin, t)
+                self._record(self.outcome_of_tier[level], entry.origin, call, similarity, lookup_ms)
+                return
+        origin = Origin(call.seq, call.lead, t, call.response)
+        for tier in tiers:
+            tier.insert(call, worker, origin, t)
+        self._record(MISS, None, call, similarity, lookup_ms)
+
+    def _record(self, outcome: int, origin: Origin | None, call: Call, similarity: float, lookup_ms: float) -> None:
+        result = self.result
+        result.outcome.append(outcome)
+        result.similarity.append(similarity)
+        result.lookup_ms.append(lookup_ms)
+        if origin is None:
+            result.stale.append(False)
+            result.mismatched.append(False)
+            result.source_seq.append(-1)
+            return
+        result.source_seq.append(origin.seq)
+        result.stale.append(origin.lead == call.lead and origin.seq < self.last_tag_seq.get(call.lead, -1))
+        result.mismatched.append(origin.response is not None and call.response is not None
+                                 and origin.response.strip() != call.response.strip())

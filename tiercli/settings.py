@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,11 @@ class Settings:
     l3_latency_ms: float = 13.0
     default_latency_ms: float = 1200.0  # a call with no recorded latency_ms
     l3_model: str | None = None  # a local sentence-transformers model folder; None: all-MiniLM-L6-v2
+    l2_redis_url: str | None = None  # L2 in this Redis; "embedded": start a private redis-server
+    l2_redis_timeout: float = 2.0  # seconds, for connecting and for each command
+    l2_maxmemory: str | None = None  # embedded server only: Redis's maxmemory, e.g. "64mb"
+    l2_eviction: str | None = None  # embedded server only: maxmemory-policy (default allkeys-lru)
+    keep_redis_keys: bool = False
     prices: dict[str, ModelPrice] = field(default_factory=dict)
 
     def ttl(self, tier: str) -> float | None:
@@ -60,7 +66,19 @@ class Settings:
         out["tiers"] = list(self.tiers)
         for tier in TIER_NAMES:
             out[f"{tier}_ttl"] = format_duration(self.ttl(tier))
+        if self.l2_redis_url:
+            from tiercli.redis_conn import mask_url
+
+            out["l2_redis_url"] = mask_url(self.l2_redis_url)  # never a password in output or files
         return out
+
+    def check(self) -> None:
+        """Checks across settings; raises ConfigError."""
+        if self.l2_redis_url and "l2" not in self.tiers:
+            raise ConfigError("a Redis URL is set but the l2 tier is off", hint="add l2 to --tiers")
+        if (self.l2_maxmemory or self.l2_eviction) and self.l2_redis_url != "embedded":
+            raise ConfigError("l2_maxmemory and l2_eviction apply to --redis embedded only",
+                              hint="tiercli never reconfigures your own server: set maxmemory there")
 
 
 # --- checking single values: shared by the config file and the command line -------------------
@@ -94,6 +112,42 @@ def check_invalidation(value: Any) -> str:
     return value
 
 
+EVICTION_POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru",
+                     "volatile-lfu", "volatile-random", "volatile-ttl")
+
+
+def check_eviction(value: Any) -> str:
+    if value not in EVICTION_POLICIES:
+        raise ValueError(f"must be one of {', '.join(EVICTION_POLICIES)}, got {value!r}")
+    return value
+
+
+def check_memory(value: Any) -> str:
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or not re.fullmatch(r"[1-9]\d*(b|k|kb|m|mb|g|gb)?", text):
+        raise ValueError(f"must be a size like 64mb, 1gb or 1000000, got {value!r}")
+    return text
+
+
+def check_redis_url(value: Any) -> str:
+    if not isinstance(value, str) or not (value == "embedded" or "://" in value):
+        raise ValueError("must be redis://[:password@]host:port/db, rediss://..., or embedded")
+    return value
+
+
+def check_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def check_timeout(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds is None or seconds <= 0:
+        raise ValueError(f"must be a positive duration, got {value!r}")
+    return seconds
+
+
 def check_latency(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValueError(f"must be a non-negative number of milliseconds, got {value!r}")
@@ -120,6 +174,11 @@ _CHECKS = {
     "invalidation": check_invalidation,
     "l3_model": lambda v: str(v),
     "default_latency_ms": check_latency,
+    "l2_redis_url": check_redis_url,
+    "l2_redis_timeout": check_timeout,
+    "l2_maxmemory": check_memory,
+    "l2_eviction": check_eviction,
+    "keep_redis_keys": check_bool,
 }
 for _tier in TIER_NAMES:
     _CHECKS[f"{_tier}_ttl"] = parse_duration
@@ -174,7 +233,9 @@ def build_settings(config_file: Path | None, overrides: dict[str, Any]) -> Setti
     """Defaults, then the config file, then flags (already checked; None means not given)."""
     values: dict[str, Any] = load_config(config_file) if config_file else {}
     values.update({k: v for k, v in overrides.items() if v is not _UNSET})
-    return Settings(**values)
+    settings = Settings(**values)
+    settings.check()
+    return settings
 
 
 class _Unset:

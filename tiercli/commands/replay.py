@@ -27,6 +27,11 @@ def replay(
     l3_max_entries: opt.L3MaxOption = None,
     l3_threshold: opt.ThresholdOption = None,
     invalidation: opt.InvalidationOption = None,
+    redis_url: opt.RedisUrlOption = None,
+    redis_timeout: opt.RedisTimeoutOption = None,
+    l2_maxmemory: opt.MaxmemoryOption = None,
+    l2_eviction: opt.EvictionOption = None,
+    keep_redis_keys: opt.KeepRedisKeysOption = False,
     skip_invalid: opt.SkipInvalidOption = False,
     json_output: opt.JsonOption = False,
 ) -> None:
@@ -41,11 +46,15 @@ def replay(
       tiercli replay logs.jsonl --l2-ttl 1h --l3-threshold 0.95 --json
       tiercli replay logs.jsonl --tiers l1,l2 --workers 4 --invalidation broadcast
       tiercli replay logs.jsonl --config tiers.toml --l1-max-entries 1000
+      tiercli replay logs.jsonl --redis embedded --l2-maxmemory 64mb
+      tiercli replay logs.jsonl --redis-url redis://:PASSWORD@cache.internal:6379/2
     """
     with command_edge(json_output):
         given = {
             "tiers": tiers, "workers": workers, "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries,
             "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation,
+            "l2_redis_url": redis_url, "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory,
+            "l2_eviction": l2_eviction, "keep_redis_keys": keep_redis_keys or None,
         }
         overrides = {k: (UNSET if v is None else v) for k, v in given.items()}
         for name, text in (("l1_ttl", l1_ttl), ("l2_ttl", l2_ttl), ("l3_ttl", l3_ttl)):

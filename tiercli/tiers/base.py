@@ -29,6 +29,8 @@ class Store:
     """Entries by key with LRU order (a hit or a store is a use), an expiry heap to drop
     expired entries when capacity is needed, and the keys each lead filled."""
 
+    measures_latency = False  # look-up latency is the configured constant
+
     def __init__(self, name: str, ttl: float | None, max_entries: int | None):
         self.name = name
         self.ttl = ttl
@@ -97,12 +99,17 @@ class Store:
     def _removed(self, entry: Entry) -> None:
         """Hook for subclasses that keep more state per entry."""
 
-    def remove_lead(self, lead: str) -> int:
+    def remove_lead_entries(self, lead: str, t: float) -> int:
+        """Drop every entry the lead filled; returns how many were live at t."""
         keys = self.by_lead.get(lead)
         if not keys:
             return 0
-        removed = 0
+        live = 0
         for key in list(keys):
-            if self.discard(key) is not None:
-                removed += 1
-        return removed
+            entry = self.discard(key)
+            if entry is not None and t < entry.expiry:
+                live += 1
+        return live
+
+    def announce_invalidation(self, lead: str) -> None:
+        """In process, the workers' L1s are told directly; see RedisTier for pub/sub."""

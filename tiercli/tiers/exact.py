@@ -16,14 +16,15 @@ class ExactTier(Store):
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
         self.put(Entry(call.key, self.expiry_at(t), origin), t)
 
-    def remove_lead(self, lead: str, worker: str | None = None) -> int:
-        return super().remove_lead(lead)
+    def remove_lead(self, lead: str, t: float, worker: str | None = None) -> int:
+        return self.remove_lead_entries(lead, t)
 
 
 class PerWorkerTier:
     """One in-process cache per worker; capacity applies to each worker's cache."""
 
     per_worker = True
+    measures_latency = False
 
     def __init__(self, name: str, ttl: float | None, max_entries: int | None):
         self.name, self.ttl, self.max_entries = name, ttl, max_entries
@@ -41,9 +42,12 @@ class PerWorkerTier:
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
         self.of(worker).insert(call, worker, origin, t)
 
-    def remove_lead(self, lead: str, worker: str | None = None) -> int:
+    def remove_lead(self, lead: str, t: float, worker: str | None = None) -> int:
         stores = self.workers.values() if worker is None else [self.of(worker)]
-        return sum(store.remove_lead(lead) for store in stores)
+        return sum(store.remove_lead_entries(lead, t) for store in stores)
+
+    def announce_invalidation(self, lead: str) -> None:
+        pass
 
     @property
     def evictions(self) -> int:

@@ -82,8 +82,8 @@ class SemanticTier(Store):
         entry.slot = group.append(self.vectors[self.row_of_text[call.text]], entry.expiry, call.key)
         self.group_of[call.key] = group_key
 
-    def remove_lead(self, lead: str, worker: str | None = None) -> int:
-        return super().remove_lead(lead)
+    def remove_lead(self, lead: str, t: float, worker: str | None = None) -> int:
+        return self.remove_lead_entries(lead, t)
 
     def _removed(self, entry: Entry) -> None:
         group_key = self.group_of.pop(entry.key)
