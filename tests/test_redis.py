@@ -114,7 +114,7 @@ def test_maxmemory_evictions_show_in_the_report():
     assert "Redis evicted" in human.stdout and "round trips" in human.stdout
 
 
-def test_killed_server_mid_replay_is_a_clear_error(tmp_path):
+def test_killed_server_mid_replay_is_a_clear_error(tmp_path, tiercli_home):
     with EmbeddedRedis() as server:
         client = redis.Redis.from_url(server.url)
 
@@ -140,6 +140,7 @@ def test_killed_server_mid_replay_is_a_clear_error(tmp_path):
     assert "the replay stopped after" in error["message"] and "of 5,048 events" in error["message"]
     assert "nothing was reported" in error["message"] and "Traceback" not in result.output
     assert time.monotonic() - started < 30  # retries are short and bounded
+    assert not (tiercli_home / "runs").exists()  # no run saved as if complete
 
 
 def _dead_port() -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from tiercli.commands.replay import replay
+from tiercli.commands.report import report
+from tiercli.commands.runs import app as runs_app
 from tiercli.commands.sample import sample
 
 app = typer.Typer(
@@ -16,6 +18,8 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click errors: one line, greppable
 )
 app.command()(replay)
+app.command()(report)
+app.add_typer(runs_app, name="runs")
 app.command()(sample)
 
 

@@ -63,14 +63,14 @@ class RedisSession:
         return deleted
 
 
-def new_prefix() -> str:
+def new_prefix(run_id: str | None = None) -> str:
     # the braces are a hash tag: on a cluster, all of a run's keys share a slot, so its Lua
     # scripts may touch them together
-    return f"tiercli:{{{uuid.uuid4().hex[:12]}}}:"
+    return f"tiercli:{{{run_id or uuid.uuid4().hex[:12]}}}:"
 
 
 @contextmanager
-def redis_l2(settings: Settings) -> Iterator[RedisSession | None]:
+def redis_l2(settings: Settings, run_id: str | None = None) -> Iterator[RedisSession | None]:
     if not settings.l2_redis_url or "l2" not in settings.tiers:
         yield None
         return
@@ -82,7 +82,7 @@ def redis_l2(settings: Settings) -> Iterator[RedisSession | None]:
         url = server.url
     try:
         client = connect(url, settings.l2_redis_timeout)
-        session = RedisSession(client, url, new_prefix(), server is not None,
+        session = RedisSession(client, url, new_prefix(run_id), server is not None,
                                int(client.info("stats").get("evicted_keys", 0)))
         try:
             yield session

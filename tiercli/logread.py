@@ -35,6 +35,8 @@ class ReadResult:
     events: list[Event]  # in processing order: ts, then file order
     skipped: list[LogError] = field(default_factory=list)  # with skip_invalid
     path: str = ""
+    size: int = 0  # bytes read
+    sha256: str = ""  # of the whole file: a saved run names exactly the log it came from
 
     @property
     def calls(self) -> list[Call]:
@@ -47,7 +49,11 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None) 
     events: list[Event] = []
     skipped: list[LogError] = []
     saw_line = False
+    digest = hashlib.sha256()
+    size = 0
     for line_no, raw in _lines(path_str):
+        digest.update(raw)
+        size += len(raw)
         if not raw.strip():
             continue
         saw_line = True
@@ -67,7 +73,7 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None) 
     events.sort(key=lambda e: e.ts)  # stable: equal ts keep file order
     for seq, event in enumerate(events):
         event.seq = seq
-    return ReadResult(events, skipped, path_str)
+    return ReadResult(events, skipped, path_str, size, digest.hexdigest())
 
 
 def _lines(path: str) -> Iterator[tuple[int, bytes]]:

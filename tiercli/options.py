@@ -76,4 +76,7 @@ EvictionOption = Annotated[str | None, typer.Option(
     "[default: allkeys-lru]", callback=_checked(S.check_eviction), show_default=False)]
 KeepRedisKeysOption = Annotated[bool, typer.Option(
     "--keep-redis-keys", help="Leave this run's keys in Redis (they are deleted at the end otherwise).")]
+NoSaveOption = Annotated[bool, typer.Option("--no-save", help="Do not save the run (for tiercli report).")]
+RunArgument = Annotated[str | None, typer.Argument(metavar="RUN", help="A run id (or a unique start of one) [default: the latest run]",
+                                                   show_default=False)]
 SkipInvalidOption = Annotated[bool, typer.Option("--skip-invalid", help="Skip bad lines (and say how many) instead of stopping.")]

@@ -13,7 +13,7 @@ from tiercli.settings import Settings
 def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer) -> pd.DataFrame:
     calls = result.calls
     outcome = np.asarray(result.outcome, dtype=np.int8)
-    baseline_usd = np.array([pricer.cost(c) for c in calls], dtype=np.float64)
+    baseline_pusd = np.array([pricer.cost(c) for c in calls], dtype=np.int64)
     paid = (outcome == OUTCOMES.index("miss")) | (outcome == OUTCOMES.index("bypass"))
     recorded_ms = np.array([np.nan if c.latency_ms is None else c.latency_ms for c in calls], dtype=np.float64)
     latency_defaulted = np.isnan(recorded_ms)
@@ -38,8 +38,8 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer) -> 
         "source_seq": np.asarray(result.source_seq, dtype=np.int64),
         "tokens_estimated": np.array([c.tokens_estimated for c in calls], dtype=bool),
         "latency_defaulted": latency_defaulted,
-        "baseline_usd": baseline_usd,
-        "cached_usd": np.where(paid, baseline_usd, 0.0),
+        "baseline_pusd": baseline_pusd,  # pico-USD: exact sums (see pricing.py)
+        "cached_pusd": np.where(paid, baseline_pusd, 0).astype(np.int64),
         "baseline_ms": baseline_ms,
         "cached_ms": cached_ms,
         "lookup_ms": np.asarray(result.lookup_ms, dtype=np.float64),

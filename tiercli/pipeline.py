@@ -16,6 +16,7 @@ from tiercli.pricing import Pricer
 from tiercli.errors import TiercliError
 from tiercli.l2_redis import redis_l2
 from tiercli.redis_conn import redis_error
+from tiercli.runs import new_run_id, save_run
 from tiercli.replay import ReplayAborted, ReplayOutcome, TierContext, build_tiers, replay
 from tiercli.settings import Settings
 from tiercli.summary import summarize
@@ -30,6 +31,7 @@ def _no_progress(description: str, total: int | None) -> Callable[[int], None]:
 
 @dataclass
 class ReplayRun:
+    id: str
     log: ReadResult
     settings: Settings
     outcome: ReplayOutcome
@@ -57,14 +59,15 @@ def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settin
 
 
 def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | None = None,
-               progress: ProgressFactory = _no_progress) -> ReplayRun:
+               progress: ProgressFactory = _no_progress, run_id: str | None = None) -> ReplayRun:
+    run_id = run_id or new_run_id()
     vectors = row_of_text = None
     computed = 0
     if "l3" in settings.tiers:
         vectors, row_of_text, computed = embeddings_for(read, embedder, settings, progress)
     calls = read.calls
     redis_report = None
-    with redis_l2(settings) as session:
+    with redis_l2(settings, run_id) as session:
         ctx = TierContext(settings, vectors, row_of_text, session.client if session else None,
                           session.prefix if session else "")
         tiers = build_tiers(ctx)
@@ -90,7 +93,13 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     if redis_report:
         summary["redis"] = redis_report
     summary["settings"] = settings.resolved()
-    return ReplayRun(read, settings, outcome, table, summary)
+    summary["run_id"] = run_id
+    return ReplayRun(run_id, read, settings, outcome, table, summary)
+
+
+def save(run: ReplayRun) -> Path:
+    log = {"path": str(Path(run.log.path).resolve()), "size": run.log.size, "sha256": run.log.sha256}
+    return save_run(run.id, run.table, run.summary, log)
 
 
 def _aborted_error(aborted: ReplayAborted, read: ReadResult, session) -> TiercliError:

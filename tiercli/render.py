@@ -109,3 +109,54 @@ def print_summary(summary: dict, console: Console) -> None:
     console.print(task_table(summary))
     for line in notes(summary):
         console.print(line, highlight=False)
+
+
+_HEADERS = {"requests": "Requests", "l1": "L1", "l2": "L2", "l3": "L3", "misses": "Miss", "bypassed": "Bypass",
+            "hit_rate": "Hit rate", "baseline_usd": "Before", "cached_usd": "After", "saved_usd": "Saved",
+            "saved_pct": "Saved %", "stale_hits": "Stale", "mismatched_hits": "Wrong"}
+
+
+def _cell(column: str, value) -> str:
+    if column == "hit_rate":
+        return f"{value * 100:.1f}%"
+    if column == "saved_pct":
+        return f"{value:.1f}%"
+    if column.endswith("_usd"):
+        return _usd(float(value))
+    return f"{int(value):,}"
+
+
+def frame_table(title: str, rows, total) -> Table:
+    """Rows of tiercli.views.figures, with a totals footer."""
+    table = Table(title=title, title_justify="left", show_footer=True)
+    table.add_column(rows.index.name.capitalize(), footer="Total")
+    for column in rows.columns:
+        table.add_column(_HEADERS.get(column, column), justify="right", footer=_cell(column, total[column]))
+    for key, row in rows.iterrows():
+        table.add_row(str(key), *(_cell(c, row[c]) for c in rows.columns))
+    return table
+
+
+def _metric(label: str, value: float, signed: bool = False) -> str:
+    sign = ("+" if value >= 0 else "-") if signed else ("-" if value < 0 else "")
+    size = abs(value)
+    if "rate" in label:
+        return f"{sign}{size * 100:.2f}%"
+    if "(USD)" in label:
+        return f"{sign}${size:,.4f}"
+    if "(%)" in label or "(ms)" in label:
+        return f"{sign}{size:,.2f}"
+    return f"{sign}{int(size):,}"
+
+
+def compare_table(a_id: str, b_id: str, metrics, differ, same_log: bool) -> Table:
+    caption = [f"{key}: {va} -> {vb}" for key, va, vb in differ] or ["same settings"]
+    if not same_log:
+        caption.append("note: the two runs replayed different logs")
+    table = Table(title=f"A = {a_id}, B = {b_id}", title_justify="left",
+                  caption="Settings that differ: " + "; ".join(caption), caption_justify="left")
+    for column in ("Metric", "A", "B", "B - A"):
+        table.add_column(column, justify="left" if column == "Metric" else "right")
+    for label, row in metrics.iterrows():
+        table.add_row(label, _metric(label, row["a"]), _metric(label, row["b"]), _metric(label, row["delta"], signed=True))
+    return table

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from tiercli.pricing import to_usd
 from tiercli.settings import TIER_NAMES, Settings
 
 DAYS_PER_MONTH = 30
 MIN_SPAN_FOR_MONTHLY_S = 3600  # below an hour of log, a monthly figure would be a guess
 
 
-def _usd(values) -> float:
-    return math.fsum(values)  # exact sum, whatever the order: reports reconcile to the cent
+def _usd(pico) -> float:
+    """USD from a column of pico-dollars: an integer sum, so every grouping adds up exactly."""
+    return to_usd(int(np.asarray(pico, dtype=np.int64).sum()))
 
 
 def _latency(values: np.ndarray) -> dict[str, float]:
@@ -33,7 +33,7 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
     outcome = table["outcome"]
     counts = outcome.value_counts()
     hits = int(sum(counts.get(t, 0) for t in TIER_NAMES))
-    baseline, cached = _usd(table["baseline_usd"]), _usd(table["cached_usd"])
+    baseline, cached = _usd(table["baseline_pusd"]), _usd(table["cached_pusd"])
     leads = int(table["lead"].nunique())
 
     tiers = {}
@@ -56,8 +56,8 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
             **{name: int(task_counts.get(name, 0)) for name in TIER_NAMES},
             "misses": int(task_counts.get("miss", 0)),
             "bypassed": int(task_counts.get("bypass", 0)),
-            "baseline_usd": _usd(group["baseline_usd"]),
-            "cached_usd": _usd(group["cached_usd"]),
+            "baseline_usd": _usd(group["baseline_pusd"]),
+            "cached_usd": _usd(group["cached_pusd"]),
             "stale_hits": int(group["stale"].sum()),
             "mismatched_hits": int(group["mismatched"].sum()),
         }

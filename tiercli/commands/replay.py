@@ -9,7 +9,7 @@ from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.durations import parse_duration
-from tiercli.pipeline import load_events, run_replay
+from tiercli.pipeline import load_events, run_replay, save
 from tiercli.render import print_summary, report_console
 from tiercli.settings import UNSET, build_settings
 
@@ -33,6 +33,7 @@ def replay(
     l2_eviction: opt.EvictionOption = None,
     keep_redis_keys: opt.KeepRedisKeysOption = False,
     skip_invalid: opt.SkipInvalidOption = False,
+    no_save: opt.NoSaveOption = False,
     json_output: opt.JsonOption = False,
 ) -> None:
     """Replay a log through the L1/L2/L3 cache simulator and report hit rates, cost and latency.
@@ -67,6 +68,10 @@ def replay(
             stderr.print(f"skipped: ... {len(read.skipped) - 5} more bad lines", markup=False)
         with progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
+        if not no_save:
+            folder = save(run)
+            stderr.print(f"saved run {run.id} ({folder}); see it again with: tiercli report {run.id}",
+                         markup=False, highlight=False)
         if json_output:
             sys.stdout.write(json.dumps(run.summary) + "\n")
         else:

@@ -1,0 +1,127 @@
+"""`tiercli report`: a saved run again, per lead, broken down, compared, or plotted."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from tiercli import options as opt
+from tiercli.commands._edge import command_edge, stderr
+from tiercli.errors import TiercliError
+from tiercli.render import compare_table, frame_table, print_summary, report_console
+from tiercli.runs import load_run
+from tiercli.views import BREAKDOWNS, COLUMNS, compare, figures, sort_rows, totals
+
+
+def report(
+    run: opt.RunArgument = None,
+    per_lead: Annotated[bool, typer.Option("--per-lead", help="One row per lead, sorted by cached cost.")] = False,
+    by: Annotated[str | None, typer.Option("--by", help=f"Break down by one of: {', '.join(BREAKDOWNS)}.",
+                                           show_default=False)] = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the first N rows.", show_default=False)] = None,
+    sort: Annotated[str | None, typer.Option("--sort", help="Sort rows by this column (largest first).",
+                                             show_default=False)] = None,
+    compare_runs: Annotated[tuple[str, str] | None, typer.Option(
+        "--compare", metavar="RUN_A RUN_B", help="Two runs side by side, with B - A.", show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png",
+                                              help="Also draw cost per lead and hit rate over time to a PNG.",
+                                              show_default=False)] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Also write the rows as CSV.",
+                                             show_default=False)] = None,
+    json_output: opt.JsonOption = False,
+) -> None:
+    """Show a saved run again, from its saved files (no log, no model needed).
+
+    Without options: the run's Results table. --per-lead: a row per lead with a totals footer
+    (the totals equal the replay's summary exactly). --by: the same figures per task, tier,
+    day, hour, worker or model. --compare: two runs side by side.
+
+    \\b
+    Examples:
+      tiercli report
+      tiercli report --per-lead --top 20 --sort stale_hits
+      tiercli report 20261102-0815 --by hour --csv hours.csv
+      tiercli report --compare RUN_A RUN_B
+      tiercli report --plot run.png
+    """
+    with command_edge(json_output):
+        if compare_runs:
+            _compare(*compare_runs, json_output)
+            return
+        if by is not None and by not in BREAKDOWNS:
+            raise TiercliError(f"--by: unknown breakdown {by!r}", hint=f"use one of {', '.join(BREAKDOWNS)}")
+        if per_lead and by:
+            raise TiercliError("--per-lead and --by are two different views", hint="give one of them")
+        if sort is not None and sort not in COLUMNS and sort not in ("lead", by):
+            raise TiercliError(f"--sort: unknown column {sort!r}", hint=f"use one of {', '.join(COLUMNS)}")
+        saved = load_run(run)
+        view = "lead" if per_lead else by
+        calls = saved.calls() if (view or plot) else None
+        if plot:
+            from tiercli.plots import plot_run
+
+            plot_run(calls, saved.id, plot)
+            stderr.print(f"wrote {plot}", markup=False, highlight=False)
+        if view is None:
+            if csv:
+                raise TiercliError("--csv needs a table view", hint="add --per-lead or --by DIMENSION")
+            _print(saved.summary, json_output, lambda console: print_summary(saved.summary, console))
+            return
+        rows = figures(calls, view)
+        rows = sort_rows(rows, sort, "cached_usd" if view == "lead" else None, top)
+        total = totals(calls)
+        summary = saved.summary
+        if csv:
+            _write_csv(rows, csv)
+        data = {
+            "run_id": saved.id, "view": view,
+            "rows": [{view: key, **_plain(row)} for key, row in rows.iterrows()],
+            "totals": _plain(total),
+            "cost_per_lead": summary["cost_per_lead"], "leads": summary["leads"],
+        }
+        footer = (f"Cost per lead ({summary['leads']:,} leads): ${summary['cost_per_lead']['baseline_usd']:.4f} before, "
+                  f"${summary['cost_per_lead']['cached_usd']:.4f} after")
+        title = f"Run {saved.id}: " + ("per lead" if view == "lead" else f"by {view}")
+        if top and top < len(figures(calls, view)):
+            title += f" (top {top} by {sort or 'cached_usd'})"
+        _print(data, json_output, lambda console: (console.print(frame_table(title, rows, total)),
+                                                   console.print(footer, highlight=False)))
+
+
+def _plain(row: pd.Series) -> dict:
+    """JSON-ready values: counts as ints, money and rates as floats."""
+    return {k: (int(v) if k not in ("hit_rate", "baseline_usd", "cached_usd", "saved_usd", "saved_pct") else float(v))
+            for k, v in row.items()}
+
+
+def _write_csv(rows: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        rows.to_csv(tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TiercliError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    stderr.print(f"wrote {path}", markup=False, highlight=False)
+
+
+def _print(data: dict, json_output: bool, human) -> None:
+    if json_output:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        human(report_console())
+
+
+def _compare(run_a: str, run_b: str, json_output: bool) -> None:
+    a, b = load_run(run_a), load_run(run_b)
+    metrics, differ = compare(a.summary, b.summary)
+    data = {"a": a.id, "b": b.id,
+            "metrics": {m: {"a": r["a"], "b": r["b"], "delta": r["delta"]} for m, r in metrics.iterrows()},
+            "settings_differ": {k: {"a": va, "b": vb} for k, va, vb in differ},
+            "same_log": a.meta["log"]["sha256"] == b.meta["log"]["sha256"]}
+    _print(data, json_output, lambda console: console.print(compare_table(a.id, b.id, metrics, differ, data["same_log"])))

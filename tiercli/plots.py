@@ -1,0 +1,77 @@
+"""Plots of a saved run for people: cost per lead before/after, and hit rate per tier over time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tiercli.errors import TiercliError
+from tiercli.pricing import PICO
+
+
+def plot_run(calls: pd.DataFrame, run_id: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display needed
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
+    fig.suptitle(f"tiercli run {run_id}", fontsize=13)
+    _cost_per_lead(left, calls)
+    _hit_rate_over_time(right, calls)
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise TiercliError(f"{path}: cannot write the plot: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+
+
+def _cost_per_lead(ax, calls: pd.DataFrame) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    per_lead = calls.groupby("lead")[["baseline_pusd", "cached_pusd"]].sum() / PICO
+    before, after = per_lead["baseline_pusd"].to_numpy(), per_lead["cached_pusd"].to_numpy()
+    positive = np.concatenate([before[before > 0], after[after > 0]])
+    if positive.size == 0:
+        ax.text(0.5, 0.5, "no cost", ha="center", va="center", transform=ax.transAxes)
+        return
+    bins = np.logspace(np.log10(positive.min()), np.log10(positive.max()), 30)
+    free = int((after == 0).sum())
+    ax.hist(before[before > 0], bins=bins, histtype="step", linewidth=2, label=f"before: mean ${before.mean():.4f}/lead")
+    ax.hist(after[after > 0], bins=bins, histtype="step", linewidth=2,
+            label=f"after: mean ${after.mean():.4f}/lead" + (f" ({free} leads at $0)" if free else ""))
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"${value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(alpha=0.3)
+    ax.set_title("Cost per lead, before and after caching")
+    ax.set_xlabel("cost per lead over the log (USD, log scale)")
+    ax.set_ylabel("number of leads")
+    ax.legend()
+
+
+def _hit_rate_over_time(ax, calls: pd.DataFrame) -> None:
+    span = calls["ts"].max() - calls["ts"].min()
+    freq, unit = ("D", "day") if span > pd.Timedelta(days=3) else ("h", "hour")
+    bucket = calls["ts"].dt.floor(freq)
+    outcome = calls["outcome"].astype(str)
+    counts = pd.crosstab(bucket, outcome)
+    requests = counts.sum(axis=1)
+    for tier in ("l1", "l2", "l3"):
+        if tier in counts:
+            ax.plot(counts.index, counts[tier] / requests * 100, marker=".", label=tier.upper())
+    hits = sum(counts[t] for t in ("l1", "l2", "l3") if t in counts)
+    ax.plot(counts.index, hits / requests * 100, color="black", linewidth=2, label="all tiers")
+    ax.set_title(f"Hit rate per tier, per {unit}")
+    ax.set_xlabel(f"time (UTC), per {unit}")
+    ax.set_ylabel("hit rate (% of requests)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    for label in ax.get_xticklabels():
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
