@@ -25,6 +25,16 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
     outcomes, stale, mismatched = [], [], []
     n_calls = 0
 
+    seen_calls: list = []  # (lead, ts) of calls so far, for the adaptive TTL
+
+    def ttl_for(tier, call):
+        ttl = settings.task_ttls.get(call.task, {}).get(tier, getattr(settings, f"{tier}_ttl"))
+        if ttl is None or settings.adaptive_window is None:
+            return ttl
+        window = settings.adaptive_window
+        recent = sum(1 for lead, ts in seen_calls if lead == call.lead and ts > call.ts - window)
+        return ttl / (1 + (recent / (window / 60)) / settings.adaptive_scale)
+
     def expiry(ttl, t):
         return float("inf") if ttl is None else t + ttl
 
@@ -71,6 +81,7 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
         worker = f"w{n_calls % settings.workers + 1}" if settings.workers else (call.worker or "default")
         n_calls += 1
         last_worker[call.lead] = worker
+        seen_calls.append((call.lead, call.ts))
         mine = l1.setdefault(worker, [])
         if call.bypass:
             outcomes.append("bypass"); stale.append(False); mismatched.append(False)
@@ -88,7 +99,7 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
                 hit = ("l2", e["origin"])
                 if "l1" in enabled:
                     store(mine, settings.l1_max_entries,
-                          {"key": call.key, "expiry": expiry(settings.l1_ttl, t), "origin": e["origin"]}, t)
+                          {"key": call.key, "expiry": expiry(ttl_for("l1", call), t), "origin": e["origin"]}, t)
         if hit is None and "l3" in enabled:
             q = vector_of_text[call.text]
             best, best_sim = None, None
@@ -100,21 +111,20 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
             if best is not None and best_sim >= settings.l3_threshold:
                 best["used"] = tick()
                 hit = ("l3", best["origin"])
-                for name, cache, cap, ttl in (("l1", mine, settings.l1_max_entries, settings.l1_ttl),
-                                              ("l2", l2, settings.l2_max_entries, settings.l2_ttl)):
+                for name, cache, cap in (("l1", mine, settings.l1_max_entries), ("l2", l2, settings.l2_max_entries)):
                     if name in enabled:
-                        store(cache, cap, {"key": call.key, "expiry": expiry(ttl, t), "origin": best["origin"]}, t)
+                        store(cache, cap, {"key": call.key, "expiry": expiry(ttl_for(name, call), t), "origin": best["origin"]}, t)
         if hit is not None:
             outcomes.append(hit[0])
             judge(hit[1], call)
             continue
         origin = {"lead": call.lead, "seq": call.seq, "response": call.response}
         if "l1" in enabled:
-            store(mine, settings.l1_max_entries, {"key": call.key, "expiry": expiry(settings.l1_ttl, t), "origin": origin}, t)
+            store(mine, settings.l1_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l1", call), t), "origin": origin}, t)
         if "l2" in enabled:
-            store(l2, settings.l2_max_entries, {"key": call.key, "expiry": expiry(settings.l2_ttl, t), "origin": origin}, t)
+            store(l2, settings.l2_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l2", call), t), "origin": origin}, t)
         if "l3" in enabled:
-            store(l3, settings.l3_max_entries, {"key": call.key, "expiry": expiry(settings.l3_ttl, t), "origin": origin,
+            store(l3, settings.l3_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l3", call), t), "origin": origin,
                                                 "task": call.task, "model": call.model, "vec": vector_of_text[call.text]}, t)
         outcomes.append("miss"); stale.append(False); mismatched.append(False)
     return outcomes, stale, mismatched

@@ -21,6 +21,8 @@ VARIANTS = [
     Settings(tiers=("l1", "l3"), l3_threshold=0.5, l3_max_entries=3, workers=2),
     Settings(tiers=("l2",), l2_ttl=30, l2_max_entries=3),
     Settings(l1_ttl=0, l2_ttl=None, l3_threshold=0.7, invalidation="broadcast"),
+    Settings(l1_ttl=60, l2_ttl=200, task_ttls={"scoring": {"l1": 10, "l2": None}, "intent": {"l3": 30}}),
+    Settings(adaptive_window=120, adaptive_scale=0.5, l2_max_entries=6, task_ttls={"scoring": {"l2": 400}}),
 ]
 
 

@@ -18,7 +18,7 @@ from tiercli.embed import HashingEmbedder
 from tiercli.l2_redis import redis_l2
 from tiercli.logread import read_log
 from tiercli.redis_server import EmbeddedRedis
-from tiercli.replay import OUTCOMES, TierContext, build_tiers, replay
+from tiercli.replay import OUTCOMES, TierContext, replay
 from tiercli.settings import Settings
 
 runner = CliRunner()
@@ -63,8 +63,8 @@ def test_redis_l2_matches_the_oracle_with_capacities(tmp_path, redis_server, see
             continue
         settings = Settings(**{**base.__dict__, "l2_redis_url": redis_server.url})
         with redis_l2(settings) as session:
-            tiers = build_tiers(TierContext(settings, vectors, row_of_text, session.client, session.prefix))
-            result = replay(read.events, settings, tiers=tiers)
+            ctx = TierContext(settings, vectors, row_of_text, session.client, session.prefix)
+            result = replay(read.events, settings, ctx=ctx)
         outcomes, stale, mismatched = oracle_replay(read.events, settings, {t: vectors[r] for t, r in row_of_text.items()})
         assert [OUTCOMES[o] for o in result.outcome] == outcomes
         assert result.stale == stale and result.mismatched == mismatched

@@ -335,3 +335,25 @@ def test_cache_tokens_are_priced_and_missing_figures_are_counted(tmp_path):
     assert summary["default_latency_calls"] == 1
     assert summary["latency_ms"]["baseline"]["mean"] == pytest.approx((1000 + 1200) / 2)
     assert math.isclose(summary["span_s"], 1.0)
+
+
+# --- per-task and adaptive TTLs -------------------------------------------------------------------
+
+def test_a_task_uses_its_own_ttl_in_every_tier(tmp_path):
+    records = [call(0, task="market_context"), call(0, task="intent"),
+               call(400, task="market_context", worker="w2"), call(400, task="intent", worker="w2")]
+    # market context keeps L2 for 1h; intent keeps the default 5m L1 and a 2m L2
+    summary, got = replay_records(tmp_path, records, tiers=("l1", "l2"),
+                                  task_ttls={"market_context": {"l2": 3600}, "intent": {"l2": 120}})
+    assert got == ["miss", "miss", "l2", "miss"]
+
+
+def test_adaptive_ttl_shrinks_with_the_leads_velocity(tmp_path):
+    # lead A makes 4 calls in a minute: at the 4th, velocity 4/min, scale 2/min -> TTL / 3
+    fast = [call(0, prompt="x"), call(10, prompt="y"), call(20, prompt="z"), call(30, prompt="p"),
+            call(30 + 100, prompt="p")]  # 100 s later: beyond 300/3 = 100 s
+    assert outcomes(tmp_path, fast, tiers=("l1",), adaptive_window=60, adaptive_scale=2) == ["miss"] * 5
+    # the same TTL without adaptive, or for a quiet lead (velocity 1/min -> TTL / 1.5 = 200 s)
+    assert outcomes(tmp_path, fast, tiers=("l1",)) == ["miss"] * 4 + ["l1"]
+    quiet = [call(0, prompt="p"), call(199, prompt="p"), call(200, prompt="p")]
+    assert outcomes(tmp_path, quiet, tiers=("l1",), adaptive_window=60, adaptive_scale=2) == ["miss", "l1", "miss"]

@@ -8,6 +8,7 @@ from tiercli.commands.replay import replay
 from tiercli.commands.report import report
 from tiercli.commands.runs import app as runs_app
 from tiercli.commands.sample import sample
+from tiercli.commands.tune_ttl import tune_ttl
 
 app = typer.Typer(
     name="tiercli",
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.command()(replay)
 app.command()(report)
+app.command("tune-ttl")(tune_ttl)
 app.add_typer(runs_app, name="runs")
 app.command()(sample)
 

@@ -36,4 +36,4 @@ def format_duration(seconds: float | None) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds!r}s"

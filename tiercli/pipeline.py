@@ -72,7 +72,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
                           session.prefix if session else "")
         tiers = build_tiers(ctx)
         try:
-            outcome = replay(read.events, settings, tiers=tiers, progress=progress("replaying", len(calls)))
+            outcome = replay(read.events, settings, ctx=ctx, tiers=tiers, progress=progress("replaying", len(calls)))
         except ReplayAborted as aborted:
             raise _aborted_error(aborted, read, session) from aborted.cause
         finally:

@@ -21,6 +21,12 @@ def plot_run(calls: pd.DataFrame, run_id: str, path: Path) -> None:
     fig.suptitle(f"tiercli run {run_id}", fontsize=13)
     _cost_per_lead(left, calls)
     _hit_rate_over_time(right, calls)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     try:
         fig.savefig(path, dpi=120)
     except OSError as exc:
@@ -75,3 +81,53 @@ def _hit_rate_over_time(ax, calls: pd.DataFrame) -> None:
     for label in ax.get_xticklabels():
         label.set_rotation(30)
         label.set_horizontalalignment("right")
+
+
+def plot_tune(rows: list[dict], base, best: dict | None, frontier: list[dict], path: Path) -> None:
+    """Per tier: hit rate and cost against its TTL (other TTLs at the recommended values);
+    and the frontier of cost against stale+mismatched rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    from tiercli.durations import format_duration
+
+    tiers = list(base.tiers)
+    fig, axes = plt.subplots(1, len(tiers) + 1, figsize=(5 * (len(tiers) + 1), 4.5), layout="constrained")
+    fig.suptitle("tiercli tune-ttl", fontsize=13)
+    anchor = (best or min(rows, key=lambda r: r["cached_usd"]))["candidate"]
+    for ax, tier in zip(axes, tiers):
+        others = [t for t in ("l1", "l2", "l3") if t != tier]
+        line = [r for r in rows if r["candidate"].adaptive_window is None
+                and r["candidate"].l3_threshold == anchor.l3_threshold
+                and all(getattr(r["candidate"], f"{t}_ttl") == getattr(anchor, f"{t}_ttl") for t in others)]
+        line.sort(key=lambda r: r["candidate"].key())
+        finite = [r for r in line if getattr(r["candidate"], f"{tier}_ttl") is not None]
+        minutes = [getattr(r["candidate"], f"{tier}_ttl") / 60 for r in finite]
+        ax.plot(minutes, [r["tiers"][tier]["hit_rate"] * 100 for r in finite], marker="o", color="tab:blue")
+        ax.set_xscale("log")
+        ax.set_xticks(minutes, [format_duration(m * 60) for m in minutes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"{tier.upper()} TTL (log scale; other TTLs as recommended)")
+        ax.set_ylabel(f"{tier.upper()} hit rate (% of requests)", color="tab:blue")
+        ax.set_title(f"{tier.upper()}: hit rate and cost against TTL")
+        ax.grid(alpha=0.3)
+        cost = ax.twinx()
+        cost.plot(minutes, [r["cached_usd"] for r in finite], marker="s", color="tab:red")
+        cost.set_ylabel("cost after caching (USD)", color="tab:red")
+    ax = axes[-1]
+    ax.scatter([r["stale_rate"] * 100 + r["mismatch_rate"] * 100 for r in rows], [r["cached_usd"] for r in rows],
+               s=12, color="lightgray", label="candidates")
+    ax.plot([r["stale_rate"] * 100 + r["mismatch_rate"] * 100 for r in frontier], [r["cached_usd"] for r in frontier],
+            marker="o", color="black", label="frontier")
+    if best is not None:
+        ax.scatter([best["stale_rate"] * 100 + best["mismatch_rate"] * 100], [best["cached_usd"]], s=80,
+                   color="tab:green", zorder=3, label="recommended")
+    ax.set_xlabel("stale + mismatched hits (% of requests)")
+    ax.set_ylabel("cost after caching (USD)")
+    ax.set_title("Frontier: cost against wrong answers")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)

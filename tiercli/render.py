@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tiercli.settings import TIER_NAMES
@@ -101,7 +102,7 @@ def notes(summary: dict) -> list[str]:
 def report_console() -> Console:
     """stdout; when it is not a terminal (a pipe, a file, a test), wide enough for every column."""
     console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=140)
+    return console if console.is_terminal else Console(highlight=False, width=160)
 
 
 def print_summary(summary: dict, console: Console) -> None:
@@ -160,3 +161,82 @@ def compare_table(a_id: str, b_id: str, metrics, differ, same_log: bool) -> Tabl
     for label, row in metrics.iterrows():
         table.add_row(label, _metric(label, row["a"]), _metric(label, row["b"]), _metric(label, row["delta"], signed=True))
     return table
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _candidate_table(title: str, rows: list[dict], budgets: dict, mark: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("L1 TTL", "L2 TTL", "L3 TTL", "θ", "Adaptive", "Hits", "L1", "L2", "L3", "Cost after", "Saved",
+                   "Per lead", "Stale", "Wrong", "Mean", "p95", ""):
+        table.add_column(column, justify="left" if column in ("Adaptive", "") else "right")
+    for row in rows:
+        ok = row["stale_rate"] <= budgets["max_stale"] and row["mismatch_rate"] <= budgets["max_mismatch"]
+        flag = "best" if row["label"] == mark else ("" if ok else "over")
+        s = row["settings"]
+        adaptive = "" if s["adaptive_window"] is None else f"{s['adaptive_window']}, {s['adaptive_scale']:g}/min"
+        table.add_row(s["l1_ttl"], s["l2_ttl"], s["l3_ttl"], f"{s['l3_threshold']:g}", adaptive,
+                      _pct(row["hit_rate"]), *(_pct(row["tiers"][t]["hit_rate"]) for t in ("l1", "l2", "l3")),
+                      _usd(row["cached_usd"]), f"{row['savings_pct']:.1f}%", _usd(row["cost_per_lead_usd"]),
+                      _pct(row["stale_rate"]), _pct(row["mismatch_rate"]), _ms(row["latency_mean_ms"]),
+                      _ms(row["latency_p95_ms"]), flag)
+    return table
+
+
+def tune_report(data: dict, console: Console) -> None:
+    budgets = data["budgets"]
+    best = data["recommended"]
+    mark = best["label"] if best else None
+    console.print(f"{data['candidates']} candidates over {data['requests']:,} requests; budgets: stale <= "
+                  f"{budgets['max_stale'] * 100:g}%, mismatched <= {budgets['max_mismatch'] * 100:g}% of requests")
+    console.print(_candidate_table("Cheapest candidates", data["results"][:15], budgets, mark))
+    if best is None:
+        console.print("[bold red]No candidate is within the budgets.[/] Raise --max-stale/--max-mismatch or widen the grids.")
+    else:
+        console.print(f"[bold]Recommended:[/] {escape(best['label'])}: ${best['cached_usd']:,.4f} "
+                      f"({best['savings_pct']:.1f}% saved), stale {_pct(best['stale_rate'])}, "
+                      f"mismatched {_pct(best['mismatch_rate'])}")
+        for reason in data["why"]:
+            console.print(f"  {escape(reason)}", highlight=False)
+    console.print(_candidate_table("Frontier: cost against stale+mismatched rate", data["frontier"], budgets, mark))
+    if data.get("thresholds"):
+        table = Table(title="L3 threshold sweep (the cheapest TTLs with L3 on, per threshold)", title_justify="left")
+        for column in ("Threshold", "At TTLs", "L3 hits", "Mismatched", "Share mismatched", "Cost after", ""):
+            table.add_column(column, justify="left" if column in ("At TTLs", "") else "right")
+        for row in data["thresholds"]:
+            at = row["at"]
+            table.add_row(f"{row['l3_threshold']:g}", f"{at['l1_ttl']}/{at['l2_ttl']}/{at['l3_ttl']}",
+                          f"{row['l3_hits']:,}", f"{row['l3_mismatched_hits']:,}", _pct(row["l3_mismatch_share"]),
+                          _usd(row["cached_usd"]), "" if row["within_budgets"] else "over")
+        console.print(table)
+    if data.get("adaptive"):
+        a = data["adaptive"]
+        fixed, adaptive = a["best_fixed"], a["best_adaptive"]
+        if adaptive is None:
+            console.print("Adaptive TTL: no adaptive candidate is within the budgets.")
+        else:
+            verdict = "beats" if a["beats_fixed"] else "does not beat"
+            against = f"${fixed['cached_usd']:,.4f} ({escape(fixed['label'])})" if fixed else "no fixed candidate in budget"
+            console.print(f"Adaptive TTL {verdict} the best fixed TTLs: ${adaptive['cached_usd']:,.4f} "
+                          f"({escape(adaptive['label'])}) against {against}")
+    if data.get("per_task"):
+        p = data["per_task"]
+        table = Table(title="Per task (each under the same budgets)", title_justify="left")
+        for column in ("Task", "L1", "L2", "L3", "Requests", "Hits", "Cost after", "Stale", "Wrong"):
+            table.add_column(column, justify="left" if column == "Task" else "right")
+        for task, row in p["tasks"].items():
+            if row.get("not_cached"):
+                table.add_row(task, "0", "0", "0", f"{row['requests']:,}", "0", "not cached: no TTLs in budget", "0", "0")
+                continue
+            table.add_row(task, row["l1_ttl"], row["l2_ttl"], row["l3_ttl"], f"{row['requests']:,}", f"{row['hits']:,}",
+                          _usd(row["cached_usd"]), f"{row['stale_hits']:,}", f"{row['mismatched_hits']:,}")
+        console.print(table)
+        total = p["total"]
+        console.print(f"Per-task TTLs together (threshold and defaults from: {escape(p['anchor'])}): "
+                      f"${total['cached_usd']:,.4f} ({total['savings_pct']:.1f}% saved), "
+                      f"stale {_pct(total['stale_rate'])}, mismatched {_pct(total['mismatch_rate'])}"
+                      + (f"; ${p['saves_vs_single_usd']:,.4f} less than the single recommendation"
+                         if p["saves_vs_single_usd"] is not None else "")
+                      + ("" if p["within_budgets"] else " [red](over budget)[/]"))

@@ -12,6 +12,7 @@ import numpy as np
 from tiercli.events import Call, Event, TagChange
 from tiercli.settings import Settings
 from tiercli.tiers import ExactTier, Origin, PerWorkerTier, SemanticTier, Tier
+from tiercli.ttl import TtlPolicy
 
 OUTCOMES = ("l1", "l2", "l3", "miss", "bypass")
 MISS, BYPASS = OUTCOMES.index("miss"), OUTCOMES.index("bypass")
@@ -26,25 +27,31 @@ class TierContext:
     row_of_text: dict[str, int] | None = None
     redis: object | None = None  # a connected client: L2 lives in Redis
     redis_prefix: str = ""
+    ttl_policy: TtlPolicy | None = None  # built from the settings when not given
+
+    def __post_init__(self):
+        if self.ttl_policy is None:
+            self.ttl_policy = TtlPolicy(self.settings)
 
 
 def _make_l1(ctx: TierContext) -> Tier:
-    return PerWorkerTier("l1", ctx.settings.l1_ttl, ctx.settings.l1_max_entries)
+    return PerWorkerTier("l1", ctx.ttl_policy.ttl_of("l1"), ctx.settings.l1_max_entries)
 
 
 def _make_l2(ctx: TierContext) -> Tier:
     if ctx.redis is not None:
         from tiercli.tiers.redis import RedisTier
 
-        return RedisTier("l2", ctx.settings.l2_ttl, ctx.settings.l2_max_entries, ctx.redis, ctx.redis_prefix)
-    return ExactTier("l2", ctx.settings.l2_ttl, ctx.settings.l2_max_entries)
+        return RedisTier("l2", ctx.ttl_policy.ttl_of("l2"), ctx.settings.l2_max_entries, ctx.redis, ctx.redis_prefix)
+    return ExactTier("l2", ctx.ttl_policy.ttl_of("l2"), ctx.settings.l2_max_entries)
 
 
 def _make_l3(ctx: TierContext) -> Tier:
     if ctx.vectors is None:
         raise ValueError("the l3 tier needs embeddings of the calls' texts")
     s = ctx.settings
-    return SemanticTier("l3", s.l3_ttl, s.l3_max_entries, s.l3_threshold, ctx.vectors, ctx.row_of_text)
+    return SemanticTier("l3", ctx.ttl_policy.ttl_of("l3"), s.l3_max_entries, s.l3_threshold, ctx.vectors,
+                        ctx.row_of_text)
 
 
 TIER_FACTORIES: dict[str, Callable[[TierContext], Tier]] = {"l1": _make_l1, "l2": _make_l2, "l3": _make_l3}
@@ -81,13 +88,16 @@ def build_tiers(ctx: TierContext) -> list[Tier]:
 
 
 def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | None = None,
-           row_of_text: dict[str, int] | None = None, *, tiers: list[Tier] | None = None,
-           progress: Callable[[int], None] | None = None) -> ReplayOutcome:
+           row_of_text: dict[str, int] | None = None, *, ctx: TierContext | None = None,
+           tiers: list[Tier] | None = None, progress: Callable[[int], None] | None = None) -> ReplayOutcome:
+    """Replay with tiers built from ctx (or from the settings and vectors); `tiers` already
+    built from `ctx` may be given to keep a handle on them (Redis)."""
+    ctx = ctx or TierContext(settings, vectors, row_of_text)
     if tiers is None:
-        tiers = build_tiers(TierContext(settings, vectors, row_of_text))
+        tiers = build_tiers(ctx)
     result = ReplayOutcome(calls=[e for e in events if isinstance(e, Call)], tiers=tiers)
     result.invalidated = {t.name: 0 for t in tiers}
-    step = _Replayer(settings, tiers, result)
+    step = _Replayer(settings, tiers, result, ctx.ttl_policy)
     for done, event in enumerate(events):
         try:
             step(event)
@@ -104,8 +114,8 @@ def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | No
 class _Replayer:
     """One event at a time; holds the state that lives between events."""
 
-    def __init__(self, settings: Settings, tiers: list[Tier], result: ReplayOutcome):
-        self.tiers, self.result = tiers, result
+    def __init__(self, settings: Settings, tiers: list[Tier], result: ReplayOutcome, ttl_policy: TtlPolicy):
+        self.tiers, self.result, self.ttl_policy = tiers, result, ttl_policy
         self.outcome_of_tier = [OUTCOMES.index(t.name) for t in tiers]
         self.latency_of_tier = [settings.latency_ms(t.name) for t in tiers]
         self.workers = settings.workers
@@ -139,6 +149,7 @@ class _Replayer:
         worker = f"w{self.calls_seen % self.workers + 1}" if self.workers else (call.worker or "default")
         self.calls_seen += 1
         self.last_worker[call.lead] = worker
+        self.ttl_policy.observe(call)
         result.worker.append(worker)
         similarity = float("nan")
         lookup_ms = 0.0

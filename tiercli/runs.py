@@ -64,7 +64,7 @@ def save_run(run_id: str, table: pd.DataFrame, summary: dict, log_meta: dict) ->
             meta = {
                 "format": FORMAT,
                 "id": run_id,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
                 "tiercli_version": __version__,
                 "log": log_meta,
                 "settings": summary["settings"],
@@ -90,12 +90,22 @@ def _existing_root() -> Path:
     return root
 
 
+def _created(folder: Path) -> str:
+    """When the run was saved (ISO 8601), for ordering; from its id when run.json is unreadable."""
+    try:
+        return str(json.loads((folder / "run.json").read_text())["created"])
+    except (OSError, ValueError, KeyError, TypeError):
+        n = folder.name  # YYYYmmdd-HHMMSS-xxxxxx
+        return f"{n[0:4]}-{n[4:6]}-{n[6:8]}T{n[9:11]}:{n[11:13]}:{n[13:15]}"
+
+
 def run_ids() -> list[str]:
-    """Complete runs, oldest first (ids sort by creation time)."""
+    """Complete runs, oldest first (several runs may share the second their id names)."""
     root = _existing_root()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return [p.name for p in sorted(folders, key=lambda p: (_created(p), p.name))]
 
 
 def resolve_run_id(given: str | None) -> str:

@@ -49,6 +49,9 @@ class Settings:
     l2_maxmemory: str | None = None  # embedded server only: Redis's maxmemory, e.g. "64mb"
     l2_eviction: str | None = None  # embedded server only: maxmemory-policy (default allkeys-lru)
     keep_redis_keys: bool = False
+    task_ttls: dict[str, dict[str, float | None]] = field(default_factory=dict)  # [tasks.NAME] l2_ttl = "1h"
+    adaptive_window: float | None = None  # seconds; None: fixed TTLs (see tiercli/ttl.py)
+    adaptive_scale: float = 1.0  # calls per minute at which the TTL halves
     prices: dict[str, ModelPrice] = field(default_factory=dict)
 
     def ttl(self, tier: str) -> float | None:
@@ -66,6 +69,9 @@ class Settings:
         out["tiers"] = list(self.tiers)
         for tier in TIER_NAMES:
             out[f"{tier}_ttl"] = format_duration(self.ttl(tier))
+        out["task_ttls"] = {task: {k: format_duration(v) for k, v in ttls.items()}
+                            for task, ttls in sorted(self.task_ttls.items())}
+        out["adaptive_window"] = None if self.adaptive_window is None else format_duration(self.adaptive_window)
         if self.l2_redis_url:
             from tiercli.redis_conn import mask_url
 
@@ -148,6 +154,32 @@ def check_timeout(value: Any) -> float:
     return seconds
 
 
+def check_scale(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"must be a positive number of calls per minute, got {value!r}")
+    return float(value)
+
+
+def check_task_ttls(value: Any) -> dict[str, dict[str, float | None]]:
+    if not isinstance(value, dict):
+        raise ValueError("must be tables [tasks.NAME] with l1_ttl, l2_ttl or l3_ttl")
+    out = {}
+    for task, table in value.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"tasks.{task}: must be a table with l1_ttl, l2_ttl or l3_ttl")
+        ttls = {}
+        for key, ttl in table.items():
+            tier = key.removesuffix("_ttl")
+            if tier not in TIER_NAMES or not key.endswith("_ttl"):
+                raise ValueError(f"tasks.{task}.{key}: unknown setting (use l1_ttl, l2_ttl, l3_ttl)")
+            try:
+                ttls[tier] = parse_duration(ttl)
+            except ValueError as exc:
+                raise ValueError(f"tasks.{task}.{key}: {exc}") from None
+        out[task] = ttls
+    return out
+
+
 def check_latency(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValueError(f"must be a non-negative number of milliseconds, got {value!r}")
@@ -179,7 +211,11 @@ _CHECKS = {
     "l2_maxmemory": check_memory,
     "l2_eviction": check_eviction,
     "keep_redis_keys": check_bool,
+    "tasks": check_task_ttls,
+    "adaptive_window": check_timeout,
+    "adaptive_scale": check_scale,
 }
+_FIELD_OF = {"tasks": "task_ttls"}  # config key -> Settings field, where they differ
 for _tier in TIER_NAMES:
     _CHECKS[f"{_tier}_ttl"] = parse_duration
     _CHECKS[f"{_tier}_max_entries"] = check_positive_int
@@ -223,19 +259,33 @@ def load_config(path: Path) -> dict[str, Any]:
         if key not in _CHECKS:
             raise ConfigError(f"{path}: {key}: unknown setting", hint=f"known settings: {', '.join(sorted(_CHECKS))}, prices")
         try:
-            out[key] = check_setting(key, value)
+            out[_FIELD_OF.get(key, key)] = check_setting(key, value)
         except ValueError as exc:
             raise ConfigError(f"{path}: {key}: {exc}") from None
     return out
 
 
 def build_settings(config_file: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Defaults, then the config file, then flags (already checked; None means not given)."""
+    """Defaults, then the config file, then flags (already checked; UNSET means not given)."""
     values: dict[str, Any] = load_config(config_file) if config_file else {}
     values.update({k: v for k, v in overrides.items() if v is not _UNSET})
     settings = Settings(**values)
     settings.check()
     return settings
+
+
+def settings_from_flags(config_file: Path | None, flags: dict[str, Any]) -> Settings:
+    """Settings from command-line values: None means the flag was not given; TTLs arrive as
+    text, since "none" (never expires) is a real value."""
+    overrides = {}
+    for name, value in flags.items():
+        if value is None:
+            overrides[name] = _UNSET
+        elif name.endswith("_ttl"):
+            overrides[name] = parse_duration(value)
+        else:
+            overrides[name] = value
+    return build_settings(config_file, overrides)
 
 
 class _Unset:

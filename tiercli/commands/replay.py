@@ -8,10 +8,9 @@ import sys
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.commands.progress import progress_bars
-from tiercli.durations import parse_duration
 from tiercli.pipeline import load_events, run_replay, save
 from tiercli.render import print_summary, report_console
-from tiercli.settings import UNSET, build_settings
+from tiercli.settings import settings_from_flags
 
 
 def replay(
@@ -51,16 +50,13 @@ def replay(
       tiercli replay logs.jsonl --redis-url redis://:PASSWORD@cache.internal:6379/2
     """
     with command_edge(json_output):
-        given = {
-            "tiers": tiers, "workers": workers, "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries,
-            "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation,
-            "l2_redis_url": redis_url, "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory,
-            "l2_eviction": l2_eviction, "keep_redis_keys": keep_redis_keys or None,
-        }
-        overrides = {k: (UNSET if v is None else v) for k, v in given.items()}
-        for name, text in (("l1_ttl", l1_ttl), ("l2_ttl", l2_ttl), ("l3_ttl", l3_ttl)):
-            overrides[name] = UNSET if text is None else parse_duration(text)
-        settings = build_settings(config, overrides)
+        settings = settings_from_flags(config, {
+            "tiers": tiers, "workers": workers, "l1_ttl": l1_ttl, "l2_ttl": l2_ttl, "l3_ttl": l3_ttl,
+            "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries, "l3_max_entries": l3_max_entries,
+            "l3_threshold": l3_threshold, "invalidation": invalidation, "l2_redis_url": redis_url,
+            "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory, "l2_eviction": l2_eviction,
+            "keep_redis_keys": keep_redis_keys or None,
+        })
         read = load_events(log, settings, skip_invalid=skip_invalid)
         for error in read.skipped[:5]:
             stderr.print(f"skipped: {error.message}", markup=False, highlight=False)

@@ -52,7 +52,7 @@ def runs(ctx: typer.Context, json_output: opt.JsonOption = False) -> None:
             if row["status"] != "ok":
                 table.add_row(row["id"], f"[red]{escape(row['problem'])}[/]", "", "", "", "")
                 continue
-            table.add_row(row["id"], row["created"].replace("+00:00", ""), Path(row["log"]).name,
+            table.add_row(row["id"], row["created"][:19], Path(row["log"]).name,
                           row["settings_digest"], f"{row['requests']:,}", f"{row['savings_pct']:.1f}%")
         report_console().print(table)
         if not rows:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from tiercli.events import Call
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +34,9 @@ class Store:
 
     measures_latency = False  # look-up latency is the configured constant
 
-    def __init__(self, name: str, ttl: float | None, max_entries: int | None):
+    def __init__(self, name: str, ttl_of: Callable[[Call], float | None], max_entries: int | None):
         self.name = name
-        self.ttl = ttl
+        self.ttl_of = ttl_of  # the TTL for an entry stored by this call (see tiercli/ttl.py)
         self.max_entries = max_entries
         self.entries: OrderedDict[str, Entry] = OrderedDict()
         self.by_lead: dict[str, set[str]] = {}
@@ -45,8 +48,9 @@ class Store:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def expiry_at(self, t: float) -> float:
-        return float("inf") if self.ttl is None else t + self.ttl
+    def expiry_for(self, call: Call, t: float) -> float:
+        ttl = self.ttl_of(call)
+        return float("inf") if ttl is None else t + ttl
 
     def live(self, key: str, t: float) -> Entry | None:
         """The entry under key if t is before its expiry; marks it used."""

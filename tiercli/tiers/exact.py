@@ -3,6 +3,8 @@ ExactTier per worker (PerWorkerTier)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tiercli.events import Call
 from tiercli.tiers.base import Entry, Origin, Store
 
@@ -14,7 +16,7 @@ class ExactTier(Store):
         return self.live(call.key, t), None
 
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
-        self.put(Entry(call.key, self.expiry_at(t), origin), t)
+        self.put(Entry(call.key, self.expiry_for(call, t), origin), t)
 
     def remove_lead(self, lead: str, t: float, worker: str | None = None) -> int:
         return self.remove_lead_entries(lead, t)
@@ -26,14 +28,14 @@ class PerWorkerTier:
     per_worker = True
     measures_latency = False
 
-    def __init__(self, name: str, ttl: float | None, max_entries: int | None):
-        self.name, self.ttl, self.max_entries = name, ttl, max_entries
+    def __init__(self, name: str, ttl_of: Callable[[Call], float | None], max_entries: int | None):
+        self.name, self.ttl_of, self.max_entries = name, ttl_of, max_entries
         self.workers: dict[str, ExactTier] = {}
 
     def of(self, worker: str) -> ExactTier:
         store = self.workers.get(worker)
         if store is None:
-            store = self.workers[worker] = ExactTier(f"{self.name}[{worker}]", self.ttl, self.max_entries)
+            store = self.workers[worker] = ExactTier(f"{self.name}[{worker}]", self.ttl_of, self.max_entries)
         return store
 
     def find(self, call: Call, worker: str, t: float) -> tuple[Entry | None, None]:

@@ -89,10 +89,9 @@ class RedisTier:
     per_worker = False
     measures_latency = True
 
-    def __init__(self, name: str, ttl: float | None, max_entries: int | None, client, prefix: str):
-        self.name, self.ttl, self.max_entries = name, ttl, max_entries
+    def __init__(self, name: str, ttl_of, max_entries: int | None, client, prefix: str):
+        self.name, self.ttl_of, self.max_entries = name, ttl_of, max_entries
         self.client, self.prefix = client, prefix
-        self.real_ttl_ms = "" if ttl is None else str(int((2 * ttl + 600) * 1000))
         self._store = client.register_script(_STORE)
         self._find = client.register_script(_FIND)
         self._remove_lead = client.register_script(_REMOVE_LEAD)
@@ -124,10 +123,12 @@ class RedisTier:
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
         import redis
 
-        expiry = None if self.ttl is None else t + self.ttl
+        ttl = self.ttl_of(call)
+        expiry = None if ttl is None else t + ttl
+        real_ttl_ms = "" if ttl is None else str(int((2 * ttl + 600) * 1000))
         args = [self.prefix, _text(expiry), str(origin.seq), origin.lead, repr(origin.ts),
                 "0" if origin.response is None else "1", origin.response or "", self._use(),
-                "" if self.max_entries is None else str(self.max_entries), repr(t), self.real_ttl_ms]
+                "" if self.max_entries is None else str(self.max_entries), repr(t), real_ttl_ms]
         try:
             self.evictions += self._store(keys=[self.prefix + "e:" + call.key, self.prefix + "lead:" + origin.lead],
                                           args=args)

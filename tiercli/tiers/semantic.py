@@ -42,9 +42,9 @@ class _Group:
 class SemanticTier(Store):
     per_worker = False
 
-    def __init__(self, name: str, ttl: float | None, max_entries: int | None, threshold: float,
+    def __init__(self, name: str, ttl_of, max_entries: int | None, threshold: float,
                  vectors: np.ndarray, row_of_text: dict[str, int]):
-        super().__init__(name, ttl, max_entries)
+        super().__init__(name, ttl_of, max_entries)
         self.threshold = threshold
         self.vectors = vectors  # one unit-length row per distinct call text
         self.row_of_text = row_of_text
@@ -71,7 +71,7 @@ class SemanticTier(Store):
         return self.entries[key], similarity
 
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
-        entry = Entry(call.key, self.expiry_at(t), origin)
+        entry = Entry(call.key, self.expiry_for(call, t), origin)
         group_key = (call.task, call.model)
         if call.key in self.entries:
             self.discard(call.key)  # before put() so the old row dies before the new one is added

@@ -1,0 +1,222 @@
+"""`tiercli tune-ttl`: choose TTLs and the L3 threshold from the log, under a staleness budget."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tiercli import options as opt
+from tiercli import tune
+from tiercli.commands._edge import command_edge, stderr
+from tiercli.commands.progress import progress_bars
+from tiercli.config_write import write_config
+from tiercli.durations import format_duration, parse_duration
+from tiercli.errors import TiercliError
+from tiercli.pipeline import embeddings_for, load_events
+from tiercli.render import report_console, tune_report
+from tiercli.settings import check_threshold, settings_from_flags
+
+
+def _grid(text: str | None, flag: str, parse) -> tuple | None:
+    if text is None:
+        return None
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(parse(part.strip()))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=flag) from None
+    if not values:
+        raise typer.BadParameter("give at least one value", param_hint=flag)
+    return tuple(dict.fromkeys(values))
+
+
+def _budget(text: str, flag: str) -> float:
+    """'1%' or a fraction like 0.01."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise typer.BadParameter(f"not a share: {text!r} (use 1% or 0.01)", param_hint=flag) from None
+    if not 0 <= value <= 1:
+        raise typer.BadParameter(f"must be between 0% and 100%, got {text!r}", param_hint=flag)
+    return value
+
+
+def tune_ttl(
+    log: opt.LogArgument,
+    config: opt.ConfigOption = None,
+    l1_grid: Annotated[str | None, typer.Option("--l1-grid", help="L1 TTLs to try [default: 1m,5m,15m]",
+                                                show_default=False)] = None,
+    l2_grid: Annotated[str | None, typer.Option("--l2-grid", help="L2 TTLs to try [default: 5m,15m,1h,4h]",
+                                                show_default=False)] = None,
+    l3_grid: Annotated[str | None, typer.Option("--l3-grid", help="L3 TTLs to try; 0 turns L3 off [default: 0,15m,1h,6h]",
+                                                show_default=False)] = None,
+    threshold_grid: Annotated[str | None, typer.Option(
+        "--threshold-grid", help="L3 thresholds to try, e.g. 0.85,0.88,0.90,0.92,0.95 [default: the configured one]",
+        show_default=False)] = None,
+    max_stale: Annotated[str, typer.Option("--max-stale", help="Budget: stale hits as a share of requests.")] = "1%",
+    max_mismatch: Annotated[str, typer.Option("--max-mismatch", help="Budget: mismatched hits as a share of requests.")] = "2%",
+    per_task: Annotated[bool, typer.Option("--per-task", help="Also choose TTLs per task type.")] = False,
+    adaptive: Annotated[bool, typer.Option("--adaptive", help="Also try TTLs that shrink with conversation velocity.")] = False,
+    write_config_to: Annotated[Path | None, typer.Option("--write-config", metavar="FILE",
+                                                         help="Write the recommended settings as a config for replay --config.",
+                                                         show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Plot hit rate and cost against TTL, and the frontier.",
+                                              show_default=False)] = None,
+    tiers: opt.TiersOption = None,
+    workers: opt.WorkersOption = None,
+    l1_max_entries: opt.L1MaxOption = None,
+    l2_max_entries: opt.L2MaxOption = None,
+    l3_max_entries: opt.L3MaxOption = None,
+    l3_threshold: opt.ThresholdOption = None,
+    invalidation: opt.InvalidationOption = None,
+    skip_invalid: opt.SkipInvalidOption = False,
+    json_output: opt.JsonOption = False,
+) -> None:
+    """Find the cheapest TTLs (and L3 threshold) whose stale and mismatched hits stay within budget.
+
+    Every combination of the grids is replayed with the same engine as `tiercli replay`, so each
+    candidate's figures equal what replay reports with those settings. Budgets are shares of
+    all requests. The recommendation is the cheapest candidate within both budgets; the
+    frontier lists the candidates no other beats on both cost and stale+mismatched rate.
+
+    \\b
+    Examples:
+      tiercli tune-ttl sample_logs/realestate_day.jsonl
+      tiercli tune-ttl logs.jsonl --max-stale 0.5% --per-task --write-config tuned.toml
+      tiercli tune-ttl logs.jsonl --threshold-grid 0.85,0.9,0.92,0.95 --l3-grid 1h --json
+      tiercli tune-ttl logs.jsonl --tiers l1,l2 --adaptive --plot ttl.png
+    """
+    grids = {"l1": _grid(l1_grid, "--l1-grid", parse_duration), "l2": _grid(l2_grid, "--l2-grid", parse_duration),
+             "l3": _grid(l3_grid, "--l3-grid", parse_duration)}
+    thresholds = _grid(threshold_grid, "--threshold-grid", lambda v: check_threshold(float(v)))
+    stale_budget, mismatch_budget = _budget(max_stale, "--max-stale"), _budget(max_mismatch, "--max-mismatch")
+    with command_edge(json_output):
+        base = settings_from_flags(config, {
+            "tiers": tiers, "workers": workers, "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries,
+            "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation})
+        if base.l2_redis_url:
+            raise TiercliError("tune-ttl simulates L2 in process", hint="drop l2_redis_url from the config for tune-ttl")
+        grids = {t: grids[t] or tune.DEFAULT_GRIDS[t] for t in grids}
+        candidates = tune.grid_candidates(base, grids, thresholds or (base.l3_threshold,))
+        read = load_events(log, base, skip_invalid=skip_invalid)
+        with progress_bars() as progress:
+            vectors = row_of_text = None
+            if "l3" in base.tiers:
+                vectors, row_of_text, _ = embeddings_for(read, None, base, progress)
+            sweep = tune.Sweep(read, base, vectors, row_of_text)
+            rows = sweep.run(candidates, progress("candidates", len(candidates)))
+            fixed_best, _, _ = tune.recommend(rows, stale_budget, mismatch_budget)
+            adaptive_rows = []
+            if adaptive:
+                seed = fixed_best["candidate"] if fixed_best else min(rows, key=lambda r: r["cached_usd"])["candidate"]
+                adaptive_candidates = tune.adaptive_candidates(seed)
+                adaptive_rows = sweep.run(adaptive_candidates, progress("adaptive candidates", len(adaptive_candidates)))
+        all_rows = rows + adaptive_rows
+        best, runner_up, reasons = tune.recommend(all_rows, stale_budget, mismatch_budget)
+        data = {
+            "log": str(log), "requests": len(read.calls), "candidates": len(all_rows),
+            "budgets": {"max_stale": stale_budget, "max_mismatch": mismatch_budget},
+            "tiers": list(base.tiers),
+            "recommended": _row(best, base), "runner_up": _row(runner_up, base), "why": reasons,
+            "frontier": [_row(r, base) for r in tune.frontier(all_rows)],
+            "results": [_row(r, base) for r in sorted(all_rows, key=tune._order)],
+        }
+        if "l3" in base.tiers:
+            data["thresholds"] = _threshold_sweep(rows, stale_budget, mismatch_budget)
+        if adaptive:
+            best_adaptive, _, _ = tune.recommend(adaptive_rows, stale_budget, mismatch_budget)
+            data["adaptive"] = {"best_fixed": _row(fixed_best, base), "best_adaptive": _row(best_adaptive, base),
+                                "beats_fixed": bool(best_adaptive and (fixed_best is None or
+                                                    best_adaptive["cached_usd"] < fixed_best["cached_usd"])),
+                                "windows": [format_duration(w) for w in tune.ADAPTIVE_WINDOWS],
+                                "scales": list(tune.ADAPTIVE_SCALES), "stretch": list(tune.ADAPTIVE_STRETCH)}
+        chosen = best["candidate"].settings(base) if best else None
+        if per_task:
+            # per task, even when no single set of TTLs is in budget: a task may then go uncached
+            per_task_settings, data["per_task"] = _per_task(sweep, all_rows, best, base, stale_budget, mismatch_budget)
+            if data["per_task"]["within_budgets"]:
+                chosen = per_task_settings
+        if write_config_to is not None:
+            if chosen is None:
+                raise TiercliError("no settings are within the budgets, so there is no config to write",
+                                   hint="raise --max-stale/--max-mismatch or widen the grids")
+            write_config(write_config_to, chosen, [
+                f"written by tiercli tune-ttl from {log}",
+                f"budgets: stale <= {stale_budget * 100:g}%, mismatched <= {mismatch_budget * 100:g}% of requests"])
+            data["config_written"] = str(write_config_to)
+            stderr.print(f"wrote {write_config_to}", markup=False, highlight=False)
+        if plot is not None:
+            from tiercli.plots import plot_tune
+
+            plot_tune(rows, base, best, tune.frontier(all_rows), plot)
+            stderr.print(f"wrote {plot}", markup=False, highlight=False)
+        if json_output:
+            sys.stdout.write(json.dumps(data) + "\n")
+        else:
+            tune_report(data, report_console())
+
+
+def _row(row: dict | None, base) -> dict | None:
+    if row is None:
+        return None
+    c = row["candidate"]
+    out = {"settings": {"l1_ttl": format_duration(c.l1_ttl), "l2_ttl": format_duration(c.l2_ttl),
+                        "l3_ttl": format_duration(c.l3_ttl), "l3_threshold": c.l3_threshold,
+                        "adaptive_window": None if c.adaptive_window is None else format_duration(c.adaptive_window),
+                        "adaptive_scale": c.adaptive_scale},
+           "label": c.label(base.tiers)}
+    out.update({k: v for k, v in row.items() if k != "candidate"})
+    return out
+
+
+def _threshold_sweep(rows: list[dict], stale_budget: float, mismatch_budget: float) -> list[dict]:
+    """Per threshold, the cheapest candidate with L3 on: its L3 hits and how many were wrong."""
+    best: dict[float, dict] = {}
+    for row in rows:
+        c = row["candidate"]
+        if c.l3_ttl == 0 or c.adaptive_window is not None:
+            continue
+        if c.l3_threshold not in best or tune._order(row) < tune._order(best[c.l3_threshold]):
+            best[c.l3_threshold] = row
+    out = []
+    for threshold, row in sorted(best.items()):
+        hits = row["tiers"]["l3"]["hits"]
+        c = row["candidate"]
+        out.append({"l3_threshold": threshold, "at": {"l1_ttl": format_duration(c.l1_ttl),
+                                                      "l2_ttl": format_duration(c.l2_ttl),
+                                                      "l3_ttl": format_duration(c.l3_ttl)},
+                    "l3_hits": hits, "l3_mismatched_hits": row["l3_mismatched_hits"],
+                    "l3_mismatch_share": row["l3_mismatched_hits"] / hits if hits else 0.0,
+                    "cached_usd": row["cached_usd"], "mismatch_rate": row["mismatch_rate"],
+                    "within_budgets": tune.within(row, stale_budget, mismatch_budget)})
+    return out
+
+
+def _per_task(sweep: tune.Sweep, rows, best, base, stale_budget, mismatch_budget):
+    tasks = sorted(rows[0]["by_task"])
+    fixed, choice = tune.best_per_task(rows, tasks, stale_budget, mismatch_budget)
+    # defaults for tasks not named: the recommendation if it shares the threshold, else the
+    # cheapest candidate that does
+    same = [r for r in rows if (r["candidate"].l3_threshold, r["candidate"].adaptive_window,
+                                r["candidate"].adaptive_scale) == fixed]
+    c = best["candidate"] if best is not None and best in same else min(same, key=tune._order)["candidate"]
+    task_ttls = tune.task_ttls_from(choice, c, base.tiers)
+    settings = c.settings(base, task_ttls)
+    # confirm with one replay of the combined settings: the figures a user will get
+    confirmed = tune.figures(sweep.summary(settings))
+    per_task = {
+        "tasks": {task: ({"not_cached": True, **confirmed["by_task"][task]} if row is None else {
+            "l1_ttl": format_duration(row["candidate"].l1_ttl), "l2_ttl": format_duration(row["candidate"].l2_ttl),
+            "l3_ttl": format_duration(row["candidate"].l3_ttl), **row["by_task"][task]}) for task, row in choice.items()},
+        "task_ttls": {t: {k: format_duration(v) for k, v in ttls.items()} for t, ttls in task_ttls.items()},
+        "total": confirmed,
+        "within_budgets": tune.within(confirmed, stale_budget, mismatch_budget),
+        "saves_vs_single_usd": None if best is None else best["cached_usd"] - confirmed["cached_usd"],
+        "anchor": c.label(base.tiers),
+    }
+    return settings, per_task

@@ -1,0 +1,66 @@
+"""Writes settings as a TOML config that `replay --config` reads back to the same settings.
+Secrets are never written: a Redis URL is left out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tiercli.durations import format_duration
+from tiercli.errors import TiercliError
+from tiercli.settings import TIER_NAMES, Settings
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(str(value))  # a TOML basic string is a JSON string
+
+
+def _duration(seconds: float | None) -> str:
+    return _toml(format_duration(seconds))
+
+
+def config_text(settings: Settings, comments: list[str]) -> str:
+    lines = [f"# {c}" for c in comments]
+    lines += [f"tiers = {_toml(list(settings.tiers))}", f"invalidation = {_toml(settings.invalidation)}"]
+    if settings.workers is not None:
+        lines.append(f"workers = {settings.workers}")
+    lines.append(f"default_latency_ms = {_toml(settings.default_latency_ms)}")
+    if settings.adaptive_window is not None:
+        lines += [f"adaptive_window = {_duration(settings.adaptive_window)}",
+                  f"adaptive_scale = {_toml(settings.adaptive_scale)}"]
+    for tier in TIER_NAMES:
+        lines += ["", f"[{tier}]", f"ttl = {_duration(settings.ttl(tier))}",
+                  f"latency_ms = {_toml(settings.latency_ms(tier))}"]
+        if settings.max_entries(tier) is not None:
+            lines.append(f"max_entries = {settings.max_entries(tier)}")
+        if tier == "l3":
+            lines.append(f"threshold = {_toml(settings.l3_threshold)}")
+            if settings.l3_model:
+                lines.append(f"model = {_toml(settings.l3_model)}")
+        if tier == "l2" and settings.l2_maxmemory:
+            lines.append(f"maxmemory = {_toml(settings.l2_maxmemory)}")
+        if tier == "l2" and settings.l2_eviction:
+            lines.append(f"eviction = {_toml(settings.l2_eviction)}")
+    for task, ttls in sorted(settings.task_ttls.items()):
+        lines += ["", f"[tasks.{_toml(task)}]"]
+        lines += [f"{tier}_ttl = {_duration(ttl)}" for tier, ttl in sorted(ttls.items())]
+    for model, price in sorted(settings.prices.items()):
+        lines += ["", f"[prices.{_toml(model)}]"]
+        lines += [f"{k} = {_toml(v)}" for k, v in vars(price).items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, settings: Settings, comments: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(config_text(settings, comments))
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TiercliError(f"{path}: cannot write the config: {exc.strerror or exc}") from None

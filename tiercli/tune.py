@@ -1,0 +1,228 @@
+"""tune-ttl: sweep TTLs (and the L3 threshold) over a log, and pick the cheapest settings whose
+stale and mismatched hits stay within budgets; per task and with adaptive TTLs too.
+
+Every candidate is replayed by the one replay engine and summarised by the same code as
+`tiercli replay`, so its figures equal what `replay` reports with those settings. What does
+not depend on the candidate (reading, pricing, embedding) is done once."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tiercli.durations import format_duration
+from tiercli.logread import ReadResult
+from tiercli.outcomes import outcome_table
+from tiercli.pricing import Pricer
+from tiercli.replay import TierContext, replay
+from tiercli.settings import TIER_NAMES, Settings
+from tiercli.summary import summarize
+
+# L3 TTL 0 is "no semantic tier": the sweep can find that L3 does more harm than good
+DEFAULT_GRIDS = {"l1": (60.0, 300.0, 900.0), "l2": (300.0, 900.0, 3600.0, 14400.0), "l3": (0.0, 900.0, 3600.0, 21600.0)}
+ADAPTIVE_WINDOWS = (300.0, 900.0)  # seconds
+ADAPTIVE_SCALES = (0.5, 1.0, 2.0)  # calls per minute at which the TTL halves
+ADAPTIVE_STRETCH = (1, 2, 4)  # adaptive TTLs start from the best fixed TTLs times these
+
+
+@dataclass(frozen=True)
+class Candidate:
+    l1_ttl: float | None
+    l2_ttl: float | None
+    l3_ttl: float | None
+    l3_threshold: float
+    adaptive_window: float | None = None
+    adaptive_scale: float = 1.0
+
+    def settings(self, base: Settings, task_ttls: dict | None = None) -> Settings:
+        return dataclasses.replace(base, l1_ttl=self.l1_ttl, l2_ttl=self.l2_ttl, l3_ttl=self.l3_ttl,
+                                   l3_threshold=self.l3_threshold, adaptive_window=self.adaptive_window,
+                                   adaptive_scale=self.adaptive_scale,
+                                   task_ttls=base.task_ttls if task_ttls is None else task_ttls)
+
+    def label(self, tiers: Sequence[str]) -> str:
+        parts = [f"{t.upper()} {format_duration(getattr(self, f'{t}_ttl'))}" for t in tiers]
+        if "l3" in tiers:
+            parts.append(f"θ {self.l3_threshold:g}")
+        if self.adaptive_window is not None:
+            parts.append(f"adaptive {format_duration(self.adaptive_window)}/{self.adaptive_scale:g}")
+        return ", ".join(parts)
+
+    def key(self) -> tuple:
+        return tuple(float("inf") if v is None else v for v in dataclasses.astuple(self))
+
+
+def grid_candidates(base: Settings, grids: dict[str, Sequence[float | None]],
+                    thresholds: Sequence[float]) -> list[Candidate]:
+    """Every combination; tiers that are off keep the base TTL (they do not matter)."""
+    axes = [grids[t] if t in base.tiers else (base.ttl(t),) for t in TIER_NAMES]
+    if "l3" not in base.tiers:
+        thresholds = (base.l3_threshold,)
+    return [Candidate(l1, l2, l3, th) for l1, l2, l3, th in itertools.product(*axes, thresholds)]
+
+
+def adaptive_candidates(best: Candidate) -> list[Candidate]:
+    out = []
+    for stretch, window, scale in itertools.product(ADAPTIVE_STRETCH, ADAPTIVE_WINDOWS, ADAPTIVE_SCALES):
+        ttls = [None if v is None else v * stretch for v in (best.l1_ttl, best.l2_ttl, best.l3_ttl)]
+        out.append(Candidate(*ttls, best.l3_threshold, window, scale))
+    return out
+
+
+def figures(summary: dict) -> dict:
+    """What tune-ttl reports for a candidate, taken from the replay summary."""
+    requests = summary["requests"]
+    return {
+        "hit_rate": summary["hit_rate"],
+        "tiers": {t: {"hits": summary["tiers"][t]["hits"], "hit_rate": summary["tiers"][t]["hit_rate"]} for t in TIER_NAMES},
+        "cached_usd": summary["cost"]["cached_usd"],
+        "savings_pct": summary["cost"]["savings_pct"],
+        "cost_per_lead_usd": summary["cost_per_lead"]["cached_usd"],
+        "stale_hits": summary["stale_hits"],
+        "mismatched_hits": summary["mismatched_hits"],
+        "stale_rate": summary["stale_hits"] / requests if requests else 0.0,
+        "mismatch_rate": summary["mismatched_hits"] / requests if requests else 0.0,
+        "latency_mean_ms": summary["latency_ms"]["cached"]["mean"],
+        "latency_p95_ms": summary["latency_ms"]["cached"]["p95"],
+        "l3_mismatched_hits": summary["tiers"]["l3"]["mismatched_hits"],
+        "by_task": {task: {"requests": row["requests"], "cached_usd": row["cached_usd"],
+                           "baseline_usd": row["baseline_usd"], "stale_hits": row["stale_hits"],
+                           "mismatched_hits": row["mismatched_hits"],
+                           "hits": row["l1"] + row["l2"] + row["l3"]}
+                    for task, row in summary["by_task"].items()},
+    }
+
+
+class Sweep:
+    """Replays candidates of one log with shared inputs; remembers what it has evaluated."""
+
+    def __init__(self, read: ReadResult, base: Settings, vectors: np.ndarray | None,
+                 row_of_text: dict[str, int] | None):
+        self.read, self.base = read, base
+        self.vectors, self.row_of_text = vectors, row_of_text
+        self.pricer = Pricer(base.prices)
+        self.span_s = read.events[-1].ts - read.events[0].ts
+        self.results: dict[tuple, dict] = {}
+
+    def summary(self, settings: Settings) -> dict:
+        outcome = replay(self.read.events, settings, ctx=TierContext(settings, self.vectors, self.row_of_text))
+        return summarize(outcome_table(outcome, settings, self.pricer), settings, self.span_s)
+
+    def run(self, candidates: Sequence[Candidate], progress: Callable[[int], None] | None = None) -> list[dict]:
+        rows = []
+        for done, candidate in enumerate(candidates, start=1):
+            if candidate.key() not in self.results:
+                self.results[candidate.key()] = figures(self.summary(candidate.settings(self.base)))
+            rows.append({"candidate": candidate, **self.results[candidate.key()]})
+            if progress:
+                progress(done)
+        return rows
+
+
+# --- choosing ---------------------------------------------------------------------------------------
+
+def within(row: dict, max_stale: float, max_mismatch: float) -> bool:
+    return row["stale_rate"] <= max_stale and row["mismatch_rate"] <= max_mismatch
+
+
+def _order(row: dict) -> tuple:
+    # cheapest; then fewer stale and wrong answers; then faster; then shorter (fresher) TTLs
+    return (row["cached_usd"], row["stale_rate"] + row["mismatch_rate"], row["latency_p95_ms"], row["candidate"].key())
+
+
+def recommend(rows: list[dict], max_stale: float, max_mismatch: float) -> tuple[dict | None, dict | None, list[str]]:
+    """The cheapest row within the budgets, the runner-up, and why the runner-up (and any cheaper
+    row over budget) lost."""
+    ordered = sorted(rows, key=_order)
+    feasible = [r for r in ordered if within(r, max_stale, max_mismatch)]
+    reasons = []
+    best = feasible[0] if feasible else None
+    runner_up = feasible[1] if len(feasible) > 1 else None
+    if best is not None:
+        cheaper = [r for r in ordered if r["cached_usd"] < best["cached_usd"]]
+        if cheaper:
+            c = cheaper[0]
+            broke = []
+            if c["stale_rate"] > max_stale:
+                broke.append(f"stale rate {c['stale_rate'] * 100:.2f}% > {max_stale * 100:g}%")
+            if c["mismatch_rate"] > max_mismatch:
+                broke.append(f"mismatch rate {c['mismatch_rate'] * 100:.2f}% > {max_mismatch * 100:g}%")
+            reasons.append(f"the cheapest candidate overall costs ${best['cached_usd'] - c['cached_usd']:,.4f} less "
+                           f"but breaks the budget: {'; '.join(broke)}")
+        if runner_up is not None:
+            extra = runner_up["cached_usd"] - best["cached_usd"]
+            if extra > 0:
+                reasons.append(f"the runner-up costs ${extra:,.4f} more "
+                               f"({extra / best['cached_usd'] * 100 if best['cached_usd'] else 0:.2f}%)")
+            else:
+                reasons.append("the runner-up costs the same but serves more stale or wrong answers, "
+                               "or is slower, or keeps entries longer")
+    return best, runner_up, reasons
+
+
+def frontier(rows: list[dict]) -> list[dict]:
+    """Pareto frontier of cost against stale+mismatched rate: no other row is as cheap and as clean."""
+    out, cleanest = [], float("inf")
+    for row in sorted(rows, key=_order):
+        bad = row["stale_rate"] + row["mismatch_rate"]
+        if bad < cleanest:
+            out.append(row)
+            cleanest = bad
+    return out
+
+
+def per_task_choice(rows: list[dict], tasks: Sequence[str], fixed: dict, max_stale: float,
+                    max_mismatch: float) -> dict[str, dict | None]:
+    """For each task, the candidate (among rows sharing `fixed` threshold and adaptive settings)
+    that is cheapest for that task with that task's own stale and mismatch rates in budget."""
+    out = {}
+    for task in tasks:
+        best = None
+        for row in rows:
+            c = row["candidate"]
+            if (c.l3_threshold, c.adaptive_window, c.adaptive_scale) != fixed:
+                continue
+            t = row["by_task"].get(task)
+            if t is None or t["requests"] == 0:
+                continue
+            if t["stale_hits"] / t["requests"] > max_stale or t["mismatched_hits"] / t["requests"] > max_mismatch:
+                continue
+            score = (t["cached_usd"], t["stale_hits"] + t["mismatched_hits"], c.key())
+            if best is None or score < best[0]:
+                best = (score, row)
+        out[task] = None if best is None else best[1]
+    return out
+
+
+def best_per_task(rows: list[dict], tasks: Sequence[str], max_stale: float, max_mismatch: float):
+    """Per-task TTLs share one threshold and adaptive setting: the one whose per-task choices
+    give the lowest total, predicted from the sweep (a task with no candidate in budget is not
+    cached: it costs its baseline). Returns (fixed settings, choice)."""
+    best = None
+    for fixed in sorted({(r["candidate"].l3_threshold, r["candidate"].adaptive_window, r["candidate"].adaptive_scale)
+                         for r in rows}, key=lambda f: tuple(float("inf") if v is None else v for v in f)):
+        choice = per_task_choice(rows, tasks, fixed, max_stale, max_mismatch)
+        predicted = sum(row["by_task"][task]["cached_usd"] if row is not None else rows[0]["by_task"][task]["baseline_usd"]
+                        for task, row in choice.items())
+        if best is None or predicted < best[0]:
+            best = (predicted, fixed, choice)
+    return best[1], best[2]
+
+
+def task_ttls_from(choice: dict[str, dict | None], base: Candidate, tiers: Sequence[str]) -> dict[str, dict]:
+    """[tasks.NAME] tables: only the TTLs that differ from the base candidate's. A task with no
+    candidate in budget is not cached at all (TTL 0 in every tier): never wrong, never cheaper."""
+    out = {}
+    for task, row in sorted(choice.items()):
+        if row is None:
+            out[task] = {t: 0.0 for t in tiers}
+            continue
+        ttls = {t: getattr(row["candidate"], f"{t}_ttl") for t in tiers
+                if getattr(row["candidate"], f"{t}_ttl") != getattr(base, f"{t}_ttl")}
+        if ttls:
+            out[task] = ttls
+    return out
