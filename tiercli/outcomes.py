@@ -10,10 +10,17 @@ from tiercli.replay import OUTCOMES, ReplayOutcome
 from tiercli.settings import Settings
 
 
-def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer) -> pd.DataFrame:
+def baseline_costs(calls, pricer: Pricer) -> np.ndarray:
+    """Each call's recorded cost in pico-USD (it does not depend on the cache settings)."""
+    return np.array([pricer.cost(c) for c in calls], dtype=np.int64)
+
+
+def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
+                  baseline_pusd: np.ndarray | None = None) -> pd.DataFrame:
     calls = result.calls
     outcome = np.asarray(result.outcome, dtype=np.int8)
-    baseline_pusd = np.array([pricer.cost(c) for c in calls], dtype=np.int64)
+    if baseline_pusd is None:
+        baseline_pusd = baseline_costs(calls, pricer)
     paid = (outcome == OUTCOMES.index("miss")) | (outcome == OUTCOMES.index("bypass"))
     recorded_ms = np.array([np.nan if c.latency_ms is None else c.latency_ms for c in calls], dtype=np.float64)
     latency_defaulted = np.isnan(recorded_ms)

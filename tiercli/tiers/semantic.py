@@ -14,27 +14,24 @@ class _Group:
 
     def __init__(self, dim: int):
         self.vectors = np.zeros((16, dim), dtype=np.float32)
-        self.expiry = np.zeros(16, dtype=np.float64)
-        self.alive = np.zeros(16, dtype=bool)
+        self.expiry = np.full(16, -np.inf)  # a removed row expires at -inf: never live
         self.keys: list[str | None] = []
         self.dead = 0
 
     def append(self, vector: np.ndarray, expiry: float, key: str) -> int:
         row = len(self.keys)
-        if row == len(self.alive):
+        if row == len(self.expiry):
             size = 2 * row
             self.vectors = np.resize(self.vectors, (size, self.vectors.shape[1]))
             self.expiry = np.resize(self.expiry, size)
-            self.alive = np.resize(self.alive, size)
-            self.alive[row:] = False
+            self.expiry[row:] = -np.inf
         self.vectors[row] = vector
         self.expiry[row] = expiry
-        self.alive[row] = True
         self.keys.append(key)
         return row
 
     def kill(self, row: int) -> None:
-        self.alive[row] = False
+        self.expiry[row] = -np.inf
         self.keys[row] = None
         self.dead += 1
 
@@ -56,16 +53,13 @@ class SemanticTier(Store):
         if group is None or len(group.keys) == group.dead:
             return None, None
         n = len(group.keys)
-        live = group.alive[:n] & (group.expiry[:n] > t)
-        if not live.any():
+        sims = np.where(group.expiry[:n] > t, group.vectors[:n] @ self.vectors[self.row_of_text[call.text]], -np.inf)
+        row = n - 1 - int(np.argmax(sims[::-1]))  # the most similar; ties: the most recently stored
+        similarity = float(sims[row])
+        if similarity == -np.inf:  # nothing live
             return None, None
-        sims = group.vectors[:n] @ self.vectors[self.row_of_text[call.text]]
-        sims[~live] = -np.inf
-        best = sims.max()
-        similarity = float(best)
         if similarity < self.threshold:
             return None, similarity
-        row = int(np.flatnonzero(sims == best)[-1])  # ties: the most recently stored
         key = group.keys[row]
         self.touch(key)
         return self.entries[key], similarity
