@@ -17,6 +17,7 @@ class Call:
     key: str  # exact-match key: hash of task, model, system and canonical messages
     text: str  # what L3 embeds: the prompt, or the last user message's text
     bypass: bool  # streaming or tool use: never looked up or stored
+    streaming: bool
     input_tokens: int  # uncached input tokens, as the Anthropic API reports them
     output_tokens: int
     cache_read_tokens: int

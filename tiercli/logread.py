@@ -166,6 +166,7 @@ def _parse_call(record: dict, line_no: int, known_model) -> Call:
         key=request_key(task, model, system, messages),
         text=embedding_text(messages),
         bypass=flags["streaming"] or flags["use_tools"],
+        streaming=flags["streaming"],
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cache_read_tokens=ints["cache_read_input_tokens"] or 0,

@@ -79,4 +79,18 @@ KeepRedisKeysOption = Annotated[bool, typer.Option(
 NoSaveOption = Annotated[bool, typer.Option("--no-save", help="Do not save the run (for tiercli report).")]
 RunArgument = Annotated[str | None, typer.Argument(metavar="RUN", help="A run id (or a unique start of one) [default: the latest run]",
                                                    show_default=False)]
+LiveOption = Annotated[bool, typer.Option("--live", help="Send the misses and bypassed calls to the Anthropic API "
+                                          "(key from ANTHROPIC_API_KEY) and report recorded against live.")]
+MaxSpendOption = Annotated[float | None, typer.Option("--max-spend", metavar="USD", min=0,
+                                                      help="Live: hard cap on what the sent calls may cost.",
+                                                      show_default=False)]
+LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="Live: send at most N calls.", show_default=False)]
+ConcurrencyOption = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Live: calls in flight at once.")]
+YesOption = Annotated[bool, typer.Option("--yes", help="Live: do not ask for confirmation (needed when not interactive).")]
+LiveTimeoutOption = Annotated[str, typer.Option("--live-timeout", help="Live: timeout of one API call.",
+                                                callback=_checked(S.check_timeout))]
+MaxRetriesOption = Annotated[int, typer.Option("--max-retries", min=0, max=20,
+                                               help="Live: retries of a call on 429, 500, 529 and connection errors.")]
+RetryCapOption = Annotated[str, typer.Option("--retry-cap", help="Live: the longest single wait between retries "
+                                             "(retry-after included).", callback=_checked(S.check_timeout))]
 SkipInvalidOption = Annotated[bool, typer.Option("--skip-invalid", help="Skip bad lines (and say how many) instead of stopping.")]

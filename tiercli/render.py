@@ -105,9 +105,31 @@ def report_console() -> Console:
     return console if console.is_terminal else Console(highlight=False, width=160)
 
 
+def live_table(live: dict) -> Table:
+    table = Table(title=f"Recorded against live ({live['sent']:,} of {live['planned']:,} calls sent)",
+                  title_justify="left", caption=None if live["complete"] else f"incomplete: {live['stopped']}",
+                  caption_justify="left")
+    for column in ("Sent calls", "Recorded", "Live"):
+        table.add_column(column, justify="left" if column == "Sent calls" else "right")
+    table.add_row("Cost", _usd(live["recorded_usd"]), _usd(live["live_usd"]))
+    for stat in ("mean", "p50", "p95"):
+        rec, got = live["latency_ms"]["recorded"][stat], live["latency_ms"]["live"][stat]
+        table.add_row(f"Latency {stat}", "" if rec is None else _ms(rec), "" if got is None else _ms(got))
+    ttft = live["ttft_ms"]
+    if ttft["count"]:
+        table.add_row("Time to first token p50 / p95 (streams)", "", f"{_ms(ttft['p50'])} / {_ms(ttft['p95'])}")
+    table.add_row("Answers differing from the recorded ones", "", f"{live['responses_differ']:,}")
+    table.add_row("Failed calls / retries", "", f"{live['failed']:,} / {live['retries']:,}")
+    cap = live["max_spend_usd"]
+    table.add_row("Spend cap / worst case", "", f"{'none' if cap is None else _usd(cap)} / {_usd(live['worst_case_usd'])}")
+    return table
+
+
 def print_summary(summary: dict, console: Console) -> None:
     console.print(results_table(summary))
     console.print(task_table(summary))
+    if summary.get("live"):
+        console.print(live_table(summary["live"]))
     for line in notes(summary):
         console.print(line, highlight=False)
 

@@ -69,6 +69,8 @@ def save_run(run_id: str, table: pd.DataFrame, summary: dict, log_meta: dict) ->
                 "log": log_meta,
                 "settings": summary["settings"],
                 "settings_digest": settings_digest(summary["settings"]),
+                # a live run stopped early (spend cap, limit, error, Ctrl-C) is saved, marked so
+                "complete": (summary.get("live") or {}).get("complete", True),
             }
             (staging / "run.json").write_text(json.dumps(meta, indent=1))
             os.replace(staging, root / run_id)  # the moment the run becomes visible, whole

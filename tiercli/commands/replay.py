@@ -5,12 +5,26 @@ from __future__ import annotations
 import json
 import sys
 
+import typer
+
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.pipeline import load_events, run_replay, save
+from tiercli.errors import TiercliError
 from tiercli.render import print_summary, report_console
 from tiercli.settings import settings_from_flags
+
+
+def _confirm(plan: str, yes: bool) -> bool:
+    """Live mode asks before spending; without a terminal it needs --yes."""
+    stderr.print(plan, markup=False, highlight=False)
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise TiercliError("live mode sends real, billed API calls: refusing without --yes when not interactive",
+                           hint="check the plan above, then run again with --yes (and --max-spend USD)")
+    return typer.confirm("Send these calls?", default=False, err=True)
 
 
 def replay(
@@ -33,6 +47,14 @@ def replay(
     keep_redis_keys: opt.KeepRedisKeysOption = False,
     skip_invalid: opt.SkipInvalidOption = False,
     no_save: opt.NoSaveOption = False,
+    live: opt.LiveOption = False,
+    max_spend: opt.MaxSpendOption = None,
+    limit: opt.LimitOption = None,
+    concurrency: opt.ConcurrencyOption = 1,
+    yes: opt.YesOption = False,
+    live_timeout: opt.LiveTimeoutOption = "60s",
+    max_retries: opt.MaxRetriesOption = 5,
+    retry_cap: opt.RetryCapOption = "30s",
     json_output: opt.JsonOption = False,
 ) -> None:
     """Replay a log through the L1/L2/L3 cache simulator and report hit rates, cost and latency.
@@ -62,8 +84,16 @@ def replay(
             stderr.print(f"skipped: {error.message}", markup=False, highlight=False)
         if len(read.skipped) > 5:
             stderr.print(f"skipped: ... {len(read.skipped) - 5} more bad lines", markup=False)
+        if not live and any(v is not None for v in (max_spend, limit)):
+            raise TiercliError("--max-spend and --limit apply to --live runs", hint="add --live")
+        live_run = None
         with progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
+            if live:
+                from tiercli.live import LiveOptions, live_phase
+
+                options = LiveOptions(max_spend, limit, concurrency, live_timeout, max_retries, retry_cap)
+                live_run = live_phase(run, options, lambda plan: _confirm(plan, yes), progress)
         if not no_save:
             folder = save(run)
             stderr.print(f"saved run {run.id} ({folder}); see it again with: tiercli report {run.id}",
@@ -72,3 +102,12 @@ def replay(
             sys.stdout.write(json.dumps(run.summary) + "\n")
         else:
             print_summary(run.summary, report_console())
+        if live_run is not None and live_run.stopped:
+            prefix = "error: live: " if live_run.fatal else "live: stopped early: "
+            stderr.print(f"{prefix}{live_run.stopped}; " + ("the run is saved, marked incomplete" if not no_save
+                                                            else "nothing was saved (--no-save)"),
+                         markup=False, highlight=False)
+            if live_run.interrupted:
+                raise typer.Exit(130)
+            if live_run.fatal:
+                raise typer.Exit(1)

@@ -1,0 +1,165 @@
+"""Live mode against a local server that speaks the Messages API, through the real SDK."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT
+from logs import call, write
+from messages_server import MessagesServer
+from tiercli.cli import app
+
+runner = CliRunner()
+KEY = "sk-ant-test-KEY-never-print-me"
+
+
+@pytest.fixture
+def server():
+    with MessagesServer() as s:
+        yield s
+
+
+@pytest.fixture
+def log(tmp_path):
+    records = []
+    for i in range(12):  # 12 distinct requests, each asked twice a minute apart: 12 misses, 12 L1 hits
+        records.append(call(i, lead=f"L{i % 4}", prompt=f"question {i}", response=f"recorded {i}", worker="w1"))
+        records.append(call(60 + i, lead=f"L{i % 4}", prompt=f"question {i}", response=f"recorded {i}", worker="w1"))
+    records.append(call(100, lead="L0", prompt="stream please", streaming=True, response="s"))
+    records.append(call(101, lead="L1", prompt="use a tool", use_tools=True, response="t"))
+    return write(tmp_path / "log.jsonl", records)
+
+
+def live(log, server, *args, key=KEY):
+    env = {"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": key}
+    return runner.invoke(app, ["replay", str(log), "--tiers", "l1,l2", "--live", "--yes", "--retry-cap", "0.05s",
+                               *map(str, args)], env=env)
+
+
+def summary_of(result):
+    assert result.stdout, result.output
+    return json.loads(result.stdout)
+
+
+def test_sends_exactly_the_misses_and_bypasses(log, server, tiercli_home):
+    result = live(log, server, "--json")
+    assert result.exit_code == 0, result.output
+    s = summary_of(result)
+    assert (s["misses"], s["bypassed"], s["tiers"]["l1"]["hits"]) == (12, 2, 12)
+    assert len(server.requests) == s["misses"] + s["bypassed"] == s["live"]["sent"] == 14
+    assert sum(1 for r in server.requests if r.get("stream")) == 1
+    assert sorted(r["messages"][-1]["content"] for r in server.requests if not r.get("stream"))[0] == "question 0"
+    assert all(r["max_tokens"] == 1024 for r in server.requests)
+    live_part = s["live"]
+    assert live_part["complete"] and live_part["failed"] == 0 and live_part["responses_differ"] == 14
+    assert live_part["ttft_ms"]["count"] == 1 and live_part["latency_ms"]["live"]["count"] == 14
+    assert live_part["live_usd"] > 0 and live_part["recorded_usd"] == pytest.approx(14 * (1000 * 3 + 100 * 15) / 1e6)
+    run = tiercli_home / "runs" / s["run_id"]
+    assert json.loads((run / "run.json").read_text())["complete"] is True
+    everything = result.output + "".join(p.read_bytes().decode("latin-1") for p in run.iterdir())
+    assert KEY not in everything
+
+
+def test_concurrency_gives_the_same_counts(log, server):
+    one = summary_of(live(log, server, "--json", "--concurrency", "1"))
+    server.faults.extend([("slow", {"seconds": 0.2})] * 8)
+    many = summary_of(live(log, server, "--json", "--concurrency", "4"))
+    for key in ("requests", "misses", "bypassed", "tiers", "stale_hits", "mismatched_hits", "cost"):
+        assert one[key] == many[key]
+    assert one["live"]["sent"] == many["live"]["sent"] == 14
+    assert server.max_in_flight > 1
+
+
+def test_spend_cap_is_never_passed(log, server, tiercli_home):
+    cap = 0.004  # a call's worst case here is about $0.0184; real ones cost far less
+    result = live(log, server, "--json", "--max-spend", cap)
+    assert result.exit_code == 0, result.output
+    s = summary_of(result)
+    assert s["live"]["live_usd"] <= cap and 0 <= s["live"]["sent"] < 14
+    assert not s["live"]["complete"] and s["live"]["stopped"].startswith("--max-spend $0.004 reached")
+    assert "stopped early: --max-spend" in result.stderr
+    assert json.loads((tiercli_home / "runs" / s["run_id"] / "run.json").read_text())["complete"] is False
+    assert len(server.requests) == s["live"]["sent"]
+    roomy = summary_of(live(log, server, "--json", "--max-spend", 1.0))
+    assert roomy["live"]["complete"] and roomy["live"]["live_usd"] <= 1.0
+
+
+def test_limit(log, server):
+    s = summary_of(live(log, server, "--json", "--limit", "5"))
+    assert s["live"]["sent"] == 5 == len(server.requests) and s["live"]["stopped"] == "--limit 5 reached"
+
+
+def test_retries_on_429_529_500_honour_retry_after(log, server):
+    server.faults.extend([("429", {"retry-after": "0.01"}), ("529", {}), ("500", {}), ("429", {"retry-after": "0.02"})])
+    s = summary_of(live(log, server, "--json"))
+    assert s["live"]["complete"] and s["live"]["sent"] == 14 and s["live"]["failed"] == 0
+    assert s["live"]["retries"] == 4 and server.attempts == 18
+
+
+def test_429_without_retry_after_stops_the_run(log, server, tiercli_home):
+    server.faults.extend([("429", {})] * 3)
+    result = live(log, server, "--json", "--concurrency", "1")
+    assert result.exit_code == 1
+    s = summary_of(result)
+    assert s["live"]["fatal"] == "rate limited 3 times with no retry-after" and not s["live"]["complete"]
+    assert "error: live: rate limited 3 times with no retry-after" in result.stderr
+    assert json.loads((tiercli_home / "runs" / s["run_id"] / "run.json").read_text())["complete"] is False
+
+
+@pytest.mark.parametrize("fault, words", [("billing", "billing: Your credit balance is too low"),
+                                          ("permission", "the API refused the key (403)")])
+def test_billing_and_permission_errors_stop_at_once(log, server, fault, words):
+    server.faults.append((fault, {}))
+    result = live(log, server, "--json", "--concurrency", "1")
+    assert result.exit_code == 1 and words in result.stderr
+    assert server.attempts == 1 and summary_of(result)["live"]["sent"] == 0
+
+
+def test_timeouts_are_bounded_and_retried(log, server):
+    server.faults.append(("slow", {"seconds": 1.5}))
+    started = time.monotonic()
+    s = summary_of(live(log, server, "--json", "--concurrency", "1", "--live-timeout", "0.3s"))
+    assert s["live"]["complete"] and s["live"]["retries"] == 1
+    assert time.monotonic() - started < 1.5 + 5
+
+
+def test_no_key_means_nothing_is_sent(log, server):
+    result = runner.invoke(app, ["replay", str(log), "--live", "--yes"],
+                           env={"ANTHROPIC_API_KEY": "", "ANTHROPIC_BASE_URL": server.url})
+    assert result.exit_code == 1 and "ANTHROPIC_API_KEY is not set" in result.stderr
+    assert server.attempts == 0
+
+
+def test_not_interactive_without_yes_refuses(log, server):
+    result = runner.invoke(app, ["replay", str(log), "--live"],
+                           env={"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url})
+    assert result.exit_code == 1 and "refusing without --yes" in result.stderr
+    assert "worst case $" in result.stderr and server.attempts == 0
+
+
+def test_spend_flags_need_live(log):
+    result = runner.invoke(app, ["replay", str(log), "--max-spend", "5"])
+    assert result.exit_code == 1 and "apply to --live runs" in result.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_saves_an_incomplete_run(log, server, tiercli_home):
+    server.faults.extend([("slow", {"seconds": 0.3})] * 30)
+    env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url, "TIERCLI_HOME": str(tiercli_home)}
+    process = subprocess.Popen([sys.executable, "-m", "tiercli", "replay", str(log), "--tiers", "l1,l2", "--live",
+                                "--yes", "--json"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while server.attempts < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    s = json.loads(out)
+    assert s["live"]["stopped"] == "interrupted (Ctrl-C)" and 0 < s["live"]["sent"] < 14
+    assert json.loads((tiercli_home / "runs" / s["run_id"] / "run.json").read_text())["complete"] is False
+    assert b"Traceback" not in err
