@@ -357,3 +357,22 @@ def test_adaptive_ttl_shrinks_with_the_leads_velocity(tmp_path):
     assert outcomes(tmp_path, fast, tiers=("l1",)) == ["miss"] * 4 + ["l1"]
     quiet = [call(0, prompt="p"), call(199, prompt="p"), call(200, prompt="p")]
     assert outcomes(tmp_path, quiet, tiers=("l1",), adaptive_window=60, adaptive_scale=2) == ["miss", "l1", "miss"]
+
+
+def test_vectorised_prices_equal_call_by_call_prices(tmp_path):
+    import random
+
+    from tiercli.logread import read_log
+    from tiercli.pricing import Pricer
+    from tiercli.settings import ModelPrice
+
+    rng = random.Random(3)
+    records = [call(rng.randrange(0, 3 * 86400), prompt=f"p{i}", model=rng.choice(["claude-sonnet-4-5", "claude-haiku-4-5", "own-model"]),
+                    input_tokens=rng.choice([0, 5, 1999, 150_000, 199_999, 200_001, 400_000]),
+                    output_tokens=rng.randrange(0, 4000), cache_read_input_tokens=rng.choice([0, 1000, 60_000]),
+                    cache_creation_input_tokens=rng.choice([0, 7, 2048])) for i in range(300)]
+    from logs import write
+
+    calls = read_log(write(tmp_path / "log.jsonl", records), known_model=lambda m: True).calls
+    pricer = Pricer({"own-model": ModelPrice(0.123, 0.4567)})
+    assert list(pricer.costs(calls)) == [pricer.cost(c) for c in calls]

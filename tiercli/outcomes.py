@@ -12,7 +12,7 @@ from tiercli.settings import Settings
 
 def baseline_costs(calls, pricer: Pricer) -> np.ndarray:
     """Each call's recorded cost in pico-USD (it does not depend on the cache settings)."""
-    return np.array([pricer.cost(c) for c in calls], dtype=np.int64)
+    return pricer.costs(calls)
 
 
 def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,

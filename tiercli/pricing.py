@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 
+import numpy as np
+
 from tiercli.events import Call
 from tiercli.settings import ModelPrice
 
@@ -34,12 +36,38 @@ class Pricer:
         return self.price(call.model, call.ts, call.input_tokens, call.output_tokens,
                           call.cache_read_tokens, call.cache_write_tokens)
 
+    def costs(self, calls) -> np.ndarray:
+        """Cost of every call in pico-USD, equal to cost() call by call, but computed per
+        (model, day) from unit prices; calls whose input crosses a price tier (Sonnet's long
+        context above 200k tokens) and prices not whole in pico-USD go through cost()."""
+        n = len(calls)
+        out = np.zeros(n, dtype=np.int64)
+        tokens = np.array([(c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens)
+                           for c in calls], dtype=np.int64).reshape(n, 4)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, c in enumerate(calls):
+            groups.setdefault((c.model, _day(c.ts)), []).append(i)
+        for (model, day), rows in groups.items():
+            rows = np.asarray(rows)
+            rates = None if model in self.overrides else _unit_rates(model, day)
+            slow = rows
+            if rates is not None:
+                per_token, tier_start = rates
+                group = tokens[rows]
+                simple = np.ones(len(rows), dtype=bool) if tier_start is None else \
+                    (group[:, 0] + group[:, 2] + group[:, 3]) <= tier_start
+                out[rows[simple]] = group[simple] @ per_token
+                slow = rows[~simple]
+            for i in slow:
+                out[i] = self.cost(calls[i])
+        return out
+
     def price(self, model: str, ts: float, input_tokens: int, output_tokens: int,
               cache_read_tokens: int = 0, cache_write_tokens: int = 0) -> int:
         override = self.overrides.get(model)
         if override is not None:
             return _override_price(override, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-        day = datetime.fromtimestamp(ts, tz=timezone.utc).date().isoformat()
+        day = _day(ts)
         return _genai_price(model, day, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
 
 
@@ -51,6 +79,33 @@ def _override_price(price: ModelPrice, input_tokens: int, output_tokens: int,
     total = (input_tokens * per_mtok + output_tokens * Decimal(str(price.output_per_mtok))
              + cache_read_tokens * read + cache_write_tokens * write)
     return int((total * _PICO_PER_TOKEN_PER_MTOK).to_integral_value())
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).date().isoformat()
+
+
+@lru_cache(maxsize=None)
+def _unit_rates(model: str, day: str) -> tuple[np.ndarray, int | None] | None:
+    """pico-USD per (input, output, cache read, cache write) token below the first price tier,
+    and where that tier starts (in total input tokens); None if a rate is not a whole number."""
+    from genai_prices import Usage, calc_price
+
+    when = datetime.fromisoformat(day).replace(hour=12, tzinfo=timezone.utc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model_price = calc_price(Usage(input_tokens=1, output_tokens=1), model, genai_request_timestamp=when).model_price
+    rates, starts = [], []
+    for name in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"):
+        price = getattr(model_price, name, None)
+        if hasattr(price, "tiers"):
+            starts += [tier.start for tier in price.tiers]
+            price = price.base
+        rate = Decimal(0) if price is None else Decimal(price) * _PICO_PER_TOKEN_PER_MTOK
+        if rate != rate.to_integral_value():
+            return None
+        rates.append(int(rate))
+    return np.array(rates, dtype=np.int64), (min(starts) if starts else None)
 
 
 @lru_cache(maxsize=None)
