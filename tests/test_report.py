@@ -186,3 +186,16 @@ def test_report_errors(log, tiercli_home, monkeypatch):
     assert missing.exit_code == 1 and "no tiercli home at" in missing.stderr
     as_json = run("report", "--json")
     assert json.loads(as_json.stdout)["error"]["message"].startswith("no tiercli home at")
+
+
+def test_csv_for_the_results_and_compare_views(log, tmp_path):
+    a = ok_json("replay", log, "--tiers", "l1,l2")
+    b = ok_json("replay", log, "--tiers", "l2")
+    results = tmp_path / "results.csv"
+    assert run("report", a["run_id"], "--csv", results).exit_code == 0
+    rows = {r["metric"]: r for r in csv.DictReader(results.open())}
+    assert float(rows["cost_usd"]["after"]) == a["cost"]["cached_usd"] and float(rows["hit_rate"]["after"]) == a["hit_rate"]
+    compared = tmp_path / "compare.csv"
+    assert run("report", "--compare", a["run_id"], b["run_id"], "--csv", compared).exit_code == 0
+    rows = {r["metric"]: r for r in csv.DictReader(compared.open())}
+    assert float(rows["hit rate"]["delta"]) == b["hit_rate"] - a["hit_rate"]

@@ -64,6 +64,20 @@ def _finish(grouped: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def results_frame(summary: dict) -> pd.DataFrame:
+    """The Results table as rows (metric, before, after), for CSV."""
+    cost, per_lead, latency = summary["cost"], summary["cost_per_lead"], summary["latency_ms"]
+    rows = [("cost_usd", cost["baseline_usd"], cost["cached_usd"]),
+            ("cost_per_lead_usd", per_lead["baseline_usd"], per_lead["cached_usd"])]
+    if summary.get("monthly_cost"):
+        rows.insert(0, ("monthly_cost_usd", summary["monthly_cost"]["baseline_usd"], summary["monthly_cost"]["cached_usd"]))
+    rows += [(f"latency_{stat}_ms", latency["baseline"][stat], latency["cached"][stat]) for stat in ("mean", "p50", "p95", "p99")]
+    rows += [(f"{tier}_hit_rate", None, summary["tiers"][tier]["hit_rate"]) for tier in ("l1", "l2", "l3")]
+    rows += [("hit_rate", None, summary["hit_rate"]), ("stale_hits", None, summary["stale_hits"]),
+             ("mismatched_hits", None, summary["mismatched_hits"])]
+    return pd.DataFrame(rows, columns=["metric", "before", "after"]).set_index("metric")
+
+
 def sort_rows(rows: pd.DataFrame, column: str | None, default: str | None, top: int | None) -> pd.DataFrame:
     """Numbers sort largest first; the row key (the lead, the hour...) sorts in its order."""
     column = column or default

@@ -15,7 +15,7 @@ from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
 from tiercli.render import compare_table, frame_table, print_summary, report_console
 from tiercli.runs import load_run
-from tiercli.views import BREAKDOWNS, COLUMNS, compare, figures, sort_rows, totals
+from tiercli.views import BREAKDOWNS, COLUMNS, compare, figures, results_frame, sort_rows, totals
 
 
 def report(
@@ -31,7 +31,7 @@ def report(
     plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png",
                                               help="Also draw cost per lead and hit rate over time to a PNG.",
                                               show_default=False)] = None,
-    csv: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Also write the rows as CSV.",
+    csv: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Also write the view's rows as CSV (any view).",
                                              show_default=False)] = None,
     json_output: opt.JsonOption = False,
 ) -> None:
@@ -51,7 +51,7 @@ def report(
     """
     with command_edge(json_output):
         if compare_runs:
-            _compare(*compare_runs, json_output)
+            _compare(*compare_runs, json_output, csv)
             return
         if by is not None and by not in BREAKDOWNS:
             raise TiercliError(f"--by: unknown breakdown {by!r}", hint=f"use one of {', '.join(BREAKDOWNS)}")
@@ -69,7 +69,7 @@ def report(
             stderr.print(f"wrote {plot}", markup=False, highlight=False)
         if view is None:
             if csv:
-                raise TiercliError("--csv needs a table view", hint="add --per-lead or --by DIMENSION")
+                _write_csv(results_frame(saved.summary), csv)
             _print(saved.summary, json_output, lambda console: print_summary(saved.summary, console))
             return
         rows = figures(calls, view)
@@ -117,9 +117,11 @@ def _print(data: dict, json_output: bool, human) -> None:
         human(report_console())
 
 
-def _compare(run_a: str, run_b: str, json_output: bool) -> None:
+def _compare(run_a: str, run_b: str, json_output: bool, csv: Path | None) -> None:
     a, b = load_run(run_a), load_run(run_b)
     metrics, differ = compare(a.summary, b.summary)
+    if csv:
+        _write_csv(metrics, csv)
     data = {"a": a.id, "b": b.id,
             "metrics": {m: {"a": r["a"], "b": r["b"], "delta": r["delta"]} for m, r in metrics.iterrows()},
             "settings_differ": {k: {"a": va, "b": vb} for k, va, vb in differ},
