@@ -266,9 +266,9 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def build_settings(config_file: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Defaults, then the config file, then flags (already checked; UNSET means not given)."""
+    """Defaults, then the config file, then the flags that were given (already checked)."""
     values: dict[str, Any] = load_config(config_file) if config_file else {}
-    values.update({k: v for k, v in overrides.items() if v is not _UNSET})
+    values.update(overrides)
     settings = Settings(**values)
     settings.check()
     return settings
@@ -277,21 +277,6 @@ def build_settings(config_file: Path | None, overrides: dict[str, Any]) -> Setti
 def settings_from_flags(config_file: Path | None, flags: dict[str, Any]) -> Settings:
     """Settings from command-line values: None means the flag was not given; TTLs arrive as
     text, since "none" (never expires) is a real value."""
-    overrides = {}
-    for name, value in flags.items():
-        if value is None:
-            overrides[name] = _UNSET
-        elif name.endswith("_ttl"):
-            overrides[name] = parse_duration(value)
-        else:
-            overrides[name] = value
+    overrides = {name: parse_duration(value) if name.endswith("_ttl") else value
+                 for name, value in flags.items() if value is not None}
     return build_settings(config_file, overrides)
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-_UNSET = _Unset()
-UNSET = _UNSET  # a flag the user did not give (None is a real value: TTL "none")

@@ -166,7 +166,8 @@ def within(row: dict, max_stale: float, max_mismatch: float) -> bool:
     return row["stale_rate"] <= max_stale and row["mismatch_rate"] <= max_mismatch
 
 
-def _order(row: dict) -> tuple:
+def rank(row: dict) -> tuple:
+    """Sort key of candidates: cheapest first."""
     # cheapest; then fewer stale and wrong answers; then faster; then shorter (fresher) TTLs
     return (row["cached_usd"], row["stale_rate"] + row["mismatch_rate"], row["latency_p95_ms"], row["candidate"].key())
 
@@ -174,7 +175,7 @@ def _order(row: dict) -> tuple:
 def recommend(rows: list[dict], max_stale: float, max_mismatch: float) -> tuple[dict | None, dict | None, list[str]]:
     """The cheapest row within the budgets, the runner-up, and why the runner-up (and any cheaper
     row over budget) lost."""
-    ordered = sorted(rows, key=_order)
+    ordered = sorted(rows, key=rank)
     feasible = [r for r in ordered if within(r, max_stale, max_mismatch)]
     reasons = []
     best = feasible[0] if feasible else None
@@ -204,7 +205,7 @@ def recommend(rows: list[dict], max_stale: float, max_mismatch: float) -> tuple[
 def frontier(rows: list[dict]) -> list[dict]:
     """Pareto frontier of cost against stale+mismatched rate: no other row is as cheap and as clean."""
     out, cleanest = [], float("inf")
-    for row in sorted(rows, key=_order):
+    for row in sorted(rows, key=rank):
         bad = row["stale_rate"] + row["mismatch_rate"]
         if bad < cleanest:
             out.append(row)

@@ -124,7 +124,7 @@ def tune_ttl(
             "tiers": list(base.tiers),
             "recommended": _row(best, base), "runner_up": _row(runner_up, base), "why": reasons,
             "frontier": [_row(r, base) for r in tune.frontier(all_rows)],
-            "results": [_row(r, base) for r in sorted(all_rows, key=tune._order)],
+            "results": [_row(r, base) for r in sorted(all_rows, key=tune.rank)],
         }
         if "l3" in base.tiers:
             data["thresholds"] = _threshold_sweep(rows, stale_budget, mismatch_budget)
@@ -181,7 +181,7 @@ def _threshold_sweep(rows: list[dict], stale_budget: float, mismatch_budget: flo
         c = row["candidate"]
         if c.l3_ttl == 0 or c.adaptive_window is not None:
             continue
-        if c.l3_threshold not in best or tune._order(row) < tune._order(best[c.l3_threshold]):
+        if c.l3_threshold not in best or tune.rank(row) < tune.rank(best[c.l3_threshold]):
             best[c.l3_threshold] = row
     out = []
     for threshold, row in sorted(best.items()):
@@ -204,7 +204,7 @@ def _per_task(sweep: tune.Sweep, rows, best, base, stale_budget, mismatch_budget
     # cheapest candidate that does
     same = [r for r in rows if (r["candidate"].l3_threshold, r["candidate"].adaptive_window,
                                 r["candidate"].adaptive_scale) == fixed]
-    c = best["candidate"] if best is not None and best in same else min(same, key=tune._order)["candidate"]
+    c = best["candidate"] if best is not None and best in same else min(same, key=tune.rank)["candidate"]
     task_ttls = tune.task_ttls_from(choice, c, base.tiers)
     settings = c.settings(base, task_ttls)
     # confirm with one replay of the combined settings: the figures a user will get
