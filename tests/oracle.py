@@ -58,8 +58,8 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
 
     def judge(origin, call):
         stale.append(origin["lead"] == call.lead and origin["seq"] < last_tag.get(call.lead, -1))
-        mismatched.append(origin["response"] is not None and call.response is not None
-                          and origin["response"].strip() != call.response.strip())
+        mismatched.append(origin["response"] is not None and call.response_digest is not None
+                          and origin["response"] != call.response_digest)
 
     for ev in events:
         t = ev.ts
@@ -118,7 +118,7 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
             outcomes.append(hit[0])
             judge(hit[1], call)
             continue
-        origin = {"lead": call.lead, "seq": call.seq, "response": call.response}
+        origin = {"lead": call.lead, "seq": call.seq, "response": call.response_digest}
         if "l1" in enabled:
             store(mine, settings.l1_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l1", call), t), "origin": origin}, t)
         if "l2" in enabled:

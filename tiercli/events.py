@@ -24,7 +24,7 @@ class Call:
     cache_write_tokens: int
     tokens_estimated: bool
     latency_ms: float | None
-    response: str | None
+    response_digest: bytes | None  # of the recorded response, whitespace-stripped (see logread)
 
 
 @dataclass(slots=True)

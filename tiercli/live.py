@@ -20,6 +20,7 @@ import orjson
 
 from tiercli.errors import TiercliError
 from tiercli.events import Call
+from tiercli.logread import response_digest
 from tiercli.pricing import PICO, Pricer
 
 DEFAULT_MAX_TOKENS = 1024
@@ -287,7 +288,7 @@ def _stats(values) -> dict:
     return {"count": int(values.size), "mean": float(values.mean()), "p50": float(p50), "p95": float(p95)}
 
 
-def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, str | None]):
+def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, bytes | None]):
     """Live columns in the per-call table, and the summary's "live" section. `recorded`: each
     sent call's recorded response, to count how many live answers differ from the log's."""
     import numpy as np
@@ -307,7 +308,7 @@ def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, st
     )
     sent = table[table["live_sent"]]
     differ = sum(1 for seq, g in run.calls.items()
-                 if g.ok and recorded.get(seq) is not None and (g.response or "").strip() != recorded[seq].strip())
+                 if g.ok and recorded.get(seq) is not None and response_digest(g.response or "") != recorded[seq])
     summary = {
         "planned": run.planned,
         "sent": int(len(run.calls)),
@@ -349,6 +350,6 @@ def live_phase(replay_run, options: LiveOptions, confirm: Callable[[str], bool],
         raise TiercliError("live mode not confirmed: nothing was sent")
     update = progress_factory("sending", len(calls)) if progress_factory else None
     run = send_all(calls, requests, options, pricer, update)
-    recorded = {c.seq: c.response for c in calls}
+    recorded = {c.seq: c.response_digest for c in calls}
     replay_run.table, replay_run.summary["live"] = merge_live(replay_run.table, run, options, recorded)
     return run

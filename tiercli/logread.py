@@ -43,14 +43,16 @@ class ReadResult:
         return [e for e in self.events if isinstance(e, Call)]
 
 
-def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None) -> ReadResult:
-    """Read and check a whole log. `known_model(name) -> bool` rejects calls whose model has no price."""
+def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, keep_text: bool = True) -> ReadResult:
+    """Read and check a whole log. `known_model(name) -> bool` rejects calls whose model has no
+    price. Without `keep_text` (L3 off) the calls' texts are not kept, to save memory."""
     path_str = str(path)
     events: list[Event] = []
     skipped: list[LogError] = []
     saw_line = False
     digest = hashlib.sha256()
     size = 0
+    names: dict[str, str] = {}  # one string object per lead, task, model and worker
     for line_no, raw in _lines(path_str):
         digest.update(raw)
         size += len(raw)
@@ -58,7 +60,7 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None) 
             continue
         saw_line = True
         try:
-            event = parse_record(raw, line_no, known_model)
+            event = parse_record(raw, line_no, known_model, keep_text, names)
         except _Bad as bad:
             error = LogError(path_str, line_no, bad.field, bad.problem)
             if not skip_invalid:
@@ -89,7 +91,8 @@ def _lines(path: str) -> Iterator[tuple[int, bytes]]:
             raise LogError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
 
 
-def parse_record(raw: bytes, line_no: int, known_model=None) -> Event:
+def parse_record(raw: bytes, line_no: int, known_model=None, keep_text: bool = True,
+                 names: dict[str, str] | None = None) -> Event:
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -97,34 +100,42 @@ def parse_record(raw: bytes, line_no: int, known_model=None) -> Event:
     if not isinstance(record, dict):
         raise _Bad(None, "not a JSON object")
     kind = record.get("type", "call")
+    names = {} if names is None else names
     if kind == "call":
-        return _parse_call(record, line_no, known_model)
+        return _parse_call(record, line_no, known_model, keep_text, names)
     if kind == "tag_change":
-        return _parse_tag_change(record, line_no)
+        return _parse_tag_change(record, line_no, names)
     raise _Bad("type", f"unknown type {kind!r} (expected \"call\" or \"tag_change\")")
 
 
-def _parse_tag_change(record: dict, line_no: int) -> TagChange:
+def _parse_tag_change(record: dict, line_no: int, names: dict[str, str]) -> TagChange:
+    worker = _string(record, "worker")
+    lead = _lead(record)
     return TagChange(
         seq=0,
         line=line_no,
         ts=_ts(record),
-        lead=_lead(record),
+        lead=names.setdefault(lead, lead),
         tag=_string(record, "tag", required=True),
-        worker=_string(record, "worker"),
+        worker=None if worker is None else names.setdefault(worker, worker),
     )
 
 
-def _parse_call(record: dict, line_no: int, known_model) -> Call:
+def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names: dict[str, str]) -> Call:
     ts = _ts(record)
     lead = _lead(record)
+    lead = names.setdefault(lead, lead)
     task = _string(record, "task_type", required=True)
+    task = names.setdefault(task, task)
     model = _string(record, "model", required=True)
+    model = names.setdefault(model, model)
     if known_model is not None and not known_model(model):
         raise _Bad("model", f"no price known for model {model!r}")
     system = _system(record.get("system"))
     messages = _messages(record)
     worker = _string(record, "worker")
+    if worker is not None:
+        worker = names.setdefault(worker, worker)
     response = record.get("response")
     if response is not None and not isinstance(response, str):
         raise _Bad("response", "must be a string")
@@ -164,7 +175,7 @@ def _parse_call(record: dict, line_no: int, known_model) -> Call:
         model=model,
         worker=worker,
         key=request_key(task, model, system, messages),
-        text=embedding_text(messages),
+        text=embedding_text(messages) if keep_text else "",
         bypass=flags["streaming"] or flags["use_tools"],
         streaming=flags["streaming"],
         input_tokens=input_tokens,
@@ -173,7 +184,7 @@ def _parse_call(record: dict, line_no: int, known_model) -> Call:
         cache_write_tokens=ints["cache_creation_input_tokens"] or 0,
         tokens_estimated=estimated,
         latency_ms=float(latency) if latency is not None else None,
-        response=response,
+        response_digest=response_digest(response),
     )
 
 
@@ -268,6 +279,13 @@ def _messages(record: dict) -> list[dict]:
 
 def _flat_text(blocks: list[dict] | None) -> str:
     return "\n".join(b["text"] for b in blocks or () if b.get("type") == "text")
+
+
+def response_digest(text: str | None) -> bytes | None:
+    """What mismatch counting compares: a 128-bit BLAKE2b of the response with leading and
+    trailing whitespace stripped. A digest, not the text, keeps memory small on long logs;
+    two different answers share one with probability about 2**-128."""
+    return None if text is None else hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
 
 
 def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict]) -> str:

@@ -41,7 +41,7 @@ class ReplayRun:
 
 def load_events(log_path: str | Path, settings: Settings, *, skip_invalid: bool = False) -> ReadResult:
     pricer = Pricer(settings.prices)
-    return read_log(log_path, skip_invalid=skip_invalid, known_model=pricer.knows)
+    return read_log(log_path, skip_invalid=skip_invalid, known_model=pricer.knows, keep_text="l3" in settings.tiers)
 
 
 def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settings,

@@ -166,7 +166,7 @@ class _Replayer:
                     upper.insert(call, worker, entry.origin, t)
                 self._record(self.outcome_of_tier[level], entry.origin, call, similarity, lookup_ms)
                 return
-        origin = Origin(call.seq, call.lead, t, call.response)
+        origin = Origin(call.seq, call.lead, t, call.response_digest)
         for tier in tiers:
             tier.insert(call, worker, origin, t)
         self._record(MISS, None, call, similarity, lookup_ms)
@@ -183,5 +183,5 @@ class _Replayer:
             return
         result.source_seq.append(origin.seq)
         result.stale.append(origin.lead == call.lead and origin.seq < self.last_tag_seq.get(call.lead, -1))
-        result.mismatched.append(origin.response is not None and call.response is not None
-                                 and origin.response.strip() != call.response.strip())
+        result.mismatched.append(origin.response_digest is not None and call.response_digest is not None
+                                 and origin.response_digest != call.response_digest)

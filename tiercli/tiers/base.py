@@ -17,7 +17,7 @@ class Origin:
     seq: int
     lead: str
     ts: float
-    response: str | None
+    response_digest: bytes | None
 
 
 @dataclass(slots=True)

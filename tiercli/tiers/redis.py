@@ -117,7 +117,7 @@ class RedisTier:
         if not values:
             return None, None
         expiry, seq, lead, ts, response = values
-        origin = Origin(int(seq), lead.decode(), float(ts), None if response is None else response.decode())
+        origin = Origin(int(seq), lead.decode(), float(ts), None if response is None else bytes.fromhex(response.decode()))
         return Entry(call.key, float(expiry) if expiry else float("inf"), origin), None
 
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
@@ -127,7 +127,8 @@ class RedisTier:
         expiry = None if ttl is None else t + ttl
         real_ttl_ms = "" if ttl is None else str(int((2 * ttl + 600) * 1000))
         args = [self.prefix, _text(expiry), str(origin.seq), origin.lead, repr(origin.ts),
-                "0" if origin.response is None else "1", origin.response or "", self._use(),
+                "0" if origin.response_digest is None else "1",
+                "" if origin.response_digest is None else origin.response_digest.hex(), self._use(),
                 "" if self.max_entries is None else str(self.max_entries), repr(t), real_ttl_ms]
         try:
             self.evictions += self._store(keys=[self.prefix + "e:" + call.key, self.prefix + "lead:" + origin.lead],
