@@ -55,7 +55,7 @@ def sample(path: Path, env: dict, days: float, leads: int) -> int:
 
 
 def exact_replay(workdir: Path, env: dict, full: bool) -> list[tuple]:
-    days, leads = (213, 1000) if full else (21, 1000)  # ~1M or ~200k records
+    days, leads = (102, 1000) if full else (21, 1000)  # ~1M or ~200k records
     log = workdir / "exact.jsonl"
     records = sample(log, env, days, leads)
     parse = best_of([sys.executable, "-c", PARSE_ONLY, str(log)], env, 3)
