@@ -14,7 +14,7 @@ class Call:
     task: str
     model: str
     worker: str | None
-    key: str  # exact-match key: hash of task, model, system and canonical messages
+    key: bytes  # exact-match key: SHA-256 of task, model, system and canonical messages
     text: str  # what L3 embeds: the prompt, or the last user message's text
     bypass: bool  # streaming or tool use: never looked up or stored
     streaming: bool

@@ -22,7 +22,7 @@ class Origin:
 
 @dataclass(slots=True)
 class Entry:
-    key: str
+    key: bytes
     expiry: float  # log time; math.inf when the TTL is none
     origin: Origin
     slot: int = -1  # the row of its vector, in the semantic tier
@@ -38,7 +38,7 @@ class Store:
         self.name = name
         self.ttl_of = ttl_of  # the TTL for an entry stored by this call (see tiercli/ttl.py)
         self.max_entries = max_entries
-        self.entries: OrderedDict[str, Entry] = OrderedDict()
+        self.entries: OrderedDict[bytes, Entry] = OrderedDict()
         self.by_lead: dict[str, set[str]] = {}
         self._expiry_heap: list[tuple[float, int, str]] = []  # (expiry, tie-break, key); lazily stale
         self._pushes = 0
@@ -52,7 +52,7 @@ class Store:
         ttl = self.ttl_of(call)
         return float("inf") if ttl is None else t + ttl
 
-    def live(self, key: str, t: float) -> Entry | None:
+    def live(self, key: bytes, t: float) -> Entry | None:
         """The entry under key if t is before its expiry; marks it used."""
         entry = self.entries.get(key)
         if entry is None or t >= entry.expiry:
@@ -60,7 +60,7 @@ class Store:
         self.entries.move_to_end(key)
         return entry
 
-    def touch(self, key: str) -> None:
+    def touch(self, key: bytes) -> None:
         self.entries.move_to_end(key)
 
     def put(self, entry: Entry, t: float) -> None:
@@ -89,7 +89,7 @@ class Store:
             self.discard(key)
             self.evictions += 1
 
-    def discard(self, key: str) -> Entry | None:
+    def discard(self, key: bytes) -> Entry | None:
         entry = self.entries.pop(key, None)
         if entry is not None:
             keys = self.by_lead.get(entry.origin.lead)

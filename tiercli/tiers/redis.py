@@ -111,7 +111,7 @@ class RedisTier:
 
     def find(self, call: Call, worker: str, t: float) -> tuple[Entry | None, None]:
         started = time.perf_counter()
-        values = self._find(keys=[self.prefix + "e:" + call.key], args=[self.prefix, repr(t), self._use()])
+        values = self._find(keys=[self.prefix + "e:" + call.key.hex()], args=[self.prefix, repr(t), self._use()])
         self.last_lookup_ms = (time.perf_counter() - started) * 1000
         self.round_trips_ms.append(self.last_lookup_ms)
         if not values:
@@ -131,7 +131,7 @@ class RedisTier:
                 "" if origin.response_digest is None else origin.response_digest.hex(), self._use(),
                 "" if self.max_entries is None else str(self.max_entries), repr(t), real_ttl_ms]
         try:
-            self.evictions += self._store(keys=[self.prefix + "e:" + call.key, self.prefix + "lead:" + origin.lead],
+            self.evictions += self._store(keys=[self.prefix + "e:" + call.key.hex(), self.prefix + "lead:" + origin.lead],
                                           args=args)
         except redis.ResponseError as exc:
             if "OOM" not in str(exc):

@@ -18,7 +18,7 @@ class _Group:
         self.keys: list[str | None] = []
         self.dead = 0
 
-    def append(self, vector: np.ndarray, expiry: float, key: str) -> int:
+    def append(self, vector: np.ndarray, expiry: float, key: bytes) -> int:
         row = len(self.keys)
         if row == len(self.expiry):
             size = 2 * row
