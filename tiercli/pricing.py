@@ -42,25 +42,31 @@ class Pricer:
         context above 200k tokens) and prices not whole in pico-USD go through cost()."""
         n = len(calls)
         out = np.zeros(n, dtype=np.int64)
-        tokens = np.array([(c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens)
-                           for c in calls], dtype=np.int64).reshape(n, 4)
-        groups: dict[tuple[str, str], list[int]] = {}
-        for i, c in enumerate(calls):
-            groups.setdefault((c.model, _day(c.ts)), []).append(i)
-        for (model, day), rows in groups.items():
-            rows = np.asarray(rows)
-            rates = None if model in self.overrides else _unit_rates(model, day)
-            slow = rows
-            if rates is not None:
-                per_token, tier_start = rates
-                group = tokens[rows]
-                simple = np.ones(len(rows), dtype=bool) if tier_start is None else \
-                    (group[:, 0] + group[:, 2] + group[:, 3]) <= tier_start
-                out[rows[simple]] = group[simple] @ per_token
-                slow = rows[~simple]
-            for i in slow:
-                out[i] = self.cost(calls[i])
+        tokens = np.empty((n, 4), dtype=np.int64)  # filled column by column: no per-call tuples
+        for j, name in enumerate(("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")):
+            tokens[:, j] = np.fromiter((getattr(c, name) for c in calls), dtype=np.int64, count=n)
+        models = {}
+        model_code = np.fromiter((models.setdefault(c.model, len(models)) for c in calls), dtype=np.int64, count=n)
+        day_number = np.fromiter((c.ts // 86400 for c in calls), dtype=np.int64, count=n)
+        for model, code in models.items():
+            for day in np.unique(day_number[model_code == code]):
+                rows = np.flatnonzero((model_code == code) & (day_number == day))
+                self._price_group(calls, tokens, out, rows, model, _day(float(day) * 86400))
         return out
+
+    def _price_group(self, calls, tokens: np.ndarray, out: np.ndarray, rows: np.ndarray, model: str, day: str) -> None:
+        """Fills out[rows] for the calls of one model on one day."""
+        rates = None if model in self.overrides else _unit_rates(model, day)
+        slow = rows
+        if rates is not None:
+            per_token, tier_start = rates
+            group = tokens[rows]
+            simple = np.ones(len(rows), dtype=bool) if tier_start is None else \
+                (group[:, 0] + group[:, 2] + group[:, 3]) <= tier_start
+            out[rows[simple]] = group[simple] @ per_token
+            slow = rows[~simple]
+        for i in slow:
+            out[i] = self.cost(calls[i])
 
     def price(self, model: str, ts: float, input_tokens: int, output_tokens: int,
               cache_read_tokens: int = 0, cache_write_tokens: int = 0) -> int:
