@@ -47,9 +47,6 @@ class RedisSession:
             },
         }
 
-    def own_keys(self) -> int:
-        return sum(1 for _ in self.client.scan_iter(match=self.prefix + "*", count=1000))
-
     def delete_own_keys(self) -> int:
         """Only keys under this run's prefix; never FLUSHDB, never another key."""
         deleted, batch = 0, []

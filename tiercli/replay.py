@@ -80,7 +80,6 @@ class ReplayOutcome:
     tag_changes: int = 0
     invalidated: dict[str, int] = field(default_factory=dict)  # live entries removed by tag changes
     evictions: dict[str, int] = field(default_factory=dict)  # capacity evictions per tier
-    tiers: list[Tier] = field(default_factory=list)
 
 
 def build_tiers(ctx: TierContext) -> list[Tier]:
@@ -95,7 +94,7 @@ def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | No
     ctx = ctx or TierContext(settings, vectors, row_of_text)
     if tiers is None:
         tiers = build_tiers(ctx)
-    result = ReplayOutcome(calls=[e for e in events if isinstance(e, Call)], tiers=tiers)
+    result = ReplayOutcome(calls=[e for e in events if isinstance(e, Call)])
     result.invalidated = {t.name: 0 for t in tiers}
     step = _Replayer(settings, tiers, result, ctx.ttl_policy)
     for done, event in enumerate(events):

@@ -43,7 +43,6 @@ class Store:
         self._expiry_heap: list[tuple[float, int, str]] = []  # (expiry, tie-break, key); lazily stale
         self._pushes = 0
         self.evictions = 0
-        self.expired_dropped = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -83,7 +82,6 @@ class Store:
             entry = self.entries.get(key)
             if entry is not None and entry.expiry == expiry:
                 self.discard(key)
-                self.expired_dropped += 1
         while len(self.entries) >= self.max_entries:
             key = next(iter(self.entries))
             self.discard(key)

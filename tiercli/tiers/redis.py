@@ -159,6 +159,3 @@ class RedisTier:
         if self._pubsub is not None:
             self._pubsub.close()
             self._pubsub = None
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self.client.scan_iter(match=self.prefix + "e:*", count=1000))
