@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(slots=True)
-class Call:
+class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level type: cheap to build, store and send between processes
     seq: int  # position in processing order (ts, then file order)
     line: int  # line number in the log file
     ts: float  # seconds since the epoch
@@ -27,8 +26,7 @@ class Call:
     response_digest: bytes | None  # of the recorded response, whitespace-stripped (see logread)
 
 
-@dataclass(slots=True)
-class TagChange:
+class TagChange(msgspec.Struct, gc=False, array_like=True, tag=True):
     seq: int
     line: int
     ts: float

@@ -1,33 +1,32 @@
-"""Reading a JSONL log into events: validation, canonical request keys, token estimates.
+"""Reading a JSONL log file into events in processing order.
 
-Every problem is a LogError naming file, line and field (see README "Log format")."""
+Every problem is a LogError naming file, line and field (see README "Log format"). Records
+are parsed in tiercli/records.py; this module reads the file in blocks of whole lines and, for
+a large file on a machine with two cores, has a forked helper process parse the second half
+while this one parses the first (bench/run.py measures what that saves)."""
 
 from __future__ import annotations
 
 import hashlib
-import math
+import multiprocessing
+import os
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
+import msgspec
 
 from tiercli.errors import LogError
 from tiercli.events import Call, Event, TagChange
+from tiercli.records import (CHARS_PER_TOKEN, Reader, embedding_text, parse_record, request_key,  # noqa: F401
+                             response_digest)
 
-CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
+BLOCK_BYTES = 1 << 20  # msgspec decodes ~1 MiB blocks of lines fastest here
+PARALLEL_MIN_BYTES = 64 << 20  # below this a helper process costs more than it saves
 
-_CALL_OPTIONAL_INTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-_CALL_OPTIONAL_BOOLS = ("streaming", "use_tools")
-
-
-class _Bad(Exception):
-    """A problem in one record: the field and what is wrong with it."""
-
-    def __init__(self, field: str | None, problem: str):
-        self.field, self.problem = field, problem
+_EVENTS_OUT = msgspec.msgpack.Encoder()
+_EVENTS_IN = msgspec.msgpack.Decoder(list[Call | TagChange])
 
 
 @dataclass
@@ -36,267 +35,155 @@ class ReadResult:
     skipped: list[LogError] = field(default_factory=list)  # with skip_invalid
     path: str = ""
     size: int = 0  # bytes read
-    sha256: str = ""  # of the whole file: a saved run names exactly the log it came from
+    sha256: str = ""  # of the whole file (when asked for): a saved run names exactly its log
 
     @property
     def calls(self) -> list[Call]:
         return [e for e in self.events if isinstance(e, Call)]
 
 
-def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, keep_text: bool = True) -> ReadResult:
+def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, keep_text: bool = True,
+             digest: bool = True, parallel_min_bytes: int = PARALLEL_MIN_BYTES) -> ReadResult:
     """Read and check a whole log. `known_model(name) -> bool` rejects calls whose model has no
-    price. Without `keep_text` (L3 off) the calls' texts are not kept, to save memory."""
+    price. Without `keep_text` (L3 off) the calls' texts are not kept, to save memory; without
+    `digest` the file's SHA-256 (needed only to save a run) is not computed."""
     path_str = str(path)
-    events: list[Event] = []
-    skipped: list[LogError] = []
-    saw_line = False
-    digest = hashlib.sha256()
-    size = 0
-    names: dict[str, str] = {}  # one string object per lead, task, model and worker
-    for line_no, raw in _lines(path_str):
-        digest.update(raw)
-        size += len(raw)
-        if not raw.strip():
-            continue
-        saw_line = True
-        try:
-            event = parse_record(raw, line_no, known_model, keep_text, names)
-        except _Bad as bad:
-            error = LogError(path_str, line_no, bad.field, bad.problem)
-            if not skip_invalid:
-                raise error from None
-            skipped.append(error)
-            continue
-        events.append(event)
-    if not saw_line:
+    size = _size(path_str)
+    split = _split_point(path_str, size) if size >= parallel_min_bytes and (os.cpu_count() or 1) > 1 else size
+    helper = _Helper(path_str, split, size, skip_invalid, known_model, keep_text) if split < size else None
+    try:
+        reader = Reader(path_str, skip_invalid, known_model, keep_text)
+        hasher = hashlib.sha256() if digest else None
+        lines_before = 0
+        for first_line, block in _blocks(path_str, 0, split):
+            if hasher is not None:
+                hasher.update(block)
+            reader.block(first_line, block)
+            lines_before = first_line - 1 + block.count(b"\n")
+        if helper is not None:
+            if hasher is not None:
+                for _, block in _blocks(path_str, split, size):
+                    hasher.update(block)
+            helper.merge_into(reader, lines_before)
+    finally:
+        if helper is not None:
+            helper.stop()
+    events, skipped = reader.events, reader.skipped
+    if not reader.saw_line:
         raise LogError(path_str, None, None, "the log is empty", hint="a log holds one JSON object per line")
     if not events:
         raise LogError(path_str, None, None, f"no valid line ({len(skipped)} skipped)", hint=skipped[0].message)
-    events.sort(key=lambda e: e.ts)  # stable: equal ts keep file order
+    if any(a.ts > b.ts for a, b in zip(events, events[1:])):
+        events.sort(key=_by_ts)  # stable: equal ts keep file order
     for seq, event in enumerate(events):
         event.seq = seq
-    return ReadResult(events, skipped, path_str, size, digest.hexdigest())
+    return ReadResult(events, skipped, path_str, size, hasher.hexdigest() if hasher is not None else "")
 
 
-def _lines(path: str) -> Iterator[tuple[int, bytes]]:
+def _by_ts(event: Event) -> float:
+    return event.ts
+
+
+def _cannot_read(path: str, exc: OSError) -> LogError:
+    return LogError(path, None, None, f"cannot read: {exc.strerror or exc}")
+
+
+def _size(path: str) -> int:
+    try:
+        with open(path, "rb") as handle:  # open, not stat: a folder or an unreadable file fails here
+            return os.fstat(handle.fileno()).st_size
+    except OSError as exc:
+        raise _cannot_read(path, exc) from None
+
+
+def _split_point(path: str, size: int) -> int:
+    """The start of the first line at or after the middle of the file (size: no such line)."""
+    with open(path, "rb") as handle:
+        handle.seek(size // 2)
+        handle.readline()
+        return handle.tell() if size // 2 > 0 else size
+
+
+def _blocks(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """Bytes start..end of the file in blocks of whole lines (the last may lack its newline),
+    with the number of each block's first line, counted from `start`."""
     try:
         handle = open(path, "rb")
     except OSError as exc:
-        raise LogError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
+        raise _cannot_read(path, exc) from None
     with handle:
+        handle.seek(start)
+        line_no, rest, left = 1, b"", end - start
         try:
-            for line_no, raw in enumerate(handle, start=1):
-                yield line_no, raw
+            while left > 0 and (chunk := handle.read(min(BLOCK_BYTES, left))):
+                left -= len(chunk)
+                chunk = rest + chunk if rest else chunk
+                cut = chunk.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = chunk
+                    continue
+                block, rest = chunk[:cut], chunk[cut:]
+                yield line_no, block
+                line_no += block.count(b"\n")
         except OSError as exc:
-            raise LogError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
+            raise _cannot_read(path, exc) from None
+        if rest:
+            yield line_no, rest
 
 
-def parse_record(raw: bytes, line_no: int, known_model=None, keep_text: bool = True,
-                 names: dict[str, str] | None = None) -> Event:
-    try:
-        record = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise _Bad(None, f"not valid JSON ({exc.args[0] if exc.args else exc})") from None
-    if not isinstance(record, dict):
-        raise _Bad(None, "not a JSON object")
-    kind = record.get("type", "call")
-    names = {} if names is None else names
-    if kind == "call":
-        return _parse_call(record, line_no, known_model, keep_text, names)
-    if kind == "tag_change":
-        return _parse_tag_change(record, line_no, names)
-    raise _Bad("type", f"unknown type {kind!r} (expected \"call\" or \"tag_change\")")
+class _Helper:
+    """A forked process that parses bytes start..end and sends back its events (msgpack) and
+    its skipped lines or first error, with line numbers counted from `start`."""
 
+    def __init__(self, path: str, start: int, end: int, skip_invalid: bool, known_model, keep_text: bool):
+        context = multiprocessing.get_context("fork")  # the parent's state (prices) comes along
+        self.conn, child = context.Pipe(duplex=False)
+        self.process = context.Process(target=_helper_main, daemon=True,
+                                       args=(child, path, start, end, skip_invalid, known_model, keep_text))
+        self.process.start()
+        child.close()
+        self.path = path
 
-def _parse_tag_change(record: dict, line_no: int, names: dict[str, str]) -> TagChange:
-    worker = _string(record, "worker")
-    lead = _lead(record)
-    return TagChange(
-        seq=0,
-        line=line_no,
-        ts=_ts(record),
-        lead=names.setdefault(lead, lead),
-        tag=_string(record, "tag", required=True),
-        worker=None if worker is None else names.setdefault(worker, worker),
-    )
-
-
-def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names: dict[str, str]) -> Call:
-    ts = _ts(record)
-    lead = _lead(record)
-    lead = names.setdefault(lead, lead)
-    task = _string(record, "task_type", required=True)
-    task = names.setdefault(task, task)
-    model = _string(record, "model", required=True)
-    model = names.setdefault(model, model)
-    if known_model is not None and not known_model(model):
-        raise _Bad("model", f"no price known for model {model!r}")
-    system = _system(record.get("system"))
-    messages = _messages(record)
-    worker = _string(record, "worker")
-    if worker is not None:
-        worker = names.setdefault(worker, worker)
-    response = record.get("response")
-    if response is not None and not isinstance(response, str):
-        raise _Bad("response", "must be a string")
-    ints = {}
-    for name in _CALL_OPTIONAL_INTS:
-        value = record.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise _Bad(name, f"must be a non-negative integer, got {value!r}")
-        ints[name] = value
-    flags = {}
-    for name in _CALL_OPTIONAL_BOOLS:
-        value = record.get(name, False)
-        if not isinstance(value, bool):
-            raise _Bad(name, f"must be true or false, got {value!r}")
-        flags[name] = value
-    latency = record.get("latency_ms")
-    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
-        raise _Bad("latency_ms", f"must be a non-negative number, got {latency!r}")
-    attrs = record.get("attrs")
-    if attrs is not None and not isinstance(attrs, dict):
-        raise _Bad("attrs", "must be an object")
-
-    estimated = ints["input_tokens"] is None or ints["output_tokens"] is None
-    input_tokens = ints["input_tokens"]
-    if input_tokens is None:
-        chars = len(_flat_text(system)) + sum(len(_flat_text(m["content"])) for m in messages)
-        input_tokens = math.ceil(chars / CHARS_PER_TOKEN)
-    output_tokens = ints["output_tokens"]
-    if output_tokens is None:
-        output_tokens = math.ceil(len(response or "") / CHARS_PER_TOKEN)
-    return Call(
-        seq=0,
-        line=line_no,
-        ts=ts,
-        lead=lead,
-        task=task,
-        model=model,
-        worker=worker,
-        key=request_key(task, model, system, messages),
-        text=embedding_text(messages) if keep_text else "",
-        bypass=flags["streaming"] or flags["use_tools"],
-        streaming=flags["streaming"],
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=ints["cache_read_input_tokens"] or 0,
-        cache_write_tokens=ints["cache_creation_input_tokens"] or 0,
-        tokens_estimated=estimated,
-        latency_ms=float(latency) if latency is not None else None,
-        response_digest=response_digest(response),
-    )
-
-
-# --- fields ---------------------------------------------------------------------------------------
-
-def _ts(record: dict) -> float:
-    if "ts" not in record:
-        raise _Bad("ts", "missing (required)")
-    value = record["ts"]
-    if isinstance(value, bool):
-        raise _Bad("ts", f"must be an RFC 3339 string or seconds since the epoch, got {value!r}")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise _Bad("ts", f"must be a finite number, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
+    def merge_into(self, reader: Reader, lines_before: int) -> None:
         try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise _Bad("ts", f"not an RFC 3339 timestamp: {value!r}") from None
-        if parsed.tzinfo is None:
-            raise _Bad("ts", f"timestamp has no UTC offset: {value!r} (add Z or +00:00)")
-        return parsed.timestamp()
-    raise _Bad("ts", f"must be an RFC 3339 string or seconds since the epoch, got {type(value).__name__}")
+            events_bytes = self.conn.recv_bytes()
+            saw_line, skipped, error = pickle.loads(self.conn.recv_bytes())
+        except EOFError:
+            raise LogError(self.path, None, None, "the helper process reading the second half failed",
+                           hint="run with TIERCLI_DEBUG=1 for details") from None
+        if error is not None:
+            line, field_name, problem = error
+            raise LogError(self.path, None if line is None else line + lines_before, field_name, problem)
+        reader.saw_line |= saw_line
+        reader.skipped += [LogError(self.path, line + lines_before, f, p) for line, f, p in skipped]
+        names, events = reader.names, _EVENTS_IN.decode(events_bytes)
+        del events_bytes
+        for event in events:  # one string object per name, as in this process's events
+            event.line += lines_before
+            event.lead = names.setdefault(event.lead, event.lead)
+            if event.worker is not None:
+                event.worker = names.setdefault(event.worker, event.worker)
+            if type(event) is Call:
+                event.task = names.setdefault(event.task, event.task)
+                event.model = names.setdefault(event.model, event.model)
+        reader.events += events
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
 
 
-def _lead(record: dict) -> str:
-    name = "lead_id" if "lead_id" in record else "contact_id" if "contact_id" in record else None
-    if name is None:
-        raise _Bad("lead_id", "missing (required; contact_id is accepted too)")
-    value = record[name]
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-        raise _Bad(name, f"must be a non-empty string or integer, got {value!r}")
-    return str(value)
-
-
-def _string(record: dict, name: str, required: bool = False) -> str | None:
-    value = record.get(name)
-    if value is None:
-        if required:
-            raise _Bad(name, "missing (required)")
-        return None
-    if not isinstance(value, str) or (required and not value):
-        raise _Bad(name, f"must be a non-empty string, got {value!r}")
-    return value
-
-
-def _text_blocks(value: Any, field: str) -> list[dict]:
-    """Content as a list of blocks: a string is the same as one text block holding it."""
-    if isinstance(value, str):
-        return [{"type": "text", "text": value}]
-    if not isinstance(value, list):
-        raise _Bad(field, "must be a string or a list of content blocks")
-    blocks = []
-    for i, block in enumerate(value):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise _Bad(f"{field}[{i}]", "must be a content block object with a \"type\"")
-        if block["type"] == "text" and not isinstance(block.get("text"), str):
-            raise _Bad(f"{field}[{i}].text", "must be a string")
-        # cache_control marks a prompt-caching breakpoint; it does not change the answer.
-        blocks.append({k: v for k, v in block.items() if k != "cache_control"})
-    return blocks
-
-
-def _system(value: Any) -> list[dict] | None:
-    return None if value is None else _text_blocks(value, "system")
-
-
-def _messages(record: dict) -> list[dict]:
-    has_prompt, has_messages = record.get("prompt") is not None, record.get("messages") is not None
-    if has_prompt == has_messages:
-        raise _Bad("prompt", "exactly one of prompt and messages is required" + (", both given" if has_prompt else ""))
-    if has_prompt:
-        if not isinstance(record["prompt"], str):
-            raise _Bad("prompt", "must be a string")
-        return [{"role": "user", "content": _text_blocks(record["prompt"], "prompt")}]
-    raw = record["messages"]
-    if not isinstance(raw, list) or not raw:
-        raise _Bad("messages", "must be a non-empty list of {role, content} objects")
-    messages = []
-    for i, message in enumerate(raw):
-        if not isinstance(message, dict):
-            raise _Bad(f"messages[{i}]", "must be an object with role and content")
-        role = message.get("role")
-        if role not in ("user", "assistant"):
-            raise _Bad(f"messages[{i}].role", f"must be \"user\" or \"assistant\", got {role!r}")
-        if "content" not in message:
-            raise _Bad(f"messages[{i}].content", "missing (required)")
-        messages.append({"role": role, "content": _text_blocks(message["content"], f"messages[{i}].content")})
-    return messages
-
-
-def _flat_text(blocks: list[dict] | None) -> str:
-    return "\n".join(b["text"] for b in blocks or () if b.get("type") == "text")
-
-
-def response_digest(text: str | None) -> bytes | None:
-    """What mismatch counting compares: a 128-bit BLAKE2b of the response with leading and
-    trailing whitespace stripped. A digest, not the text, keeps memory small on long logs;
-    two different answers share one with probability about 2**-128."""
-    return None if text is None else hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
-
-
-def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict]) -> str:
-    """The exact-match key (L1 and L2): a hash of task, model, system and messages in canonical JSON."""
-    canonical = orjson.dumps([task, model, system, messages], option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).digest()  # bytes, not hex: half the memory on long logs
-
-
-def embedding_text(messages: list[dict]) -> str:
-    """What L3 compares: the text of the last user message (its text blocks joined with newlines)."""
-    for message in reversed(messages):
-        if message["role"] == "user":
-            return _flat_text(message["content"])
-    return ""
+def _helper_main(conn, path: str, start: int, end: int, skip_invalid: bool, known_model, keep_text: bool) -> None:
+    reader = Reader(path, skip_invalid, known_model, keep_text)
+    error = None
+    try:
+        for first_line, block in _blocks(path, start, end):
+            reader.block(first_line, block)
+    except LogError as exc:
+        error = (exc.line, exc.field, exc.problem)
+        reader.events = []
+    conn.send_bytes(_EVENTS_OUT.encode(reader.events))
+    conn.send_bytes(pickle.dumps((reader.saw_line, [(e.line, e.field, e.problem) for e in reader.skipped], error)))
+    conn.close()

@@ -39,9 +39,12 @@ class ReplayRun:
     summary: dict
 
 
-def load_events(log_path: str | Path, settings: Settings, *, skip_invalid: bool = False) -> ReadResult:
+def load_events(log_path: str | Path, settings: Settings, *, skip_invalid: bool = False,
+                digest: bool = True) -> ReadResult:
+    """The log's events; `digest`: also its SHA-256, which a saved run records."""
     pricer = Pricer(settings.prices)
-    return read_log(log_path, skip_invalid=skip_invalid, known_model=pricer.knows, keep_text="l3" in settings.tiers)
+    return read_log(log_path, skip_invalid=skip_invalid, known_model=pricer.knows, keep_text="l3" in settings.tiers,
+                    digest=digest)
 
 
 def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settings,

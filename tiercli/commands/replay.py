@@ -79,7 +79,7 @@ def replay(
             "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory, "l2_eviction": l2_eviction,
             "keep_redis_keys": keep_redis_keys or None,
         })
-        read = load_events(log, settings, skip_invalid=skip_invalid)
+        read = load_events(log, settings, skip_invalid=skip_invalid, digest=not no_save)
         for error in read.skipped[:5]:
             stderr.print(f"skipped: {error.message}", markup=False, highlight=False)
         if len(read.skipped) > 5:

@@ -103,7 +103,7 @@ def tune_ttl(
             raise TiercliError("tune-ttl simulates L2 in process", hint="drop l2_redis_url from the config for tune-ttl")
         grids = {t: grids[t] or tune.DEFAULT_GRIDS[t] for t in grids}
         candidates = tune.grid_candidates(base, grids, thresholds or (base.l3_threshold,))
-        read = load_events(log, base, skip_invalid=skip_invalid)
+        read = load_events(log, base, skip_invalid=skip_invalid, digest=False)
         with progress_bars() as progress:
             vectors = row_of_text = None
             if "l3" in base.tiers:

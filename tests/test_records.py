@@ -1,0 +1,98 @@
+"""The fast reading paths (msgspec blocks, the helper process) against the reference validator:
+the same events, the same errors with the same line numbers, record by record."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from logs import MODEL, call, tag, write
+from tiercli.errors import LogError
+from tiercli.logread import read_log
+from tiercli.records import Reader, _Bad, parse_record
+
+VALUES = [None, True, False, 0, -1, 7, 1.5, 1e20, 10**30, "", "x", "2026-11-02T08:00:00Z", "2026-11-02T08:00:00",
+          [], {}, [1], ["x"], [{"type": "text", "text": "a"}], [{"type": "text", "text": "a", "cache_control": {}}],
+          [{"type": "image", "source": {"data": "…"}}], [{"text": "a"}], [{"type": "text"}],
+          [{"role": "user", "content": "hi"}], [{"role": "assistant", "content": "yo"}, {"role": "user", "content": "b"}],
+          [{"role": "system", "content": "x"}], [{"role": "user"}], {"a": 1}, "tag_change", "call"]
+FIELDS = ["type", "ts", "lead_id", "contact_id", "task_type", "model", "system", "prompt", "messages", "worker",
+          "response", "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+          "streaming", "use_tools", "latency_ms", "attrs", "tag", "extra"]
+
+
+def known(model: str) -> bool:
+    return model == MODEL
+
+
+def random_record(rng: random.Random) -> dict:
+    base = rng.choice([
+        call(1_700_000_000.5, system="be brief", response=" yes ", worker="w1", attrs={"k": 1}),
+        call("2026-11-02T08:00:00.250+01:00", lead=42, input_tokens=None, output_tokens=None),
+        call(3, messages=[{"role": "user", "content": [{"type": "text", "text": "a", "cache_control": {"t": 1}},
+                                                       {"type": "text", "text": "b"}]},
+                          {"role": "assistant", "content": "ok"}, {"role": "user", "content": "c"}]),
+        call(4, streaming=True, system=[{"type": "text", "text": "s"}]),
+        tag(5, worker="w2"),
+        {"ts": 6, "contact_id": "C", "task_type": "t", "model": MODEL, "prompt": "p", "latency_ms": 3},
+    ])
+    record = dict(base)
+    for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
+        name = rng.choice(FIELDS)
+        if rng.random() < 0.3:
+            record.pop(name, None)
+        else:
+            record[name] = rng.choice(VALUES)
+    return record
+
+
+def reference(raw: bytes, line: int):
+    try:
+        return parse_record(raw, line, known, True, {})
+    except _Bad as bad:
+        return ("error", bad.field, bad.problem)
+
+
+def fast(raw: bytes, line: int):
+    reader = Reader("log", False, known, True)
+    try:
+        reader.block(line, raw + b"\n")
+    except LogError as error:
+        return ("error", error.field, error.problem)
+    [event] = reader.events
+    return event
+
+
+def test_fast_path_equals_reference_on_random_records():
+    rng = random.Random(11)
+    differ, errors = [], 0
+    for i in range(6000):
+        raw = json.dumps(random_record(rng)).encode()
+        expected, got = reference(raw, i + 1), fast(raw, i + 1)
+        errors += isinstance(expected, tuple)
+        if expected != got:
+            differ.append((raw, expected, got))
+    assert differ == []
+    assert 1500 < errors < 4500  # both kinds well represented
+
+
+@pytest.mark.parametrize("split", [1, 10**12])  # with a helper process, and without
+def test_file_read_in_halves_equals_reading_in_one(tmp_path, split):
+    rng = random.Random(5)
+    lines = [json.dumps(call(1000 - i, lead=f"L{i % 7}", prompt=f"p{i % 13}")) for i in range(400)]
+    lines[250:250] = ["", "   ", json.dumps(tag(500, lead="L3"))]  # blank lines in the second half
+    bad = [json.dumps(random_record(rng)) for _ in range(40)]
+    lines[300:300] = bad
+    log = write(tmp_path / "log.jsonl", lines)
+    serial = read_log(log, known_model=known, skip_invalid=True, parallel_min_bytes=10**12)
+    halves = read_log(log, known_model=known, skip_invalid=True, parallel_min_bytes=split)
+    assert halves.events == serial.events
+    assert [e.message for e in halves.skipped] == [e.message for e in serial.skipped]
+    assert halves.sha256 == serial.sha256 and halves.size == serial.size == log.stat().st_size
+    assert [e.line for e in halves.events if e.ts == 601] == [400 + 3 + 40]  # the last line: numbered in the file
+    first_bad = next(e.line for e in serial.skipped)
+    with pytest.raises(LogError) as raised:
+        read_log(log, known_model=known, parallel_min_bytes=split)
+    assert raised.value.line == first_bad > 250

@@ -1,0 +1,395 @@
+"""One log record into an event: validation, canonical request keys, token estimates.
+
+Two paths give the same events. The fast one decodes blocks of lines with msgspec into typed
+records (checked in C) and builds each event with a few Python checks; whatever it does not
+accept in full (a bad line, a blank line, an odd shape) goes line by line through
+`parse_record`, the reference validator, which either raises the error to report or builds
+the event. So the fast path decides nothing on its own that the reference would not."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+import orjson
+
+from tiercli.errors import LogError
+from tiercli.events import Call, Event, TagChange
+
+CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
+
+_CALL_OPTIONAL_INTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+_CALL_OPTIONAL_BOOLS = ("streaming", "use_tools")
+
+
+class _Bad(Exception):
+    """A problem in one record: the field and what is wrong with it."""
+
+    def __init__(self, field: str | None, problem: str):
+        self.field, self.problem = field, problem
+
+
+class Reader:
+    """Events and skipped lines so far, from one block of lines at a time."""
+
+    def __init__(self, path: str, skip_invalid: bool, known_model, keep_text: bool):
+        self.path, self.skip_invalid, self.known_model, self.keep_text = path, skip_invalid, known_model, keep_text
+        self.events: list[Event] = []
+        self.skipped: list[LogError] = []
+        self.saw_line = False
+        self.names: dict[str, str] = {}  # one string object per lead, task, model and worker
+
+    def block(self, first_line: int, block: bytes) -> None:
+        try:
+            records = _RECORDS.decode_lines(block)
+        except msgspec.MsgspecError:
+            records = None
+        # Blank lines are skipped by decode_lines, so a count that differs means line numbers
+        # would shift: such a block goes line by line.
+        if records is None or len(records) != block.count(b"\n") + (not block.endswith(b"\n")):
+            self._line_by_line(first_line, block)
+            return
+        if records:
+            self.saw_line = True
+        append, fast, lines = self.events.append, self._fast, None
+        for i, record in enumerate(records):
+            try:
+                event = fast(record, first_line + i)
+            except Exception:  # anything unusual: the reference validator decides
+                lines = lines or block.split(b"\n")
+                self._line(first_line + i, lines[i])
+                continue
+            append(event)
+
+    def _line_by_line(self, first_line: int, block: bytes) -> None:
+        for i, raw in enumerate(block.split(b"\n")):
+            if raw.strip():
+                self.saw_line = True
+                self._line(first_line + i, raw)
+
+    def _line(self, line_no: int, raw: bytes) -> None:
+        try:
+            event = self._fast(_RECORDS.decode(raw), line_no)
+        except Exception:  # the reference validator names the field, or accepts what is odd but valid
+            try:
+                event = parse_record(raw, line_no, self.known_model, self.keep_text, self.names)
+            except _Bad as bad:
+                error = LogError(self.path, line_no, bad.field, bad.problem)
+                if not self.skip_invalid:
+                    raise error from None
+                self.skipped.append(error)
+                return
+        self.events.append(event)
+
+    def _fast(self, r: _Record, line_no: int) -> Event:
+        """The event of a record msgspec decoded; raises for anything the reference should see."""
+        kind = r.type
+        ts = r.ts
+        ts = _ts_value(ts) if type(ts) is str else ts if math.isfinite(ts) else _fallback()
+        lead = r.lead_id if r.lead_id is not msgspec.UNSET else r.contact_id
+        if type(lead) is not str:
+            lead = str(lead) if type(lead) is int else _fallback()
+        elif not lead:
+            _fallback()
+        names = self.names
+        lead = names.setdefault(lead, lead)
+        worker = r.worker
+        if worker is not None:
+            worker = names.setdefault(worker, worker)
+        if kind == "tag_change":
+            if not r.tag:
+                _fallback()
+            return TagChange(0, line_no, ts, lead, r.tag, worker)
+        if kind != "call" or not r.task_type or not r.model:
+            _fallback()
+        task, model = names.setdefault(r.task_type, r.task_type), names.setdefault(r.model, r.model)
+        if self.known_model is not None and not self.known_model(model):
+            _fallback()
+        attrs = bytes(r.attrs)
+        if attrs[:1] != b"{" and attrs != b"null":
+            _fallback()
+        system = None if r.system is None else _text_blocks(r.system, "system")
+        if r.prompt is not None:
+            if r.messages is not None:
+                _fallback()
+            messages = [{"role": "user", "content": [{"type": "text", "text": r.prompt}]}]
+        elif r.messages:
+            messages = [{"role": m.role, "content": _text_blocks(m.content, "content")} for m in r.messages]
+        else:
+            _fallback()
+        return _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
+                          r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens, r.streaming,
+                          r.use_tools, r.latency_ms, self.keep_text)
+
+
+class _Fallback(Exception):
+    """The fast path leaves this record to the reference validator."""
+
+
+def _fallback():
+    raise _Fallback
+
+
+# orjson (the reference) reads integers beyond 64 bits as floats; the fast path leaves those to it.
+_Int64 = Annotated[int, msgspec.Meta(ge=-2**63, le=2**63 - 1)]
+_NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_NULL = msgspec.Raw(b"null")
+
+
+class _Message(msgspec.Struct, gc=False):
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+
+class _Record(msgspec.Struct, gc=False):
+    """The fields the fast path reads, with their JSON types; others are ignored, as by the
+    reference validator."""
+
+    type: str = "call"
+    ts: float | str = float("nan")  # missing: NaN, left to the reference
+    lead_id: str | _Int64 | msgspec.UnsetType = msgspec.UNSET
+    contact_id: str | _Int64 | msgspec.UnsetType = msgspec.UNSET
+    task_type: str = ""
+    model: str = ""
+    system: str | list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    messages: list[_Message] | None = None
+    worker: str | None = None
+    response: str | None = None
+    input_tokens: _NonNegativeInt | None = None
+    output_tokens: _NonNegativeInt | None = None
+    cache_read_input_tokens: _NonNegativeInt | None = None
+    cache_creation_input_tokens: _NonNegativeInt | None = None
+    streaming: bool = False
+    use_tools: bool = False
+    latency_ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    attrs: msgspec.Raw = _NULL
+    tag: str | None = None
+
+
+_RECORDS = msgspec.json.Decoder(_Record)
+
+
+def parse_record(raw: bytes, line_no: int, known_model=None, keep_text: bool = True,
+                 names: dict[str, str] | None = None) -> Event:
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _Bad(None, f"not valid JSON ({exc.args[0] if exc.args else exc})") from None
+    if not isinstance(record, dict):
+        raise _Bad(None, "not a JSON object")
+    kind = record.get("type", "call")
+    names = {} if names is None else names
+    if kind == "call":
+        return _parse_call(record, line_no, known_model, keep_text, names)
+    if kind == "tag_change":
+        return _parse_tag_change(record, line_no, names)
+    raise _Bad("type", f"unknown type {kind!r} (expected \"call\" or \"tag_change\")")
+
+
+def _parse_tag_change(record: dict, line_no: int, names: dict[str, str]) -> TagChange:
+    worker = _string(record, "worker")
+    lead = _lead(record)
+    return TagChange(
+        seq=0,
+        line=line_no,
+        ts=_ts(record),
+        lead=names.setdefault(lead, lead),
+        tag=_string(record, "tag", required=True),
+        worker=None if worker is None else names.setdefault(worker, worker),
+    )
+
+
+def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names: dict[str, str]) -> Call:
+    ts = _ts(record)
+    lead = _lead(record)
+    lead = names.setdefault(lead, lead)
+    task = _string(record, "task_type", required=True)
+    task = names.setdefault(task, task)
+    model = _string(record, "model", required=True)
+    model = names.setdefault(model, model)
+    if known_model is not None and not known_model(model):
+        raise _Bad("model", f"no price known for model {model!r}")
+    system = _system(record.get("system"))
+    messages = _messages(record)
+    worker = _string(record, "worker")
+    if worker is not None:
+        worker = names.setdefault(worker, worker)
+    response = record.get("response")
+    if response is not None and not isinstance(response, str):
+        raise _Bad("response", "must be a string")
+    ints = {}
+    for name in _CALL_OPTIONAL_INTS:
+        value = record.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise _Bad(name, f"must be a non-negative integer, got {value!r}")
+        ints[name] = value
+    flags = {}
+    for name in _CALL_OPTIONAL_BOOLS:
+        value = record.get(name, False)
+        if not isinstance(value, bool):
+            raise _Bad(name, f"must be true or false, got {value!r}")
+        flags[name] = value
+    latency = record.get("latency_ms")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
+        raise _Bad("latency_ms", f"must be a non-negative number, got {latency!r}")
+    attrs = record.get("attrs")
+    if attrs is not None and not isinstance(attrs, dict):
+        raise _Bad("attrs", "must be an object")
+
+    return _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
+                      ints["output_tokens"], ints["cache_read_input_tokens"], ints["cache_creation_input_tokens"],
+                      flags["streaming"], flags["use_tools"], latency, keep_text)
+
+
+def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker: str | None,
+               system: list[dict] | None, messages: list[dict], response: str | None, input_tokens: int | None,
+               output_tokens: int | None, cache_read: int | None, cache_write: int | None, streaming: bool,
+               use_tools: bool, latency: float | None, keep_text: bool) -> Call:
+    """The call of a checked record (both paths)."""
+    estimated = input_tokens is None or output_tokens is None
+    if input_tokens is None:
+        chars = len(_flat_text(system)) + sum(len(_flat_text(m["content"])) for m in messages)
+        input_tokens = math.ceil(chars / CHARS_PER_TOKEN)
+    if output_tokens is None:
+        output_tokens = math.ceil(len(response or "") / CHARS_PER_TOKEN)
+    return Call(
+        seq=0,
+        line=line_no,
+        ts=ts,
+        lead=lead,
+        task=task,
+        model=model,
+        worker=worker,
+        key=request_key(task, model, system, messages),
+        text=embedding_text(messages) if keep_text else "",
+        bypass=streaming or use_tools,
+        streaming=streaming,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read or 0,
+        cache_write_tokens=cache_write or 0,
+        tokens_estimated=estimated,
+        latency_ms=float(latency) if latency is not None else None,
+        response_digest=response_digest(response),
+    )
+
+
+# --- fields ---------------------------------------------------------------------------------------
+
+def _ts(record: dict) -> float:
+    if "ts" not in record:
+        raise _Bad("ts", "missing (required)")
+    return _ts_value(record["ts"])
+
+
+def _ts_value(value: Any) -> float:
+    if isinstance(value, bool):
+        raise _Bad("ts", f"must be an RFC 3339 string or seconds since the epoch, got {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise _Bad("ts", f"must be a finite number, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Bad("ts", f"not an RFC 3339 timestamp: {value!r}") from None
+        if parsed.tzinfo is None:
+            raise _Bad("ts", f"timestamp has no UTC offset: {value!r} (add Z or +00:00)")
+        return parsed.timestamp()
+    raise _Bad("ts", f"must be an RFC 3339 string or seconds since the epoch, got {type(value).__name__}")
+
+
+def _lead(record: dict) -> str:
+    name = "lead_id" if "lead_id" in record else "contact_id" if "contact_id" in record else None
+    if name is None:
+        raise _Bad("lead_id", "missing (required; contact_id is accepted too)")
+    value = record[name]
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise _Bad(name, f"must be a non-empty string or integer, got {value!r}")
+    return str(value)
+
+
+def _string(record: dict, name: str, required: bool = False) -> str | None:
+    value = record.get(name)
+    if value is None:
+        if required:
+            raise _Bad(name, "missing (required)")
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise _Bad(name, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _text_blocks(value: Any, field: str) -> list[dict]:
+    """Content as a list of blocks: a string is the same as one text block holding it."""
+    if isinstance(value, str):
+        return [{"type": "text", "text": value}]
+    if not isinstance(value, list):
+        raise _Bad(field, "must be a string or a list of content blocks")
+    blocks = []
+    for i, block in enumerate(value):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise _Bad(f"{field}[{i}]", "must be a content block object with a \"type\"")
+        if block["type"] == "text" and not isinstance(block.get("text"), str):
+            raise _Bad(f"{field}[{i}].text", "must be a string")
+        # cache_control marks a prompt-caching breakpoint; it does not change the answer.
+        blocks.append({k: v for k, v in block.items() if k != "cache_control"})
+    return blocks
+
+
+def _system(value: Any) -> list[dict] | None:
+    return None if value is None else _text_blocks(value, "system")
+
+
+def _messages(record: dict) -> list[dict]:
+    has_prompt, has_messages = record.get("prompt") is not None, record.get("messages") is not None
+    if has_prompt == has_messages:
+        raise _Bad("prompt", "exactly one of prompt and messages is required" + (", both given" if has_prompt else ""))
+    if has_prompt:
+        if not isinstance(record["prompt"], str):
+            raise _Bad("prompt", "must be a string")
+        return [{"role": "user", "content": _text_blocks(record["prompt"], "prompt")}]
+    raw = record["messages"]
+    if not isinstance(raw, list) or not raw:
+        raise _Bad("messages", "must be a non-empty list of {role, content} objects")
+    messages = []
+    for i, message in enumerate(raw):
+        if not isinstance(message, dict):
+            raise _Bad(f"messages[{i}]", "must be an object with role and content")
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            raise _Bad(f"messages[{i}].role", f"must be \"user\" or \"assistant\", got {role!r}")
+        if "content" not in message:
+            raise _Bad(f"messages[{i}].content", "missing (required)")
+        messages.append({"role": role, "content": _text_blocks(message["content"], f"messages[{i}].content")})
+    return messages
+
+
+def _flat_text(blocks: list[dict] | None) -> str:
+    return "\n".join(b["text"] for b in blocks or () if b.get("type") == "text")
+
+
+def response_digest(text: str | None) -> bytes | None:
+    """What mismatch counting compares: a 128-bit BLAKE2b of the response with leading and
+    trailing whitespace stripped. A digest, not the text, keeps memory small on long logs;
+    two different answers share one with probability about 2**-128."""
+    return None if text is None else hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
+
+
+def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict]) -> str:
+    """The exact-match key (L1 and L2): a hash of task, model, system and messages in canonical JSON."""
+    canonical = orjson.dumps([task, model, system, messages], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).digest()  # bytes, not hex: half the memory on long logs
+
+
+def embedding_text(messages: list[dict]) -> str:
+    """What L3 compares: the text of the last user message (its text blocks joined with newlines)."""
+    for message in reversed(messages):
+        if message["role"] == "user":
+            return _flat_text(message["content"])
+    return ""
