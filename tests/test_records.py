@@ -58,7 +58,7 @@ def reference(raw: bytes, line: int):
 def fast(raw: bytes, line: int):
     reader = Reader("log", False, known, True)
     try:
-        reader.block(line, raw + b"\n")
+        reader.block(line, 1, raw + b"\n")
     except LogError as error:
         return ("error", error.field, error.problem)
     [event] = reader.events

@@ -55,14 +55,14 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, 
         reader = Reader(path_str, skip_invalid, known_model, keep_text)
         hasher = hashlib.sha256() if digest else None
         lines_before = 0
-        for first_line, block in _blocks(path_str, 0, split):
+        for first_line, lines, block in _blocks(path_str, 0, split):
             if hasher is not None:
                 hasher.update(block)
-            reader.block(first_line, block)
-            lines_before = first_line - 1 + block.count(b"\n")
+            reader.block(first_line, lines, block)
+            lines_before = first_line - 1 + lines
         if helper is not None:
             if hasher is not None:
-                for _, block in _blocks(path_str, split, size):
+                for _, _, block in _blocks(path_str, split, size):
                     hasher.update(block)
             helper.merge_into(reader, lines_before)
     finally:
@@ -104,9 +104,9 @@ def _split_point(path: str, size: int) -> int:
         return handle.tell() if size // 2 > 0 else size
 
 
-def _blocks(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """Bytes start..end of the file in blocks of whole lines (the last may lack its newline),
-    with the number of each block's first line, counted from `start`."""
+def _blocks(path: str, start: int, end: int) -> Iterator[tuple[int, int, bytes]]:
+    """Bytes start..end of the file in blocks of whole lines (the last may lack its newline):
+    the number of each block's first line (counted from `start`), its line count, the block."""
     try:
         handle = open(path, "rb")
     except OSError as exc:
@@ -123,12 +123,13 @@ def _blocks(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
                     rest = chunk
                     continue
                 block, rest = chunk[:cut], chunk[cut:]
-                yield line_no, block
-                line_no += block.count(b"\n")
+                lines = block.count(b"\n")
+                yield line_no, lines, block
+                line_no += lines
         except OSError as exc:
             raise _cannot_read(path, exc) from None
         if rest:
-            yield line_no, rest
+            yield line_no, rest.count(b"\n") + 1, rest
 
 
 class _Helper:
@@ -179,8 +180,8 @@ def _helper_main(conn, path: str, start: int, end: int, skip_invalid: bool, know
     reader = Reader(path, skip_invalid, known_model, keep_text)
     error = None
     try:
-        for first_line, block in _blocks(path, start, end):
-            reader.block(first_line, block)
+        for first_line, lines, block in _blocks(path, start, end):
+            reader.block(first_line, lines, block)
     except LogError as exc:
         error = (exc.line, exc.field, exc.problem)
         reader.events = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import numpy as np
 import pandas as pd
 
@@ -22,7 +24,8 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
     if baseline_pusd is None:
         baseline_pusd = baseline_costs(calls, pricer)
     paid = (outcome == OUTCOMES.index("miss")) | (outcome == OUTCOMES.index("bypass"))
-    recorded_ms = np.array([np.nan if c.latency_ms is None else c.latency_ms for c in calls], dtype=np.float64)
+    n = len(calls)
+    recorded_ms = np.fromiter(map(attrgetter("latency_ms"), calls), dtype=object, count=n).astype(np.float64)
     latency_defaulted = np.isnan(recorded_ms)
     baseline_ms = np.where(latency_defaulted, settings.default_latency_ms, recorded_ms)
 
@@ -30,20 +33,20 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
     # replay adds them up, measured or configured); a miss adds the API call; a bypass is the call.
     cached_ms = np.asarray(result.lookup_ms, dtype=np.float64) + np.where(paid, baseline_ms, 0.0)
 
-    return pd.DataFrame({
-        "seq": np.array([c.seq for c in calls], dtype=np.int64),
-        "line": np.array([c.line for c in calls], dtype=np.int64),
-        "ts": pd.to_datetime(np.array([c.ts for c in calls], dtype=np.float64), unit="s", utc=True),
-        "lead": [c.lead for c in calls],
-        "task": [c.task for c in calls],
-        "model": [c.model for c in calls],
+    return pd.DataFrame(copy=False, data={
+        "seq": np.fromiter(map(attrgetter("seq"), calls), dtype=np.int64, count=n),
+        "line": np.fromiter(map(attrgetter("line"), calls), dtype=np.int64, count=n),
+        "ts": pd.to_datetime(np.fromiter(map(attrgetter("ts"), calls), dtype=np.float64, count=n), unit="s", utc=True),
+        "lead": list(map(attrgetter("lead"), calls)),
+        "task": list(map(attrgetter("task"), calls)),
+        "model": list(map(attrgetter("model"), calls)),
         "worker": result.worker,
         "outcome": pd.Categorical.from_codes(outcome, categories=list(OUTCOMES)),
-        "stale": np.asarray(result.stale, dtype=bool),
-        "mismatched": np.asarray(result.mismatched, dtype=bool),
+        "stale": np.asarray(result.stale, dtype=np.int8).astype(bool),
+        "mismatched": np.asarray(result.mismatched, dtype=np.int8).astype(bool),
         "similarity": np.asarray(result.similarity, dtype=np.float64),
         "source_seq": np.asarray(result.source_seq, dtype=np.int64),
-        "tokens_estimated": np.array([c.tokens_estimated for c in calls], dtype=bool),
+        "tokens_estimated": np.fromiter(map(attrgetter("tokens_estimated"), calls), dtype=bool, count=n),
         "latency_defaulted": latency_defaulted,
         "baseline_pusd": baseline_pusd,  # pico-USD: exact sums (see pricing.py)
         "cached_pusd": np.where(paid, baseline_pusd, 0).astype(np.int64),

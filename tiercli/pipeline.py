@@ -83,6 +83,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
                 getattr(tier, "close", lambda: None)()
         if session is not None:
             redis_report = session.report(tiers[settings.tiers.index("l2")])
+        del tiers  # their entries are not needed for the table: free them first
     table = outcome_table(outcome, settings, Pricer(settings.prices))
     span_s = read.events[-1].ts - read.events[0].ts
     summary = summarize(table, settings, span_s)

@@ -9,8 +9,10 @@ import warnings
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
+from operator import attrgetter
 
 import numpy as np
+import pandas as pd
 
 from tiercli.events import Call
 from tiercli.settings import ModelPrice
@@ -44,11 +46,10 @@ class Pricer:
         out = np.zeros(n, dtype=np.int64)
         tokens = np.empty((n, 4), dtype=np.int64)  # filled column by column: no per-call tuples
         for j, name in enumerate(("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")):
-            tokens[:, j] = np.fromiter((getattr(c, name) for c in calls), dtype=np.int64, count=n)
-        models = {}
-        model_code = np.fromiter((models.setdefault(c.model, len(models)) for c in calls), dtype=np.int64, count=n)
-        day_number = np.fromiter((c.ts // 86400 for c in calls), dtype=np.int64, count=n)
-        for model, code in models.items():
+            tokens[:, j] = np.fromiter(map(attrgetter(name), calls), dtype=np.int64, count=n)
+        model_code, models = pd.factorize(np.fromiter(map(attrgetter("model"), calls), dtype=object, count=n))
+        day_number = np.fromiter(map(attrgetter("ts"), calls), dtype=np.float64, count=n) // 86400
+        for code, model in enumerate(models):
             for day in np.unique(day_number[model_code == code]):
                 rows = np.flatnonzero((model_code == code) & (day_number == day))
                 self._price_group(calls, tokens, out, rows, model, _day(float(day) * 86400))

@@ -41,15 +41,17 @@ class Reader:
         self.skipped: list[LogError] = []
         self.saw_line = False
         self.names: dict[str, str] = {}  # one string object per lead, task, model and worker
+        self.priced: set[str] = set()  # models known_model accepted
 
-    def block(self, first_line: int, block: bytes) -> None:
+    def block(self, first_line: int, lines: int, block: bytes) -> None:
+        """Events of a block of `lines` lines (newline-separated), the first numbered first_line."""
         try:
             records = _RECORDS.decode_lines(block)
         except msgspec.MsgspecError:
             records = None
         # Blank lines are skipped by decode_lines, so a count that differs means line numbers
         # would shift: such a block goes line by line.
-        if records is None or len(records) != block.count(b"\n") + (not block.endswith(b"\n")):
+        if records is None or len(records) != lines:
             self._line_by_line(first_line, block)
             return
         if records:
@@ -106,8 +108,10 @@ class Reader:
         if kind != "call" or not r.task_type or not r.model:
             _fallback()
         task, model = names.setdefault(r.task_type, r.task_type), names.setdefault(r.model, r.model)
-        if self.known_model is not None and not self.known_model(model):
-            _fallback()
+        if model not in self.priced:
+            if self.known_model is not None and not self.known_model(model):
+                _fallback()
+            self.priced.add(model)
         attrs = bytes(r.attrs)
         if attrs[:1] != b"{" and attrs != b"null":
             _fallback()
@@ -256,26 +260,10 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
         input_tokens = math.ceil(chars / CHARS_PER_TOKEN)
     if output_tokens is None:
         output_tokens = math.ceil(len(response or "") / CHARS_PER_TOKEN)
-    return Call(
-        seq=0,
-        line=line_no,
-        ts=ts,
-        lead=lead,
-        task=task,
-        model=model,
-        worker=worker,
-        key=request_key(task, model, system, messages),
-        text=embedding_text(messages) if keep_text else "",
-        bypass=streaming or use_tools,
-        streaming=streaming,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read or 0,
-        cache_write_tokens=cache_write or 0,
-        tokens_estimated=estimated,
-        latency_ms=float(latency) if latency is not None else None,
-        response_digest=response_digest(response),
-    )
+    return Call(0, line_no, ts, lead, task, model, worker, request_key(task, model, system, messages),
+                embedding_text(messages) if keep_text else "", streaming or use_tools, streaming, input_tokens,
+                output_tokens, cache_read or 0, cache_write or 0, estimated,
+                float(latency) if latency is not None else None, response_digest(response))
 
 
 # --- fields ---------------------------------------------------------------------------------------
@@ -381,7 +369,7 @@ def response_digest(text: str | None) -> bytes | None:
     return None if text is None else hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
 
 
-def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict]) -> str:
+def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict]) -> bytes:
     """The exact-match key (L1 and L2): a hash of task, model, system and messages in canonical JSON."""
     canonical = orjson.dumps([task, model, system, messages], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).digest()  # bytes, not hex: half the memory on long logs

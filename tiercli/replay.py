@@ -4,6 +4,7 @@ summaries are computed from its outcomes elsewhere (tiercli/outcomes.py, tiercli
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from tiercli.ttl import TtlPolicy
 
 OUTCOMES = ("l1", "l2", "l3", "miss", "bypass")
 MISS, BYPASS = OUTCOMES.index("miss"), OUTCOMES.index("bypass")
+NAN = float("nan")
 
 
 @dataclass
@@ -67,16 +69,17 @@ class ReplayAborted(Exception):
 
 @dataclass
 class ReplayOutcome:
-    """Per call (in processing order of calls), what the replay decided."""
+    """Per call (in processing order of calls), what the replay decided; compact arrays, not
+    lists of Python objects, so a long log's outcomes take 27 bytes a call plus the worker."""
 
     calls: list[Call]
     worker: list[str] = field(default_factory=list)
-    outcome: list[int] = field(default_factory=list)  # index into OUTCOMES
-    stale: list[bool] = field(default_factory=list)
-    mismatched: list[bool] = field(default_factory=list)
-    similarity: list[float] = field(default_factory=list)  # best L3 similarity seen; NaN if L3 not consulted
-    source_seq: list[int] = field(default_factory=list)  # seq of the call that filled the hit entry; -1
-    lookup_ms: list[float] = field(default_factory=list)  # look-ups of the tiers tried (0 for bypass)
+    outcome: array = field(default_factory=lambda: array("b"))  # index into OUTCOMES
+    stale: array = field(default_factory=lambda: array("b"))  # 0/1
+    mismatched: array = field(default_factory=lambda: array("b"))  # 0/1
+    similarity: array = field(default_factory=lambda: array("d"))  # best L3 similarity seen; NaN if L3 not consulted
+    source_seq: array = field(default_factory=lambda: array("q"))  # seq of the call that filled the hit entry; -1
+    lookup_ms: array = field(default_factory=lambda: array("d"))  # look-ups of the tiers tried (0 for bypass)
     tag_changes: int = 0
     invalidated: dict[str, int] = field(default_factory=dict)  # live entries removed by tag changes
     evictions: dict[str, int] = field(default_factory=dict)  # capacity evictions per tier
@@ -118,6 +121,8 @@ class _Replayer:
         self.outcome_of_tier = [OUTCOMES.index(t.name) for t in tiers]
         self.latency_of_tier = [settings.latency_ms(t.name) for t in tiers]
         self.workers = settings.workers
+        self.worker_names = [f"w{i + 1}" for i in range(settings.workers)] if settings.workers else None
+        self.observe = ttl_policy.observe if ttl_policy.window is not None else None
         self.broadcast = settings.invalidation == "broadcast"
         self.last_tag_seq: dict[str, int] = {}
         self.last_worker: dict[str, str] = {}
@@ -144,13 +149,17 @@ class _Replayer:
                 result.invalidated[tier.name] += tier.remove_lead(lead, t, None if self.broadcast else local)
 
     def call(self, call: Call) -> None:
-        result, t, tiers = self.result, call.ts, self.tiers
-        worker = f"w{self.calls_seen % self.workers + 1}" if self.workers else (call.worker or "default")
+        result, t, tiers, lead = self.result, call.ts, self.tiers, call.lead
+        if self.worker_names:  # round-robin
+            worker = self.worker_names[self.calls_seen % len(self.worker_names)]
+        else:
+            worker = call.worker or "default"
         self.calls_seen += 1
-        self.last_worker[call.lead] = worker
-        self.ttl_policy.observe(call)
+        self.last_worker[lead] = worker
+        if self.observe is not None:
+            self.observe(call)
         result.worker.append(worker)
-        similarity = float("nan")
+        similarity = NAN
         lookup_ms = 0.0
         if call.bypass:
             self._record(BYPASS, None, call, similarity, lookup_ms)
@@ -165,7 +174,7 @@ class _Replayer:
                     upper.insert(call, worker, entry.origin, t)
                 self._record(self.outcome_of_tier[level], entry.origin, call, similarity, lookup_ms)
                 return
-        origin = Origin(call.seq, call.lead, t, call.response_digest)
+        origin = Origin(call.seq, lead, t, call.response_digest)
         for tier in tiers:
             tier.insert(call, worker, origin, t)
         self._record(MISS, None, call, similarity, lookup_ms)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from tiercli.events import Call
 
+INF = float("inf")
+SWEEP_MIN_ENTRIES = 4096  # an unbounded store drops its expired entries when it doubles past this
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+
+class Origin(msgspec.Struct, frozen=True, gc=False):  # msgspec: built in C, once per miss
     """The call that first filled an entry; copies between tiers keep it."""
 
     seq: int
@@ -20,8 +23,7 @@ class Origin:
     response_digest: bytes | None
 
 
-@dataclass(slots=True)
-class Entry:
+class Entry(msgspec.Struct, gc=False):
     key: bytes
     expiry: float  # log time; math.inf when the TTL is none
     origin: Origin
@@ -42,6 +44,7 @@ class Store:
         self.by_lead: dict[str, set[str]] = {}
         self._expiry_heap: list[tuple[float, int, str]] = []  # (expiry, tie-break, key); lazily stale
         self._pushes = 0
+        self._sweep_at = SWEEP_MIN_ENTRIES
         self.evictions = 0
 
     def __len__(self) -> int:
@@ -49,7 +52,7 @@ class Store:
 
     def expiry_for(self, call: Call, t: float) -> float:
         ttl = self.ttl_of(call)
-        return float("inf") if ttl is None else t + ttl
+        return INF if ttl is None else t + ttl
 
     def live(self, key: bytes, t: float) -> Entry | None:
         """The entry under key if t is before its expiry; marks it used."""
@@ -63,16 +66,32 @@ class Store:
         self.entries.move_to_end(key)
 
     def put(self, entry: Entry, t: float) -> None:
-        key = entry.key
-        if key in self.entries:
+        key, entries = entry.key, self.entries
+        if key in entries:
             self.discard(key)
-        elif self.max_entries is not None and len(self.entries) >= self.max_entries:
-            self._make_room(t)
-        self.entries[key] = entry
-        self.by_lead.setdefault(entry.origin.lead, set()).add(key)
-        if self.max_entries is not None and entry.expiry != float("inf"):
+        elif self.max_entries is not None:
+            if len(entries) >= self.max_entries:
+                self._make_room(t)
+        elif len(entries) >= self._sweep_at:
+            self._sweep_expired(t)
+        entries[key] = entry
+        lead = entry.origin.lead
+        keys = self.by_lead.get(lead)
+        if keys is None:
+            self.by_lead[lead] = {key}
+        else:
+            keys.add(key)
+        if self.max_entries is not None and entry.expiry != INF:
             self._pushes += 1
             heapq.heappush(self._expiry_heap, (entry.expiry, self._pushes, key))
+
+    def _sweep_expired(self, t: float) -> None:
+        # Expired entries can never be hit again, and removing them changes no count (a tag
+        # change counts only live entries); without a capacity nothing else would drop them,
+        # and a long log would keep every entry it ever stored.
+        for key in [key for key, entry in self.entries.items() if t >= entry.expiry]:
+            self.discard(key)
+        self._sweep_at = max(2 * len(self.entries), SWEEP_MIN_ENTRIES)
 
     def _make_room(self, t: float) -> None:
         # First the expired entries (any order: they can never be hit again), then LRU.
