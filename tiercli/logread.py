@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+from array import array
 import os
 import pickle
 from collections.abc import Iterator
@@ -148,7 +149,7 @@ class _Helper:
     def merge_into(self, reader: Reader, lines_before: int) -> None:
         try:
             events_bytes = self.conn.recv_bytes()
-            saw_line, skipped, error = pickle.loads(self.conn.recv_bytes())
+            saw_line, skipped, error, names, codes = pickle.loads(self.conn.recv_bytes())
         except EOFError:
             raise LogError(self.path, None, None, "the helper process reading the second half failed",
                            hint="run with TIERCLI_DEBUG=1 for details") from None
@@ -157,16 +158,16 @@ class _Helper:
             raise LogError(self.path, None if line is None else line + lines_before, field_name, problem)
         reader.saw_line |= saw_line
         reader.skipped += [LogError(self.path, line + lines_before, f, p) for line, f, p in skipped]
-        names, events = reader.names, _EVENTS_IN.decode(events_bytes)
+        names = [reader.names.setdefault(name, name) for name in names]  # one string object per name
+        names.append(None)  # code -1: no worker
+        events = _EVENTS_IN.decode(events_bytes)
         del events_bytes
-        for event in events:  # one string object per name, as in this process's events
+        fields = iter(array("l", codes))
+        for event, lead, worker, task, model in zip(events, fields, fields, fields, fields):
             event.line += lines_before
-            event.lead = names.setdefault(event.lead, event.lead)
-            if event.worker is not None:
-                event.worker = names.setdefault(event.worker, event.worker)
-            if type(event) is Call:
-                event.task = names.setdefault(event.task, event.task)
-                event.model = names.setdefault(event.model, event.model)
+            event.lead, event.worker = names[lead], names[worker]
+            if task >= 0:
+                event.task, event.model = names[task], names[model]
         reader.events += events
 
     def stop(self) -> None:
@@ -185,6 +186,19 @@ def _helper_main(conn, path: str, start: int, end: int, skip_invalid: bool, know
     except LogError as exc:
         error = (exc.line, exc.field, exc.problem)
         reader.events = []
+    # Names go as codes, blanked in the events: strings decoded in the parent only to be
+    # replaced by its own copies would leave its memory full of holes.
+    code_of = {name: i for i, name in enumerate(reader.names)}
+    code_of[None] = -1
+    codes = array("l")
+    for event in reader.events:
+        if type(event) is Call:
+            codes.extend((code_of[event.lead], code_of[event.worker], code_of[event.task], code_of[event.model]))
+            event.task = event.model = ""
+        else:
+            codes.extend((code_of[event.lead], code_of[event.worker], -1, -1))
+        event.lead, event.worker = "", None
     conn.send_bytes(_EVENTS_OUT.encode(reader.events))
-    conn.send_bytes(pickle.dumps((reader.saw_line, [(e.line, e.field, e.problem) for e in reader.skipped], error)))
+    skipped = [(e.line, e.field, e.problem) for e in reader.skipped]
+    conn.send_bytes(pickle.dumps((reader.saw_line, skipped, error, list(reader.names), codes.tobytes())))
     conn.close()
