@@ -62,12 +62,16 @@ def assert_engine_matches_oracle(events, settings, vectors, row_of_text):
     return outcomes
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_engine_matches_oracle_on_random_logs(tmp_path, seed):
+def random_inputs(tmp_path, seed):
+    """A random log read, with hashing-embedder vectors of its texts."""
     read = read_log(write(tmp_path / "log.jsonl", random_log(seed)))
     texts = list(dict.fromkeys(c.text for c in read.calls))
-    vectors = HashingEmbedder().encode(texts)
-    row_of_text = {t: i for i, t in enumerate(texts)}
+    return read, HashingEmbedder().encode(texts), {t: i for i, t in enumerate(texts)}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_engine_matches_oracle_on_random_logs(tmp_path, seed):
+    read, vectors, row_of_text = random_inputs(tmp_path, seed)
     seen = set()
     for settings in VARIANTS:
         seen.update(assert_engine_matches_oracle(read.events, settings, vectors, row_of_text))
@@ -102,10 +106,7 @@ def scan_and_index(events, settings, vectors, row_of_text, clusters):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_cluster_index_answers_as_the_scan_on_random_logs(tmp_path, seed):
-    read = read_log(write(tmp_path / "log.jsonl", random_log(seed)))
-    texts = list(dict.fromkeys(c.text for c in read.calls))
-    vectors = HashingEmbedder().encode(texts)
-    row_of_text = {t: i for i, t in enumerate(texts)}
+    read, vectors, row_of_text = random_inputs(tmp_path, seed)
     for settings in VARIANTS:
         if "l3" in settings.tiers:
             scan, indexed = scan_and_index(read.events, settings, vectors, row_of_text, clusters=6)
