@@ -3,7 +3,6 @@
 
 import random
 
-import numpy as np
 import pytest
 
 from conftest import SAMPLE_LOG
@@ -12,9 +11,8 @@ from oracle import oracle_replay
 from tiercli.embed import HashingEmbedder
 from tiercli.logread import read_log
 from tiercli.pipeline import embeddings_for
-from tiercli.replay import OUTCOMES, TierContext, replay
+from tiercli.replay import OUTCOMES, replay
 from tiercli.settings import Settings
-from tiercli.tiers.clusters import ClusterIndex
 
 VARIANTS = [
     Settings(),
@@ -93,31 +91,3 @@ def test_engine_matches_oracle_on_the_sample_log(sample, settings):
     outcomes = assert_engine_matches_oracle(read.events, settings, vectors, row_of_text)
     assert {"l1", "l2", "l3", "miss", "bypass"} <= set(outcomes)
 
-
-def scan_and_index(events, settings, vectors, row_of_text, clusters):
-    """The replay without and with a cluster index: outcomes, best similarities, sources."""
-    runs = []
-    for index in (None, ClusterIndex(vectors, clusters)):
-        result = replay(events, settings, ctx=TierContext(settings, vectors, row_of_text, l3_index=index))
-        runs.append((list(result.outcome), np.nan_to_num(np.asarray(result.similarity), nan=-9.0).tolist(),
-                     list(result.source_seq)))
-    return runs
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_cluster_index_answers_as_the_scan_on_random_logs(tmp_path, seed):
-    read, vectors, row_of_text = random_inputs(tmp_path, seed)
-    for settings in VARIANTS:
-        if "l3" in settings.tiers:
-            scan, indexed = scan_and_index(read.events, settings, vectors, row_of_text, clusters=6)
-            assert indexed == scan
-            assert_engine_matches_oracle(read.events, settings, vectors, row_of_text)
-
-
-@pytest.mark.parametrize("threshold", [0.92, 0.8])
-def test_cluster_index_answers_as_the_scan_on_the_sample_log(sample, threshold):
-    read, vectors, row_of_text = sample
-    settings = Settings(l3_threshold=threshold, l3_ttl=None, l3_max_entries=1500)  # many live entries
-    scan, indexed = scan_and_index(read.events, settings, vectors, row_of_text, clusters=50)
-    assert indexed == scan
-    assert scan[0].count(OUTCOMES.index("l3")) > 500

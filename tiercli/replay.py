@@ -13,7 +13,6 @@ import numpy as np
 from tiercli.events import Call, Event, TagChange
 from tiercli.settings import Settings
 from tiercli.tiers import ExactTier, Origin, PerWorkerTier, SemanticTier, Tier
-from tiercli.tiers.clusters import ClusterIndex
 from tiercli.ttl import TtlPolicy
 
 OUTCOMES = ("l1", "l2", "l3", "miss", "bypass")
@@ -31,7 +30,6 @@ class TierContext:
     redis: object | None = None  # a connected client: L2 lives in Redis
     redis_prefix: str = ""
     ttl_policy: TtlPolicy | None = None  # built from the settings when not given
-    l3_index: ClusterIndex | None = None  # built from the vectors when not given (large logs)
 
     def __post_init__(self):
         if self.ttl_policy is None:
@@ -54,10 +52,8 @@ def _make_l3(ctx: TierContext) -> Tier:
     if ctx.vectors is None:
         raise ValueError("the l3 tier needs embeddings of the calls' texts")
     s = ctx.settings
-    if ctx.l3_index is None:
-        ctx.l3_index = ClusterIndex.for_vectors(ctx.vectors)
     return SemanticTier("l3", ctx.ttl_policy.ttl_of("l3"), s.l3_max_entries, s.l3_threshold, ctx.vectors,
-                        ctx.row_of_text, ctx.l3_index)
+                        ctx.row_of_text)
 
 
 TIER_FACTORIES: dict[str, Callable[[TierContext], Tier]] = {"l1": _make_l1, "l2": _make_l2, "l3": _make_l3}

@@ -22,7 +22,6 @@ from tiercli.logread import ReadResult
 from tiercli.outcomes import baseline_costs, outcome_table
 from tiercli.pricing import Pricer
 from tiercli.replay import TierContext, replay
-from tiercli.tiers.clusters import ClusterIndex
 from tiercli.settings import TIER_NAMES, Settings
 from tiercli.summary import summarize
 
@@ -108,15 +107,13 @@ class Sweep:
                  row_of_text: dict[str, int] | None):
         self.read, self.base = read, base
         self.vectors, self.row_of_text = vectors, row_of_text
-        self.l3_index = None if vectors is None else ClusterIndex.for_vectors(vectors)  # once for all candidates
         self.pricer = Pricer(base.prices)
         self.baseline_pusd = baseline_costs(read.calls, self.pricer)  # once, not per candidate
         self.span_s = read.events[-1].ts - read.events[0].ts
         self.results: dict[tuple, dict] = {}
 
     def summary(self, settings: Settings) -> dict:
-        outcome = replay(self.read.events, settings, ctx=TierContext(settings, self.vectors, self.row_of_text,
-                                                                   l3_index=self.l3_index))
+        outcome = replay(self.read.events, settings, ctx=TierContext(settings, self.vectors, self.row_of_text))
         return summarize(outcome_table(outcome, settings, self.pricer, self.baseline_pusd), settings, self.span_s)
 
     def evaluate(self, candidate: Candidate) -> dict:
