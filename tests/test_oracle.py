@@ -91,3 +91,23 @@ def test_engine_matches_oracle_on_the_sample_log(sample, settings):
     outcomes = assert_engine_matches_oracle(read.events, settings, vectors, row_of_text)
     assert {"l1", "l2", "l3", "miss", "bypass"} <= set(outcomes)
 
+
+
+@pytest.mark.parametrize("threshold", [0.92, 0.8])
+def test_scoring_per_text_or_per_entry_gives_the_same_answers(sample, monkeypatch, threshold):
+    """L3 scores each distinct text once when entries share texts; the answers (outcome, best
+    similarity, source) are those of scoring every entry."""
+    import numpy as np
+
+    from tiercli.tiers import semantic
+
+    read, vectors, row_of_text = sample
+    settings = Settings(l3_threshold=threshold, l3_ttl=None)  # entries pile up and share texts
+    answers = []
+    for share in (0.0, float("inf")):  # never, always per text
+        monkeypatch.setattr(semantic, "PER_TEXT_BELOW", share)
+        result = replay(read.events, settings, vectors, row_of_text)
+        answers.append((list(result.outcome), np.nan_to_num(np.asarray(result.similarity), nan=-9).tolist(),
+                        list(result.source_seq)))
+    assert answers[0] == answers[1]
+    assert answers[0][0].count(OUTCOMES.index("l3")) > 1000

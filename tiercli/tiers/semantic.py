@@ -8,24 +8,38 @@ import numpy as np
 from tiercli.events import Call
 from tiercli.tiers.base import Entry, Origin, Store
 
+PER_TEXT_BELOW = 0.5  # score per distinct text when there are fewer than this many per row
+
 
 class _Group:
-    """The entries of one (task, model): their vectors as rows, in store order."""
+    """The entries of one (task, model): their vectors as rows, in store order, and the
+    distinct texts among them, each scored once when many entries share a text."""
 
     def __init__(self, dim: int):
         self.vectors = np.zeros((16, dim), dtype=np.float32)
         self.expiry = np.full(16, -np.inf)  # a removed row expires at -inf: never live
-        self.keys: list[str | None] = []
+        self.text_of = np.zeros(16, dtype=np.int64)  # each row's index into text_vectors
+        self.keys: list[bytes | None] = []
         self.dead = 0
+        self.text_vectors = np.zeros((16, dim), dtype=np.float32)
+        self.text_index: dict[int, int] = {}  # universe row of a text -> its index here
 
-    def append(self, vector: np.ndarray, expiry: float, key: bytes) -> int:
+    def append(self, vector: np.ndarray, text_row: int, expiry: float, key: bytes) -> int:
         row = len(self.keys)
         if row == len(self.expiry):
             size = 2 * row
             self.vectors = np.resize(self.vectors, (size, self.vectors.shape[1]))
+            self.text_of = np.resize(self.text_of, size)
             self.expiry = np.resize(self.expiry, size)
             self.expiry[row:] = -np.inf
+        text = self.text_index.get(text_row)
+        if text is None:
+            text = self.text_index[text_row] = len(self.text_index)
+            if text == len(self.text_vectors):
+                self.text_vectors = np.resize(self.text_vectors, (2 * text, self.text_vectors.shape[1]))
+            self.text_vectors[text] = vector
         self.vectors[row] = vector
+        self.text_of[row] = text
         self.expiry[row] = expiry
         self.keys.append(key)
         return row
@@ -34,6 +48,24 @@ class _Group:
         self.expiry[row] = -np.inf
         self.keys[row] = None
         self.dead += 1
+
+    def best(self, query: np.ndarray, t: float) -> int:
+        """The row of the live entry most similar to the query (ties: the most recently
+        stored), or -1. Scores each distinct text once when texts repeat, as a cache's entries
+        often do (a matrix-vector product over fewer rows), else each row."""
+        n, texts = len(self.keys), len(self.text_index)
+        if texts < PER_TEXT_BELOW * n:
+            sims = np.take(self.text_vectors[:texts] @ query, self.text_of[:n])
+        else:
+            sims = self.vectors[:n] @ query
+        np.copyto(sims, _NEVER, where=self.expiry[:n] <= t)
+        top = sims.max()
+        if top == _NEVER:
+            return -1
+        return int(np.flatnonzero(sims == top)[-1])
+
+
+_NEVER = np.float32(-np.inf)
 
 
 class SemanticTier(Store):
@@ -52,12 +84,13 @@ class SemanticTier(Store):
         group = self.groups.get((call.task, call.model))
         if group is None or len(group.keys) == group.dead:
             return None, None
-        n = len(group.keys)
-        sims = np.where(group.expiry[:n] > t, group.vectors[:n] @ self.vectors[self.row_of_text[call.text]], -np.inf)
-        row = n - 1 - int(np.argmax(sims[::-1]))  # the most similar; ties: the most recently stored
-        similarity = float(sims[row])
-        if similarity == -np.inf:  # nothing live
+        query = self.vectors[self.row_of_text[call.text]]
+        row = group.best(query, t)
+        if row < 0:  # nothing live
             return None, None
+        # Reported and compared: the pair's own dot product, whichever product found the row
+        # (a matrix product's rounding depends on the rows it ran over).
+        similarity = float(np.dot(group.vectors[row], query))
         if similarity < self.threshold:
             return None, similarity
         key = group.keys[row]
@@ -73,7 +106,8 @@ class SemanticTier(Store):
         if group is None:
             group = self.groups[group_key] = _Group(self.vectors.shape[1])
         self.put(entry, t)
-        entry.slot = group.append(self.vectors[self.row_of_text[call.text]], entry.expiry, call.key)
+        text_row = self.row_of_text[call.text]
+        entry.slot = group.append(self.vectors[text_row], text_row, entry.expiry, call.key)
         self.group_of[call.key] = group_key
 
     def remove_lead(self, lead: str, t: float, worker: str | None = None) -> int:
@@ -87,9 +121,11 @@ class SemanticTier(Store):
             self._compact(group_key, group)
 
     def _compact(self, group_key: tuple[str, str], group: _Group) -> None:
-        rows = [r for r, key in enumerate(group.keys) if key is not None]
         fresh = _Group(self.vectors.shape[1])
-        for row in rows:
-            key = group.keys[row]
-            self.entries[key].slot = fresh.append(group.vectors[row], group.expiry[row], key)
+        fresh.text_vectors, fresh.text_index = group.text_vectors, group.text_index  # texts stay
+        universe_row = {text: row for row, text in group.text_index.items()}
+        for row, key in enumerate(group.keys):
+            if key is not None:
+                self.entries[key].slot = fresh.append(group.vectors[row], universe_row[int(group.text_of[row])],
+                                                      group.expiry[row], key)
         self.groups[group_key] = fresh
