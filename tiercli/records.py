@@ -90,7 +90,11 @@ class Reader:
         """The event of a record msgspec decoded; raises for anything the reference should see."""
         kind = r.type
         ts = r.ts
-        ts = _ts_value(ts) if type(ts) is str else ts if math.isfinite(ts) else _fallback()
+        if type(ts) is str:
+            parsed = datetime.fromisoformat(ts)  # a ValueError: the reference words it
+            ts = parsed.timestamp() if parsed.tzinfo is not None else _fallback()
+        elif not math.isfinite(ts):
+            _fallback()
         lead = r.lead_id if r.lead_id is not msgspec.UNSET else r.contact_id
         if type(lead) is not str:
             lead = str(lead) if type(lead) is int else _fallback()
@@ -121,7 +125,8 @@ class Reader:
                 _fallback()
             messages = [{"role": "user", "content": [{"type": "text", "text": r.prompt}]}]
         elif r.messages:
-            messages = [{"role": m.role, "content": _text_blocks(m.content, "content")} for m in r.messages]
+            messages = [{"role": m.role, "content": [{"type": "text", "text": m.content}] if type(m.content) is str
+                         else _text_blocks(m.content, "content")} for m in r.messages]
         else:
             _fallback()
         return _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
