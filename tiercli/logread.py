@@ -13,6 +13,7 @@ from array import array
 import os
 import pickle
 from collections.abc import Iterator
+from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,12 +98,16 @@ def _size(path: str) -> int:
         raise _cannot_read(path, exc) from None
 
 
+HELPER_SHARE = 0.48  # the helper also encodes its events for the pipe: a smaller share evens the halves
+
+
 def _split_point(path: str, size: int) -> int:
-    """The start of the first line at or after the middle of the file (size: no such line)."""
+    """The start of the first line at or after the helper's share (size: no such line)."""
+    start = int(size * (1 - HELPER_SHARE))
     with open(path, "rb") as handle:
-        handle.seek(size // 2)
+        handle.seek(start)
         handle.readline()
-        return handle.tell() if size // 2 > 0 else size
+        return handle.tell() if start > 0 else size
 
 
 def _blocks(path: str, start: int, end: int) -> Iterator[tuple[int, int, bytes]]:
@@ -162,8 +167,7 @@ class _Helper:
         names.append(None)  # code -1: no worker
         events = _EVENTS_IN.decode(events_bytes)
         del events_bytes
-        fields = iter(array("l", codes))
-        for event, lead, worker, task, model in zip(events, fields, fields, fields, fields):
+        for event, lead, worker, task, model in zip(events, *(array("l", column) for column in codes)):
             event.line += lines_before
             event.lead, event.worker = names[lead], names[worker]
             if task >= 0:
@@ -189,16 +193,17 @@ def _helper_main(conn, path: str, start: int, end: int, skip_invalid: bool, know
     # Names go as codes, blanked in the events: strings decoded in the parent only to be
     # replaced by its own copies would leave its memory full of holes.
     code_of = {name: i for i, name in enumerate(reader.names)}
-    code_of[None] = -1
-    codes = array("l")
-    for event in reader.events:
-        if type(event) is Call:
-            codes.extend((code_of[event.lead], code_of[event.worker], code_of[event.task], code_of[event.model]))
-            event.task = event.model = ""
-        else:
-            codes.extend((code_of[event.lead], code_of[event.worker], -1, -1))
+    code_of[None] = -1  # no worker; a tag change's task and model
+    events, code = reader.events, code_of.__getitem__
+    columns = [array("l", map(code, map(getattr, events, repeat(name), repeat(None))))
+               for name in ("lead", "worker", "task", "model")]
+    for event in events:
         event.lead, event.worker = "", None
+    for event in events:
+        if type(event) is Call:
+            event.task = event.model = ""
+    codes = [column.tobytes() for column in columns]
     conn.send_bytes(_EVENTS_OUT.encode(reader.events))
     skipped = [(e.line, e.field, e.problem) for e in reader.skipped]
-    conn.send_bytes(pickle.dumps((reader.saw_line, skipped, error, list(reader.names), codes.tobytes())))
+    conn.send_bytes(pickle.dumps((reader.saw_line, skipped, error, list(reader.names), codes)))
     conn.close()
