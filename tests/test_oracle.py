@@ -111,3 +111,18 @@ def test_scoring_per_text_or_per_entry_gives_the_same_answers(sample, monkeypatc
                         list(result.source_seq)))
     assert answers[0] == answers[1]
     assert answers[0][0].count(OUTCOMES.index("l3")) > 1000
+
+
+@pytest.mark.parametrize("settings", [Settings(tiers=("l3",), l3_ttl=60),  # expired entries swept
+                                      Settings(tiers=("l3",), l3_ttl=None, l3_max_entries=1500)],  # evicted
+                         ids=["sweep", "capacity"])
+def test_semantic_groups_compacted_while_storing(tmp_path, settings):
+    """Thousands of entries dropped from one group while new ones are stored: the group is
+    compacted mid-store, and every later entry must land in the compacted group."""
+    records = [call(i, lead=f"L{i % 50}", prompt=f"note {i} {i % 7}", task="intent") for i in range(6000)]
+    records += [call(50 + i, lead="L1", prompt=f"note {i} {i % 7}", task="intent") for i in range(5950, 6000)]
+    read = read_log(write(tmp_path / "log.jsonl", records))
+    texts = list(dict.fromkeys(c.text for c in read.calls))
+    vectors = HashingEmbedder().encode(texts)
+    outcomes = assert_engine_matches_oracle(read.events, settings, vectors, {t: i for i, t in enumerate(texts)})
+    assert outcomes.count("l3") >= 50

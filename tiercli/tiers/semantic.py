@@ -102,10 +102,10 @@ class SemanticTier(Store):
         group_key = (call.task, call.model)
         if call.key in self.entries:
             self.discard(call.key)  # before put() so the old row dies before the new one is added
+        self.put(entry, t)  # may drop other entries (capacity, expiry) and so compact the group
         group = self.groups.get(group_key)
         if group is None:
             group = self.groups[group_key] = _Group(self.vectors.shape[1])
-        self.put(entry, t)
         text_row = self.row_of_text[call.text]
         entry.slot = group.append(self.vectors[text_row], text_row, entry.expiry, call.key)
         self.group_of[call.key] = group_key
