@@ -21,6 +21,7 @@ class _Group:
         self.text_of = np.zeros(16, dtype=np.int64)  # each row's index into text_vectors
         self.keys: list[bytes | None] = []
         self.dead = 0
+        self.live_from = 0  # rows before it are expired or removed
         self.text_vectors = np.zeros((16, dim), dtype=np.float32)
         self.text_index: dict[int, int] = {}  # universe row of a text -> its index here
 
@@ -51,18 +52,25 @@ class _Group:
 
     def best(self, query: np.ndarray, t: float) -> int:
         """The row of the live entry most similar to the query (ties: the most recently
-        stored), or -1. Scores each distinct text once when texts repeat, as a cache's entries
-        often do (a matrix-vector product over fewer rows), else each row."""
-        n, texts = len(self.keys), len(self.text_index)
-        if texts < PER_TEXT_BELOW * n:
-            sims = np.take(self.text_vectors[:texts] @ query, self.text_of[:n])
+        stored), or -1. Rows before `live_from` are expired or removed; the look-up times of a
+        replay never go back, so they stay so. Scores each distinct text once when texts
+        repeat, as a cache's entries often do (a product over fewer rows), else each row."""
+        n, start, expiry = len(self.keys), self.live_from, self.expiry
+        while start < n and expiry[start] <= t:
+            start += 1
+        self.live_from = start
+        if start == n:
+            return -1
+        texts = len(self.text_index)
+        if texts < PER_TEXT_BELOW * (n - start):
+            sims = np.take(self.text_vectors[:texts] @ query, self.text_of[start:n])
         else:
-            sims = self.vectors[:n] @ query
-        np.copyto(sims, _NEVER, where=self.expiry[:n] <= t)
+            sims = self.vectors[start:n] @ query
+        np.copyto(sims, _NEVER, where=expiry[start:n] <= t)
         top = sims.max()
         if top == _NEVER:
             return -1
-        return int(np.flatnonzero(sims == top)[-1])
+        return start + int(np.flatnonzero(sims == top)[-1])
 
 
 _NEVER = np.float32(-np.inf)
