@@ -124,7 +124,9 @@ def embed_texts(texts: list[str], embedder: Embedder, store: EmbeddingStore | No
     Each batch is saved as soon as it is embedded, so an interrupted run keeps its work."""
     hashes = [hashlib.sha256(t.encode("utf-8")).digest() for t in texts]
     known = store.get_many(embedder.model_id, hashes) if store else {}
-    todo = [i for i, h in enumerate(hashes) if h not in known]
+    # Longest first, as sentence-transformers orders one encode() call: each chunk then pads
+    # its batches to similar lengths, so chunked encoding costs what one call would.
+    todo = sorted((i for i, h in enumerate(hashes) if h not in known), key=lambda i: -len(texts[i]))
     rows: dict[int, np.ndarray] = {}
     for start in range(0, len(todo), BATCH_SIZE * 4):
         batch = todo[start:start + BATCH_SIZE * 4]

@@ -51,7 +51,9 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, 
     `digest` the file's SHA-256 (needed only to save a run) is not computed."""
     path_str = str(path)
     size = _size(path_str)
-    split = _split_point(path_str, size) if size >= parallel_min_bytes and (os.cpu_count() or 1) > 1 else size
+    two_processes = (size >= parallel_min_bytes and (os.cpu_count() or 1) > 1
+                     and "fork" in multiprocessing.get_all_start_methods())
+    split = _split_point(path_str, size) if two_processes else size
     helper = _Helper(path_str, split, size, skip_invalid, known_model, keep_text) if split < size else None
     try:
         reader = Reader(path_str, skip_invalid, known_model, keep_text)
