@@ -20,7 +20,7 @@ import orjson
 
 from tiercli.errors import TiercliError
 from tiercli.events import Call
-from tiercli.logread import response_digest
+from tiercli.records import response_digest
 from tiercli.pricing import PICO, Pricer
 
 DEFAULT_MAX_TOKENS = 1024

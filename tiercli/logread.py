@@ -21,8 +21,7 @@ import msgspec
 
 from tiercli.errors import LogError
 from tiercli.events import Call, Event, TagChange
-from tiercli.records import (CHARS_PER_TOKEN, Reader, embedding_text, parse_record, request_key,  # noqa: F401
-                             response_digest)
+from tiercli.records import Reader
 
 BLOCK_BYTES = 1 << 20  # msgspec decodes ~1 MiB blocks of lines fastest here
 PARALLEL_MIN_BYTES = 64 << 20  # below this a helper process costs more than it saves
@@ -201,7 +200,6 @@ def _helper_main(conn, path: str, start: int, end: int, skip_invalid: bool, know
                for name in ("lead", "worker", "task", "model")]
     for event in events:
         event.lead, event.worker = "", None
-    for event in events:
         if type(event) is Call:
             event.task = event.model = ""
     codes = [column.tobytes() for column in columns]

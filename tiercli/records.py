@@ -56,13 +56,13 @@ class Reader:
             return
         if records:
             self.saw_line = True
-        append, fast, lines = self.events.append, self._fast, None
+        append, fast, raw_lines = self.events.append, self._fast, None
         for i, record in enumerate(records):
             try:
                 event = fast(record, first_line + i)
             except Exception:  # anything unusual: the reference validator decides
-                lines = lines or block.split(b"\n")
-                self._line(first_line + i, lines[i])
+                raw_lines = raw_lines or block.split(b"\n")
+                self._reference(first_line + i, raw_lines[i])
                 continue
             append(event)
 
@@ -75,15 +75,21 @@ class Reader:
     def _line(self, line_no: int, raw: bytes) -> None:
         try:
             event = self._fast(_RECORDS.decode(raw), line_no)
-        except Exception:  # the reference validator names the field, or accepts what is odd but valid
-            try:
-                event = parse_record(raw, line_no, self.known_model, self.keep_text, self.names)
-            except _Bad as bad:
-                error = LogError(self.path, line_no, bad.field, bad.problem)
-                if not self.skip_invalid:
-                    raise error from None
-                self.skipped.append(error)
-                return
+        except Exception:
+            self._reference(line_no, raw)
+            return
+        self.events.append(event)
+
+    def _reference(self, line_no: int, raw: bytes) -> None:
+        """The reference validator names the field, or accepts what is odd but valid."""
+        try:
+            event = parse_record(raw, line_no, self.known_model, self.keep_text, self.names)
+        except _Bad as bad:
+            error = LogError(self.path, line_no, bad.field, bad.problem)
+            if not self.skip_invalid:
+                raise error from None
+            self.skipped.append(error)
+            return
         self.events.append(event)
 
     def _fast(self, r: _Record, line_no: int) -> Event:

@@ -120,7 +120,6 @@ class _Replayer:
         self.tiers, self.result, self.ttl_policy = tiers, result, ttl_policy
         self.outcome_of_tier = [OUTCOMES.index(t.name) for t in tiers]
         self.latency_of_tier = [settings.latency_ms(t.name) for t in tiers]
-        self.workers = settings.workers
         self.worker_names = [f"w{i + 1}" for i in range(settings.workers)] if settings.workers else None
         self.observe = ttl_policy.observe if ttl_policy.window is not None else None
         self.broadcast = settings.invalidation == "broadcast"
@@ -138,7 +137,7 @@ class _Replayer:
         result, lead, t = self.result, event.lead, event.ts
         result.tag_changes += 1
         self.last_tag_seq[lead] = event.seq
-        local = event.worker if (event.worker is not None and self.workers is None) else self.last_worker.get(lead)
+        local = event.worker if (event.worker is not None and self.worker_names is None) else self.last_worker.get(lead)
         for tier in self.tiers:
             if not tier.per_worker:
                 result.invalidated[tier.name] += tier.remove_lead(lead, t)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tiercli.events import Call
-from tiercli.tiers.base import INF, Entry, Origin, Store
+from tiercli.tiers.base import Entry, Origin, Store
 
 
 class ExactTier(Store):
@@ -16,8 +16,7 @@ class ExactTier(Store):
         return self.live(call.key, t), None
 
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
-        ttl = self.ttl_of(call)
-        self.put(Entry(call.key, INF if ttl is None else t + ttl, origin), t)
+        self.put(Entry(call.key, self.expiry_for(call, t), origin), t)
 
     def remove_lead(self, lead: str, t: float, worker: str | None = None) -> int:
         return self.remove_lead_entries(lead, t)
@@ -44,8 +43,7 @@ class PerWorkerTier:
         return (None if store is None else store.live(call.key, t)), None
 
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
-        store = self.workers.get(worker)
-        (self.of(worker) if store is None else store).insert(call, worker, origin, t)
+        self.of(worker).insert(call, worker, origin, t)
 
     def remove_lead(self, lead: str, t: float, worker: str | None = None) -> int:
         stores = self.workers.values() if worker is None else [self.of(worker)]

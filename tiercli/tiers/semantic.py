@@ -50,6 +50,21 @@ class _Group:
         self.keys[row] = None
         self.dead += 1
 
+    def compact(self) -> list[bytes]:
+        """Drops the removed rows, in place and in order (texts stay); returns the keys by row."""
+        rows = np.array([row for row, key in enumerate(self.keys) if key is not None], dtype=np.int64)
+        size = max(16, 2 * len(rows))
+
+        def kept(values: np.ndarray, fill: float) -> np.ndarray:
+            out = np.full((size, *values.shape[1:]), fill, dtype=values.dtype)
+            out[:len(rows)] = values[rows]
+            return out
+
+        self.vectors, self.text_of, self.expiry = kept(self.vectors, 0), kept(self.text_of, 0), kept(self.expiry, -np.inf)
+        self.keys = [self.keys[row] for row in rows]
+        self.dead = self.live_from = 0
+        return self.keys
+
     def best(self, query: np.ndarray, t: float) -> int:
         """The row of the live entry most similar to the query (ties: the most recently
         stored), or -1. Rows before `live_from` are expired or removed; the look-up times of a
@@ -122,18 +137,8 @@ class SemanticTier(Store):
         return self.remove_lead_entries(lead, t)
 
     def _removed(self, entry: Entry) -> None:
-        group_key = self.group_of.pop(entry.key)
-        group = self.groups[group_key]
+        group = self.groups[self.group_of.pop(entry.key)]
         group.kill(entry.slot)
         if group.dead > 1024 and group.dead * 2 > len(group.keys):
-            self._compact(group_key, group)
-
-    def _compact(self, group_key: tuple[str, str], group: _Group) -> None:
-        fresh = _Group(self.vectors.shape[1])
-        fresh.text_vectors, fresh.text_index = group.text_vectors, group.text_index  # texts stay
-        universe_row = {text: row for row, text in group.text_index.items()}
-        for row, key in enumerate(group.keys):
-            if key is not None:
-                self.entries[key].slot = fresh.append(group.vectors[row], universe_row[int(group.text_of[row])],
-                                                      group.expiry[row], key)
-        self.groups[group_key] = fresh
+            for row, key in enumerate(group.compact()):
+                self.entries[key].slot = row
