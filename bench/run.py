@@ -40,8 +40,8 @@ with open(sys.argv[1], "rb") as f:
 ENCODE_ONLY = """
 import os, sys, orjson
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from tiercli.logread import read_log
-from tiercli.embed import BATCH_SIZE, default_model_path
+from tiercli.ingest.logread import read_log
+from tiercli.store.embeddings import BATCH_SIZE, default_model_path
 from sentence_transformers import SentenceTransformer
 texts = list(dict.fromkeys(c.text for c in read_log(sys.argv[1]).calls if not c.bypass))
 SentenceTransformer(default_model_path(), device="cpu").encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True)
@@ -88,7 +88,7 @@ def semantic_replay(workdir: Path, env: dict, full: bool) -> list[tuple]:
     days, leads = (5, 1000) if full else (1, 500)  # ~50k calls and ~20k texts, or the sample day
     log = workdir / "semantic.jsonl"
     records = sample(log, env, days, leads)
-    from tiercli.logread import read_log
+    from tiercli.ingest.logread import read_log
 
     texts = len({c.text for c in read_log(log).calls if not c.bypass})
     encode, _, _ = timed([sys.executable, "-c", ENCODE_ONLY, str(log)], env)
@@ -104,10 +104,10 @@ def nearest_neighbour(workdir: Path, env: dict, full: bool) -> list[tuple]:
     """Look-ups in one L3 group of 100k (20k) live entries. The vectors are real: the model's
     embeddings of the semantic log's distinct texts (from figure 3's store), one part filling
     the entries (each text many times, as distinct requests), the rest asked as queries."""
-    from tiercli.embed import SentenceTransformerEmbedder, EmbeddingStore, embed_texts
-    from tiercli.events import Call
-    from tiercli.logread import read_log
-    from tiercli.tiers import Origin, SemanticTier
+    from tiercli.store.embeddings import SentenceTransformerEmbedder, EmbeddingStore, embed_texts
+    from tiercli.ingest.events import Call
+    from tiercli.ingest.logread import read_log
+    from tiercli.engine.tiers import Origin, SemanticTier
 
     log = workdir / "semantic.jsonl"
     if not log.exists():

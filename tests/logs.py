@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tiercli.embed import HashingEmbedder
-from tiercli.logread import read_log
+from tiercli.store.embeddings import HashingEmbedder
+from tiercli.ingest.logread import read_log
 from tiercli.pipeline import run_replay
 from tiercli.settings import Settings
 

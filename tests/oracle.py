@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tiercli.events import Call, TagChange
+from tiercli.ingest.events import Call, TagChange
 
 
 def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], list[bool], list[bool]]:

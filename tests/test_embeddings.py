@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from logs import call, replay_records
-from tiercli.embed import EmbeddingStore, SentenceTransformerEmbedder, embed_texts
+from tiercli.store.embeddings import EmbeddingStore, SentenceTransformerEmbedder, embed_texts
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_store_means_a_second_replay_embeds_nothing(tmp_path, model):
 
 
 def test_store_keeps_models_apart(tmp_path, model):
-    from tiercli.embed import HashingEmbedder
+    from tiercli.store.embeddings import HashingEmbedder
 
     store = EmbeddingStore(tmp_path / "fresh.sqlite")
     embed_texts(["x y"], model, store)

@@ -8,10 +8,10 @@ import pytest
 from conftest import SAMPLE_LOG
 from logs import call, tag, write
 from oracle import oracle_replay
-from tiercli.embed import HashingEmbedder
-from tiercli.logread import read_log
+from tiercli.store.embeddings import HashingEmbedder
+from tiercli.ingest.logread import read_log
 from tiercli.pipeline import embeddings_for
-from tiercli.replay import OUTCOMES, replay
+from tiercli.engine.replay import OUTCOMES, replay
 from tiercli.settings import Settings
 
 VARIANTS = [
@@ -99,7 +99,7 @@ def test_scoring_per_text_or_per_entry_gives_the_same_answers(sample, monkeypatc
     similarity, source) are those of scoring every entry."""
     import numpy as np
 
-    from tiercli.tiers import semantic
+    from tiercli.engine.tiers import semantic
 
     read, vectors, row_of_text = sample
     settings = Settings(l3_threshold=threshold, l3_ttl=None)  # entries pile up and share texts

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from messages_server import MessagesServer
 from tiercli.cli import app
-from tiercli.logread import read_log
-from tiercli.pricing import Pricer
+from tiercli.ingest.logread import read_log
+from tiercli.economics.pricing import Pricer
 from tiercli.record import Recorder
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")

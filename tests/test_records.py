@@ -10,8 +10,8 @@ import pytest
 
 from logs import MODEL, call, tag, write
 from tiercli.errors import LogError
-from tiercli.logread import read_log
-from tiercli.records import Reader, _Bad, parse_record
+from tiercli.ingest.logread import read_log
+from tiercli.ingest.records import Reader, _Bad, parse_record
 
 VALUES = [None, True, False, 0, -1, 7, 1.5, 1e20, 10**30, "", "x", "2026-11-02T08:00:00Z", "2026-11-02T08:00:00",
           [], {}, [1], ["x"], [{"type": "text", "text": "a"}], [{"type": "text", "text": "a", "cache_control": {}}],

@@ -14,11 +14,11 @@ from logs import write
 from oracle import oracle_replay
 from test_oracle import VARIANTS, random_log
 from tiercli.cli import app
-from tiercli.embed import HashingEmbedder
-from tiercli.l2_redis import redis_l2
-from tiercli.logread import read_log
-from tiercli.redis_server import EmbeddedRedis
-from tiercli.replay import OUTCOMES, TierContext, replay
+from tiercli.store.embeddings import HashingEmbedder
+from tiercli.redis.l2 import redis_l2
+from tiercli.ingest.logread import read_log
+from tiercli.redis.server import EmbeddedRedis
+from tiercli.engine.replay import OUTCOMES, TierContext, replay
 from tiercli.settings import Settings
 
 runner = CliRunner()

@@ -362,8 +362,8 @@ def test_adaptive_ttl_shrinks_with_the_leads_velocity(tmp_path):
 def test_vectorised_prices_equal_call_by_call_prices(tmp_path):
     import random
 
-    from tiercli.logread import read_log
-    from tiercli.pricing import Pricer
+    from tiercli.ingest.logread import read_log
+    from tiercli.economics.pricing import Pricer
     from tiercli.settings import ModelPrice
 
     rng = random.Random(3)

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from tiercli.embed import Embedder, EmbeddingStore, SentenceTransformerEmbedder, embed_texts
-from tiercli.home import tiercli_home
-from tiercli.logread import ReadResult, read_log
-from tiercli.outcomes import outcome_table
-from tiercli.pricing import Pricer
+from tiercli.store.embeddings import Embedder, EmbeddingStore, SentenceTransformerEmbedder, embed_texts
+from tiercli.store.home import tiercli_home
+from tiercli.ingest.logread import ReadResult, read_log
+from tiercli.economics.outcomes import outcome_table
+from tiercli.economics.pricing import Pricer
 from tiercli.errors import TiercliError
-from tiercli.l2_redis import redis_l2
-from tiercli.redis_conn import redis_error
-from tiercli.runs import new_run_id, save_run
-from tiercli.replay import ReplayAborted, ReplayOutcome, TierContext, build_tiers, replay
+from tiercli.redis.l2 import redis_l2
+from tiercli.redis.conn import redis_error
+from tiercli.store.runs import new_run_id, save_run
+from tiercli.engine.replay import ReplayAborted, ReplayOutcome, TierContext, build_tiers, replay
 from tiercli.settings import Settings
-from tiercli.summary import summarize
+from tiercli.economics.summary import summarize
 
 # progress(description, total) -> update(completed); the commands draw it on stderr.
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]

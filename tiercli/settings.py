@@ -50,7 +50,7 @@ class Settings:
     l2_eviction: str | None = None  # embedded server only: maxmemory-policy (default allkeys-lru)
     keep_redis_keys: bool = False
     task_ttls: dict[str, dict[str, float | None]] = field(default_factory=dict)  # [tasks.NAME] l2_ttl = "1h"
-    adaptive_window: float | None = None  # seconds; None: fixed TTLs (see tiercli/ttl.py)
+    adaptive_window: float | None = None  # seconds; None: fixed TTLs (see tiercli/engine/ttl.py)
     adaptive_scale: float = 1.0  # calls per minute at which the TTL halves
     prices: dict[str, ModelPrice] = field(default_factory=dict)
 
@@ -73,7 +73,7 @@ class Settings:
                             for task, ttls in sorted(self.task_ttls.items())}
         out["adaptive_window"] = None if self.adaptive_window is None else format_duration(self.adaptive_window)
         if self.l2_redis_url:
-            from tiercli.redis_conn import mask_url
+            from tiercli.redis.conn import mask_url
 
             out["l2_redis_url"] = mask_url(self.l2_redis_url)  # never a password in output or files
         return out

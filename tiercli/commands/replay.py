@@ -12,7 +12,7 @@ from tiercli.commands._edge import command_edge, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.pipeline import load_events, run_replay, save
 from tiercli.errors import TiercliError
-from tiercli.render import print_summary, report_console
+from tiercli.present.render import print_summary, report_console
 from tiercli.settings import settings_from_flags
 
 
@@ -90,7 +90,7 @@ def replay(
         with progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
             if live:
-                from tiercli.live import LiveOptions, live_phase
+                from tiercli.live.send import LiveOptions, live_phase
 
                 options = LiveOptions(max_spend, limit, concurrency, live_timeout, max_retries, retry_cap)
                 live_run = live_phase(run, options, lambda plan: _confirm(plan, yes), progress)

@@ -13,9 +13,9 @@ import typer
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
-from tiercli.render import compare_table, frame_table, print_summary, report_console
-from tiercli.runs import load_run
-from tiercli.views import BREAKDOWNS, COLUMNS, compare, figures, results_frame, sort_rows, totals
+from tiercli.present.render import compare_table, frame_table, print_summary, report_console
+from tiercli.store.runs import load_run
+from tiercli.present.views import BREAKDOWNS, COLUMNS, compare, figures, results_frame, sort_rows, totals
 
 
 def report(
@@ -63,7 +63,7 @@ def report(
         view = "lead" if per_lead else by
         calls = saved.calls() if (view or plot) else None
         if plot:
-            from tiercli.plots import plot_run
+            from tiercli.present.plots import plot_run
 
             plot_run(calls, saved.id, plot)
             stderr.print(f"wrote {plot}", markup=False, highlight=False)

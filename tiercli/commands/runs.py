@@ -14,8 +14,8 @@ from rich.markup import escape
 
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
-from tiercli.render import report_console
-from tiercli.runs import load_run, remove_run, run_ids
+from tiercli.present.render import report_console
+from tiercli.store.runs import load_run, remove_run, run_ids
 
 app = typer.Typer(help="List saved runs, or remove one.", no_args_is_help=False)
 

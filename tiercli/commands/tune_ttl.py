@@ -10,14 +10,14 @@ from typing import Annotated
 import typer
 
 from tiercli import options as opt
-from tiercli import tune
+from tiercli.engine import tune
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.config_write import write_config
 from tiercli.durations import format_duration, parse_duration
 from tiercli.errors import TiercliError
 from tiercli.pipeline import embeddings_for, load_events
-from tiercli.render import report_console, tune_report
+from tiercli.present.render import report_console, tune_report
 from tiercli.settings import check_threshold, settings_from_flags
 
 
@@ -151,7 +151,7 @@ def tune_ttl(
             data["config_written"] = str(write_config_to)
             stderr.print(f"wrote {write_config_to}", markup=False, highlight=False)
         if plot is not None:
-            from tiercli.plots import plot_tune
+            from tiercli.present.plots import plot_tune
 
             plot_tune(rows, base, best, tune.frontier(all_rows), plot)
             stderr.print(f"wrote {plot}", markup=False, highlight=False)

@@ -14,7 +14,7 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
-from tiercli.events import Call
+from tiercli.ingest.events import Call
 from tiercli.settings import ModelPrice
 
 PICO = 10**12  # pico-dollars per dollar

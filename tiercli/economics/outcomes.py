@@ -7,8 +7,8 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
-from tiercli.pricing import Pricer
-from tiercli.replay import OUTCOMES, ReplayOutcome
+from tiercli.economics.pricing import Pricer
+from tiercli.engine.replay import OUTCOMES, ReplayOutcome
 from tiercli.settings import Settings
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tiercli.pricing import PICO
+from tiercli.economics.pricing import PICO
 
 BREAKDOWNS = ("task", "tier", "day", "hour", "worker", "model")
 COLUMNS = ("requests", "l1", "l2", "l3", "misses", "bypassed", "hit_rate", "baseline_usd", "cached_usd",

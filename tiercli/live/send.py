@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import orjson
 
 from tiercli.errors import TiercliError
-from tiercli.events import Call
-from tiercli.records import response_digest
-from tiercli.pricing import PICO, Pricer
+from tiercli.ingest.events import Call
+from tiercli.ingest.records import response_digest
+from tiercli.economics.pricing import PICO, Pricer
 
 DEFAULT_MAX_TOKENS = 1024
 MAX_429_WITHOUT_RETRY_AFTER = 3
@@ -334,7 +334,7 @@ def live_phase(replay_run, options: LiveOptions, confirm: Callable[[str], bool],
                progress_factory=None) -> LiveRun:
     """Sends a finished replay's misses and bypasses; updates its table and summary in place.
     `confirm(plan)` is asked before anything is sent; a False answer sends nothing."""
-    from tiercli.replay import BYPASS, MISS
+    from tiercli.engine.replay import BYPASS, MISS
 
     pricer = Pricer(replay_run.settings.prices)
     calls = [c for c, o in zip(replay_run.outcome.calls, replay_run.outcome.outcome) if o in (MISS, BYPASS)]

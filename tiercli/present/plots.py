@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tiercli.errors import TiercliError
-from tiercli.pricing import PICO
+from tiercli.economics.pricing import PICO
 
 
 def plot_run(calls: pd.DataFrame, run_id: str, path: Path) -> None:

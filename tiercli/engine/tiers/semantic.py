@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tiercli.events import Call
-from tiercli.tiers.base import Entry, Origin, Store
+from tiercli.ingest.events import Call
+from tiercli.engine.tiers.base import Entry, Origin, Store
 
 PER_TEXT_BELOW = 0.5  # score per distinct text when there are fewer than this many per row
 

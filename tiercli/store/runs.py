@@ -17,7 +17,7 @@ import pandas as pd
 
 from tiercli import __version__
 from tiercli.errors import TiercliError
-from tiercli.home import tiercli_home
+from tiercli.store.home import tiercli_home
 
 FORMAT = 1  # bump when the files change incompatibly
 FILES = ("run.json", "summary.json", "calls.parquet")

@@ -17,7 +17,7 @@ import msgspec
 import orjson
 
 from tiercli.errors import LogError
-from tiercli.events import Call, Event, TagChange
+from tiercli.ingest.events import Call, Event, TagChange
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
 

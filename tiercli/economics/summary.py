@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tiercli.pricing import to_usd
+from tiercli.economics.pricing import to_usd
 from tiercli.settings import TIER_NAMES, Settings
 
 DAYS_PER_MONTH = 30

@@ -1,7 +1,7 @@
 """Reading a JSONL log file into events in processing order.
 
 Every problem is a LogError naming file, line and field (see README "Log format"). Records
-are parsed in tiercli/records.py; this module reads the file in blocks of whole lines and, for
+are parsed in tiercli/ingest/records.py; this module reads the file in blocks of whole lines and, for
 a large file on a machine with two cores, has a forked helper process parse the second half
 while this one parses the first (bench/run.py measures what that saves)."""
 
@@ -20,8 +20,8 @@ from pathlib import Path
 import msgspec
 
 from tiercli.errors import LogError
-from tiercli.events import Call, Event, TagChange
-from tiercli.records import Reader
+from tiercli.ingest.events import Call, Event, TagChange
+from tiercli.ingest.records import Reader
 
 BLOCK_BYTES = 1 << 20  # msgspec decodes ~1 MiB blocks of lines fastest here
 PARALLEL_MIN_BYTES = 64 << 20  # below this a helper process costs more than it saves

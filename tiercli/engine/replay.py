@@ -1,6 +1,6 @@
 """The replay loop: events in processing order through the enabled tiers, following the
 semantics in README "Replay semantics". It decides outcomes only; costs, latencies and
-summaries are computed from its outcomes elsewhere (tiercli/outcomes.py, tiercli/summary.py)."""
+summaries are computed from its outcomes elsewhere (tiercli/economics/outcomes.py, tiercli/economics/summary.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tiercli.events import Call, Event, TagChange
+from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.settings import Settings
-from tiercli.tiers import ExactTier, Origin, PerWorkerTier, SemanticTier, Tier
-from tiercli.ttl import TtlPolicy
+from tiercli.engine.tiers import ExactTier, Origin, PerWorkerTier, SemanticTier, Tier
+from tiercli.engine.ttl import TtlPolicy
 
 OUTCOMES = ("l1", "l2", "l3", "miss", "bypass")
 MISS, BYPASS = OUTCOMES.index("miss"), OUTCOMES.index("bypass")
@@ -42,7 +42,7 @@ def _make_l1(ctx: TierContext) -> Tier:
 
 def _make_l2(ctx: TierContext) -> Tier:
     if ctx.redis is not None:
-        from tiercli.tiers.redis import RedisTier
+        from tiercli.engine.tiers.redis import RedisTier
 
         return RedisTier("l2", ctx.ttl_policy.ttl_of("l2"), ctx.settings.l2_max_entries, ctx.redis, ctx.redis_prefix)
     return ExactTier("l2", ctx.ttl_policy.ttl_of("l2"), ctx.settings.l2_max_entries)

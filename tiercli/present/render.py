@@ -150,7 +150,7 @@ def _cell(column: str, value) -> str:
 
 
 def frame_table(title: str, rows, total) -> Table:
-    """Rows of tiercli.views.figures, with a totals footer."""
+    """Rows of tiercli.present.views.figures, with a totals footer."""
     table = Table(title=title, title_justify="left", show_footer=True)
     table.add_column(rows.index.name.capitalize(), footer="Total")
     for column in rows.columns:

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from tiercli.durations import format_duration
-from tiercli.logread import ReadResult
-from tiercli.outcomes import baseline_costs, outcome_table
-from tiercli.pricing import Pricer
-from tiercli.replay import TierContext, replay
+from tiercli.ingest.logread import ReadResult
+from tiercli.economics.outcomes import baseline_costs, outcome_table
+from tiercli.economics.pricing import Pricer
+from tiercli.engine.replay import TierContext, replay
 from tiercli.settings import TIER_NAMES, Settings
-from tiercli.summary import summarize
+from tiercli.economics.summary import summarize
 
 # L3 TTL 0 is "no semantic tier": the sweep can find that L3 does more harm than good
 DEFAULT_GRIDS = {"l1": (60.0, 300.0, 900.0), "l2": (300.0, 900.0, 3600.0, 14400.0), "l3": (0.0, 900.0, 3600.0, 21600.0)}

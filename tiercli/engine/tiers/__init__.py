@@ -1,14 +1,14 @@
 """Cache tiers. Each is a small store with find / insert / remove_lead; the replay loop
-(tiercli/replay.py) holds the hit/miss logic once, for all of them."""
+(tiercli/engine/replay.py) holds the hit/miss logic once, for all of them."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from tiercli.events import Call
-from tiercli.tiers.base import Entry, Origin
-from tiercli.tiers.exact import ExactTier, PerWorkerTier
-from tiercli.tiers.semantic import SemanticTier
+from tiercli.ingest.events import Call
+from tiercli.engine.tiers.base import Entry, Origin
+from tiercli.engine.tiers.exact import ExactTier, PerWorkerTier
+from tiercli.engine.tiers.semantic import SemanticTier
 
 
 class Tier(Protocol):

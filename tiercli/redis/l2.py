@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tiercli.redis_conn import connect, mask_url
-from tiercli.redis_server import EmbeddedRedis
+from tiercli.redis.conn import connect, mask_url
+from tiercli.redis.server import EmbeddedRedis
 from tiercli.settings import Settings
 
 

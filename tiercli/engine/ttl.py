@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from tiercli.events import Call
+from tiercli.ingest.events import Call
 from tiercli.settings import TIER_NAMES, Settings
 
 

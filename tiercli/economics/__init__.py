@@ -1,0 +1,1 @@
+"""Money and figures: prices, per-call outcomes, summaries."""

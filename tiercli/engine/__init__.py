@@ -1,0 +1,1 @@
+"""The replay engine: one loop, the tiers, TTL policy, sweeps."""

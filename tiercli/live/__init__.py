@@ -1,0 +1,1 @@
+"""Live mode: sending calls to the API under a spend cap."""

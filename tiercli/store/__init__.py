@@ -1,0 +1,1 @@
+"""What tiercli keeps on disk: its home, saved runs, embeddings."""
