@@ -9,6 +9,7 @@ from tiercli.commands.report import report
 from tiercli.commands.runs import app as runs_app
 from tiercli.commands.sample import sample
 from tiercli.commands.tune_ttl import tune_ttl
+from tiercli.procs import install_signal_handlers
 
 app = typer.Typer(
     name="tiercli",
@@ -26,4 +27,5 @@ app.command()(sample)
 
 
 def main() -> None:
+    install_signal_handlers()  # SIGTERM cleans up and marks work incomplete, as Ctrl-C does
     app()

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tiercli.errors import TiercliError
+from tiercli.procs import exit_code
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -40,9 +41,9 @@ def command_edge(as_json: bool = False) -> Iterator[None]:
             raise
         print_error(exc.to_dict(), as_json)
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        print_error({"type": "interrupted", "message": "interrupted"}, as_json)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (tiercli.procs)
+        print_error({"type": "interrupted", "message": f"interrupted ({exc})" if str(exc) else "interrupted"}, as_json)
+        raise typer.Exit(exit_code(exc)) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:  # a bug of ours: say so in one line, keep the traceback for TIERCLI_DEBUG
