@@ -96,7 +96,7 @@ def test_skip_invalid_skips_and_counts(tmp_path):
 def test_skip_invalid_with_nothing_valid_is_an_error(tmp_path):
     log = write(tmp_path / "log.jsonl", ["{oops"])
     result = run("replay", log, "--skip-invalid")
-    assert result.exit_code == 1 and "no valid line (1 skipped)" in result.stderr
+    assert result.exit_code == 1 and "no calls in the log (1 bad line skipped)" in result.stderr
 
 
 def test_traceback_only_with_tiercli_debug(tmp_path):

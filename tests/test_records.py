@@ -17,10 +17,14 @@ VALUES = [None, True, False, 0, -1, 7, 1.5, 1e20, 10**30, "", "x", "2026-11-02T0
           [], {}, [1], ["x"], [{"type": "text", "text": "a"}], [{"type": "text", "text": "a", "cache_control": {}}],
           [{"type": "image", "source": {"data": "…"}}], [{"text": "a"}], [{"type": "text"}],
           [{"role": "user", "content": "hi"}], [{"role": "assistant", "content": "yo"}, {"role": "user", "content": "b"}],
-          [{"role": "system", "content": "x"}], [{"role": "user"}], {"a": 1}, "tag_change", "call"]
+          [{"role": "system", "content": "x"}], [{"role": "user"}], {"a": 1}, "tag_change", "call",
+          # the plausibility bounds (README "Log format"), at them and beyond
+          10**9, 10**9 + 1, 86_400_000, 86_400_000.5, 1e308, -1e12, 1e15, 4_102_444_799.5, 4_102_444_800,
+          "0001-01-01T00:00:00+14:00", "2100-01-01T00:00:00Z", {"prompt_tokens": 3, "completion_tokens": 4}]
 FIELDS = ["type", "ts", "lead_id", "contact_id", "task_type", "model", "system", "prompt", "messages", "worker",
           "response", "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
-          "streaming", "use_tools", "latency_ms", "attrs", "tag", "extra"]
+          "streaming", "use_tools", "latency_ms", "attrs", "tag", "extra", "usage", "prompt_tokens",
+          "completion_tokens"]
 
 
 def known(model: str) -> bool:
@@ -55,10 +59,15 @@ def reference(raw: bytes, line: int):
         return ("error", bad.field, bad.problem)
 
 
-def fast(raw: bytes, line: int):
+def fast(raw: bytes, line: int, line_by_line: bool = False):
+    """The fast path on one line: in a block of its own, or line by line (a block with a blank
+    line after it goes line by line, so line numbers do not shift)."""
     reader = Reader("log", False, known, True)
     try:
-        reader.block(line, 1, raw + b"\n")
+        if line_by_line:
+            reader.block(line, 2, raw + b"\n\n")
+        else:
+            reader.block(line, 1, raw + b"\n")
     except LogError as error:
         return ("error", error.field, error.problem)
     [event] = reader.events
@@ -96,3 +105,52 @@ def test_file_read_in_halves_equals_reading_in_one(tmp_path, split):
     with pytest.raises(LogError) as raised:
         read_log(log, known_model=known, parallel_min_bytes=split)
     assert raised.value.line == first_bad > 250
+
+
+def hostile(rng: random.Random, raw: bytes) -> bytes:
+    """A valid or invalid record made hostile at the byte level (issue 11, item 27): a key given
+    twice, a byte that is not UTF-8, deep nesting, a key spelling a colon as \\u003a, a BOM."""
+    record = json.loads(raw)
+    name = rng.choice(sorted(record) or ["ts"])
+    body = raw[1:-1]
+    choice = rng.randrange(9)
+    if choice == 0:  # a key twice, with another value or the same one
+        return b"{" + body + b", " + json.dumps(name).encode() + b": " + json.dumps(rng.choice(VALUES)).encode() + b"}"
+    if choice == 1:
+        return b"{" + body + b"," + json.dumps(name).encode() + b":" + json.dumps(record[name]).encode() + b"}"
+    if choice == 2:  # the same key deeper down is no repeat
+        return b"{" + body + b', "attrs": {"ts": 1, "x": {"ts": 2}}}'
+    if choice == 3:
+        return raw.replace(b'"', b'"\xff', 1) if rng.random() < 0.5 else raw[:-1] + b', "x": "\xc3"}'
+    if choice == 4:  # nesting beyond what either parser takes, or between their limits
+        depth = rng.choice([300, 990, 1024, 1100, 3000])
+        field = rng.choice([b"attrs", b"extra", b"system", b"messages"])
+        return b"{" + body + b', "' + field + b'": ' + b"[" * depth + b"]" * depth + b"}"
+    if choice == 5:  # content nested deeper than the request key can hold
+        depth = rng.choice([240, 260])
+        block = b'{"type": "tool_result", "content": ' + b"[" * depth + b"]" * depth + b"}"
+        rest = json.dumps({k: v for k, v in record.items() if k not in ("prompt", "messages")}).encode()[1:]
+        return b'{"messages": [{"role": "user", "content": [' + block + b"]}]" + (b", " if rest != b"}" else b"") + rest
+    if choice == 6:  # \u003a in a key: a colon once decoded; and a repeat hidden behind it
+        extra = b', "a\\u003ab": 1' + (b', "a:b": 2' if rng.random() < 0.5 else b"")
+        return b"{" + body + extra + b"}"
+    if choice == 7:
+        return b"\xef\xbb\xbf" + raw
+    return raw.replace(b": ", b" :\t", rng.randrange(4))  # odd but valid white space
+
+
+def test_fast_path_equals_reference_on_hostile_lines():
+    rng = random.Random(27)
+    differ, kinds = [], set()
+    for i in range(3000):
+        raw = hostile(rng, json.dumps(random_record(rng)).encode())
+        expected = reference(raw, i + 1)
+        for line_by_line in (False, True):
+            got = fast(raw, i + 1, line_by_line)
+            if expected != got:
+                differ.append((raw[:300], line_by_line, expected, got))
+        if isinstance(expected, tuple):
+            kinds.add(expected[2].split(" (")[0].split(":")[0])
+    assert differ == []
+    assert {"given twice in one record", "not valid UTF-8", "not valid JSON",
+            "content nested more than 254 levels deep in the record"} <= kinds

@@ -143,7 +143,7 @@ def test_tag_change_without_worker_clears_the_l1_of_the_leads_latest_call(tmp_pa
 
 
 def test_tag_change_of_a_lead_without_calls_clears_no_l1(tmp_path):
-    records = [tag(-1, lead="A"), call(0, lead="A", worker="w1"), tag(1, lead="B"), call(2, lead="A", worker="w1")]
+    records = [tag(0, lead="A"), call(0, lead="A", worker="w1"), tag(1, lead="B"), call(2, lead="A", worker="w1")]
     summary, got = replay_records(tmp_path, records)
     assert got == ["miss", "l1"]
     assert summary["invalidated"] == {"l1": 0, "l2": 0, "l3": 0} and summary["tag_changes"] == 2

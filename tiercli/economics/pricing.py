@@ -1,7 +1,8 @@
 """Prices of calls: genai-prices' bundled data (offline), with an override table from the config.
 
 Costs are whole pico-dollars (1e-12 USD) in int64, so any sum, grouped any way (per lead, per
-task, per hour), adds up exactly to the total."""
+task, per hour), adds up exactly to the total. costs() checks that no call's cost and no log's
+total exceeds int64 (about $9.2 million): then no sum of its calls, however grouped, can wrap."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
+from tiercli.errors import TiercliError
 from tiercli.ingest.events import Call
 from tiercli.settings import ModelPrice
 
 PICO = 10**12  # pico-dollars per dollar
+MAX_PICO = 2**63 - 1  # int64: the most a log's calls may cost in all (about $9.2 million)
 _PICO_PER_TOKEN_PER_MTOK = Decimal(10**6)  # $X per million tokens = X * 1e6 pico-dollars per token
 
 
@@ -53,6 +56,7 @@ class Pricer:
             for day in np.unique(day_number[model_code == code]):
                 rows = np.flatnonzero((model_code == code) & (day_number == day))
                 self._price_group(calls, tokens, out, rows, model, _day(float(day) * 86400))
+        _check_total(out)
         return out
 
     def _price_group(self, calls, tokens: np.ndarray, out: np.ndarray, rows: np.ndarray, model: str, day: str) -> None:
@@ -64,10 +68,12 @@ class Pricer:
             group = tokens[rows]
             simple = np.ones(len(rows), dtype=bool) if tier_start is None else \
                 (group[:, 0] + group[:, 2] + group[:, 3]) <= tier_start
+            # in float first: a product int64 cannot hold goes to cost(), which checks it
+            simple &= group.astype(np.float64) @ per_token.astype(np.float64) < 2.0**62
             out[rows[simple]] = group[simple] @ per_token
             slow = rows[~simple]
         for i in slow:
-            out[i] = self.cost(calls[i])
+            out[i] = _checked(self.cost(calls[i]), calls[i])
 
     def price(self, model: str, ts: float, input_tokens: int, output_tokens: int,
               cache_read_tokens: int = 0, cache_write_tokens: int = 0) -> int:
@@ -76,6 +82,26 @@ class Pricer:
             return _override_price(override, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
         day = _day(ts)
         return _genai_price(model, day, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+
+
+def _checked(pico: int, call: Call) -> int:
+    if pico > MAX_PICO:
+        raise TiercliError(f"line {call.line}: one call of {call.model} costs ${pico / PICO:,.2f}, more than the "
+                           f"${MAX_PICO / PICO:,.2f} that tiercli adds up exactly",
+                           hint=f"check the call's token counts, and the [prices] of {call.model} in the config")
+    return pico
+
+
+def _check_total(pico: np.ndarray) -> None:
+    """Every call's cost is in int64; so is the total, or this says so: then no sum of the calls,
+    grouped any way, can wrap (costs are never negative)."""
+    if len(pico) == 0 or int(pico.max()) <= MAX_PICO // len(pico):
+        return
+    total = sum(pico.tolist())  # Python ints: exact
+    if total > MAX_PICO:
+        raise TiercliError(f"the log's calls cost ${total / PICO:,.2f} in all, more than the ${MAX_PICO / PICO:,.2f} "
+                           f"that tiercli adds up exactly (64-bit pico-dollars)",
+                           hint="replay the log in parts (a day at a time, say), or check its token counts and [prices]")
 
 
 def _override_price(price: ModelPrice, input_tokens: int, output_tokens: int,

@@ -24,6 +24,8 @@ class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level ty
     tokens_estimated: bool
     latency_ms: float | None
     response_digest: bytes | None  # of the recorded response, whitespace-stripped (see logread)
+    # tokens estimated although the record carries OpenAI-style usage fields, not read yet
+    openai_usage_unread: bool = False
 
 
 class TagChange(msgspec.Struct, gc=False, array_like=True, tag=True):

@@ -25,6 +25,7 @@ from tiercli.ingest.records import Reader
 
 BLOCK_BYTES = 1 << 20  # msgspec decodes ~1 MiB blocks of lines fastest here
 PARALLEL_MIN_BYTES = 64 << 20  # below this a helper process costs more than it saves
+UTF8_BOM = b"\xef\xbb\xbf"
 
 _EVENTS_OUT = msgspec.msgpack.Encoder()
 _EVENTS_IN = msgspec.msgpack.Decoder(list[Call | TagChange])
@@ -61,6 +62,8 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, 
         for first_line, lines, block in _blocks(path_str, 0, split):
             if hasher is not None:
                 hasher.update(block)
+            if first_line == 1 and block.startswith(UTF8_BOM):  # some editors write one: it is not JSON
+                block = block[len(UTF8_BOM):]
             reader.block(first_line, lines, block)
             lines_before = first_line - 1 + lines
         if helper is not None:
@@ -74,13 +77,54 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, 
     events, skipped = reader.events, reader.skipped
     if not reader.saw_line:
         raise LogError(path_str, None, None, "the log is empty", hint="a log holds one JSON object per line")
-    if not events:
-        raise LogError(path_str, None, None, f"no valid line ({len(skipped)} skipped)", hint=skipped[0].message)
+    if not any(type(event) is Call for event in events):
+        raise _no_calls(path_str, len(events), skipped)
     if any(a.ts > b.ts for a, b in zip(events, events[1:])):
         events.sort(key=_by_ts)  # stable: equal ts keep file order
     for seq, event in enumerate(events):
         event.seq = seq
     return ReadResult(events, skipped, path_str, size, hasher.hexdigest() if hasher is not None else "")
+
+
+def _no_calls(path: str, tag_changes: int, skipped: list[LogError]) -> LogError:
+    """A log with nothing to replay: only tag changes, or only bad lines skipped."""
+    found = [_count(tag_changes, "tag change")] if tag_changes else []
+    if skipped:
+        found.append(_count(len(skipped), "bad line") + " skipped")
+    return LogError(path, None, None, f"no calls in the log ({', '.join(found)})",
+                    hint=skipped[0].message if skipped else
+                    'a call has "ts", "lead_id", "task_type", "model" and "prompt" or "messages" (README "Log format")')
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _share(part: int, whole: int) -> str:
+    share = 100 * part / whole
+    return f"{share:.1f}%" if share >= 0.1 or share == 0 else "<0.1%"
+
+
+SKIPPED_SHOWN = 5  # bad lines named one by one; the rest are counted
+
+
+def read_notes(read: ReadResult) -> list[str]:
+    """What a command says on stderr about what it read: the lines skipped, and warnings about
+    figures that rest on estimates. Every command that reads a log prints these, the same way."""
+    notes = [f"skipped: {error.message}" for error in read.skipped[:SKIPPED_SHOWN]]
+    if len(read.skipped) > SKIPPED_SHOWN:
+        notes.append(f"skipped: ... {_count(len(read.skipped) - SKIPPED_SHOWN, 'more bad line')}")
+    calls = read.calls
+    estimated = sum(call.tokens_estimated for call in calls)
+    if estimated:
+        notes.append(f"warning: {estimated:,} of {_count(len(calls), 'call')} ({_share(estimated, len(calls))}) "
+                     f"have no input_tokens or output_tokens: their tokens were estimated at 4 characters a "
+                     f"token, so their costs are estimates")
+    unread = sum(call.openai_usage_unread for call in calls)
+    if unread:
+        notes.append(f"warning: {_count(unread, 'call')} {'carries' if unread == 1 else 'carry'} OpenAI-style usage/prompt_tokens/completion_tokens "
+                     f"fields, which tiercli does not read yet: their tokens were estimated")
+    return notes
 
 
 def _by_ts(event: Event) -> float:
@@ -147,7 +191,8 @@ class _Helper:
         context = multiprocessing.get_context("fork")  # the parent's state (prices) comes along
         self.conn, child = context.Pipe(duplex=False)
         self.process = context.Process(target=_helper_main, daemon=True,
-                                       args=(child, path, start, end, skip_invalid, known_model, keep_text))
+                                       args=(child, self.conn, os.getpid(), path, start, end, skip_invalid,
+                                             known_model, keep_text))
         self.process.start()
         child.close()
         self.path = path
@@ -182,7 +227,16 @@ class _Helper:
         self.conn.close()
 
 
-def _helper_main(conn, path: str, start: int, end: int, skip_invalid: bool, known_model, keep_text: bool) -> None:
+def _helper_main(conn, parent_end, parent_pid: int, path: str, start: int, end: int, skip_invalid: bool,
+                 known_model, keep_text: bool) -> None:
+    import signal
+
+    from tiercli.procs import die_with_parent
+
+    # Die with the parent, even a killed one; and hold no read end of our own pipe, so that a
+    # write to a parent that is gone fails (EPIPE) instead of blocking for ever.
+    die_with_parent(signal.SIGKILL, parent_pid)
+    parent_end.close()
     reader = Reader(path, skip_invalid, known_model, keep_text)
     error = None
     try:

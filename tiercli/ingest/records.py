@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,16 @@ from tiercli.ingest.events import Call, Event, TagChange
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
 
+# Plausibility bounds (README "Log format"): beyond them a value is an error in the log, never
+# a figure (an infinite latency, a time no date holds). Tokens: a thousand times the largest
+# context window of today's models; pricing.py checks that the costs still add up exactly.
+MAX_TOKENS = 10**9
+MAX_LATENCY_MS = 86_400_000.0  # a day
+TS_MIN, TS_MAX = 0.0, 4_102_444_800.0  # 1970-01-01 to 2100-01-01 UTC: what datetime and pandas both hold
+PARSER_MAX_DEPTH = 1024  # orjson's limit: deeper JSON is not valid JSON here
+KEY_MAX_DEPTH = 254  # orjson.dumps' limit, which the request key's canonical JSON meets first
+OPENAI_FIELDS = ("usage", "prompt_tokens", "completion_tokens")  # not read yet: counted, and named in a warning
+
 _CALL_OPTIONAL_INTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 _CALL_OPTIONAL_BOOLS = ("streaming", "use_tools")
 
@@ -28,8 +39,8 @@ _CALL_OPTIONAL_BOOLS = ("streaming", "use_tools")
 class _Bad(Exception):
     """A problem in one record: the field and what is wrong with it."""
 
-    def __init__(self, field: str | None, problem: str):
-        self.field, self.problem = field, problem
+    def __init__(self, field: str | None, problem: str, hint: str | None = None):
+        self.field, self.problem, self.hint = field, problem, hint
 
 
 class Reader:
@@ -47,11 +58,12 @@ class Reader:
         """Events of a block of `lines` lines (newline-separated), the first numbered first_line."""
         try:
             records = _RECORDS.decode_lines(block)
-        except msgspec.MsgspecError:
+        except _UNDECODABLE:
             records = None
         # Blank lines are skipped by decode_lines, so a count that differs means line numbers
-        # would shift: such a block goes line by line.
-        if records is None or len(records) != lines:
+        # would shift: such a block goes line by line, and so does one with a line msgspec let through
+        # that the reference may refuse.
+        if records is None or len(records) != lines or _for_reference(block):
             self._line_by_line(first_line, block)
             return
         if records:
@@ -74,7 +86,10 @@ class Reader:
 
     def _line(self, line_no: int, raw: bytes) -> None:
         try:
-            event = self._fast(_RECORDS.decode(raw), line_no)
+            record = _RECORDS.decode(raw)
+            if _for_reference(raw):
+                _fallback()
+            event = self._fast(record, line_no)
         except Exception:
             self._reference(line_no, raw)
             return
@@ -85,7 +100,7 @@ class Reader:
         try:
             event = parse_record(raw, line_no, self.known_model, self.keep_text, self.names)
         except _Bad as bad:
-            error = LogError(self.path, line_no, bad.field, bad.problem)
+            error = LogError(self.path, line_no, bad.field, bad.problem, bad.hint)
             if not self.skip_invalid:
                 raise error from None
             self.skipped.append(error)
@@ -99,7 +114,7 @@ class Reader:
         if type(ts) is str:
             parsed = datetime.fromisoformat(ts)  # a ValueError: the reference words it
             ts = parsed.timestamp() if parsed.tzinfo is not None else _fallback()
-        elif not math.isfinite(ts):
+        if not TS_MIN <= ts < TS_MAX:  # NaN (no ts) too
             _fallback()
         lead = r.lead_id if r.lead_id is not msgspec.UNSET else r.contact_id
         if type(lead) is not str:
@@ -137,7 +152,8 @@ class Reader:
             _fallback()
         return _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
                           r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens, r.streaming,
-                          r.use_tools, r.latency_ms, self.keep_text)
+                          r.use_tools, r.latency_ms, self.keep_text,
+                          r.usage != _NULL or r.prompt_tokens != _NULL or r.completion_tokens != _NULL)
 
 
 class _Fallback(Exception):
@@ -150,8 +166,11 @@ def _fallback():
 
 # orjson (the reference) reads integers beyond 64 bits as floats; the fast path leaves those to it.
 _Int64 = Annotated[int, msgspec.Meta(ge=-2**63, le=2**63 - 1)]
-_NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
 _NULL = msgspec.Raw(b"null")
+# What msgspec raises on a line the fast path cannot take: invalid JSON or types, invalid
+# UTF-8, nesting deeper than its stack allows. The reference validator words the error.
+_UNDECODABLE = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
 
 
 class _Message(msgspec.Struct, gc=False):
@@ -174,18 +193,66 @@ class _Record(msgspec.Struct, gc=False):
     messages: list[_Message] | None = None
     worker: str | None = None
     response: str | None = None
-    input_tokens: _NonNegativeInt | None = None
-    output_tokens: _NonNegativeInt | None = None
-    cache_read_input_tokens: _NonNegativeInt | None = None
-    cache_creation_input_tokens: _NonNegativeInt | None = None
+    input_tokens: _Tokens | None = None
+    output_tokens: _Tokens | None = None
+    cache_read_input_tokens: _Tokens | None = None
+    cache_creation_input_tokens: _Tokens | None = None
     streaming: bool = False
     use_tools: bool = False
-    latency_ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    latency_ms: Annotated[float, msgspec.Meta(ge=0, le=MAX_LATENCY_MS)] | None = None
     attrs: msgspec.Raw = _NULL
     tag: str | None = None
+    usage: msgspec.Raw = _NULL
+    prompt_tokens: msgspec.Raw = _NULL
+    completion_tokens: msgspec.Raw = _NULL
 
 
 _RECORDS = msgspec.json.Decoder(_Record)
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ENCODE = msgspec.json.Encoder().encode
+
+
+def _for_reference(block: bytes) -> bool:
+    """Whether lines msgspec decoded still need the reference validator: msgspec checks neither
+    the UTF-8 of the fields it skips nor whether a key comes twice (it keeps the last value).
+    Repeats are found by counting colons: every key of a line has one, and re-encoding the lines
+    as decoded (one value per key, values verbatim) keeps every colon but those of the pairs
+    dropped. A key that spells a colon \\u003a would count one more after decoding, so such a
+    block goes line by line too."""
+    if not block.isascii():
+        try:
+            block.decode()
+        except UnicodeDecodeError:
+            return True
+    if b"\\u003" in block:
+        return True
+    try:
+        objects = _TOP_LEVEL.decode_lines(block)
+    except _UNDECODABLE:
+        return True
+    return _ENCODE(objects).count(b":") != block.count(b":")
+
+
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')  # strings whole, so their brackets are skipped
+_COLON_NEXT = re.compile(rb"[ \t\r\n]*:")
+
+
+def _repeated_key(raw: bytes) -> str | None:
+    """The first key a line of valid JSON gives twice at the top level of its object, if any."""
+    depth, seen = 0, set()
+    for token in _JSON_TOKEN.finditer(raw):
+        first = raw[token.start()]
+        if first == 0x22:  # a string: a key if a colon follows
+            if depth == 1 and _COLON_NEXT.match(raw, token.end()):
+                key = orjson.loads(token.group())
+                if key in seen:
+                    return key
+                seen.add(key)
+        elif first in b"[{":
+            depth += 1
+        else:
+            depth -= 1
+    return None
 
 
 def parse_record(raw: bytes, line_no: int, known_model=None, keep_text: bool = True,
@@ -193,9 +260,12 @@ def parse_record(raw: bytes, line_no: int, known_model=None, keep_text: bool = T
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _Bad(None, f"not valid JSON ({exc.args[0] if exc.args else exc})") from None
+        raise _Bad(None, _json_problem(raw, exc)) from None
     if not isinstance(record, dict):
         raise _Bad(None, "not a JSON object")
+    repeated = _repeated_key(raw)
+    if repeated is not None:
+        raise _Bad(repeated, "given twice in one record (which value is meant?)")
     kind = record.get("type", "call")
     names = {} if names is None else names
     if kind == "call":
@@ -203,6 +273,20 @@ def parse_record(raw: bytes, line_no: int, known_model=None, keep_text: bool = T
     if kind == "tag_change":
         return _parse_tag_change(record, line_no, names)
     raise _Bad("type", f"unknown type {kind!r} (expected \"call\" or \"tag_change\")")
+
+
+def _json_problem(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    """orjson's complaint, said for one line: a column, no "line 1", no char offset."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError as bad:
+        return f"not valid UTF-8 (byte 0x{raw[bad.start]:02x} at column {bad.start + 1})"
+    message = str(exc.args[0] if exc.args else exc)
+    column = getattr(exc, "colno", None)
+    message = re.sub(r": line \d+ column \d+ \(char \d+\)$", "", message)
+    if message == "depth limit exceeded":
+        message = f"nested more than {PARSER_MAX_DEPTH:,} levels deep"
+    return f"not valid JSON ({message}" + (f" at column {column})" if column else ")")
 
 
 def _parse_tag_change(record: dict, line_no: int, names: dict[str, str]) -> TagChange:
@@ -227,7 +311,10 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names:
     model = _string(record, "model", required=True)
     model = names.setdefault(model, model)
     if known_model is not None and not known_model(model):
-        raise _Bad("model", f"no price known for model {model!r}")
+        raise _Bad("model", f"no price known for model {model!r}",
+                   hint=f'give its prices in a config file (--config), in USD per million tokens: '
+                        f'[prices.{orjson.dumps(model).decode()}] input_per_mtok = 3.0 and output_per_mtok = 15.0 '
+                        f'(README "Cost")')
     system = _system(record.get("system"))
     messages = _messages(record)
     worker = _string(record, "worker")
@@ -241,6 +328,8 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names:
         value = record.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise _Bad(name, f"must be a non-negative integer, got {value!r}")
+        if value is not None and value > MAX_TOKENS:
+            raise _Bad(name, f"{value:,} tokens is beyond the plausible bound of {MAX_TOKENS:,} for one call")
         ints[name] = value
     flags = {}
     for name in _CALL_OPTIONAL_BOOLS:
@@ -251,19 +340,22 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names:
     latency = record.get("latency_ms")
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
         raise _Bad("latency_ms", f"must be a non-negative number, got {latency!r}")
+    if latency is not None and latency > MAX_LATENCY_MS:
+        raise _Bad("latency_ms", f"{latency:,} ms is beyond the plausible bound of {MAX_LATENCY_MS:,.0f} ms (a day)")
     attrs = record.get("attrs")
     if attrs is not None and not isinstance(attrs, dict):
         raise _Bad("attrs", "must be an object")
 
     return _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
                       ints["output_tokens"], ints["cache_read_input_tokens"], ints["cache_creation_input_tokens"],
-                      flags["streaming"], flags["use_tools"], latency, keep_text)
+                      flags["streaming"], flags["use_tools"], latency, keep_text,
+                      any(record.get(name) is not None for name in OPENAI_FIELDS))
 
 
 def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker: str | None,
                system: list[dict] | None, messages: list[dict], response: str | None, input_tokens: int | None,
                output_tokens: int | None, cache_read: int | None, cache_write: int | None, streaming: bool,
-               use_tools: bool, latency: float | None, keep_text: bool) -> Call:
+               use_tools: bool, latency: float | None, keep_text: bool, openai_fields: bool) -> Call:
     """The call of a checked record (both paths)."""
     estimated = input_tokens is None or output_tokens is None
     if input_tokens is None:
@@ -271,10 +363,24 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
         input_tokens = math.ceil(chars / CHARS_PER_TOKEN)
     if output_tokens is None:
         output_tokens = math.ceil(len(response or "") / CHARS_PER_TOKEN)
-    return Call(0, line_no, ts, lead, task, model, worker, request_key(task, model, system, messages),
+    try:
+        key = request_key(task, model, system, messages)
+    except orjson.JSONEncodeError:
+        nested = "system" if system is not None and _too_deep_to_key(system) else "messages"
+        raise _Bad(nested, f"content nested more than {KEY_MAX_DEPTH} levels deep in the record") from None
+    return Call(0, line_no, ts, lead, task, model, worker, key,
                 embedding_text(messages) if keep_text else "", streaming or use_tools, streaming, input_tokens,
                 output_tokens, cache_read or 0, cache_write or 0, estimated,
-                float(latency) if latency is not None else None, response_digest(response))
+                float(latency) if latency is not None else None, response_digest(response),
+                estimated and openai_fields)
+
+
+def _too_deep_to_key(blocks: list[dict]) -> bool:
+    try:
+        orjson.dumps([[blocks]])  # at the depth it has in the key
+    except orjson.JSONEncodeError:
+        return True
+    return False
 
 
 # --- fields ---------------------------------------------------------------------------------------
@@ -291,16 +397,24 @@ def _ts_value(value: Any) -> float:
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
             raise _Bad("ts", f"must be a finite number, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
+        ts = float(value)
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise _Bad("ts", f"not an RFC 3339 timestamp: {value!r}") from None
         if parsed.tzinfo is None:
             raise _Bad("ts", f"timestamp has no UTC offset: {value!r} (add Z or +00:00)")
-        return parsed.timestamp()
-    raise _Bad("ts", f"must be an RFC 3339 string or seconds since the epoch, got {type(value).__name__}")
+        try:
+            ts = parsed.timestamp()
+        except (OverflowError, ValueError):  # year 1 with a positive offset
+            ts = -math.inf
+    else:
+        raise _Bad("ts", f"must be an RFC 3339 string or seconds since the epoch, got {type(value).__name__}")
+    if not TS_MIN <= ts < TS_MAX:
+        raise _Bad("ts", f"out of range: {value!r} (from 1970-01-01 to 2100-01-01 UTC, "
+                         f"that is 0 to {TS_MAX:,.0f} seconds since the epoch)")
+    return ts
 
 
 def _lead(record: dict) -> str:
