@@ -3,6 +3,7 @@ a key prefix of its own, clean-up of its own keys only, and what Redis reports a
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,11 +74,12 @@ def redis_l2(settings: Settings, run_id: str | None = None) -> Iterator[RedisSes
         return
     server = None
     url = settings.l2_redis_url
-    if url == "embedded":
-        policy = settings.l2_eviction or ("allkeys-lru" if settings.l2_maxmemory else None)
-        server = EmbeddedRedis(maxmemory=settings.l2_maxmemory, policy=policy).start()
-        url = server.url
     try:
+        if url == "embedded":
+            policy = settings.l2_eviction or ("allkeys-lru" if settings.l2_maxmemory else None)
+            # a password of its own: other local users cannot read the run's keys while it runs
+            server = EmbeddedRedis(maxmemory=settings.l2_maxmemory, policy=policy, password=secrets.token_hex(16))
+            url = server.start().url
         client = connect(url, settings.l2_redis_timeout)
         session = RedisSession(client, url, new_prefix(run_id), server is not None,
                                int(client.info("stats").get("evicted_keys", 0)))

@@ -1,0 +1,227 @@
+"""No process outlives tiercli, and no temp folder outlives the next start: the forked parse
+helper of a large log and the `--redis embedded` server, after SIGINT, SIGTERM and SIGKILL.
+The CLI runs as a real process; what is left is read from /proc. Every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE_LOG
+from tiercli.ingest.logread import PARALLEL_MIN_BYTES
+from tiercli.redis.server import FOLDER_PREFIX, OWNER_FILE, find_redis_server, free_port
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+
+WAIT_S = 180.0  # upper bound of every wait; a loaded 2-core machine reads the big log in ~10 s
+
+
+def wait_for(condition, what: str, seconds: float = WAIT_S):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"still waiting after {seconds:.0f} s for {what}")
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, ppid) of a process, None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    return fields[0].decode(), int(fields[1])
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a killed orphan may wait a while for init to reap it)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def children(pid: int) -> list[int]:
+    return [p for p in all_pids() if (_stat(p) or ("", 0))[1] == pid and running(p)]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Running processes whose command line or current folder names `text` (a path unique to
+    the test; redis-server rewrites its command line, but runs in its --dir)."""
+    found = []
+    for pid in all_pids():
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if (text.encode() in args or text in cwd) and running(pid) and pid != os.getpid():
+            found.append(pid)
+    return found
+
+
+@pytest.fixture(scope="module")
+def big_log(tmp_path_factory) -> Path:
+    """A log past the size at which a forked helper parses its second half."""
+    path = tmp_path_factory.mktemp("big") / "big.jsonl"
+    pad = "x" * 400
+    with path.open("w") as f:
+        size = n = 0
+        while size < PARALLEL_MIN_BYTES + (4 << 20):
+            line = json.dumps({"ts": 1_700_000_000 + n, "lead_id": f"L{n % 5000}", "task_type": "intent",
+                               "model": "claude-sonnet-4-5", "prompt": f"hello {n % 20000} {pad}",
+                               "input_tokens": 1000, "output_tokens": 100, "latency_ms": 1000}) + "\n"
+            size += f.write(line)
+            n += 1
+    return path
+
+
+@pytest.fixture
+def temp_root(tmp_path) -> Path:
+    """The CLI's TMPDIR: the embedded servers' folders of this test only."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    return root
+
+
+def start_cli(tmp_path: Path, temp_root: Path, *args) -> subprocess.Popen:
+    env = {**os.environ, "TIERCLI_HOME": str(tmp_path / "home"), "TMPDIR": str(temp_root)}
+    env.pop("TIERCLI_DEBUG", None)
+    return subprocess.Popen([sys.executable, "-m", "tiercli", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_cli(tmp_path: Path, temp_root: Path, *args) -> subprocess.CompletedProcess:
+    process = start_cli(tmp_path, temp_root, *args)
+    stdout, stderr = process.communicate(timeout=WAIT_S)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    _, stderr = process.communicate(timeout=WAIT_S)
+    return process.returncode, stderr
+
+
+def server_folders(temp_root: Path) -> list[Path]:
+    return sorted(p for p in temp_root.iterdir() if p.name.startswith(FOLDER_PREFIX))
+
+
+def started_server(temp_root: Path, owner_pid: int) -> tuple[Path, int] | None:
+    """The folder and server pid of the embedded server that `owner_pid` started, once it runs."""
+    for folder in server_folders(temp_root):
+        try:
+            owner = json.loads((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if owner["pid"] == owner_pid and owner["server_pid"] and running(owner["server_pid"]):
+            return folder, owner["server_pid"]
+    return None
+
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -signal.SIGKILL}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+def test_the_parse_helper_dies_with_the_cli(big_log, tmp_path, temp_root, sig):
+    cli = start_cli(tmp_path, temp_root, "replay", big_log, "--tiers", "l1,l2", "--no-save")
+    try:
+        helpers = wait_for(lambda: children(cli.pid), "the forked parse helper")
+        os.kill(cli.pid, sig)
+        code, stderr = finish(cli)
+    finally:
+        cli.kill()
+        cli.wait(timeout=WAIT_S)
+    assert code == EXIT_CODES[sig], stderr
+    assert "Traceback" not in stderr
+    # before the fix, after SIGKILL the helper parsed its half, then blocked for ever on the pipe
+    wait_for(lambda: not any(running(pid) for pid in helpers), "the helper to end")
+    assert not processes_mentioning(str(big_log))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_the_embedded_server_and_its_folder_end_with_the_cli(big_log, tmp_path, temp_root, sig):
+    cli = start_cli(tmp_path, temp_root, "replay", big_log, "--tiers", "l1,l2", "--redis", "embedded", "--no-save")
+    try:
+        folder, server_pid = wait_for(lambda: started_server(temp_root, cli.pid), "the embedded redis-server")
+        os.kill(cli.pid, sig)
+        code, stderr = finish(cli)
+    finally:
+        cli.kill()
+        cli.wait(timeout=WAIT_S)
+    assert code == EXIT_CODES[sig], stderr
+    assert "Traceback" not in stderr
+    assert not running(server_pid) and not folder.exists()  # stopped and removed before exiting
+    assert server_folders(temp_root) == [] and not processes_mentioning(str(temp_root))
+
+
+def test_after_sigkill_no_server_runs_and_the_next_start_removes_its_folder(big_log, tmp_path, temp_root):
+    cli = start_cli(tmp_path, temp_root, "replay", big_log, "--tiers", "l1,l2", "--redis", "embedded", "--no-save")
+    try:
+        folder, server_pid = wait_for(lambda: started_server(temp_root, cli.pid), "the embedded redis-server")
+        os.kill(cli.pid, signal.SIGKILL)
+        cli.wait(timeout=WAIT_S)
+    finally:
+        cli.kill()
+        cli.wait(timeout=WAIT_S)
+    wait_for(lambda: not running(server_pid), "the orphaned redis-server to die")
+    assert not processes_mentioning(str(temp_root))
+    assert server_folders(temp_root) == [folder]  # nothing could remove it: the next start does
+    small = run_cli(tmp_path, temp_root, "replay", SAMPLE_LOG, "--tiers", "l1,l2", "--redis", "embedded",
+                    "--no-save", "--json")
+    assert small.returncode == 0, small.stderr
+    assert server_folders(temp_root) == []
+
+
+def test_the_next_start_also_ends_a_server_that_outlived_its_owner(tmp_path, temp_root):
+    # A server whose owner died without the parent-death signal taking it along (a kernel
+    # without it, or a tiercli before it): started here by hand, owned by a pid that is gone.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, timeout=WAIT_S)
+    folder = temp_root / f"{FOLDER_PREFIX}left"
+    folder.mkdir(mode=0o700)
+    port = free_port()
+    orphan = subprocess.Popen([find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        (folder / OWNER_FILE).write_text(json.dumps({"pid": int(gone.stdout), "started": "1",
+                                                     "server_pid": orphan.pid}))
+        result = run_cli(tmp_path, temp_root, "replay", SAMPLE_LOG, "--tiers", "l1,l2", "--redis", "embedded",
+                         "--no-save", "--json")
+        assert result.returncode == 0, result.stderr
+        assert orphan.wait(timeout=WAIT_S) == -signal.SIGKILL
+        assert server_folders(temp_root) == []
+    finally:
+        orphan.kill()
+        orphan.wait(timeout=WAIT_S)
+
+
+def test_a_live_owners_folder_is_kept_and_two_embedded_replays_run_at_once(big_log, tmp_path, temp_root):
+    first = start_cli(tmp_path, temp_root, "replay", big_log, "--tiers", "l1,l2", "--redis", "embedded", "--no-save")
+    try:
+        folder, server_pid = wait_for(lambda: started_server(temp_root, first.pid), "the first embedded server")
+        args = ("replay", SAMPLE_LOG, "--tiers", "l1,l2", "--redis", "embedded", "--no-save", "--json")
+        second, third = start_cli(tmp_path, temp_root, *args), start_cli(tmp_path, temp_root, *args)
+        outputs = [second.communicate(timeout=WAIT_S), third.communicate(timeout=WAIT_S)]
+        assert second.returncode == 0 and third.returncode == 0, outputs
+        summaries = [json.loads(stdout) for stdout, _ in outputs]
+        assert summaries[0]["tiers"] == summaries[1]["tiers"] and summaries[0]["redis"]["embedded"]
+        assert summaries[0]["redis"]["url"] != summaries[1]["redis"]["url"]  # a server each
+        assert running(server_pid) and server_folders(temp_root) == [folder]  # the first one's, untouched
+        os.kill(first.pid, signal.SIGTERM)
+        code, stderr = finish(first)
+        assert code == 143, stderr
+    finally:
+        first.kill()
+        first.wait(timeout=WAIT_S)
+    assert server_folders(temp_root) == [] and not processes_mentioning(str(temp_root))

@@ -1,0 +1,179 @@
+"""A Redis password never shows: in every form redis-py reads one (userinfo, the `password`
+query field, URL-encoded, with a raw '@', a lone user name, unix:// URLs), on every path
+(success, wrong password, server down, bad db, a URL refused), in stdout, stderr, --json, the
+saved files and `report`. The CLI runs as a real process against a real redis-server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from logs import call, tag, write
+from tiercli.redis.server import EmbeddedRedis, free_port
+
+# An '@' and a space: both survive in a URL (redis-py reads up to the last '@'), and each
+# fragment is distinctive, so a partial leak ("redis://:***@kX9 PW9@...") is caught too.
+PASSWORD = "Zq7@kX9 PW9"
+FRAGMENTS = ("Zq7", "kX9", "PW9")
+TIERCLI = [sys.executable, "-m", "tiercli"]
+
+
+def leaks(text: str | bytes) -> list[str]:
+    data = text.encode() if isinstance(text, str) else text
+    return [f for f in FRAGMENTS if f.encode() in data]
+
+
+def files_that_leak(home: Path) -> list[str]:
+    return [str(p) for p in sorted(home.rglob("*")) if p.is_file() and leaks(p.read_bytes())]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with EmbeddedRedis(password=PASSWORD, unix_socket=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory) -> Path:
+    records = [call(i * 10.0, lead=f"L{i % 3}", prompt=f"question {i % 4}") for i in range(12)]
+    return write(tmp_path_factory.mktemp("log") / "log.jsonl", records + [tag(55.0, lead="L1")])
+
+
+def cli(home: Path, *args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TIERCLI_HOME": str(home), "COLUMNS": "200"}
+    env.pop("TIERCLI_DEBUG", None)
+    return subprocess.run([*TIERCLI, *map(str, args)], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=cwd)
+
+
+def assert_nothing_leaks(home: Path, *results: subprocess.CompletedProcess) -> None:
+    for result in results:
+        assert not leaks(result.stdout), result.stdout
+        assert not leaks(result.stderr), result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+    assert not files_that_leak(home)
+
+
+def good_urls(server: EmbeddedRedis) -> dict[str, tuple[str, str]]:
+    """Every form redis-py accepts, with how tiercli shows it."""
+    host = f"127.0.0.1:{server.port}"
+    return {
+        "userinfo, raw '@' and space": (f"redis://:{PASSWORD}@{host}/0", f"redis://:***@{host}/0"),
+        "userinfo, URL-encoded": (f"redis://:{quote(PASSWORD, safe='')}@{host}/0", f"redis://:***@{host}/0"),
+        "user:password": (f"redis://default:{quote(PASSWORD, safe='')}@{host}/0", f"redis://default:***@{host}/0"),
+        "query, URL-encoded": (f"redis://{host}/0?password={quote(PASSWORD, safe='')}",
+                               f"redis://{host}/0?password=***"),
+        "query, + for space, with a user": (f"redis://{host}/0?username=default&password={quote_plus(PASSWORD)}",
+                                            f"redis://{host}/0?username=default&password=***"),
+        "unix socket, query": (f"unix://{server.socket_path}?db=0&password={quote(PASSWORD, safe='')}",
+                               f"unix://{server.socket_path}?db=0&password=***"),
+        "unix socket, userinfo": (f"unix://:{quote(PASSWORD, safe='')}@{server.socket_path}",
+                                  f"unix://:***@{server.socket_path}"),
+    }
+
+
+@pytest.mark.parametrize("form", ["userinfo, raw '@' and space", "userinfo, URL-encoded", "user:password",
+                                  "query, URL-encoded", "query, + for space, with a user", "unix socket, query",
+                                  "unix socket, userinfo"])
+def test_each_form_authenticates_and_never_shows_the_password(server, log, tmp_path, form):
+    url, shown = good_urls(server)[form]
+    home = tmp_path / "home"
+    as_json = cli(home, "replay", log, "--tiers", "l1,l2", "--redis-url", url, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    human = cli(home, "replay", log, "--tiers", "l1,l2", "--redis-url", url)
+    assert human.returncode == 0, human.stderr
+    assert f"L2 in Redis at {shown}" in human.stdout  # it really used Redis, and says where
+    report = cli(home, "report")
+    report_json = cli(home, "report", "--json")
+    runs = cli(home, "runs")
+    assert report.returncode == 0 and report_json.returncode == 0 and runs.returncode == 0
+    assert_nothing_leaks(home, as_json, human, report, report_json, runs)
+    assert shown in as_json.stdout and shown in report.stdout
+    saved = list(home.rglob("run.json")) + list(home.rglob("summary.json"))
+    assert saved and all(shown in p.read_text() for p in saved if "l2_redis_url" in p.read_text())
+
+
+def test_a_config_file_password_never_shows(server, log, tmp_path):
+    url, shown = good_urls(server)["query, URL-encoded"]
+    config = tmp_path / "tiercli.toml"
+    config.write_text(f'tiers = ["l1", "l2"]\n[l2]\nredis_url = "{url}"\n')
+    home = tmp_path / "home"
+    result = cli(home, "replay", log, "--config", config, "--json")
+    assert result.returncode == 0, result.stderr
+    assert shown in result.stdout
+    assert_nothing_leaks(home, result, cli(home, "report"))
+
+
+def error_urls(server: EmbeddedRedis) -> dict[str, tuple[str, str]]:
+    """URLs that fail, and what the error says."""
+    host, dead = f"127.0.0.1:{server.port}", f"127.0.0.1:{free_port()}"
+    wrong = quote("Zq7@kX9 PW9-wrong", safe="")
+    return {
+        "wrong password, userinfo": (f"redis://:{wrong}@{host}/0", "authentication failed"),
+        "wrong password, query": (f"redis://{host}/0?password={wrong}", "authentication failed"),
+        "wrong password, unix": (f"unix://{server.socket_path}?password={wrong}", "authentication failed"),
+        # redis-py sends a lone user name as a user with no password; it is often a password meant
+        "password given as the user name": (f"redis://{quote(PASSWORD, safe='')}@{host}/0", "authentication failed"),
+        "server down, userinfo": (f"redis://:{PASSWORD}@{dead}/0", "cannot use Redis at"),
+        "server down, query": (f"redis://{dead}/0?password={quote(PASSWORD, safe='')}", "cannot use Redis at"),
+        "server down, unix": (f"unix://{server.socket_path}.gone?password={quote(PASSWORD, safe='')}",
+                              "cannot use Redis at"),
+        "no such db": (f"redis://{host}/0?db=99&password={quote(PASSWORD, safe='')}", "no such database"),
+        "no such db, userinfo": (f"redis://:{PASSWORD}@{host}/99", "no such database"),
+        "a field redis-py does not know": (f"redis://{host}/0?pasword={quote(PASSWORD, safe='')}", "redis url"),
+    }
+
+
+@pytest.mark.parametrize("case", ["wrong password, userinfo", "wrong password, query", "wrong password, unix",
+                                  "password given as the user name", "server down, userinfo", "server down, query",
+                                  "server down, unix", "no such db", "no such db, userinfo",
+                                  "a field redis-py does not know"])
+def test_errors_never_show_the_password(server, log, tmp_path, case):
+    url, says = error_urls(server)[case]
+    home = tmp_path / "home"
+    result = cli(home, "replay", log, "--tiers", "l1,l2", "--redis-url", url, "--redis-timeout", "1s")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and says in lines[0] and lines[1].startswith("hint: "), result.stderr
+    assert_nothing_leaks(home, result)
+
+
+@pytest.mark.parametrize("url", [
+    f"redis://:{PASSWORD.replace(' ', '/')}@127.0.0.1:6379/0",  # a raw '/' cuts the userinfo short
+    f"redis://:{PASSWORD.replace(' ', '?')}@127.0.0.1:6379/0",
+    f"redis://:{PASSWORD.replace(' ', '#')}@127.0.0.1:6379/0",
+    f"unix://:{PASSWORD.replace(' ', '/')}@/tmp/redis.sock",
+    f"http://:{PASSWORD}@127.0.0.1:6379/0",
+    f"{PASSWORD}@127.0.0.1:6379",
+])
+def test_urls_redis_py_would_misread_are_refused_without_quoting_them(log, tmp_path, url):
+    home = tmp_path / "home"
+    flag = cli(home, "replay", log, "--tiers", "l1,l2", "--redis-url", url)
+    assert flag.returncode == 2, flag.stderr  # a bad flag value is a usage error
+    assert "--redis-url" in flag.stderr
+    config = tmp_path / "c.toml"
+    config.write_text(f'tiers = ["l1", "l2"]\nl2_redis_url = "{url}"\n')
+    in_file = cli(home, "replay", log, "--config", config)
+    assert in_file.returncode == 1, in_file.stderr  # a bad config value: a config error naming file and key
+    assert in_file.stderr.startswith(f"error: {config}: l2_redis_url: "), in_file.stderr
+    assert_nothing_leaks(home, flag, in_file)
+
+
+@pytest.mark.parametrize("url", ["http://x", "localhost:6379", "redis:/127.0.0.1:6379", "redis://127.0.0.1:6379/zero",
+                                 "redis://127.0.0.1:99999/0", "redis://127.0.0.1:6379/0?db=x", "unix://"])
+def test_a_bad_redis_url_flag_is_a_usage_error(log, tmp_path, url):
+    result = cli(tmp_path / "home", "replay", log, "--tiers", "l1,l2", "--redis-url", url)
+    assert result.returncode == 2, result.stderr
+    assert "Invalid value for '--redis-url'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_scheme_is_not_case_sensitive(redis_server, log, tmp_path):
+    url = redis_server.url.replace("redis://", "REDIS://")
+    result = cli(tmp_path / "home", "replay", log, "--tiers", "l1,l2", "--redis-url", url, "--no-save")
+    assert result.returncode == 0, result.stderr
+    assert f"L2 in Redis at redis://127.0.0.1:{redis_server.port}/0" in result.stdout
