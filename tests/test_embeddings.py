@@ -39,10 +39,10 @@ def test_l3_threshold_with_the_real_model(tmp_path, model):
 def test_store_means_a_second_replay_embeds_nothing(tmp_path, model):
     store = EmbeddingStore(tmp_path / "fresh.sqlite")
     texts = ["one text", "another text", "one text again"]
-    first, computed = embed_texts(texts, model, store)
-    assert computed == 3
-    second, computed = embed_texts(texts + ["a new one"], model, store)
-    assert computed == 1
+    first, counts = embed_texts(texts, model, store)
+    assert counts["computed"] == 3
+    second, counts = embed_texts(texts + ["a new one"], model, store)
+    assert counts["computed"] == 1
     assert np.array_equal(first, second[:3])
     store.close()
 
@@ -52,8 +52,8 @@ def test_store_keeps_models_apart(tmp_path, model):
 
     store = EmbeddingStore(tmp_path / "fresh.sqlite")
     embed_texts(["x y"], model, store)
-    vectors, computed = embed_texts(["x y"], HashingEmbedder(), store)
-    assert computed == 1 and vectors.shape == (1, HashingEmbedder.dim)
+    vectors, counts = embed_texts(["x y"], HashingEmbedder(), store)
+    assert counts["computed"] == 1 and vectors.shape == (1, HashingEmbedder.dim)
     store.close()
 
 

@@ -49,25 +49,39 @@ def load_events(log_path: str | Path, settings: Settings, *, skip_invalid: bool 
 
 def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settings,
                    progress: ProgressFactory = _no_progress):
-    """Vectors of the distinct texts of cacheable calls, reusing the on-disk store."""
+    """Vectors of the distinct texts of cacheable calls, reusing the on-disk store; their row
+    of each text; and the summary's `embeddings` counts: texts, computed, cut, replaced."""
     texts = list(dict.fromkeys(c.text for c in read.calls if not c.bypass))
     embedder = embedder or SentenceTransformerEmbedder(settings.l3_model)
     store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
+    update = None  # the bar is made at the first report, which brings the number of texts to compute
+
+    def report(done: int, total: int) -> None:
+        nonlocal update
+        if update is None:
+            update = progress("embedding texts", total)
+        update(done)
+
     try:
-        update = progress(f"embedding ({embedder.model_id})", None)
-        vectors, computed = embed_texts(texts, embedder, store, progress=lambda done, total: update(done))
+        vectors, counts = embed_texts(texts, embedder, store, progress=report)
     finally:
         store.close()
-    return vectors, {text: row for row, text in enumerate(texts)}, computed
+    note = getattr(progress, "note", None)  # progress_bars() prints notes on stderr
+    if note:
+        from tiercli.store.embeddings import embedding_notes
+
+        for line in embedding_notes(counts, embedder, store.path):
+            note(line)
+    return vectors, {text: row for row, text in enumerate(texts)}, {"texts": len(texts), **counts}
 
 
 def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | None = None,
                progress: ProgressFactory = _no_progress, run_id: str | None = None) -> ReplayRun:
     run_id = run_id or new_run_id()
     vectors = row_of_text = None
-    computed = 0
+    embedding_counts = None
     if "l3" in settings.tiers:
-        vectors, row_of_text, computed = embeddings_for(read, embedder, settings, progress)
+        vectors, row_of_text, embedding_counts = embeddings_for(read, embedder, settings, progress)
     calls = read.calls
     redis_report = None
     with redis_l2(settings, run_id) as session:
@@ -92,7 +106,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     summary["evictions"] = outcome.evictions
     summary["skipped_lines"] = len(read.skipped)
     if vectors is not None:
-        summary["embeddings"] = {"texts": len(row_of_text), "computed": computed}
+        summary["embeddings"] = embedding_counts
     summary["l2_backend"] = "redis" if redis_report else "memory"
     if redis_report:
         summary["redis"] = redis_report

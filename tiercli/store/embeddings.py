@@ -4,11 +4,13 @@ keyed by model and text hash so that a second replay of the same log embeds noth
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable
-from functools import lru_cache
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -17,10 +19,19 @@ import numpy as np
 from tiercli.errors import TiercliError
 
 BATCH_SIZE = 64
+# A text is cut to this many characters per word piece of the model's window before it is
+# tokenized (16,384 for all-MiniLM-L6-v2's 256): the model reads only its window, and a 50 MB
+# text tokenized whole took 80 s and 3.6 GB. Text averages 3 to 6 characters per word piece, so
+# the cut never changes a vector unless its characters hold fewer word pieces than the window
+# (almost nothing but whitespace).
+CHARS_PER_WORD_PIECE = 64
+STORE_BUSY_TIMEOUT_S = 60.0  # another replay writing the same store holds it for well under a second
 
 
 class Embedder(Protocol):
     model_id: str  # names the model in the store: different models never share vectors
+    dim: int  # the vectors' length: a stored vector of another length is damaged
+    max_chars: int | None  # texts are cut to this many characters before encoding (None: never)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 rows, one per text."""
@@ -43,11 +54,59 @@ class SentenceTransformerEmbedder:
         name = "all-MiniLM-L6-v2" if model_path is None else Path(self.model_path).resolve().as_posix()
         self.model_id = f"st:{name}"
 
+    # Both read from the model folder's configuration where it has them, so that a replay served
+    # wholly from the store never loads the model (several seconds).
+    @cached_property
+    def window(self) -> int | None:
+        """The model's window in word pieces (256 for all-MiniLM-L6-v2); it ignores the rest."""
+        config = _json_or_none(Path(self.model_path) / "sentence_bert_config.json") or {}
+        if isinstance(config.get("max_seq_length"), int):
+            return config["max_seq_length"]
+        return _load_model(self.model_path).max_seq_length
+
+    @cached_property
+    def max_chars(self) -> int | None:
+        return None if self.window is None else self.window * CHARS_PER_WORD_PIECE
+
+    @cached_property
+    def dim(self) -> int:
+        if dim := _dimension_in_folder(Path(self.model_path)):
+            return dim
+        model = _load_model(self.model_path)  # get_embedding_dimension in newer sentence-transformers
+        return (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
+
     def encode(self, texts: list[str]) -> np.ndarray:
         model = _load_model(self.model_path)
         vectors = model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True,
                                convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
+
+
+def _json_or_none(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _dimension_in_folder(folder: Path) -> int | None:
+    """The output length of the usual Transformer, Pooling, Dense, Normalize stack, from the
+    modules' configuration files; None for anything else (the caller loads the model instead)."""
+    modules = _json_or_none(folder / "modules.json")
+    if not isinstance(modules, list):
+        return None
+    dim = None
+    for module in modules:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1] if isinstance(module, dict) else ""
+        config = _json_or_none(folder / str(module.get("path", "")) / "config.json") if kind else None
+        if kind == "Pooling" and isinstance(config, dict):
+            modes = sum(1 for key, on in config.items() if key.startswith("pooling_mode_") and on is True)
+            dim = config.get("word_embedding_dimension", 0) * modes
+        elif kind == "Dense" and isinstance(config, dict):
+            dim = config.get("out_features")
+        elif kind not in ("Transformer", "Normalize"):
+            return None
+    return dim if isinstance(dim, int) and dim > 0 else None
 
 
 @lru_cache(maxsize=2)
@@ -75,6 +134,7 @@ class HashingEmbedder:
 
     model_id = "hashing-4096"
     dim = 4096
+    max_chars = None  # it reads every word
 
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -88,29 +148,77 @@ class HashingEmbedder:
 
 
 class EmbeddingStore:
-    """float32 vectors in SQLite, keyed by (model id, sha256 of text)."""
+    """float32 vectors in SQLite, keyed by (model id, sha256 of text). It is only a cache:
+    deleting the file is safe, and a damaged vector is recomputed."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
-        self.db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, text_hash BLOB, vector BLOB, "
-                        "PRIMARY KEY (model, text_hash)) WITHOUT ROWID")
+    def __init__(self, path: Path, busy_timeout_s: float = STORE_BUSY_TIMEOUT_S):
+        self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        with self._errors():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # The busy timeout lets concurrent replays share the store: each waits its turn to write.
+            self.db = sqlite3.connect(path, timeout=busy_timeout_s)
+            self.db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, text_hash BLOB, vector BLOB, "
+                            "PRIMARY KEY (model, text_hash)) WITHOUT ROWID")
+            columns = [row[1] for row in self.db.execute("PRAGMA table_info(vectors)")]
+            if columns != ["model", "text_hash", "vector"]:
+                raise sqlite3.DatabaseError(f"its vectors table has the columns {columns}")
 
-    def get_many(self, model_id: str, hashes: list[bytes]) -> dict[bytes, np.ndarray]:
-        # One join against a temporary table of the wanted hashes: about 3x faster than
-        # chunks of `IN (?, ...)` (0.12 s against 0.35 s for 21k texts here).
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (text_hash BLOB PRIMARY KEY) WITHOUT ROWID")
-        self.db.execute("DELETE FROM wanted")
-        self.db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", zip(hashes))
-        rows = self.db.execute("SELECT v.text_hash, v.vector FROM wanted w JOIN vectors v "
-                               "ON v.model = ? AND v.text_hash = w.text_hash", (model_id,))
-        found = {text_hash: np.frombuffer(blob, dtype=np.float32) for text_hash, blob in rows}
-        self.db.execute("DELETE FROM wanted")
-        self.db.commit()  # ends the implicit transaction: no read lock held on the store afterwards
-        return found
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite's errors as one line naming the file, with what to do."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise TiercliError(f"embedding store {self.path} is locked: another process held it for more than "
+                                   f"{self.busy_timeout_s:g} s ({exc})",
+                                   hint="wait for the other tiercli (or sqlite3) process using it to finish, "
+                                        "then run again") from None
+            raise self._damaged(exc) from None
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from None
+        except OSError as exc:
+            raise TiercliError(f"embedding store {self.path}: {exc.strerror or exc}",
+                               hint="check that TIERCLI_HOME is a writable folder") from None
+
+    def _damaged(self, exc: Exception) -> TiercliError:
+        if isinstance(exc, sqlite3.OperationalError) and any(
+                word in str(exc) for word in ("readonly", "unable to open", "disk is full", "disk I/O")):
+            return TiercliError(f"embedding store {self.path}: {exc}",
+                                hint="check the file's permissions and the free disk space")
+        return TiercliError(f"embedding store {self.path} is damaged or not an embedding store: {exc}",
+                            hint=f"it is only a cache of vectors: delete it (rm '{self.path}') and the next "
+                                 f"replay with L3 recomputes them")
+
+    def get_many(self, model_id: str, hashes: list[bytes], dim: int) -> tuple[dict[bytes, np.ndarray], set[bytes]]:
+        """The stored vectors of these hashes, and the hashes whose stored vector is damaged: not
+        a blob of dim float32 values making a unit (or zero) vector, as every embedder writes."""
+        with self._errors():
+            # One join against a temporary table of the wanted hashes: about 3x faster than
+            # chunks of `IN (?, ...)` (0.12 s against 0.35 s for 21k texts here).
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (text_hash BLOB PRIMARY KEY) WITHOUT ROWID")
+            self.db.execute("DELETE FROM wanted")
+            self.db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", zip(hashes))
+            rows = self.db.execute("SELECT v.text_hash, v.vector FROM wanted w JOIN vectors v "
+                                   "ON v.model = ? AND v.text_hash = w.text_hash", (model_id,)).fetchall()
+            self.db.execute("DELETE FROM wanted")
+            self.db.commit()  # ends the implicit transaction: no read lock held on the store afterwards
+        sized = [(h, blob) for h, blob in rows if isinstance(blob, bytes) and len(blob) == 4 * dim]
+        damaged = {h for h, blob in rows} - {h for h, _ in sized}
+        if not sized:
+            return {}, damaged
+        matrix = np.frombuffer(b"".join(blob for _, blob in sized), dtype=np.float32).reshape(len(sized), dim)
+        with np.errstate(all="ignore"):
+            norms = np.linalg.norm(matrix, axis=1)
+        # Unit vectors, or zero for a text with nothing to embed (HashingEmbedder); NaN fails both.
+        sound = ((np.abs(norms - 1) <= 1e-3) | (norms == 0)) & np.isfinite(matrix).all(axis=1)
+        found = {h: matrix[i] for i, (h, _) in enumerate(sized) if sound[i]}
+        damaged.update(h for i, (h, _) in enumerate(sized) if not sound[i])
+        return found, damaged
 
     def put_many(self, model_id: str, items: list[tuple[bytes, np.ndarray]]) -> None:
-        with self.db:
+        with self._errors(), self.db:
             self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
                                 [(model_id, h, v.astype(np.float32).tobytes()) for h, v in items])
 
@@ -118,25 +226,56 @@ class EmbeddingStore:
         self.db.close()
 
 
+def cut_text(text: str, embedder: Embedder) -> str:
+    """The part of a text the embedder reads (see CHARS_PER_WORD_PIECE)."""
+    return text if embedder.max_chars is None else text[:embedder.max_chars]
+
+
 def embed_texts(texts: list[str], embedder: Embedder, store: EmbeddingStore | None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
-    """Vectors for distinct texts (rows in order), and how many had to be computed.
-    Each batch is saved as soon as it is embedded, so an interrupted run keeps its work."""
-    hashes = [hashlib.sha256(t.encode("utf-8")).digest() for t in texts]
-    known = store.get_many(embedder.model_id, hashes) if store else {}
-    # Longest first, as sentence-transformers orders one encode() call: each chunk then pads
-    # its batches to similar lengths, so chunked encoding costs what one call would.
-    todo = sorted((i for i, h in enumerate(hashes) if h not in known), key=lambda i: -len(texts[i]))
-    rows: dict[int, np.ndarray] = {}
-    for start in range(0, len(todo), BATCH_SIZE * 4):
-        batch = todo[start:start + BATCH_SIZE * 4]
-        vectors = embedder.encode([texts[i] for i in batch])
+                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """Vectors for distinct texts (rows in order), and counts: `computed` (vectors the model
+    computed), `cut` (texts longer than the embedder's max_chars, embedded by their start) and
+    `replaced` (damaged stored vectors, recomputed). Vectors are keyed by the cut text, which is
+    what the model reads. Each batch is saved as soon as it is embedded, so an interrupted run
+    keeps its work."""
+    cut = [cut_text(t, embedder) for t in texts]
+    hashes = [hashlib.sha256(t.encode("utf-8")).digest() for t in cut]
+    known, damaged = store.get_many(embedder.model_id, hashes, embedder.dim) if store else ({}, set())
+    # Each missing vector once (texts may share their cut start). Longest first, as
+    # sentence-transformers orders one encode() call: each chunk then pads its batches to
+    # similar lengths, so chunked encoding costs what one call would.
+    first_of_hash: dict[bytes, int] = {}
+    for i, h in enumerate(hashes):
+        if h not in known:
+            first_of_hash.setdefault(h, i)
+    todo = sorted(first_of_hash.values(), key=lambda i: -len(cut[i]))
+    if progress and todo:
+        progress(0, len(todo))
+    for start in range(0, len(todo), BATCH_SIZE):  # one model batch at a time: progress every few seconds
+        batch = todo[start:start + BATCH_SIZE]
+        vectors = embedder.encode([cut[i] for i in batch])
         if store:
             store.put_many(embedder.model_id, [(hashes[i], v) for i, v in zip(batch, vectors)])
-        rows.update(zip(batch, vectors))
+        known.update((hashes[i], v) for i, v in zip(batch, vectors))
         if progress:
             progress(start + len(batch), len(todo))
+    counts = {"computed": len(todo), "cut": sum(len(c) < len(t) for c, t in zip(cut, texts)),
+              "replaced": len(damaged)}
     if not texts:
-        return np.zeros((0, 1), dtype=np.float32), 0
-    matrix = np.stack([known[h] if h in known else rows[i] for i, h in enumerate(hashes)]).astype(np.float32)
-    return matrix, len(todo)
+        return np.zeros((0, 1), dtype=np.float32), counts
+    return np.stack([known[h] for h in hashes]).astype(np.float32), counts
+
+
+def embedding_notes(counts: dict[str, int], embedder: Embedder, store_path: Path) -> list[str]:
+    """What a user should know about an embedding pass: damaged stored vectors, cut texts."""
+    lines = []
+    if counts["replaced"]:
+        n = counts["replaced"]
+        lines.append(f"embedding store {store_path}: {n:,} damaged vector{'s' if n != 1 else ''} (wrong length, "
+                     f"or not a unit vector) recomputed and replaced")
+    if counts["cut"]:
+        n, limit = counts["cut"], embedder.max_chars
+        lines.append(f"embedding: {n:,} text{'s' if n != 1 else ''} longer than {limit:,} characters "
+                     f"{'were' if n != 1 else 'was'} cut to {'their' if n != 1 else 'its'} first {limit:,} before "
+                     f"embedding (the model reads only its first {limit // CHARS_PER_WORD_PIECE:,} word pieces)")
+    return lines
