@@ -6,6 +6,7 @@ HTTP; nothing is monkeypatched."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
@@ -13,20 +14,64 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+TOOL_PROMPT_TOKENS = 346  # the tool-use system prompt, as documented for recent models
+MEDIA_TOKENS = 1600  # an image or a document block, however few bytes it takes in the request
+
+
+def _content_tokens(content) -> int:
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return len(content.encode())
+    total = 0
+    for block in content:
+        kind = block.get("type")
+        if kind == "text":
+            total += len(block["text"].encode())
+        elif kind == "thinking":
+            total += len(block.get("thinking", "").encode())
+        elif kind == "tool_use":
+            total += len(block.get("name", "").encode()) + len(json.dumps(block.get("input"), ensure_ascii=False).encode())
+        elif kind == "tool_result":
+            total += _content_tokens(block.get("content"))
+        else:
+            total += MEDIA_TOKENS
+    return total
+
+
+def true_input_tokens(body: dict) -> int:
+    """What a request's input truly costs, as adversarially as a real tokenizer may: one token
+    per UTF-8 byte of text, 4 per message and 3 per request of framing, the tool-use system
+    prompt when there are tools, MEDIA_TOKENS per image or document, whatever the log says."""
+    tokens = 3 + _content_tokens(body.get("system"))
+    tokens += sum(4 + _content_tokens(m.get("content")) for m in body.get("messages", []))
+    if body.get("tools"):
+        tokens += TOOL_PROMPT_TOKENS + len(json.dumps(body["tools"], ensure_ascii=False).encode())
+    return tokens
+
+
 def _text_of(body: dict) -> str:
     last = body["messages"][-1]["content"]
     return last if isinstance(last, str) else "\n".join(b.get("text", "") for b in last if b.get("type") == "text")
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a killed client: expected in tests
+            super().handle_error(request, client_address)
+
+
 class MessagesServer:
     """`faults` is a queue of what the next requests get, e.g. ("429", {"retry-after": "0.05"}),
     ("529", {}), ("500", {}), ("slow", {"seconds": 2}), ("billing", {}), ("permission", {}); when
-    empty, requests succeed. Replies say "live answer to: <last user text>" and count tokens
-    as len(text) // 4 (input) and the reply's words (output)."""
+    empty, requests succeed. Replies say "live answer to: <last user text>" and report the
+    request's true_input_tokens (input) and the reply's words (output). /v1/messages/count_tokens
+    answers true_input_tokens too; it takes no fault and is not an attempt (it is never billed)."""
 
     def __init__(self):
         self.faults: deque = deque()
         self.requests: list[dict] = []  # bodies of requests that were answered (not faulted)
+        self.counted: list[dict] = []  # bodies sent to count_tokens
         self.attempts = 0
         self.lock = threading.Lock()
         self.in_flight = 0
@@ -42,6 +87,10 @@ class MessagesServer:
             def do_POST(self):
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.rstrip("/").endswith("/count_tokens"):
+                    with server.lock:
+                        server.counted.append(body)
+                    return self.json(200, {"input_tokens": true_input_tokens(body)})
                 with server.lock:
                     server.attempts += 1
                     fault = server.faults.popleft() if server.faults else None
@@ -54,8 +103,6 @@ class MessagesServer:
                         server.in_flight -= 1
 
             def answer(self, body, fault):
-                if self.path.rstrip("/").endswith("/count_tokens"):
-                    return self.json(200, {"input_tokens": len(json.dumps(body)) // 4})
                 kind, options = fault if fault else ("ok", {})
                 if kind == "429":
                     return self.error(429, "rate_limit_error", "rate limited", options)
@@ -72,8 +119,9 @@ class MessagesServer:
                     time.sleep(options.get("seconds", 1))
                 with server.lock:
                     server.requests.append(body)
-                text = f"live answer to: {_text_of(body)}"
-                usage = {"input_tokens": max(1, len(json.dumps(body.get("messages"))) // 4), "output_tokens": len(text.split()),
+                words = f"live answer to: {_text_of(body)}".split()
+                text = " ".join(words[:body.get("max_tokens", len(words))])  # the API stops at max_tokens
+                usage = {"input_tokens": true_input_tokens(body), "output_tokens": len(text.split()),
                          "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
                 message = {"id": f"msg_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant",
                            "model": body.get("model"), "content": [{"type": "text", "text": text}],
@@ -125,7 +173,7 @@ class MessagesServer:
                     self.wfile.flush()
                 self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

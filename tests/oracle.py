@@ -35,6 +35,9 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
         recent = sum(1 for lead, ts in seen_calls if lead == call.lead and ts > call.ts - window)
         return ttl / (1 + (recent / (window / 60)) / settings.adaptive_scale)
 
+    def on(tier, call):  # enabled, and not turned off for the call's task by a TTL of 0
+        return tier in enabled and settings.task_ttls.get(call.task, {}).get(tier, getattr(settings, f"{tier}_ttl")) != 0
+
     def expiry(ttl, t):
         return float("inf") if ttl is None else t + ttl
 
@@ -87,20 +90,20 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
             outcomes.append("bypass"); stale.append(False); mismatched.append(False)
             continue
         hit = None
-        if "l1" in enabled:
+        if on("l1", call):
             e = live(mine, call.key, t)
             if e is not None:
                 e["used"] = tick()
                 hit = ("l1", e["origin"])
-        if hit is None and "l2" in enabled:
+        if hit is None and on("l2", call):
             e = live(l2, call.key, t)
             if e is not None:
                 e["used"] = tick()
                 hit = ("l2", e["origin"])
-                if "l1" in enabled:
+                if on("l1", call):
                     store(mine, settings.l1_max_entries,
                           {"key": call.key, "expiry": expiry(ttl_for("l1", call), t), "origin": e["origin"]}, t)
-        if hit is None and "l3" in enabled:
+        if hit is None and on("l3", call):
             q = vector_of_text[call.text]
             best, best_sim = None, None
             for e in l3:  # in store order, so ">=" keeps the most recently stored of equal ones
@@ -112,18 +115,18 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
                 best["used"] = tick()
                 hit = ("l3", best["origin"])
                 for name, cache, cap in (("l1", mine, settings.l1_max_entries), ("l2", l2, settings.l2_max_entries)):
-                    if name in enabled:
+                    if on(name, call):
                         store(cache, cap, {"key": call.key, "expiry": expiry(ttl_for(name, call), t), "origin": best["origin"]}, t)
         if hit is not None:
             outcomes.append(hit[0])
             judge(hit[1], call)
             continue
         origin = {"lead": call.lead, "seq": call.seq, "response": call.response_digest}
-        if "l1" in enabled:
+        if on("l1", call):
             store(mine, settings.l1_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l1", call), t), "origin": origin}, t)
-        if "l2" in enabled:
+        if on("l2", call):
             store(l2, settings.l2_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l2", call), t), "origin": origin}, t)
-        if "l3" in enabled:
+        if on("l3", call):
             store(l3, settings.l3_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l3", call), t), "origin": origin,
                                                 "task": call.task, "model": call.model, "vec": vector_of_text[call.text]}, t)
         outcomes.append("miss"); stale.append(False); mismatched.append(False)

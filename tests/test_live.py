@@ -38,8 +38,9 @@ def log(tmp_path):
 
 def live(log, server, *args, key=KEY):
     env = {"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": key}
+    cap = () if "--max-spend" in args else ("--max-spend", "10")  # live mode needs a cap
     return runner.invoke(app, ["replay", str(log), "--tiers", "l1,l2", "--live", "--yes", "--retry-cap", "0.05s",
-                               *map(str, args)], env=env)
+                               *cap, *map(str, args)], env=env)
 
 
 def summary_of(result):
@@ -130,14 +131,14 @@ def test_timeouts_are_bounded_and_retried(log, server):
 
 
 def test_no_key_means_nothing_is_sent(log, server):
-    result = runner.invoke(app, ["replay", str(log), "--live", "--yes"],
+    result = runner.invoke(app, ["replay", str(log), "--live", "--yes", "--max-spend", "1"],
                            env={"ANTHROPIC_API_KEY": "", "ANTHROPIC_BASE_URL": server.url})
     assert result.exit_code == 1 and "ANTHROPIC_API_KEY is not set" in result.stderr
     assert server.attempts == 0
 
 
 def test_not_interactive_without_yes_refuses(log, server):
-    result = runner.invoke(app, ["replay", str(log), "--live"],
+    result = runner.invoke(app, ["replay", str(log), "--live", "--max-spend", "1"],
                            env={"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url})
     assert result.exit_code == 1 and "refusing without --yes" in result.stderr
     assert "worst case $" in result.stderr and server.attempts == 0
@@ -152,7 +153,7 @@ def test_ctrl_c_stops_cleanly_and_saves_an_incomplete_run(log, server, tiercli_h
     server.faults.extend([("slow", {"seconds": 0.3})] * 30)
     env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url, "TIERCLI_HOME": str(tiercli_home)}
     process = subprocess.Popen([sys.executable, "-m", "tiercli", "replay", str(log), "--tiers", "l1,l2", "--live",
-                                "--yes", "--json"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                "--yes", "--json", "--max-spend", "10"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while server.attempts < 2 and time.monotonic() < deadline:
         time.sleep(0.02)

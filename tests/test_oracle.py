@@ -23,6 +23,9 @@ VARIANTS = [
     Settings(l1_ttl=0, l2_ttl=None, l3_threshold=0.7, invalidation="broadcast"),
     Settings(l1_ttl=60, l2_ttl=200, task_ttls={"scoring": {"l1": 10, "l2": None}, "intent": {"l3": 30}}),
     Settings(adaptive_window=120, adaptive_scale=0.5, l2_max_entries=6, task_ttls={"scoring": {"l2": 400}}),
+    # a TTL of 0 turns a tier off for a task (no look-up, no store: capacities show it)
+    Settings(l1_max_entries=2, l2_max_entries=4, task_ttls={"scoring": {"l1": 0, "l3": 0}, "intent": {"l2": 0}}),
+    Settings(l3_ttl=0, l3_max_entries=3, l3_threshold=0.6, task_ttls={"intent": {"l3": 600}}),
 ]
 
 

@@ -11,7 +11,7 @@ import anthropic
 import pytest
 from typer.testing import CliRunner
 
-from messages_server import MessagesServer
+from messages_server import MessagesServer, true_input_tokens
 from tiercli.cli import app
 from tiercli.ingest.logread import read_log
 from tiercli.economics.pricing import Pricer
@@ -48,7 +48,7 @@ def user(text):
 
 def usage_for(body, answer):
     """The server's token counts for a request body and its answer."""
-    return max(1, len(json.dumps(body["messages"])) // 4), len(answer.split())
+    return true_input_tokens(body), len(answer.split())
 
 
 def test_create_passes_through_and_records_one_full_line(tmp_path, server):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tiercli.durations import format_duration
 from tiercli.errors import TiercliError
-from tiercli.settings import TIER_NAMES, Settings
+from tiercli.settings import Settings
 
 
 def _toml(value) -> str:
@@ -34,7 +34,7 @@ def config_text(settings: Settings, comments: list[str]) -> str:
     if settings.adaptive_window is not None:
         lines += [f"adaptive_window = {_duration(settings.adaptive_window)}",
                   f"adaptive_scale = {_toml(settings.adaptive_scale)}"]
-    for tier in TIER_NAMES:
+    for tier in settings.tiers:  # a tier that is off is left out: replaying the file keeps it off
         lines += ["", f"[{tier}]", f"ttl = {_duration(settings.ttl(tier))}",
                   f"latency_ms = {_toml(settings.latency_ms(tier))}"]
         if settings.max_entries(tier) is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+MAX_SECONDS = 3650 * 86400.0  # ten years: longer is "none" in effect, and Redis expiries stay in range
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 
@@ -27,6 +28,8 @@ def parse_duration(value: str | int | float | None) -> float | None:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"not a duration: {value!r} (must be a non-negative number of seconds)")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"too long: {value!r} (at most 3650d; use none for no expiry)")
     return seconds
 
 

@@ -9,6 +9,7 @@ import typer
 
 from tiercli import settings as S
 from tiercli.durations import parse_duration
+from tiercli.live import check_max_spend
 
 
 def _checked(check):
@@ -43,7 +44,7 @@ TiersOption = Annotated[str | None, typer.Option("--tiers", help="Enabled tiers,
                                                  callback=_checked(S.check_tiers), show_default=False)]
 WorkersOption = Annotated[int | None, typer.Option(
     "--workers", help="Spread calls round-robin over N workers (ignores recorded worker fields).",
-    callback=_checked(S.check_positive_int), show_default=False)]
+    callback=_checked(S.check_workers), show_default=False)]
 L1TtlOption = Annotated[str | None, typer.Option("--l1-ttl", help="L1 TTL: 300, 30s, 5m, 1h or none [default: 5m]",
                                                  callback=_duration_text, show_default=False)]
 L2TtlOption = Annotated[str | None, typer.Option("--l2-ttl", help="L2 TTL [default: 15m]",
@@ -81,9 +82,11 @@ RunArgument = Annotated[str | None, typer.Argument(metavar="RUN", help="A run id
                                                    show_default=False)]
 LiveOption = Annotated[bool, typer.Option("--live", help="Send the misses and bypassed calls to the Anthropic API "
                                           "(key from ANTHROPIC_API_KEY) and report recorded against live.")]
-MaxSpendOption = Annotated[float | None, typer.Option("--max-spend", metavar="USD", min=0,
-                                                      help="Live: hard cap on what the sent calls may cost.",
-                                                      show_default=False)]
+MaxSpendOption = Annotated[float | None, typer.Option(
+    "--max-spend", metavar="USD", help="Live: hard cap on what the sent calls may cost (required in live mode, "
+    "here or as max_spend in the config).", callback=_checked(check_max_spend), show_default=False)]
+NoSpendCapOption = Annotated[bool, typer.Option("--no-spend-cap", help="Live: send without a spend cap (instead "
+                                                "of --max-spend), if you mean it.")]
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="Live: send at most N calls.", show_default=False)]
 ConcurrencyOption = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Live: calls in flight at once.")]
 YesOption = Annotated[bool, typer.Option("--yes", help="Live: do not ask for confirmation (needed when not interactive).")]

@@ -11,6 +11,7 @@ from typing import Any
 
 from tiercli.durations import format_duration, parse_duration
 from tiercli.errors import ConfigError
+from tiercli.live import check_max_spend
 
 TIER_NAMES = ("l1", "l2", "l3")
 INVALIDATION_MODES = ("local", "broadcast")
@@ -53,9 +54,26 @@ class Settings:
     adaptive_window: float | None = None  # seconds; None: fixed TTLs (see tiercli/engine/ttl.py)
     adaptive_scale: float = 1.0  # calls per minute at which the TTL halves
     prices: dict[str, ModelPrice] = field(default_factory=dict)
+    max_spend: float | None = None  # live mode's spend cap in USD; --max-spend overrides it
+
+    def __post_init__(self):
+        # A TTL of 0 turns a tier off: a tier off for every task is not looked up, stored or
+        # embedded for, and is reported as off (see also off_for_task).
+        off = [t for t in self.tiers if self.ttl(t) == 0
+               and not any(ttls.get(t, 0) != 0 for ttls in self.task_ttls.values())]
+        if off:
+            object.__setattr__(self, "tiers", tuple(t for t in self.tiers if t not in off))
 
     def ttl(self, tier: str) -> float | None:
         return getattr(self, f"{tier}_ttl")
+
+    def task_ttl(self, tier: str, task: str) -> float | None:
+        """The TTL that applies to calls of this task: its [tasks.NAME] one, else the tier's."""
+        return self.task_ttls.get(task, {}).get(tier, self.ttl(tier))
+
+    def off_for_task(self, tier: str, task: str) -> bool:
+        """A tier whose TTL for this task is 0 is off for its calls: no look-up, no store."""
+        return self.task_ttl(tier, task) == 0
 
     def max_entries(self, tier: str) -> int | None:
         return getattr(self, f"{tier}_max_entries")
@@ -136,8 +154,18 @@ def check_memory(value: Any) -> str:
 
 
 def check_redis_url(value: Any) -> str:
-    if not isinstance(value, str) or not (value == "embedded" or "://" in value):
-        raise ValueError("must be redis://[:password@]host:port/db, rediss://..., or embedded")
+    """'embedded', or a URL redis-py reads as it looks; the message never quotes the URL."""
+    from tiercli.redis.conn import URL_FORMS, url_problem
+
+    if value == "embedded":
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be {URL_FORMS}")
+    scheme, sep, rest = value.partition("://")
+    value = scheme.lower() + sep + rest if sep and scheme.isalpha() else value  # REDIS:// is redis://
+    problem = url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -155,7 +183,7 @@ def check_timeout(value: Any) -> float:
 
 
 def check_scale(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
         raise ValueError(f"must be a positive number of calls per minute, got {value!r}")
     return float(value)
 
@@ -180,10 +208,28 @@ def check_task_ttls(value: Any) -> dict[str, dict[str, float | None]]:
     return out
 
 
+MAX_LATENCY_MS = 3_600_000.0  # an hour: beyond any real call or look-up; keeps every mean finite
+
+
 def check_latency(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"must be a non-negative number of milliseconds, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_LATENCY_MS:
+        raise ValueError(f"must be a number of milliseconds from 0 to {MAX_LATENCY_MS:,.0f}, got {value!r}")
     return float(value)
+
+
+MAX_WORKERS = 65_536  # each worker has an L1 of its own; the bound keeps memory bounded
+
+
+def check_workers(value: Any) -> int:
+    workers = check_positive_int(value)
+    if workers > MAX_WORKERS:
+        raise ValueError(f"must be at most {MAX_WORKERS:,}, got {value!r}")
+    return workers
+
+
+# USD per million tokens: 50x the dearest list price today ($200/Mtok), and small enough that
+# a call's cost in pico-dollars cannot overflow 64 bits within the token bounds of the reader.
+MAX_PRICE_PER_MTOK = 10_000
 
 
 def _check_price(value: Any) -> ModelPrice:
@@ -194,14 +240,16 @@ def _check_price(value: Any) -> ModelPrice:
     except TypeError as exc:
         raise ValueError(f"must have input_per_mtok and output_per_mtok, and nothing else ({exc})") from None
     for name, number in dataclasses.asdict(price).items():
-        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0):
-            raise ValueError(f"{name} must be a non-negative number")
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))
+                                   or not 0 <= number <= MAX_PRICE_PER_MTOK):
+            raise ValueError(f"{name} must be a number of USD per million tokens from 0 to "
+                             f"{MAX_PRICE_PER_MTOK:,}, got {number!r}")
     return price
 
 
 _CHECKS = {
     "tiers": check_tiers,
-    "workers": check_positive_int,
+    "workers": check_workers,
     "l3_threshold": check_threshold,
     "invalidation": check_invalidation,
     "l3_model": lambda v: str(v),
@@ -214,6 +262,7 @@ _CHECKS = {
     "tasks": check_task_ttls,
     "adaptive_window": check_timeout,
     "adaptive_scale": check_scale,
+    "max_spend": check_max_spend,
 }
 _FIELD_OF = {"tasks": "task_ttls"}  # config key -> Settings field, where they differ
 for _tier in TIER_NAMES:

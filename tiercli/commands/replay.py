@@ -8,11 +8,13 @@ import sys
 import typer
 
 from tiercli import options as opt
-from tiercli.commands._edge import command_edge, stderr
+from tiercli.commands._edge import command_edge, print_error, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.pipeline import load_events, run_replay, save
 from tiercli.errors import TiercliError
+from tiercli.ingest.logread import read_notes
 from tiercli.present.render import print_summary, report_console
+from tiercli.procs import exit_code
 from tiercli.settings import settings_from_flags
 
 
@@ -23,8 +25,23 @@ def _confirm(plan: str, yes: bool) -> bool:
         return True
     if not sys.stdin.isatty():
         raise TiercliError("live mode sends real, billed API calls: refusing without --yes when not interactive",
-                           hint="check the plan above, then run again with --yes (and --max-spend USD)")
+                           hint="check the plan above, then run again with --yes")
     return typer.confirm("Send these calls?", default=False, err=True)
+
+
+def _spend_cap(max_spend: float | None, no_spend_cap: bool, settings, json_output: bool) -> float | None:
+    """Live mode's cap: --max-spend, else the config's max_spend; no cap only with --no-spend-cap.
+    A missing cap is a usage error (exit 2), found before the replay runs and anything is sent."""
+    problem = None
+    if max_spend is not None and no_spend_cap:
+        problem = "--max-spend and --no-spend-cap contradict each other", "keep one of them"
+    elif max_spend is None and settings.max_spend is None and not no_spend_cap:
+        problem = ("live mode needs a spend cap: nothing was sent",
+                   "add --max-spend USD (or max_spend = USD in the config); --no-spend-cap sends without one")
+    if problem:
+        print_error({"type": "usage", "message": problem[0], "hint": problem[1]}, json_output)
+        raise typer.Exit(2)
+    return None if no_spend_cap else max_spend if max_spend is not None else settings.max_spend
 
 
 def replay(
@@ -49,6 +66,7 @@ def replay(
     no_save: opt.NoSaveOption = False,
     live: opt.LiveOption = False,
     max_spend: opt.MaxSpendOption = None,
+    no_spend_cap: opt.NoSpendCapOption = False,
     limit: opt.LimitOption = None,
     concurrency: opt.ConcurrencyOption = 1,
     yes: opt.YesOption = False,
@@ -79,25 +97,32 @@ def replay(
             "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory, "l2_eviction": l2_eviction,
             "keep_redis_keys": keep_redis_keys or None,
         })
+        if not live and (max_spend is not None or limit is not None or no_spend_cap):
+            raise TiercliError("--max-spend, --no-spend-cap and --limit apply to --live runs", hint="add --live")
+        if live:
+            from tiercli.live.send import api_key
+
+            spend_cap = _spend_cap(max_spend, no_spend_cap, settings, json_output)
+            api_key()  # no key: stop now, not after the replay
         read = load_events(log, settings, skip_invalid=skip_invalid, digest=not no_save)
-        for error in read.skipped[:5]:
-            stderr.print(f"skipped: {error.message}", markup=False, highlight=False)
-        if len(read.skipped) > 5:
-            stderr.print(f"skipped: ... {len(read.skipped) - 5} more bad lines", markup=False)
-        if not live and any(v is not None for v in (max_spend, limit)):
-            raise TiercliError("--max-spend and --limit apply to --live runs", hint="add --live")
+        for note in read_notes(read):
+            stderr.print(note, markup=False, highlight=False)
         live_run = None
         with progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
             if live:
                 from tiercli.live.send import LiveOptions, live_phase
 
-                options = LiveOptions(max_spend, limit, concurrency, live_timeout, max_retries, retry_cap)
+                options = LiveOptions(spend_cap, limit, concurrency, live_timeout, max_retries, retry_cap)
                 live_run = live_phase(run, options, lambda plan: _confirm(plan, yes), progress)
         if not no_save:
             folder = save(run)
             stderr.print(f"saved run {run.id} ({folder}); see it again with: tiercli report {run.id}",
                          markup=False, highlight=False)
+        else:
+            run.summary["run_id"] = None  # nothing was saved: no id that report could find
+        if live_run is not None:
+            live_run.journal.remove()  # the saved run (or --no-save) now accounts for every billed call
         if json_output:
             sys.stdout.write(json.dumps(run.summary) + "\n")
         else:
@@ -108,6 +133,6 @@ def replay(
                                                             else "nothing was saved (--no-save)"),
                          markup=False, highlight=False)
             if live_run.interrupted:
-                raise typer.Exit(130)
+                raise typer.Exit(exit_code(live_run.interrupted))  # 130 for Ctrl-C, 143 for SIGTERM
             if live_run.fatal:
                 raise typer.Exit(1)

@@ -126,6 +126,18 @@ class _Replayer:
         self.last_tag_seq: dict[str, int] = {}
         self.last_worker: dict[str, str] = {}
         self.calls_seen = 0
+        self.settings = settings
+        self.tiers_of_task: dict[str, tuple[list[Tier], list[int], list[float]]] = {}
+
+    def for_task(self, task: str) -> tuple[list[Tier], list[int], list[float]]:
+        """The tiers on for this task's calls (a task TTL of 0 turns a tier off for it), with
+        their outcome codes and configured look-up latencies."""
+        found = self.tiers_of_task.get(task)
+        if found is None:
+            on = [i for i, tier in enumerate(self.tiers) if not self.settings.off_for_task(tier.name, task)]
+            found = self.tiers_of_task[task] = ([self.tiers[i] for i in on], [self.outcome_of_tier[i] for i in on],
+                                                [self.latency_of_tier[i] for i in on])
+        return found
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TagChange):
@@ -148,7 +160,8 @@ class _Replayer:
                 result.invalidated[tier.name] += tier.remove_lead(lead, t, None if self.broadcast else local)
 
     def call(self, call: Call) -> None:
-        result, t, tiers, lead = self.result, call.ts, self.tiers, call.lead
+        result, t, lead = self.result, call.ts, call.lead
+        tiers, outcome_of_tier, latency_of_tier = self.for_task(call.task)
         if self.worker_names:  # round-robin
             worker = self.worker_names[self.calls_seen % len(self.worker_names)]
         else:
@@ -165,13 +178,13 @@ class _Replayer:
             return
         for level, tier in enumerate(tiers):
             entry, seen = tier.find(call, worker, t)
-            lookup_ms += tier.last_lookup_ms if tier.measures_latency else self.latency_of_tier[level]
+            lookup_ms += tier.last_lookup_ms if tier.measures_latency else latency_of_tier[level]
             if seen is not None:
                 similarity = seen
             if entry is not None:
                 for upper in tiers[:level]:  # fill the tiers that missed, keeping the origin
                     upper.insert(call, worker, entry.origin, t)
-                self._record(self.outcome_of_tier[level], entry.origin, call, similarity, lookup_ms)
+                self._record(outcome_of_tier[level], entry.origin, call, similarity, lookup_ms)
                 return
         origin = Origin(call.seq, lead, t, call.response_digest)
         for tier in tiers:

@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from tiercli.ingest.logread import ReadResult
 from tiercli.economics.outcomes import baseline_costs, outcome_table
 from tiercli.economics.pricing import Pricer
 from tiercli.engine.replay import TierContext, replay
+from tiercli.procs import die_with_parent
 from tiercli.settings import TIER_NAMES, Settings
 from tiercli.economics.summary import summarize
 
@@ -48,8 +50,9 @@ class Candidate:
                                    task_ttls=base.task_ttls if task_ttls is None else task_ttls)
 
     def label(self, tiers: Sequence[str]) -> str:
-        parts = [f"{t.upper()} {format_duration(getattr(self, f'{t}_ttl'))}" for t in tiers]
-        if "l3" in tiers:
+        ttls = {t: getattr(self, f"{t}_ttl") for t in tiers}
+        parts = [f"{t.upper()} {'off' if ttl == 0 else format_duration(ttl)}" for t, ttl in ttls.items()]
+        if "l3" in tiers and ttls["l3"] != 0:
             parts.append(f"θ {self.l3_threshold:g}")
         if self.adaptive_window is not None:
             parts.append(f"adaptive {format_duration(self.adaptive_window)}/{self.adaptive_scale:g}")
@@ -141,7 +144,9 @@ class Sweep:
         global _FORKED_SWEEP
         _FORKED_SWEEP = self
         try:
-            with multiprocessing.get_context("fork").Pool(processes) as pool:
+            # workers die with us, even when we are killed (SIGKILL runs no clean-up)
+            with multiprocessing.get_context("fork").Pool(processes, initializer=die_with_parent,
+                                                          initargs=(signal.SIGKILL, os.getpid())) as pool:
                 yield from zip(todo, pool.imap(_evaluate_in_worker, todo))
         finally:
             _FORKED_SWEEP = None

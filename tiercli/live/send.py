@@ -15,21 +15,31 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 
-from tiercli.errors import TiercliError
+from tiercli.errors import LogError, TiercliError
 from tiercli.ingest.events import Call
 from tiercli.ingest.records import response_digest
 from tiercli.economics.pricing import PICO, Pricer
+from tiercli.live.journal import Journal
 
 DEFAULT_MAX_TOKENS = 1024
 MAX_429_WITHOUT_RETRY_AFTER = 3
+# Tokens of the system prompt the API adds when a request has tools: documented as 313-530
+# depending on the model and tool_choice; the tool definitions themselves are in the request.
+TOOL_PROMPT_ALLOWANCE = 1000
+# Blocks whose tokens all come from their own JSON text. Any other (image, document, file,
+# search result...) can cost more tokens than it has bytes, so it is counted by the API.
+TEXT_BLOCK_TYPES = frozenset({"text", "tool_use", "tool_result", "thinking"})
+# count_tokens is free but, in Anthropic's words, an estimate: the bound takes twice it.
+COUNT_TOKENS_MARGIN = 2
 
 
 @dataclass
 class LiveOptions:
-    max_spend_usd: float | None = None
+    max_spend_usd: float | None  # None only when the user said --no-spend-cap
     limit: int | None = None
     concurrency: int = 1
     timeout_s: float = 60.0
@@ -42,6 +52,7 @@ class LiveCall:
     """What one sent call did."""
 
     seq: int
+    line: int = 0  # in the log
     ok: bool = False
     error: str | None = None
     input_tokens: int = 0
@@ -65,11 +76,16 @@ class LiveRun:
     fatal: str | None = None  # an error that ended the run (billing, permission, rate limit...)
     spent_pusd: int = 0
     retries: int = 0
-    interrupted: bool = False
+    interrupted: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM/SIGHUP (tiercli.procs.Terminated)
+    journal: Journal | None = None  # removed by the caller once the run is saved
 
 
 class Fatal(Exception):
     """An API error that ends the whole run."""
+
+
+class _Refused(Exception):
+    """A 4xx that fails one request only."""
 
 
 def api_key() -> str:
@@ -105,16 +121,59 @@ def request_of(record: dict, call: Call) -> dict:
     return request
 
 
-def worst_case_pusd(call: Call, request: dict, pricer: Pricer) -> int:
+def _text_only(content) -> bool:
+    if content is None or isinstance(content, str):
+        return True
+    if not isinstance(content, list):
+        return False
+    return all(isinstance(b, dict) and b.get("type") in TEXT_BLOCK_TYPES
+               and (b["type"] != "tool_result" or _text_only(b.get("content"))) for b in content)
+
+
+def counted_by_size(request: dict) -> bool:
+    """True when every block of the request is text-like, so its size bounds its tokens."""
+    return _text_only(request.get("system")) and all(
+        isinstance(m, dict) and _text_only(m.get("content")) for m in request["messages"])
+
+
+def anthropic_tool(request: dict) -> tuple[int, str] | None:
+    """(index, type) of the first tool that is not a plain custom tool: server tools (web search,
+    web fetch, code execution) add what they fetch or run to the input, and Anthropic-defined
+    client tools have definitions far larger than their JSON; neither cost has a bound."""
+    for i, tool in enumerate(request.get("tools") or ()):
+        kind = tool.get("type") if isinstance(tool, dict) else type(tool).__name__
+        if kind not in (None, "custom"):
+            return i, str(kind)
+    return None
+
+
+def size_bound(request: dict) -> int:
+    """The request's size in bytes of UTF-8 JSON, as a bound on its input tokens: every token
+    covers at least one byte of text, and the JSON of each message, block and field (quotes,
+    keys, escapes, the model name, max_tokens) outweighs the few tokens of turn framing the API
+    adds. Tools add the tool-use system prompt, which is not in the request."""
+    return len(orjson.dumps(request)) + (TOOL_PROMPT_ALLOWANCE if request.get("tools") else 0)
+
+
+def input_bound(request: dict, count_tokens: Callable[[dict], int]) -> int:
+    """An upper bound on the input tokens a request is billed for, whatever the log recorded:
+    its size, or, for a request with images, documents or other non-text blocks, twice what
+    the API's count_tokens says (and never less than its size)."""
+    if counted_by_size(request):
+        return size_bound(request)
+    return max(size_bound(request), COUNT_TOKENS_MARGIN * count_tokens(request))
+
+
+def worst_case_pusd(call: Call, request: dict, pricer: Pricer, input_tokens_bound: int) -> int:
     """An upper bound on what sending this call can cost: every input token at the dearest input
-    rate (a cache write) and max_tokens of output. Input tokens as recorded, or, when they were
-    estimated, at 2 characters per token (twice the estimate)."""
-    input_tokens = call.input_tokens + call.cache_read_tokens + call.cache_write_tokens
-    if call.tokens_estimated:
-        input_tokens *= 2
-    now = time.time()
-    return (pricer.price(call.model, now, 0, request["max_tokens"], 0, input_tokens)
-            if input_tokens else pricer.price(call.model, now, 0, request["max_tokens"]))
+    rate (a one-hour cache write, 2x the input price; a 5-minute write, 1.25x, unless the config
+    prices it higher) and max_tokens of output. Input tokens: the larger of the bound from the
+    request itself and the log's record (which may understate: it is what the log says)."""
+    recorded = call.input_tokens + call.cache_read_tokens + call.cache_write_tokens
+    tokens = max(input_tokens_bound, recorded)
+    now, model, output = time.time(), call.model, request["max_tokens"]
+    one_hour_write = pricer.price(model, now, tokens, output) + pricer.price(model, now, tokens, 0)
+    return max(one_hour_write, pricer.price(model, now, 0, output, 0, tokens))
 
 
 def _api_message(exc) -> str:
@@ -150,15 +209,31 @@ class Sender:
         return text.replace(self.key, "***")
 
     def send(self, call: Call, request: dict) -> LiveCall:
+        result = LiveCall(call.seq, call.line)
+
+        def attempt(number: int) -> None:
+            result.attempts = number
+            self._once(call, request, result)
+
+        try:
+            self._retrying(attempt)
+            result.ok = True
+        except _Refused as exc:
+            result.error = str(exc)  # this request is bad; the others may be fine
+        return result
+
+    def count_tokens(self, request: dict) -> int:
+        """Input tokens of a request by the API's own count (a free endpoint)."""
+        args = {k: v for k, v in request.items() if k in ("model", "messages", "system", "tools")}
+        return self._retrying(lambda number: self.client.messages.count_tokens(**args).input_tokens)
+
+    def _retrying(self, attempt: Callable[[int], object]):
+        """attempt(number) with our retry rules; Fatal ends the run, _Refused fails this request."""
         a = self.anthropic
-        result = LiveCall(call.seq)
         no_retry_after_429 = 0
-        for attempt in range(self.options.max_retries + 1):
-            result.attempts = attempt + 1
+        for number in range(self.options.max_retries + 1):
             try:
-                self._once(call, request, result)
-                result.ok = True
-                return result
+                return attempt(number + 1)
             except (a.AuthenticationError, a.PermissionDeniedError) as exc:
                 raise Fatal(f"the API refused the key ({exc.status_code}): {self.scrub(_api_message(exc))}") from None
             except a.RateLimitError as exc:
@@ -167,17 +242,16 @@ class Sender:
                     no_retry_after_429 += 1
                     if no_retry_after_429 >= MAX_429_WITHOUT_RETRY_AFTER:
                         raise Fatal(f"rate limited {no_retry_after_429} times with no retry-after") from None
-                self._pause(attempt, wait_s)
+                self._pause(number, wait_s)
             except (a.InternalServerError, a.APIConnectionError) as exc:  # 500, 529 overloaded, timeouts
-                if attempt == self.options.max_retries:
-                    raise Fatal(f"the API kept failing after {attempt + 1} tries: {self.scrub(str(exc))}") from None
-                self._pause(attempt, _retry_after(exc) if isinstance(exc, a.APIStatusError) else None)
+                if number == self.options.max_retries:
+                    raise Fatal(f"the API kept failing after {number + 1} tries: {self.scrub(str(exc))}") from None
+                self._pause(number, _retry_after(exc) if isinstance(exc, a.APIStatusError) else None)
             except a.APIStatusError as exc:
                 text = self.scrub(_api_message(exc))
                 if exc.status_code == 402 or "credit balance" in text or "billing" in text.lower():
                     raise Fatal(f"billing: {text}") from None
-                result.error = f"{exc.status_code}: {text}"  # this request is bad; the others may be fine
-                return result
+                raise _Refused(f"{exc.status_code}: {text}") from None
         raise Fatal(f"rate limited: still 429 after {self.options.max_retries + 1} tries")
 
     def _pause(self, attempt: int, retry_after: float | None) -> None:
@@ -215,34 +289,50 @@ class Sender:
             return stream.get_final_message()
 
 
-def send_all(calls: list[Call], requests: dict[int, dict], options: LiveOptions, pricer: Pricer,
-             progress: Callable[[int], None] | None = None) -> LiveRun:
+def _journal_entry(result: LiveCall) -> dict:
+    return {"seq": result.seq, "line": result.line, "ok": result.ok, "error": result.error,
+            "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
+            "cache_read_tokens": result.cache_read_tokens, "cache_write_tokens": result.cache_write_tokens,
+            "cost_pusd": result.cost_pusd, "cost_usd": result.cost_pusd / PICO, "latency_ms": result.latency_ms,
+            "ttft_ms": result.ttft_ms, "request_id": result.request_id, "attempts": result.attempts}
+
+
+def send_all(calls: list[Call], requests: dict[int, dict], worst: dict[int, int], options: LiveOptions,
+             sender: "Sender", journal: Journal, progress: Callable[[int], None] | None = None) -> LiveRun:
     """Sends in processing order, up to `concurrency` at once. Before each call the spend so far
     plus the worst cases of the calls in flight plus this call's worst case must stay within the
-    cap, so the cap is never passed. Ctrl-C stops sending; what was sent is kept."""
-    sender = Sender(options, pricer)
-    worst = {c.seq: worst_case_pusd(c, requests[c.seq], pricer) for c in calls}
-    run = LiveRun(planned=len(calls), worst_case_pusd=sum(worst.values()))
+    cap, so the cap is never passed. Each answered call is in the journal, on disk, before the
+    next one goes out. Ctrl-C or SIGTERM stops sending; calls on the wire finish and are kept."""
+    run = LiveRun(planned=len(calls), worst_case_pusd=sum(worst.values()), journal=journal)
     cap = None if options.max_spend_usd is None else round(options.max_spend_usd * PICO)
-    reserved = 0
     in_flight: dict[Future, Call] = {}
 
     def settle(done) -> None:
-        nonlocal reserved
+        # Safe to repeat if a signal cuts it short: a call leaves in_flight only once it is kept.
         for future in done:
-            call = in_flight.pop(future)
-            reserved -= worst[call.seq]
-            try:
-                result = future.result()
-            except Fatal as exc:
-                run.fatal = run.fatal or str(exc)
-                continue
-            except CancelledError:  # never started (Ctrl-C)
-                continue
-            run.calls[call.seq] = result
-            run.spent_pusd += result.cost_pusd
-            if progress:
-                progress(len(run.calls))
+            call = in_flight[future]
+            if call.seq not in run.calls:
+                try:
+                    result = future.result()
+                except Fatal as exc:
+                    run.fatal = run.fatal or str(exc)
+                    result = None
+                except CancelledError:  # never started
+                    result = None
+                if result is not None:
+                    run.calls[call.seq] = result
+                    run.spent_pusd += result.cost_pusd
+                    try:
+                        journal.record(_journal_entry(result))
+                    except OSError as exc:  # no durable record of what is billed: send no more
+                        run.fatal = run.fatal or f"cannot write the live journal {journal.path}: {exc.strerror or exc}"
+                    if progress:
+                        progress(len(run.calls))
+            del in_flight[future]
+
+    def settle_all() -> None:
+        while in_flight:
+            settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
 
     with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
         try:
@@ -254,24 +344,22 @@ def send_all(calls: list[Call], requests: dict[int, dict], options: LiveOptions,
                 if options.limit is not None and len(run.calls) + len(in_flight) >= options.limit:
                     run.stopped = f"--limit {options.limit} reached"
                     break
+                reserved = sum(worst[c.seq] for c in in_flight.values())
                 if cap is not None and run.spent_pusd + reserved + worst[call.seq] > cap:
-                    while in_flight:  # settle first: actual costs free what was reserved
-                        settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
+                    settle_all()  # settle first: actual costs free what was reserved
                     if run.spent_pusd + worst[call.seq] > cap:
                         run.stopped = (f"--max-spend ${options.max_spend_usd:g} reached: ${run.spent_pusd / PICO:.4f} "
                                        f"spent, the next call could cost up to ${worst[call.seq] / PICO:.4f}")
                         break
-                reserved += worst[call.seq]
                 in_flight[pool.submit(sender.send, call, requests[call.seq])] = call
-            while in_flight:
-                settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
-        except KeyboardInterrupt:
-            run.stopped = "interrupted (Ctrl-C)"
-            run.interrupted = True
+            settle_all()
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP as tiercli.procs.Terminated
+            run.stopped = f"interrupted ({'Ctrl-C' if type(interrupt) is KeyboardInterrupt else interrupt})"
+            run.interrupted = interrupt
             for future in in_flight:
                 future.cancel()
-            while in_flight:  # calls already on the wire finish, so their cost is counted
-                settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
+            settle_all()  # calls already on the wire finish, so their cost is counted
+    run.spent_pusd = sum(c.cost_pusd for c in run.calls.values())  # exact even if a signal cut an update
     if run.fatal and not run.stopped:
         run.stopped = run.fatal
     run.retries = sender.retries
@@ -330,26 +418,69 @@ def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, by
 
 
 
+def _bounds(calls: list[Call], requests: dict[int, dict], sender: Sender, options: LiveOptions,
+            path: str) -> tuple[dict[int, int], int]:
+    """Each call's bound on input tokens (see input_bound), and how many calls have none. With a
+    cap, a request whose cost has no bound is refused before anything is sent; without one
+    (--no-spend-cap), nothing is counted and such calls are bounded by their size alone."""
+    capped = options.max_spend_usd is not None
+    unbounded = [c for c in calls if anthropic_tool(requests[c.seq]) is not None]
+    if capped and unbounded:
+        call = unbounded[0]
+        index, kind = anthropic_tool(requests[call.seq])
+        raise LogError(path, call.line, f"tools[{index}].type",
+                       f"{kind!r} is not a custom tool: what it fetches or runs is billed as input, "
+                       "so no spend cap can bound it; nothing was sent",
+                       hint="replay without that call, or pass --no-spend-cap if you mean it")
+    sized = {c.seq: size_bound(requests[c.seq]) for c in calls if counted_by_size(requests[c.seq]) or not capped}
+    if not capped:
+        return sized, sum(1 for c in calls
+                          if anthropic_tool(requests[c.seq]) is not None or not counted_by_size(requests[c.seq]))
+    to_count = [c for c in calls if c.seq not in sized]
+    if to_count:
+        def count(call: Call) -> int:
+            try:
+                return input_bound(requests[call.seq], sender.count_tokens)
+            except (Fatal, _Refused) as exc:
+                raise LogError(path, call.line, None, f"its request holds non-text content, and the API "
+                               f"could not count its tokens: {exc}; nothing was sent",
+                               hint="the spend cap needs a bound on every call's cost "
+                               "(or pass --no-spend-cap if you mean it)") from None
+
+        with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
+            sized.update(zip((c.seq for c in to_count), pool.map(count, to_count)))
+    return sized, 0
+
+
 def live_phase(replay_run, options: LiveOptions, confirm: Callable[[str], bool],
                progress_factory=None) -> LiveRun:
     """Sends a finished replay's misses and bypasses; updates its table and summary in place.
-    `confirm(plan)` is asked before anything is sent; a False answer sends nothing."""
+    `confirm(plan)` is asked before anything is sent; a False answer sends nothing. The caller
+    removes the returned run's journal once the run is saved."""
     from tiercli.engine.replay import BYPASS, MISS
 
     pricer = Pricer(replay_run.settings.prices)
     calls = [c for c, o in zip(replay_run.outcome.calls, replay_run.outcome.outcome) if o in (MISS, BYPASS)]
-    api_key()  # before anything else: no key, nothing sent
+    sender = Sender(options, pricer)  # no key, nothing sent
     requests = load_requests(replay_run.log.path, calls)
-    worst = sum(worst_case_pusd(c, requests[c.seq], pricer) for c in calls)
+    bounds, unbounded = _bounds(calls, requests, sender, options, replay_run.log.path)
+    worst = {c.seq: worst_case_pusd(c, requests[c.seq], pricer, bounds[c.seq]) for c in calls}
     bypassed = sum(1 for c in calls if c.bypass)
+    cap = options.max_spend_usd
     plan = (f"live: {len(calls):,} calls to send ({len(calls) - bypassed:,} misses, {bypassed:,} bypassed), "
-            f"worst case ${worst / PICO:,.4f}"
-            + (f", capped at ${options.max_spend_usd:g}" if options.max_spend_usd is not None else ", no spend cap")
+            f"worst case ${sum(worst.values()) / PICO:,.4f}"
+            + (f" plus what {unbounded:,} calls with non-text content or Anthropic tools add" if unbounded else "")
+            + (f", capped at ${cap:g}" if cap is not None else ", NO spend cap (--no-spend-cap)")
             + (f", at most {options.limit:,} calls" if options.limit is not None else ""))
     if not confirm(plan):
         raise TiercliError("live mode not confirmed: nothing was sent")
+    log = replay_run.log
+    journal = Journal.start(replay_run.id, {
+        "log": {"path": str(Path(log.path).resolve()), "size": log.size, "sha256": log.sha256},
+        "settings": replay_run.settings.resolved(), "max_spend_usd": cap, "limit": options.limit,
+        "planned": len(calls), "worst_case_usd": sum(worst.values()) / PICO})
     update = progress_factory("sending", len(calls)) if progress_factory else None
-    run = send_all(calls, requests, options, pricer, update)
+    run = send_all(calls, requests, worst, options, sender, journal, update)
     recorded = {c.seq: c.response_digest for c in calls}
     replay_run.table, replay_run.summary["live"] = merge_live(replay_run.table, run, options, recorded)
     return run
