@@ -1,4 +1,4 @@
-"""`tiercli runs`: the saved runs; `tiercli runs rm ID`."""
+"""`tiercli runs`: the saved runs; `tiercli runs rm RUN...`."""
 
 from __future__ import annotations
 
@@ -7,24 +7,27 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tiercli import options as opt
-from rich.markup import escape
-
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
+from tiercli.live.journal import orphaned_journals
 from tiercli.present.render import report_console
-from tiercli.store.runs import load_run, remove_run, run_ids
+from tiercli.store.runs import ListedRun, list_runs, read_run, remove_run, runs_to_remove
 
-app = typer.Typer(help="List saved runs, or remove one.", no_args_is_help=False)
+app = typer.Typer(help="List saved runs, or remove some.", no_args_is_help=False)
 
 
 @app.callback(invoke_without_command=True)
 def runs(ctx: typer.Context, json_output: opt.JsonOption = False) -> None:
-    """List the saved runs, oldest first: id, date, log, settings digest, requests, savings.
+    """List the saved runs, oldest first: id (it starts with the UTC date and time), log,
+    settings digest, requests, savings. A run that stopped early (a live run's spend cap,
+    limit, error or Ctrl-C) is marked incomplete; a run whose files are damaged is listed as
+    unreadable, with what is wrong and how to remove it.
 
-    \\b
+    \b
     Examples:
       tiercli runs
       tiercli runs rm 20261102-081500-a1b2c3
@@ -32,36 +35,109 @@ def runs(ctx: typer.Context, json_output: opt.JsonOption = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with command_edge(json_output):
-        rows = []
-        for run_id in run_ids():
-            try:
-                saved = load_run(run_id)
-            except TiercliError as exc:  # listed, so that it can be seen and removed
-                rows.append({"id": run_id, "status": "unreadable", "problem": exc.message})
-                continue
-            rows.append({"id": run_id, "status": "ok", "created": saved.meta["created"],
-                         "log": saved.meta["log"]["path"], "settings_digest": saved.meta["settings_digest"],
-                         "requests": saved.summary["requests"], "savings_pct": saved.summary["cost"]["savings_pct"]})
+        rows = [_row(listed) for listed in list_runs()]
+        journals = orphaned_journals()  # live runs killed before they could save
         if json_output:
-            sys.stdout.write(json.dumps({"runs": rows}) + "\n")
+            sys.stdout.write(json.dumps({"runs": rows, "unsaved_live_runs": journals}) + "\n")
             return
-        table = Table(title="Saved runs", title_justify="left")
-        for column in ("Run", "Created (UTC)", "Log", "Settings", "Requests", "Savings"):
-            table.add_column(column, justify="right" if column in ("Requests", "Savings") else "left")
-        for row in rows:
-            if row["status"] != "ok":
-                table.add_row(row["id"], f"[red]{escape(row['problem'])}[/]", "", "", "", "")
-                continue
-            table.add_row(row["id"], row["created"][:19], Path(row["log"]).name,
-                          row["settings_digest"], f"{row['requests']:,}", f"{row['savings_pct']:.1f}%")
-        report_console().print(table)
-        if not rows:
-            stderr.print("no saved runs yet: tiercli replay LOG saves one", markup=False)
+        _print_runs(rows, bool(journals))
+        _print_journals(journals)
+
+
+def _row(listed: ListedRun) -> dict:
+    if listed.run is None:
+        return {"id": listed.id, "status": "unreadable", **listed.problem.to_dict()}
+    meta, summary = listed.run.meta, listed.run.summary
+    row = {"id": listed.id, "status": "ok" if listed.run.complete else "incomplete", "complete": listed.run.complete,
+           "created": meta["created"], "log": meta["log"]["path"], "settings_digest": meta["settings_digest"],
+           "requests": summary["requests"], "savings_pct": summary["cost"]["savings_pct"]}
+    if not listed.run.complete:
+        row["stopped"] = (summary.get("live") or {}).get("stopped")
+    return row
+
+
+def _print_runs(rows: list[dict], journals: bool = False) -> None:
+    console = report_console()
+    if not rows:
+        if not journals:
+            console.print("no saved runs yet: tiercli replay LOG saves one", markup=False)
+        return
+    table = Table(title="Saved runs, oldest first (an id starts with its UTC date and time)", title_justify="left")
+    table.add_column("Run", no_wrap=True, min_width=22)  # never cut an id
+    table.add_column("Log", overflow="fold")
+    table.add_column("Settings", no_wrap=True)
+    table.add_column("Requests", justify="right", no_wrap=True)
+    table.add_column("Savings", justify="right", no_wrap=True)
+    notes = []
+    for row in rows:
+        # a run's state goes on a second line under its id: a column of its own would not fit 80 columns
+        if row["status"] == "unreadable":
+            table.add_row(f"{row['id']}\n[red](unreadable)[/]", "", "", "", "")
+            what = f"{row['file']}: {row['problem']}" if "file" in row else row["message"]
+            notes.append(f"[red]unreadable[/] {row['id']}: {escape(what)}")
+            continue
+        run_cell = row["id"]
+        if row["status"] == "incomplete":
+            run_cell += "\n[yellow](incomplete)[/]"
+            why = f" ({escape(str(row['stopped']))})" if row.get("stopped") else ""
+            notes.append(f"[yellow]incomplete[/] {row['id']}: stopped early{why}; "
+                         "its figures cover only the calls made before the stop")
+        table.add_row(run_cell, escape(Path(row["log"]).name), row["settings_digest"], f"{row['requests']:,}",
+                      f"{row['savings_pct']:.1f}%")
+    console.print(table)
+    for note in notes:
+        console.print(note, highlight=False, soft_wrap=True)  # a path is not broken across lines
+    if any(row["status"] == "unreadable" for row in rows):
+        console.print("[bold]hint:[/] remove an unreadable run with: tiercli runs rm ID", highlight=False)
+
+
+def _print_journals(journals: list[dict]) -> None:
+    """Live runs that died before saving (SIGKILL, a crash): their journals hold every billed call."""
+    if not journals:
+        return
+    console = report_console()
+    console.print(f"Live runs killed before they were saved ({len(journals)}): each journal records every "
+                  "call that was billed", markup=False, highlight=False)
+    for journal in journals:
+        calls = journal["calls_sent"]
+        console.print(f"  {journal['id']}: started {journal['started'] or '?'}, {calls:,} call"
+                      f"{'' if calls == 1 else 's'} sent, ${journal['spent_usd']:,.4f} spent; {journal['path']}",
+                      markup=False, highlight=False, soft_wrap=True)
+    console.print("hint: the journal is JSON Lines; delete it once its calls are accounted for",
+                  markup=False, highlight=False)
 
 
 @app.command("rm")
-def rm(run: str = typer.Argument(..., metavar="RUN", help="The run id (or a unique start of one).")) -> None:
-    """Remove a saved run."""
+def rm(
+    given: list[str] = typer.Argument(..., metavar="RUN", show_default=False,
+                                     help="Run ids, or unique starts of them ('latest' is not taken here)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
+) -> None:
+    """Remove saved runs: asks first, unless --yes. Removes nothing unless every RUN names
+    exactly one run. A run folder that is a link: only the link is removed."""
     with command_edge():
-        removed = remove_run(run)
-        stderr.print(f"removed run {removed}", markup=False, highlight=False)
+        chosen = runs_to_remove(given)
+        if not yes and not _confirmed(chosen):
+            stderr.print("nothing removed", markup=False, highlight=False)
+            return
+        for run_id in chosen:
+            target = remove_run(run_id)
+            kept = f" (a link; what it points to, {target}, is left in place)" if target else ""
+            stderr.print(f"removed run {run_id}{kept}", markup=False, highlight=False)
+
+
+def _confirmed(chosen: list[str]) -> bool:
+    """Asks on the terminal; without one, refuses (a script must say --yes)."""
+    if not sys.stdin.isatty():
+        raise TiercliError(f"not removing {len(chosen)} run{'s' if len(chosen) != 1 else ''} without confirmation, "
+                           "and there is no terminal to ask on",
+                           hint=f"to remove without asking: tiercli runs rm --yes {' '.join(chosen)}")
+    for run_id in chosen:
+        try:
+            run = read_run(run_id)
+            what = f"{Path(run.meta['log']['path']).name}, {run.summary['requests']:,} requests"
+        except TiercliError:
+            what = "unreadable"
+        stderr.print(f"  {run_id}  ({what})", markup=False, highlight=False)
+    question = f"Remove these {len(chosen)} saved runs?" if len(chosen) > 1 else "Remove this saved run?"
+    return typer.confirm(question, default=False, err=True)
