@@ -153,12 +153,33 @@ def tune_ratio(workdir: Path, env: dict) -> list[tuple]:
              f"/ one replay {one:.2f} s = {many / one:.2f}x", "<= 5x")]
 
 
+def per_lead_report(workdir: Path, env: dict, full: bool) -> list[tuple]:
+    """`report --per-lead` of a run with 200k (50k) leads, against the replay that saved it. The
+    log is written here: two calls per lead, every lead distinct, so the view has a row per lead."""
+    import orjson
+
+    leads = 200_000 if full else 50_000
+    log = workdir / "leads.jsonl"
+    with open(log, "wb") as out:
+        for i in range(2 * leads):
+            lead = i % leads
+            out.write(orjson.dumps({"ts": 1_790_000_000 + i / 500, "lead_id": f"L{lead:06d}", "task_type": "intent",
+                                    "model": "claude-sonnet-4-5", "prompt": f"question {lead % 97} about {lead}",
+                                    "input_tokens": 900 + lead % 300, "output_tokens": 80 + lead % 40,
+                                    "latency_ms": 900 + lead % 700}) + b"\n")
+    replay_s, _, _ = timed([*TIERCLI, "replay", str(log), "--tiers", "l1,l2", "--json"], env)
+    report_s, report_rss, _ = timed([*TIERCLI, "report", "--per-lead"], env)  # every row, to /dev/null
+    return [(f"7. report --per-lead, {leads:,} leads ({2 * leads:,} calls), every row printed",
+             f"{report_s:.1f} s, {report_rss / 2**20:,.0f} MiB", f"/ the replay {replay_s:.1f} s = {report_s / replay_s:.2f}x",
+             "<= 2x")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's sizes (1M calls, 100k L3 entries)")
-    parser.add_argument("--only", type=int, nargs="*", help="figure numbers to run (1-6)")
+    parser.add_argument("--only", type=int, nargs="*", help="figure numbers to run (1-7)")
     args = parser.parse_args()
-    wanted = set(args.only or range(1, 7))
+    wanted = set(args.only or range(1, 8))
     rows = []
     with tempfile.TemporaryDirectory(prefix="tiercli-bench-") as tmp:
         workdir = Path(tmp)
@@ -172,6 +193,8 @@ def main() -> None:
             rows += nearest_neighbour(workdir, env, args.full)
         if 6 in wanted:
             rows += tune_ratio(workdir, env)
+        if 7 in wanted:
+            rows += per_lead_report(workdir, env, args.full)
     print(f"tiercli benchmarks ({os.cpu_count()} CPU cores, Python {sys.version.split()[0]}"
           f"{', full sizes' if args.full else ', default sizes'})")
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]

@@ -6,7 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from logs import call, tag, write
+from logs import call, two_day_records, write
 from tiercli.cli import app
 
 runner = CliRunner()
@@ -24,15 +24,7 @@ def ok_json(*args):
 
 @pytest.fixture
 def log(tmp_path):
-    return write(tmp_path / "log.jsonl", [
-        call("2026-11-02T08:00:00Z", lead="A", worker="w1", response="Cold"),
-        call("2026-11-02T08:01:00Z", lead="A", worker="w2", response="Cold"),     # L2
-        tag("2026-11-02T08:02:00Z", lead="A", worker="w1"),
-        call("2026-11-02T08:03:00Z", lead="A", worker="w2", response="Warm"),     # L1, stale, mismatched
-        call("2026-11-02T09:00:00Z", lead="B", prompt="b", task="scoring", worker="w1", input_tokens=3000),
-        call("2026-11-02T09:00:30Z", lead="B", prompt="b", task="scoring", worker="w1", input_tokens=3000),  # L1
-        call("2026-11-03T10:00:00Z", lead="C", prompt="c", model="claude-haiku-4-5", streaming=True),
-    ])
+    return write(tmp_path / "log.jsonl", two_day_records())
 
 
 def test_replay_saves_a_run_that_report_shows_again(log, tiercli_home):
@@ -126,7 +118,7 @@ def test_compare_two_runs(log):
     hits = data["metrics"]["hit rate"]
     assert hits["a"] == a["hit_rate"] and hits["b"] == b["hit_rate"] and hits["delta"] == b["hit_rate"] - a["hit_rate"]
     human = run("report", "--compare", a["run_id"], b["run_id"])
-    assert human.exit_code == 0 and "B - A" in human.stdout and "tiers: ['l1', 'l2'] -> ['l2']" in human.stdout
+    assert human.exit_code == 0 and "B - A" in human.stdout and "tiers: l1,l2 -> l2" in human.stdout  # as typed, not a Python repr
 
 
 def test_plot_writes_a_png(log, tmp_path):
@@ -146,7 +138,7 @@ def test_no_save(log, tiercli_home):
 def test_runs_rm(log):
     a = ok_json("replay", log, "--tiers", "l1")["run_id"]
     b = ok_json("replay", log, "--tiers", "l2")["run_id"]
-    result = run("runs", "rm", a)
+    result = run("runs", "rm", "--yes", a)  # without a terminal, rm asks for --yes (tests/test_runs.py)
     assert result.exit_code == 0 and f"removed run {a}" in result.stderr
     assert [r["id"] for r in ok_json("runs")["runs"]] == [b]
 
@@ -173,10 +165,10 @@ def test_report_errors(log, tiercli_home, monkeypatch):
     assert old.exit_code == 1 and "format 99" in old.stderr
     (folder / "calls.parquet").unlink()
     broken = run("report", run_id, "--per-lead")
-    assert broken.exit_code == 1 and f"run {run_id} is incomplete (missing calls.parquet)" in broken.stderr
+    assert broken.exit_code == 1 and f"saved run {run_id}: {folder / 'calls.parquet'}: missing" in broken.stderr
     (tiercli_home / "runs" / ".incomplete-20990101-000000-abcdef").mkdir()  # an interrupted save
     listed = ok_json("runs")["runs"]
-    assert [r["status"] for r in listed] == ["unreadable", "ok"] and "incomplete" in listed[0]["problem"]
+    assert [r["status"] for r in listed] == ["unreadable", "ok"] and listed[0]["problem"] == "missing"
     bad_by = run("report", "--by", "colour")
     assert bad_by.exit_code == 1 and "unknown breakdown 'colour'" in bad_by.stderr
     bad_sort = run("report", "--per-lead", "--sort", "size")

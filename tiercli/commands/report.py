@@ -13,9 +13,9 @@ import typer
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
-from tiercli.present.render import compare_table, frame_table, print_summary, report_console
+from tiercli.present.render import count, print_compare, print_frame, print_summary, report_console
 from tiercli.store.runs import load_run
-from tiercli.present.views import BREAKDOWNS, COLUMNS, compare, figures, results_frame, sort_rows, totals
+from tiercli.present.views import BREAKDOWNS, COLUMNS, compare, figures, results_frame, sort_column, sort_rows
 
 
 def report(
@@ -23,9 +23,13 @@ def report(
     per_lead: Annotated[bool, typer.Option("--per-lead", help="One row per lead, sorted by cached cost.")] = False,
     by: Annotated[str | None, typer.Option("--by", help=f"Break down by one of: {', '.join(BREAKDOWNS)}.",
                                            show_default=False)] = None,
-    top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the first N rows.", show_default=False)] = None,
-    sort: Annotated[str | None, typer.Option("--sort", help="Sort rows by this column (largest first).",
-                                             show_default=False)] = None,
+    top: Annotated[int | None, typer.Option(
+        "--top", min=1, help="Show only the first N rows: the N dearest (cached_usd), or the first N by --sort.",
+        show_default=False)] = None,
+    sort: Annotated[str | None, typer.Option(
+        "--sort", help=f"Sort rows by this column, largest first ({', '.join(COLUMNS)}), or by the row key "
+                       "(lead, or the --by dimension) in its order. Default: cached_usd for --per-lead and "
+                       "with --top, else the row key.", show_default=False)] = None,
     compare_runs: Annotated[tuple[str, str] | None, typer.Option(
         "--compare", metavar="RUN_A RUN_B", help="Two runs side by side, with B - A.", show_default=False)] = None,
     plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png",
@@ -41,7 +45,7 @@ def report(
     (the totals equal the replay's summary exactly). --by: the same figures per task, tier,
     day, hour, worker or model. --compare: two runs side by side.
 
-    \\b
+    \b
     Examples:
       tiercli report
       tiercli report --per-lead --top 20 --sort stale_hits
@@ -72,31 +76,32 @@ def report(
                 _write_csv(results_frame(saved.summary), csv)
             _print(saved.summary, json_output, lambda console: print_summary(saved.summary, console))
             return
-        rows = figures(calls, view)
-        rows = sort_rows(rows, sort, "cached_usd" if view == "lead" else None, top)
-        total = totals(calls)
+        all_rows, total = figures(calls, view)
+        del calls  # the per-call table is the largest thing held: free it before formatting
+        order = sort_column(view, sort, top)
+        rows = sort_rows(all_rows, order, top)
         summary = saved.summary
         if csv:
             _write_csv(rows, csv)
-        data = {
-            "run_id": saved.id, "view": view,
-            "rows": [{view: key, **_plain(row)} for key, row in rows.iterrows()],
-            "totals": _plain(total),
-            "cost_per_lead": summary["cost_per_lead"], "leads": summary["leads"],
-        }
-        footer = (f"Cost per lead ({summary['leads']:,} leads): ${summary['cost_per_lead']['baseline_usd']:.4f} before, "
-                  f"${summary['cost_per_lead']['cached_usd']:.4f} after")
+        if json_output:
+            data = {
+                "run_id": saved.id, "view": view,
+                "rows": rows.reset_index().to_dict("records"),  # Python ints and floats, column by column
+                "totals": total,
+                "cost_per_lead": summary["cost_per_lead"], "leads": summary["leads"],
+            }
+            sys.stdout.write(json.dumps(data) + "\n")
+            return
         title = f"Run {saved.id}: " + ("per lead" if view == "lead" else f"by {view}")
-        if top and top < len(figures(calls, view)):
-            title += f" (top {top} by {sort or 'cached_usd'})"
-        _print(data, json_output, lambda console: (console.print(frame_table(title, rows, total)),
-                                                   console.print(footer, highlight=False)))
-
-
-def _plain(row: pd.Series) -> dict:
-    """JSON-ready values: counts as ints, money and rates as floats."""
-    return {k: (int(v) if k not in ("hit_rate", "baseline_usd", "cached_usd", "saved_usd", "saved_pct") else float(v))
-            for k, v in row.items()}
+        if top and top < len(all_rows):
+            title += f", top {top} of {len(all_rows):,}" + (f" by {order}" if order else "")
+        elif order is not None:
+            title += f", sorted by {order}" + ("" if order == view else ", largest first")
+        per_lead = summary["cost_per_lead"]
+        console = report_console()
+        print_frame(console, title, rows, total)
+        console.print(f"Cost per lead ({count(summary['leads'], 'lead')}): ${per_lead['baseline_usd']:.4f} before, "
+                      f"${per_lead['cached_usd']:.4f} after", markup=False, highlight=False)
 
 
 def _write_csv(rows: pd.DataFrame, path: Path) -> None:
@@ -126,4 +131,4 @@ def _compare(run_a: str, run_b: str, json_output: bool, csv: Path | None) -> Non
             "metrics": {m: {"a": r["a"], "b": r["b"], "delta": r["delta"]} for m, r in metrics.iterrows()},
             "settings_differ": {k: {"a": va, "b": vb} for k, va, vb in differ},
             "same_log": a.meta["log"]["sha256"] == b.meta["log"]["sha256"]}
-    _print(data, json_output, lambda console: console.print(compare_table(a.id, b.id, metrics, differ, data["same_log"])))
+    _print(data, json_output, lambda console: print_compare(console, a.id, b.id, metrics, differ, data["same_log"]))

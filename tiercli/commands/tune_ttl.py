@@ -16,6 +16,7 @@ from tiercli.commands.progress import progress_bars
 from tiercli.config_write import write_config
 from tiercli.durations import format_duration, parse_duration
 from tiercli.errors import TiercliError
+from tiercli.ingest.logread import read_notes
 from tiercli.pipeline import embeddings_for, load_events
 from tiercli.present.render import report_console, tune_report
 from tiercli.settings import check_threshold, settings_from_flags
@@ -84,7 +85,7 @@ def tune_ttl(
     all requests. The recommendation is the cheapest candidate within both budgets; the
     frontier lists the candidates no other beats on both cost and stale+mismatched rate.
 
-    \\b
+    \b
     Examples:
       tiercli tune-ttl sample_logs/realestate_day.jsonl
       tiercli tune-ttl logs.jsonl --max-stale 0.5% --per-task --write-config tuned.toml
@@ -104,6 +105,8 @@ def tune_ttl(
         grids = {t: grids[t] or tune.DEFAULT_GRIDS[t] for t in grids}
         candidates = tune.grid_candidates(base, grids, thresholds or (base.l3_threshold,))
         read = load_events(log, base, skip_invalid=skip_invalid, digest=False)
+        for note in read_notes(read):
+            stderr.print(note, markup=False, highlight=False)
         with progress_bars() as progress:
             vectors = row_of_text = None
             if "l3" in base.tiers:

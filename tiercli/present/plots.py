@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def _cost_per_lead(ax, calls: pd.DataFrame) -> None:
     free = int((after == 0).sum())
     ax.hist(before[before > 0], bins=bins, histtype="step", linewidth=2, label=f"before: mean ${before.mean():.4f}/lead")
     ax.hist(after[after > 0], bins=bins, histtype="step", linewidth=2,
-            label=f"after: mean ${after.mean():.4f}/lead" + (f" ({free} leads at $0)" if free else ""))
+            label=f"after: mean ${after.mean():.4f}/lead" + (f" ({free:,} lead{'' if free == 1 else 's'} at $0)" if free else ""))
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"${value:g}"))
@@ -96,8 +97,9 @@ def plot_tune(rows: list[dict], base, best: dict | None, frontier: list[dict], p
 
     tiers = list(base.tiers)
     fig, axes = plt.subplots(1, len(tiers) + 1, figsize=(5 * (len(tiers) + 1), 4.5), layout="constrained")
-    fig.suptitle("tiercli tune-ttl", fontsize=13)
-    anchor = (best or min(rows, key=lambda r: r["cached_usd"]))["candidate"]
+    anchor = _fixed_anchor(rows, best)
+    fig.suptitle(f"tiercli tune-ttl (each TTL panel varies one TTL; the others as in {anchor.label(base.tiers)})",
+                 fontsize=13)
     for ax, tier in zip(axes, tiers):
         others = [t for t in ("l1", "l2", "l3") if t != tier]
         line = [r for r in rows if r["candidate"].adaptive_window is None
@@ -106,17 +108,21 @@ def plot_tune(rows: list[dict], base, best: dict | None, frontier: list[dict], p
         line.sort(key=lambda r: r["candidate"].key())
         finite = [r for r in line if getattr(r["candidate"], f"{tier}_ttl") is not None]
         minutes = [getattr(r["candidate"], f"{tier}_ttl") / 60 for r in finite]
-        ax.plot(minutes, [r["tiers"][tier]["hit_rate"] * 100 for r in finite], marker="o", color="tab:blue")
+        hit_rates = [r["tiers"][tier]["hit_rate"] * 100 for r in finite]
+        ax.plot(minutes, hit_rates, marker="o", color="tab:blue")
+        ax.set_ylim(bottom=0, top=max(hit_rates, default=0) * 1.15 or 1)  # from 0, as the cost axis
         ax.set_xscale("log")
         ax.set_xticks(minutes, [format_duration(m * 60) for m in minutes])
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(f"{tier.upper()} TTL (log scale; other TTLs as recommended)")
+        ax.set_xlabel(f"{tier.upper()} TTL (log scale)")
         ax.set_ylabel(f"{tier.upper()} hit rate (% of requests)", color="tab:blue")
         ax.set_title(f"{tier.upper()}: hit rate and cost against TTL")
         ax.grid(alpha=0.3)
         cost = ax.twinx()
-        cost.plot(minutes, [r["cached_usd"] for r in finite], marker="s", color="tab:red")
+        costs = [r["cached_usd"] for r in finite]
+        cost.plot(minutes, costs, marker="s", color="tab:red")
         cost.set_ylabel("cost after caching (USD)", color="tab:red")
+        _from_zero(cost, costs, "tab:red")
     ax = axes[-1]
     ax.scatter([r["stale_rate"] * 100 + r["mismatch_rate"] * 100 for r in rows], [r["cached_usd"] for r in rows],
                s=12, color="lightgray", label="candidates")
@@ -127,7 +133,41 @@ def plot_tune(rows: list[dict], base, best: dict | None, frontier: list[dict], p
                    color="tab:green", zorder=3, label="recommended")
     ax.set_xlabel("stale + mismatched hits (% of requests)")
     ax.set_ylabel("cost after caching (USD)")
+    _from_zero(ax, [r["cached_usd"] for r in rows], "black")
     ax.set_title("Frontier: cost against wrong answers")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="center left")  # the cost spread is written at the bottom
     _save(fig, path)
+
+
+def _fixed_anchor(rows: list[dict], best: dict | None):
+    """The fixed-TTL candidate the per-tier lines go through: the recommendation, or, when it is
+    adaptive, the fixed TTLs it stretches (rows holds only the fixed grid)."""
+    from tiercli.engine.tune import ADAPTIVE_STRETCH
+
+    if best is None:
+        return min(rows, key=lambda r: r["cached_usd"])["candidate"]
+    chosen = best["candidate"]
+    if chosen.adaptive_window is None:
+        return chosen
+    fixed = {r["candidate"] for r in rows}
+    for stretch in ADAPTIVE_STRETCH:
+        seed = dataclasses.replace(chosen, adaptive_window=None, adaptive_scale=1.0,
+                                   **{f"{t}_ttl": None if getattr(chosen, f"{t}_ttl") is None
+                                      else getattr(chosen, f"{t}_ttl") / stretch for t in ("l1", "l2", "l3")})
+        if seed in fixed:
+            return seed
+    return min(rows, key=lambda r: r["cached_usd"])["candidate"]
+
+
+def _from_zero(ax, costs: list[float], color: str) -> None:
+    """A cost axis from $0, so that a difference of a cent does not look like a cliff; the
+    spread between the cheapest and the dearest point is written on the panel."""
+    ax.set_ylim(bottom=0, top=max(costs, default=0) * 1.15 or 1)
+    if costs:
+        low, high = min(costs), max(costs)
+        spread = f"cost ${low:,.4f} to ${high:,.4f}: spread ${high - low:,.4f}"
+        if low > 0:
+            spread += f" ({(high - low) / low * 100:.2f}%)"
+        ax.text(0.98, 0.03, spread, transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color=color,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})

@@ -1,53 +1,69 @@
 """Views of a saved run's per-call table: per lead, per task/tier/day/hour/worker/model, and two
-runs side by side. Vectorised with pandas: no Python loop over calls."""
+runs side by side. Vectorised with numpy and pandas: no Python loop over calls or rows."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from tiercli.economics.pricing import PICO
+from tiercli.economics.pricing import MAX_PICO, PICO
+from tiercli.errors import TiercliError
+from tiercli.engine.replay import OUTCOMES
 
 BREAKDOWNS = ("task", "tier", "day", "hour", "worker", "model")
 COLUMNS = ("requests", "l1", "l2", "l3", "misses", "bypassed", "hit_rate", "baseline_usd", "cached_usd",
            "saved_usd", "saved_pct", "stale_hits", "mismatched_hits")
 
 
-def _key(calls: pd.DataFrame, by: str) -> pd.Series:
-    if by == "lead":
-        return calls["lead"]
+_OUTCOME_COLUMN = {"l1": "l1", "l2": "l2", "l3": "l3", "miss": "misses", "bypass": "bypassed"}
+_FLOOR = {"day": "D", "hour": "h"}
+_KEY_FORMAT = {"day": "%Y-%m-%d", "hour": "%Y-%m-%d %H:00"}
+
+
+def _groups(calls: pd.DataFrame, by: str) -> tuple[np.ndarray, pd.Index]:
+    """Each call's group number, and the groups' keys in sorted order (days and hours in time
+    order). Keys are found once per distinct value, never formatted per call."""
     if by == "tier":
-        return calls["outcome"].astype(str)
-    if by == "day":
-        return calls["ts"].dt.strftime("%Y-%m-%d")
-    if by == "hour":
-        return calls["ts"].dt.strftime("%Y-%m-%d %H:00")
-    return calls[by].astype(str)
+        outcome = pd.Categorical(calls["outcome"], categories=OUTCOMES)
+        return outcome.codes.astype(np.intp), pd.Index(list(OUTCOMES))
+    if by in _FLOOR:
+        codes, instants = pd.factorize(calls["ts"].dt.floor(_FLOOR[by]), sort=True)
+        return codes, pd.Index(pd.DatetimeIndex(instants).strftime(_KEY_FORMAT[by]))
+    column = calls[by]
+    codes, keys = pd.factorize(column if by == "lead" else column.astype(str), sort=True)
+    return codes, pd.Index(keys)
 
 
-def figures(calls: pd.DataFrame, by: str) -> pd.DataFrame:
-    """One row per value of `by`, with COLUMNS; costs summed as integers, so rows add up exactly."""
-    outcome = calls["outcome"].astype(str)
-    frame = pd.DataFrame({
-        "key": _key(calls, by).to_numpy(),
-        "requests": 1,
-        "l1": (outcome == "l1").to_numpy(dtype=np.int64),
-        "l2": (outcome == "l2").to_numpy(dtype=np.int64),
-        "l3": (outcome == "l3").to_numpy(dtype=np.int64),
-        "misses": (outcome == "miss").to_numpy(dtype=np.int64),
-        "bypassed": (outcome == "bypass").to_numpy(dtype=np.int64),
-        "baseline_pusd": calls["baseline_pusd"].to_numpy(dtype=np.int64),
-        "cached_pusd": calls["cached_pusd"].to_numpy(dtype=np.int64),
-        "stale_hits": calls["stale"].to_numpy(dtype=np.int64),
-        "mismatched_hits": calls["mismatched"].to_numpy(dtype=np.int64),
-    })
-    grouped = frame.groupby("key", sort=True).sum()
-    return _finish(grouped).rename_axis(by)
+def _sums(calls: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Integer sums per group: counts, and costs in pico-USD, so that rows add up exactly.
+    One pass of bincount per column: no loop over calls or groups in Python."""
+    codes, keys = _groups(calls, by)
+    groups = len(keys)
+    outcome = pd.Categorical(calls["outcome"], categories=OUTCOMES).codes.astype(np.intp)
+    per_outcome = np.bincount(codes * len(OUTCOMES) + outcome, minlength=groups * len(OUTCOMES))
+    per_outcome = per_outcome.reshape(groups, len(OUTCOMES))
+    sums = pd.DataFrame({"requests": np.bincount(codes, minlength=groups)}, index=keys)
+    for i, name in enumerate(OUTCOMES):
+        sums[_OUTCOME_COLUMN[name]] = per_outcome[:, i]
+    for column, flag in (("stale_hits", "stale"), ("mismatched_hits", "mismatched")):
+        sums[column] = np.bincount(codes[calls[flag].to_numpy(dtype=bool)], minlength=groups)
+    for column in ("baseline_pusd", "cached_pusd"):
+        pico = calls[column].to_numpy(dtype=np.int64)
+        if pico.sum(dtype=np.float64) > MAX_PICO:  # tiercli never saves such a run; int64 sums would wrap
+            raise TiercliError(f"the run's {column} adds up beyond ${MAX_PICO / PICO:,.0f}",
+                               hint="its calls.parquet was not written by tiercli replay; replay the log again")
+        total = np.zeros(groups, dtype=np.int64)
+        np.add.at(total, codes, pico)  # exact, unlike float weights
+        sums[column] = total
+    return sums[sums["requests"] > 0].rename_axis(by)  # the tier view names only outcomes that occurred
 
 
-def totals(calls: pd.DataFrame) -> pd.Series:
-    """The same figures over the whole run (equal to the replay's summary)."""
-    return figures(calls.assign(_all="all"), "_all").iloc[0]
+def figures(calls: pd.DataFrame, by: str) -> tuple[pd.DataFrame, dict]:
+    """One row per value of `by`, with COLUMNS, sorted by that value; and the totals over the
+    whole run (equal to the replay's summary), summed from the same integers (counts as ints)."""
+    sums = _sums(calls, by)
+    whole = _finish(sums.sum().to_frame("total").T.astype(np.int64))
+    return _finish(sums), {name: whole[name].tolist()[0] for name in whole.columns}  # Python ints and floats
 
 
 def _finish(grouped: pd.DataFrame) -> pd.DataFrame:
@@ -78,9 +94,17 @@ def results_frame(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "before", "after"]).set_index("metric")
 
 
-def sort_rows(rows: pd.DataFrame, column: str | None, default: str | None, top: int | None) -> pd.DataFrame:
-    """Numbers sort largest first; the row key (the lead, the hour...) sorts in its order."""
-    column = column or default
+def sort_column(view: str, sort: str | None, top: int | None) -> str | None:
+    """The column a view's rows are sorted by: the one asked for; else the cost after caching
+    for the per-lead view and for any --top (a "top N" is the N dearest); else none, so a
+    breakdown keeps its own order (hours in time order)."""
+    if sort is not None:
+        return sort
+    return "cached_usd" if view == "lead" or top else None
+
+
+def sort_rows(rows: pd.DataFrame, column: str | None, top: int | None) -> pd.DataFrame:
+    """Numbers sort largest first (ties in key order); the row key (the lead, the hour...) in its order."""
     if column is not None:
         if column == rows.index.name:
             rows = rows.sort_index()
@@ -89,21 +113,23 @@ def sort_rows(rows: pd.DataFrame, column: str | None, default: str | None, top: 
     return rows.head(top) if top else rows
 
 
+# (label, where in the summary, unit): a "share" is a fraction (a hit rate), a "pct" a
+# percentage; the difference of either is in percentage points.
 COMPARE_METRICS = (
-    ("requests", ("requests",)),
-    ("hit rate", ("hit_rate",)),
-    ("L1 hit rate", ("tiers", "l1", "hit_rate")),
-    ("L2 hit rate", ("tiers", "l2", "hit_rate")),
-    ("L3 hit rate", ("tiers", "l3", "hit_rate")),
-    ("cost before (USD)", ("cost", "baseline_usd")),
-    ("cost after (USD)", ("cost", "cached_usd")),
-    ("savings (%)", ("cost", "savings_pct")),
-    ("cost per lead after (USD)", ("cost_per_lead", "cached_usd")),
-    ("latency mean after (ms)", ("latency_ms", "cached", "mean")),
-    ("latency p50 after (ms)", ("latency_ms", "cached", "p50")),
-    ("latency p95 after (ms)", ("latency_ms", "cached", "p95")),
-    ("stale hits", ("stale_hits",)),
-    ("mismatched hits", ("mismatched_hits",)),
+    ("requests", ("requests",), "count"),
+    ("hit rate", ("hit_rate",), "share"),
+    ("L1 hit rate", ("tiers", "l1", "hit_rate"), "share"),
+    ("L2 hit rate", ("tiers", "l2", "hit_rate"), "share"),
+    ("L3 hit rate", ("tiers", "l3", "hit_rate"), "share"),
+    ("cost before (USD)", ("cost", "baseline_usd"), "usd"),
+    ("cost after (USD)", ("cost", "cached_usd"), "usd"),
+    ("savings (%)", ("cost", "savings_pct"), "pct"),
+    ("cost per lead after (USD)", ("cost_per_lead", "cached_usd"), "usd"),
+    ("latency mean after (ms)", ("latency_ms", "cached", "mean"), "ms"),
+    ("latency p50 after (ms)", ("latency_ms", "cached", "p50"), "ms"),
+    ("latency p95 after (ms)", ("latency_ms", "cached", "p95"), "ms"),
+    ("stale hits", ("stale_hits",), "count"),
+    ("mismatched hits", ("mismatched_hits",), "count"),
 )
 
 
@@ -115,11 +141,11 @@ def _get(summary: dict, path: tuple[str, ...]):
 
 
 def compare(a: dict, b: dict) -> tuple[pd.DataFrame, list[tuple[str, object, object]]]:
-    """Metrics of two runs with B - A, and the settings that differ."""
+    """Metrics of two runs with B - A and their units, and the settings that differ."""
     rows = []
-    for label, path in COMPARE_METRICS:
+    for label, path, unit in COMPARE_METRICS:
         va, vb = _get(a, path), _get(b, path)
-        rows.append({"metric": label, "a": va, "b": vb, "delta": vb - va})
+        rows.append({"metric": label, "a": va, "b": vb, "delta": vb - va, "unit": unit})
     settings_a, settings_b = a["settings"], b["settings"]
     differ = [(k, settings_a.get(k), settings_b.get(k)) for k in sorted(set(settings_a) | set(settings_b))
               if settings_a.get(k) != settings_b.get(k)]
