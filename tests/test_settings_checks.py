@@ -116,3 +116,19 @@ def test_json_without_saving_has_no_run_id(tmp_path, tiercli_home):
     code, out, _ = run("replay", log, "--tiers", "l1", "--json")
     run_id = json.loads(out)["run_id"]
     assert (tiercli_home / "runs" / run_id / "run.json").is_file()
+
+
+def test_tune_ttl_pool_workers_end_quietly(tmp_path):
+    """Pool.terminate() sends SIGTERM to the sweep's forked workers: they must end as plain
+    processes, not run the command's SIGTERM path (which printed a traceback per worker)."""
+    import os
+    import subprocess
+    import sys
+
+    log = write(tmp_path / "log.jsonl", [call(i * 30, prompt=f"q{i % 3}") for i in range(40)])
+    done = subprocess.run([sys.executable, "-m", "tiercli", "tune-ttl", str(log), "--tiers", "l1,l2", "--json"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TIERCLI_HOME": str(tmp_path / "home")})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["candidates"] == 12  # enough for the sweep to use a pool of workers
+    assert "Traceback" not in done.stderr and "Terminated" not in done.stderr

@@ -7,14 +7,12 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
 from tiercli.live.journal import orphaned_journals
-from tiercli.present.render import report_console
+from tiercli.present.render import Column, print_table, printable, report_console
 from tiercli.store.runs import ListedRun, list_runs, read_run, remove_run, runs_to_remove
 
 app = typer.Typer(help="List saved runs, or remove some.", no_args_is_help=False)
@@ -62,33 +60,27 @@ def _print_runs(rows: list[dict], journals: bool = False) -> None:
         if not journals:
             console.print("no saved runs yet: tiercli replay LOG saves one", markup=False)
         return
-    table = Table(title="Saved runs, oldest first (an id starts with its UTC date and time)", title_justify="left")
-    table.add_column("Run", no_wrap=True, min_width=22)  # never cut an id
-    table.add_column("Log", overflow="fold")
-    table.add_column("Settings", no_wrap=True)
-    table.add_column("Requests", justify="right", no_wrap=True)
-    table.add_column("Savings", justify="right", no_wrap=True)
     notes = []
     for row in rows:
-        # a run's state goes on a second line under its id: a column of its own would not fit 80 columns
         if row["status"] == "unreadable":
-            table.add_row(f"{row['id']}\n[red](unreadable)[/]", "", "", "", "")
             what = f"{row['file']}: {row['problem']}" if "file" in row else row["message"]
-            notes.append(f"[red]unreadable[/] {row['id']}: {escape(what)}")
-            continue
-        run_cell = row["id"]
-        if row["status"] == "incomplete":
-            run_cell += "\n[yellow](incomplete)[/]"
-            why = f" ({escape(str(row['stopped']))})" if row.get("stopped") else ""
-            notes.append(f"[yellow]incomplete[/] {row['id']}: stopped early{why}; "
+            notes.append(f"unreadable {row['id']}: {what}")
+        elif row["status"] == "incomplete":
+            why = f" ({row['stopped']})" if row.get("stopped") else ""
+            notes.append(f"incomplete {row['id']}: stopped early{why}; "
                          "its figures cover only the calls made before the stop")
-        table.add_row(run_cell, escape(Path(row["log"]).name), row["settings_digest"], f"{row['requests']:,}",
-                      f"{row['savings_pct']:.1f}%")
-    console.print(table)
-    for note in notes:
-        console.print(note, highlight=False, soft_wrap=True)  # a path is not broken across lines
     if any(row["status"] == "unreadable" for row in rows):
-        console.print("[bold]hint:[/] remove an unreadable run with: tiercli runs rm ID", highlight=False)
+        notes.append("hint: remove an unreadable run with: tiercli runs rm ID")
+    readable = [row if row["status"] != "unreadable" else {} for row in rows]
+    # a run's state stands with its log: a column of its own would not fit 80 columns
+    logs = [Path(row["log"]).name + (" (incomplete)" if row["status"] == "incomplete" else "")
+            if row["status"] != "unreadable" else "(unreadable)" for row in rows]
+    print_table(console, "Saved runs, oldest first (an id starts with its UTC date and time)", [
+        Column("Run", [row["id"] for row in rows], left=True, key=True),
+        Column("Log", printable(logs), left=True),
+        Column("Settings", [row.get("settings_digest", "") for row in readable], left=True),
+        Column("Requests", [f"{row['requests']:,}" if row else "" for row in readable]),
+        Column("Savings", [f"{row['savings_pct']:.1f}%" if row else "" for row in readable])], notes)
 
 
 def _print_journals(journals: list[dict]) -> None:

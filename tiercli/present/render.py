@@ -185,7 +185,7 @@ def table_lines(title: str, columns: list[Column], width: int) -> list[str]:
     return lines
 
 
-def _printable(cells) -> np.ndarray:
+def printable(cells) -> np.ndarray:
     """Text from the log (a lead id, a task name) shown on one line: control characters escaped."""
     cells = np.asarray(cells, dtype=object)
     if all(map(str.isprintable, cells)):
@@ -271,7 +271,7 @@ def print_tasks(summary: dict, console: Console) -> None:
         return [_int(row[field]) for row in rows]
 
     print_table(console, "By task type", [
-        Column("Task", _printable(list(tasks)), left=True, key=True), Column("Requests", numbers("requests")),
+        Column("Task", printable(list(tasks)), left=True, key=True), Column("Requests", numbers("requests")),
         Column("L1", numbers("l1")), Column("L2", numbers("l2")), Column("L3", numbers("l3")),
         Column("Miss", numbers("misses")), Column("Bypass", numbers("bypassed")),
         Column("Stale", numbers("stale_hits")), Column("Wrong", numbers("mismatched_hits")),
@@ -369,7 +369,7 @@ def print_frame(console: Console, title: str, rows: pd.DataFrame, total: dict) -
     """Rows of tiercli.present.views.figures (any number: formatted a column at a time), with a
     totals footer."""
     key = rows.index.name
-    keys = _printable(rows.index.astype(str).to_numpy(dtype=object))
+    keys = printable(rows.index.astype(str).to_numpy(dtype=object))
     columns = [Column(key.capitalize(), keys, left=True, key=True, footer="Total")]
     for name in rows.columns:
         fmt = _cell_format(name)
@@ -540,7 +540,7 @@ def _print_per_task(console: Console, p: dict) -> None:
 
     write(console, [""])
     print_table(console, "Per task (each under the same budgets)", [
-        Column("Task", _printable(tasks), left=True, key=True), Column("L1 TTL", ttl("l1")), Column("L2 TTL", ttl("l2")),
+        Column("Task", printable(tasks), left=True, key=True), Column("L1 TTL", ttl("l1")), Column("L2 TTL", ttl("l2")),
         Column("L3 TTL", ttl("l3")), Column("Requests", [f"{row['requests']:,}" for row in rows]),
         Column("Hits", ["0" if row.get("not_cached") else f"{row['hits']:,}" for row in rows]),
         Column("Cost after", [_usd(row["cached_usd"]) for row in rows]),
