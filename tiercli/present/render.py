@@ -464,9 +464,10 @@ def _print_candidates(console: Console, title: str, rows: list[dict], data: dict
     columns += [Column(f"{t.upper()} TTL", [s[f"{t}_ttl"] for s in settings]) for t in tiers]
     if "l3" in tiers:
         columns.append(Column("Threshold", [f"{s['l3_threshold']:g}" for s in settings]))
-    columns.append(Column("Adaptive", ["no" if s["adaptive_window"] is None
-                                       else f"{s['adaptive_window']}, {s['adaptive_scale']:g}/min" for s in settings],
-                          left=True))
+    if any(s["adaptive_window"] is not None for s in settings):  # a column of "no" says nothing
+        columns.append(Column("Adaptive", ["no" if s["adaptive_window"] is None
+                                           else f"{s['adaptive_window']}, {s['adaptive_scale']:g}/min"
+                                           for s in settings], left=True))
     columns.append(Column("Hit rate", cells(lambda r: _pct(r["hit_rate"]))))
     columns += [Column(f"{t.upper()} hits", cells(lambda r, t=t: _pct(r["tiers"][t]["hit_rate"]))) for t in tiers]
     columns += [
@@ -527,10 +528,10 @@ def tune_report(data: dict, console: Console) -> None:
             console.print(f"Adaptive TTL {verdict} the best fixed TTLs: ${adaptive['cached_usd']:,.4f} "
                           f"({escape(adaptive['label'])}) against {against}")
     if data.get("per_task"):
-        _print_per_task(console, data["per_task"])
+        _print_per_task(console, data["per_task"], data.get("tiers", list(TIER_NAMES)))
 
 
-def _print_per_task(console: Console, p: dict) -> None:
+def _print_per_task(console: Console, p: dict, tiers: Sequence[str]) -> None:
     tasks = list(p["tasks"])
     rows = list(p["tasks"].values())
     uncached = [task for task, row in p["tasks"].items() if row.get("not_cached")]
@@ -540,8 +541,8 @@ def _print_per_task(console: Console, p: dict) -> None:
 
     write(console, [""])
     print_table(console, "Per task (each under the same budgets)", [
-        Column("Task", printable(tasks), left=True, key=True), Column("L1 TTL", ttl("l1")), Column("L2 TTL", ttl("l2")),
-        Column("L3 TTL", ttl("l3")), Column("Requests", [f"{row['requests']:,}" for row in rows]),
+        Column("Task", printable(tasks), left=True, key=True),
+        *(Column(f"{t.upper()} TTL", ttl(t)) for t in tiers), Column("Requests", [f"{row['requests']:,}" for row in rows]),
         Column("Hits", ["0" if row.get("not_cached") else f"{row['hits']:,}" for row in rows]),
         Column("Cost after", [_usd(row["cached_usd"]) for row in rows]),
         Column("Stale", [f"{row['stale_hits']:,}" for row in rows]),
@@ -552,5 +553,6 @@ def _print_per_task(console: Console, p: dict) -> None:
                   f"${total['cached_usd']:,.4f} ({total['savings_pct']:.1f}% saved), "
                   f"stale {_pct(total['stale_rate'])}, mismatched {_pct(total['mismatch_rate'])}"
                   + (f"; ${p['saves_vs_single_usd']:,.4f} less than the single recommendation"
+                     if p["saves_vs_single_usd"] else "; the same as the single recommendation"
                      if p["saves_vs_single_usd"] is not None else "")
                   + ("" if p["within_budgets"] else " [red](over budget)[/]"))
