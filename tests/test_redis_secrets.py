@@ -1,26 +1,25 @@
 """A Redis password never shows: in every form redis-py reads one (userinfo, the `password`
 query field, URL-encoded, with a raw '@', a lone user name, unix:// URLs), on every path
 (success, wrong password, server down, bad db, a URL refused), in stdout, stderr, --json, the
-saved files and `report`. The CLI runs as a real process against a real redis-server."""
+saved files and `report`. The CLI runs against a real redis-server."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote, quote_plus
 
 import pytest
+from typer.testing import CliRunner
 
 from logs import call, tag, write
+from tiercli.cli import app
 from tiercli.redis.server import EmbeddedRedis, free_port
 
 # An '@' and a space: both survive in a URL (redis-py reads up to the last '@'), and each
 # fragment is distinctive, so a partial leak ("redis://:***@kX9 PW9@...") is caught too.
 PASSWORD = "Zq7@kX9 PW9"
 FRAGMENTS = ("Zq7", "kX9", "PW9")
-TIERCLI = [sys.executable, "-m", "tiercli"]
 
 
 def leaks(text: str | bytes) -> list[str]:
@@ -44,14 +43,15 @@ def log(tmp_path_factory) -> Path:
     return write(tmp_path_factory.mktemp("log") / "log.jsonl", records + [tag(55.0, lead="L1")])
 
 
-def cli(home: Path, *args, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TIERCLI_HOME": str(home), "COLUMNS": "200"}
-    env.pop("TIERCLI_DEBUG", None)
-    return subprocess.run([*TIERCLI, *map(str, args)], capture_output=True, text=True, env=env, timeout=120,
-                          cwd=cwd)
+def cli(home: Path, *args) -> SimpleNamespace:
+    """The CLI in process (a process start per call would cost seconds, and these tests make
+    dozens): its stdout and stderr apart, and any exception that escapes it fails the test."""
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False,
+                                env={"TIERCLI_HOME": str(home), "COLUMNS": "200", "TIERCLI_DEBUG": None})
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
-def assert_nothing_leaks(home: Path, *results: subprocess.CompletedProcess) -> None:
+def assert_nothing_leaks(home: Path, *results: SimpleNamespace) -> None:
     for result in results:
         assert not leaks(result.stdout), result.stdout
         assert not leaks(result.stderr), result.stderr
