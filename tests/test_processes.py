@@ -142,7 +142,9 @@ def test_the_parse_helper_dies_with_the_cli(big_log, tmp_path, temp_root, sig):
     finally:
         cli.kill()
         cli.wait(timeout=WAIT_S)
-    assert code == EXIT_CODES[sig], stderr
+    # Ctrl-C: 130, or now and then death by SIGINT itself (when the signal lands as the helper
+    # is forked); a shell reports both as 130
+    assert code == EXIT_CODES[sig] or (sig == signal.SIGINT and code == -signal.SIGINT), stderr
     assert "Traceback" not in stderr
     # before the fix, after SIGKILL the helper parsed its half, then blocked for ever on the pipe
     wait_for(lambda: not any(running(pid) for pid in helpers), "the helper to end")
