@@ -15,7 +15,7 @@ from tiercli.live.journal import orphaned_journals
 from tiercli.present.render import Column, print_table, printable, report_console
 from tiercli.store.runs import ListedRun, list_runs, read_run, remove_run, runs_to_remove
 
-app = typer.Typer(help="List saved runs, or remove some.", no_args_is_help=False)
+app = typer.Typer(no_args_is_help=False)  # the help is the callback's docstring
 
 
 @app.callback(invoke_without_command=True)
@@ -23,12 +23,15 @@ def runs(ctx: typer.Context, json_output: opt.JsonOption = False) -> None:
     """List the saved runs, oldest first: id (it starts with the UTC date and time), log,
     settings digest, requests, savings. A run that stopped early (a live run's spend cap,
     limit, error or Ctrl-C) is marked incomplete; a run whose files are damaged is listed as
-    unreadable, with what is wrong and how to remove it.
+    unreadable, with what is wrong and how to remove it. Live runs killed before they could
+    save are listed below the table, from their journals of billed calls.
 
     \b
     Examples:
       tiercli runs
+      tiercli runs --json
       tiercli runs rm 20261102-081500-a1b2c3
+      tiercli runs rm --yes 20261102-0815 20261102-0930
     """
     if ctx.invoked_subcommand is not None:
         return
