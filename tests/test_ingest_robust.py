@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from logs import MODEL, call, tag, write
 from tiercli.cli import app
 from tiercli.economics.pricing import MAX_PICO, Pricer
-from tiercli.errors import TiercliError
+from tiercli.errors import LogError, TiercliError
 from tiercli.ingest.logread import read_log
 from tiercli.settings import ModelPrice
 
@@ -226,9 +226,20 @@ def test_a_log_too_costly_to_add_up_exactly_is_an_error_not_a_wrapped_sum(tmp_pa
                                          for i in range(700)])
     result = run("replay", log, "--tiers", "l1", "--no-save")
     assert result.exit_code == 1, result.output
-    assert result.stderr.startswith("error: the log's calls cost $10,500,000.00 in all, more than the "
+    assert result.stderr.startswith(f"error: {log}: the log's calls cost $10,500,000.00 in all, more than the "
                                     "$9,223,372.04 that tiercli adds up exactly (64-bit pico-dollars)")
     assert "hint: replay the log in parts" in result.stderr and "-" not in result.stderr.split("$")[1][:3]
+
+
+def test_a_call_too_costly_to_add_up_names_the_log_and_line(tmp_path):
+    config = tmp_path / "prices.toml"
+    config.write_text('[prices."pricey"]\ninput_per_mtok = 10000\noutput_per_mtok = 10000\n')
+    log = write(tmp_path / "log.jsonl", [call(0, prompt="a"), call(1, model="pricey", input_tokens=10**9,
+                                                                   output_tokens=10**9)])
+    for command in ("replay", "tune-ttl"):
+        result = run(command, log, "--config", config, "--tiers", "l1")
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith(f"error: {log}:2: one call of pricey costs $20,000,000.00"), result.stderr
 
 
 def test_just_under_the_limit_adds_up_exactly(tmp_path):
@@ -256,3 +267,11 @@ def test_json_output_never_holds_infinity(tmp_path):
     result = run("replay", log, "--tiers", "l1", "--no-save", "--json")
     assert result.exit_code == 1 and "Infinity" not in result.stdout
     assert json.loads(result.stdout)["error"]["line"] == 1
+
+
+def test_an_error_in_the_helpers_half_keeps_its_hint(tmp_path):
+    log = write(tmp_path / "log.jsonl", [call(i) for i in range(40)] + [call(40, model="gpt-99")])
+    with pytest.raises(LogError) as raised:
+        read_log(log, known_model=Pricer().knows, parallel_min_bytes=1)  # the helper reads the second half
+    assert (raised.value.line, raised.value.field) == (41, "model")
+    assert raised.value.hint and '[prices."gpt-99"]' in raised.value.hint

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class TiercliError(Exception):
     """An error a user can act on: a one-line message and an optional hint."""
@@ -39,3 +42,20 @@ class LogError(TiercliError):
 
 class ConfigError(TiercliError):  # a bad setting, in a config file or across flags
     kind = "bad_config"
+
+
+class LineError(TiercliError):
+    """A problem found after reading, that knows the line but not the file (a call's cost):
+    `of_log` turns it into a LogError naming both."""
+
+    def __init__(self, line: int | None, field: str | None, problem: str, hint: str | None = None):
+        super().__init__(f"line {line}: {problem}" if line is not None else problem, hint)
+        self.line, self.field, self.problem = line, field, problem
+
+
+@contextmanager
+def of_log(path: str) -> Iterator[None]:
+    try:
+        yield
+    except LineError as exc:
+        raise LogError(path, exc.line, exc.field, exc.problem, exc.hint) from None

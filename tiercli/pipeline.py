@@ -13,7 +13,7 @@ from tiercli.store.home import tiercli_home
 from tiercli.ingest.logread import ReadResult, read_log
 from tiercli.economics.outcomes import outcome_table
 from tiercli.economics.pricing import Pricer
-from tiercli.errors import TiercliError
+from tiercli.errors import TiercliError, of_log
 from tiercli.redis.l2 import redis_l2
 from tiercli.redis.conn import redis_error
 from tiercli.store.runs import new_run_id, save_run
@@ -98,7 +98,8 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
         if session is not None:
             redis_report = session.report(tiers[settings.tiers.index("l2")])
         del tiers  # their entries are not needed for the table: free them first
-    table = outcome_table(outcome, settings, Pricer(settings.prices))
+    with of_log(read.path):  # a cost beyond what sums exactly names the log and the line
+        table = outcome_table(outcome, settings, Pricer(settings.prices))
     span_s = read.events[-1].ts - read.events[0].ts
     summary = summarize(table, settings, span_s)
     summary["tag_changes"] = outcome.tag_changes

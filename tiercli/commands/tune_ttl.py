@@ -15,7 +15,7 @@ from tiercli.commands._edge import command_edge, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.config_write import write_config
 from tiercli.durations import format_duration, parse_duration
-from tiercli.errors import TiercliError
+from tiercli.errors import TiercliError, of_log
 from tiercli.ingest.logread import read_notes
 from tiercli.pipeline import embeddings_for, load_events
 from tiercli.present.render import report_console, tune_report
@@ -111,7 +111,8 @@ def tune_ttl(
             vectors = row_of_text = None
             if "l3" in base.tiers:
                 vectors, row_of_text, _ = embeddings_for(read, None, base, progress)
-            sweep = tune.Sweep(read, base, vectors, row_of_text)
+            with of_log(read.path):  # a cost beyond what sums exactly names the log and the line
+                sweep = tune.Sweep(read, base, vectors, row_of_text)
             rows = sweep.run(candidates, progress("candidates", len(candidates)))
             fixed_best, _, _ = tune.recommend(rows, stale_budget, mismatch_budget)
             adaptive_rows = []

@@ -15,7 +15,7 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
-from tiercli.errors import TiercliError
+from tiercli.errors import LineError
 from tiercli.ingest.events import Call
 from tiercli.settings import ModelPrice
 
@@ -86,9 +86,9 @@ class Pricer:
 
 def _checked(pico: int, call: Call) -> int:
     if pico > MAX_PICO:
-        raise TiercliError(f"line {call.line}: one call of {call.model} costs ${pico / PICO:,.2f}, more than the "
-                           f"${MAX_PICO / PICO:,.2f} that tiercli adds up exactly",
-                           hint=f"check the call's token counts, and the [prices] of {call.model} in the config")
+        raise LineError(call.line, None, f"one call of {call.model} costs ${pico / PICO:,.2f}, more than the "
+                        f"${MAX_PICO / PICO:,.2f} that tiercli adds up exactly",
+                        hint=f"check the call's token counts, and the [prices] of {call.model} in the config")
     return pico
 
 
@@ -99,9 +99,9 @@ def _check_total(pico: np.ndarray) -> None:
         return
     total = sum(pico.tolist())  # Python ints: exact
     if total > MAX_PICO:
-        raise TiercliError(f"the log's calls cost ${total / PICO:,.2f} in all, more than the ${MAX_PICO / PICO:,.2f} "
-                           f"that tiercli adds up exactly (64-bit pico-dollars)",
-                           hint="replay the log in parts (a day at a time, say), or check its token counts and [prices]")
+        raise LineError(None, None, f"the log's calls cost ${total / PICO:,.2f} in all, more than the "
+                        f"${MAX_PICO / PICO:,.2f} that tiercli adds up exactly (64-bit pico-dollars)",
+                        hint="replay the log in parts (a day at a time, say), or check its token counts and [prices]")
 
 
 def _override_price(price: ModelPrice, input_tokens: int, output_tokens: int,

@@ -205,8 +205,8 @@ class _Helper:
             raise LogError(self.path, None, None, "the helper process reading the second half failed",
                            hint="run with TIERCLI_DEBUG=1 for details") from None
         if error is not None:
-            line, field_name, problem = error
-            raise LogError(self.path, None if line is None else line + lines_before, field_name, problem)
+            line, field_name, problem, hint = error
+            raise LogError(self.path, None if line is None else line + lines_before, field_name, problem, hint)
         reader.saw_line |= saw_line
         reader.skipped += [LogError(self.path, line + lines_before, f, p) for line, f, p in skipped]
         names = [reader.names.setdefault(name, name) for name in names]  # one string object per name
@@ -243,7 +243,7 @@ def _helper_main(conn, parent_end, parent_pid: int, path: str, start: int, end: 
         for first_line, lines, block in _blocks(path, start, end):
             reader.block(first_line, lines, block)
     except LogError as exc:
-        error = (exc.line, exc.field, exc.problem)
+        error = (exc.line, exc.field, exc.problem, exc.hint)
         reader.events = []
     # Names go as codes, blanked in the events: strings decoded in the parent only to be
     # replaced by its own copies would leave its memory full of holes.
