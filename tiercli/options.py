@@ -9,7 +9,6 @@ import typer
 
 from tiercli import settings as S
 from tiercli.durations import parse_duration
-from tiercli.live import check_max_spend
 
 
 def _checked(check):
@@ -84,7 +83,7 @@ LiveOption = Annotated[bool, typer.Option("--live", help="Send the misses and by
                                           "(key from ANTHROPIC_API_KEY) and report recorded against live.")]
 MaxSpendOption = Annotated[float | None, typer.Option(
     "--max-spend", metavar="USD", help="Live: hard cap on what the sent calls may cost (required in live mode, "
-    "here or as max_spend in the config).", callback=_checked(check_max_spend), show_default=False)]
+    "here or as max_spend in the config).", callback=_checked(S.check_max_spend), show_default=False)]
 NoSpendCapOption = Annotated[bool, typer.Option("--no-spend-cap", help="Live: send without a spend cap (instead "
                                                 "of --max-spend), if you mean it.")]
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="Live: send at most N calls.", show_default=False)]

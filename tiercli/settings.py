@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -11,7 +12,6 @@ from typing import Any
 
 from tiercli.durations import format_duration, parse_duration
 from tiercli.errors import ConfigError
-from tiercli.live import check_max_spend
 
 TIER_NAMES = ("l1", "l2", "l3")
 INVALIDATION_MODES = ("local", "broadcast")
@@ -214,6 +214,13 @@ MAX_LATENCY_MS = 3_600_000.0  # an hour: beyond any real call or look-up; keeps 
 def check_latency(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_LATENCY_MS:
         raise ValueError(f"must be a number of milliseconds from 0 to {MAX_LATENCY_MS:,.0f}, got {value!r}")
+    return float(value)
+
+
+def check_max_spend(value: Any) -> float:
+    """Live mode's spend cap in USD: a finite number >= 0 (0 sends nothing)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a number of US dollars >= 0, got {value!r}")
     return float(value)
 
 
