@@ -13,7 +13,8 @@ import typer
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
-from tiercli.present.render import count, print_compare, print_frame, print_summary, report_console
+from tiercli.present.render import print_compare, print_frame, print_summary, report_console
+from tiercli.present.words import count
 from tiercli.store.runs import load_run
 from tiercli.present.views import BREAKDOWNS, COLUMNS, compare, figures, results_frame, sort_column, sort_rows
 

@@ -13,6 +13,7 @@ from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
 from tiercli.live.journal import orphaned_journals
 from tiercli.present.render import Column, print_table, printable, report_console
+from tiercli.present.words import count
 from tiercli.store.runs import ListedRun, list_runs, read_run, remove_run, runs_to_remove
 
 app = typer.Typer(no_args_is_help=False)  # the help is the callback's docstring
@@ -95,8 +96,8 @@ def _print_journals(journals: list[dict]) -> None:
                   "call that was billed", markup=False, highlight=False)
     for journal in journals:
         calls = journal["calls_sent"]
-        console.print(f"  {journal['id']}: started {journal['started'] or '?'}, {calls:,} call"
-                      f"{'' if calls == 1 else 's'} sent, ${journal['spent_usd']:,.4f} spent; {journal['path']}",
+        console.print(f"  {journal['id']}: started {journal['started'] or '?'}, {count(calls, 'call')} sent, "
+                      f"${journal['spent_usd']:,.4f} spent; {journal['path']}",
                       markup=False, highlight=False, soft_wrap=True)
     console.print("hint: the journal is JSON Lines; delete it once its calls are accounted for",
                   markup=False, highlight=False)
@@ -124,7 +125,7 @@ def rm(
 def _confirmed(chosen: list[str]) -> bool:
     """Asks on the terminal; without one, refuses (a script must say --yes)."""
     if not sys.stdin.isatty():
-        raise TiercliError(f"not removing {len(chosen)} run{'s' if len(chosen) != 1 else ''} without confirmation, "
+        raise TiercliError(f"not removing {count(len(chosen), 'run')} without confirmation, "
                            "and there is no terminal to ask on",
                            hint=f"to remove without asking: tiercli runs rm --yes {' '.join(chosen)}")
     for run_id in chosen:

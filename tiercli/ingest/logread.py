@@ -20,6 +20,7 @@ from pathlib import Path
 import msgspec
 
 from tiercli.errors import LogError
+from tiercli.present.words import count
 from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.ingest.records import Reader
 
@@ -88,16 +89,12 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, 
 
 def _no_calls(path: str, tag_changes: int, skipped: list[LogError]) -> LogError:
     """A log with nothing to replay: only tag changes, or only bad lines skipped."""
-    found = [_count(tag_changes, "tag change")] if tag_changes else []
+    found = [count(tag_changes, "tag change")] if tag_changes else []
     if skipped:
-        found.append(_count(len(skipped), "bad line") + " skipped")
+        found.append(count(len(skipped), "bad line") + " skipped")
     return LogError(path, None, None, f"no calls in the log ({', '.join(found)})",
                     hint=skipped[0].message if skipped else
                     'a call has "ts", "lead_id", "task_type", "model" and "prompt" or "messages" (README "Log format")')
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _share(part: int, whole: int) -> str:
@@ -113,16 +110,16 @@ def read_notes(read: ReadResult) -> list[str]:
     figures that rest on estimates. Every command that reads a log prints these, the same way."""
     notes = [f"skipped: {error.message}" for error in read.skipped[:SKIPPED_SHOWN]]
     if len(read.skipped) > SKIPPED_SHOWN:
-        notes.append(f"skipped: ... {_count(len(read.skipped) - SKIPPED_SHOWN, 'more bad line')}")
+        notes.append(f"skipped: ... {count(len(read.skipped) - SKIPPED_SHOWN, 'more bad line')}")
     calls = read.calls
     estimated = sum(call.tokens_estimated for call in calls)
     if estimated:
-        notes.append(f"warning: {estimated:,} of {_count(len(calls), 'call')} ({_share(estimated, len(calls))}) "
+        notes.append(f"warning: {estimated:,} of {count(len(calls), 'call')} ({_share(estimated, len(calls))}) "
                      f"have no input_tokens or output_tokens: their tokens were estimated at 4 characters a "
                      f"token, so their costs are estimates")
     unread = sum(call.openai_usage_unread for call in calls)
     if unread:
-        notes.append(f"warning: {_count(unread, 'call')} {'carries' if unread == 1 else 'carry'} OpenAI-style usage/prompt_tokens/completion_tokens "
+        notes.append(f"warning: {count(unread, 'call')} {'carries' if unread == 1 else 'carry'} OpenAI-style usage/prompt_tokens/completion_tokens "
                      f"fields, which tiercli does not read yet: their tokens were estimated")
     return notes
 

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tiercli.durations import format_duration
+from tiercli.present.words import count
 from tiercli.settings import TIER_NAMES
 
 GAP = "  "  # between columns
@@ -70,11 +71,6 @@ def _saved(before: float, after: float) -> str:
 
 def _int(value) -> str:
     return f"{int(value):,}" if _finite(value) else NA
-
-
-def count(n: int, singular: str, plural: str | None = None) -> str:
-    """'1 hit', '2 hits', '1,000 entries'."""
-    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
 
 
 # --- the text table ----------------------------------------------------------------------------

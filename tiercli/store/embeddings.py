@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from tiercli.errors import TiercliError
+from tiercli.present.words import count
 
 BATCH_SIZE = 64
 # A text is cut to this many characters per word piece of the model's window before it is
@@ -271,11 +272,11 @@ def embedding_notes(counts: dict[str, int], embedder: Embedder, store_path: Path
     lines = []
     if counts["replaced"]:
         n = counts["replaced"]
-        lines.append(f"embedding store {store_path}: {n:,} damaged vector{'s' if n != 1 else ''} (wrong length, "
+        lines.append(f"embedding store {store_path}: {count(n, 'damaged vector')} (wrong length, "
                      f"or not a unit vector) recomputed and replaced")
     if counts["cut"]:
         n, limit = counts["cut"], embedder.max_chars
-        lines.append(f"embedding: {n:,} text{'s' if n != 1 else ''} longer than {limit:,} characters "
+        lines.append(f"embedding: {count(n, 'text')} longer than {limit:,} characters "
                      f"{'were' if n != 1 else 'was'} cut to {'their' if n != 1 else 'its'} first {limit:,} before "
                      f"embedding (the model reads only its first {limit // CHARS_PER_WORD_PIECE:,} word pieces)")
     return lines
