@@ -424,18 +424,19 @@ def _bounds(calls: list[Call], requests: dict[int, dict], sender: Sender, option
     cap, a request whose cost has no bound is refused before anything is sent; without one
     (--no-spend-cap), nothing is counted and such calls are bounded by their size alone."""
     capped = options.max_spend_usd is not None
-    unbounded = [c for c in calls if anthropic_tool(requests[c.seq]) is not None]
+    tool_of = {c.seq: anthropic_tool(requests[c.seq]) for c in calls}
+    by_size = {c.seq: counted_by_size(requests[c.seq]) for c in calls}
+    unbounded = [c for c in calls if tool_of[c.seq] is not None]
     if capped and unbounded:
         call = unbounded[0]
-        index, kind = anthropic_tool(requests[call.seq])
+        index, kind = tool_of[call.seq]
         raise LogError(path, call.line, f"tools[{index}].type",
                        f"{kind!r} is not a custom tool: what it fetches or runs is billed as input, "
                        "so no spend cap can bound it; nothing was sent",
                        hint="replay without that call, or pass --no-spend-cap if you mean it")
-    sized = {c.seq: size_bound(requests[c.seq]) for c in calls if counted_by_size(requests[c.seq]) or not capped}
+    sized = {c.seq: size_bound(requests[c.seq]) for c in calls if by_size[c.seq] or not capped}
     if not capped:
-        return sized, sum(1 for c in calls
-                          if anthropic_tool(requests[c.seq]) is not None or not counted_by_size(requests[c.seq]))
+        return sized, sum(1 for c in calls if tool_of[c.seq] is not None or not by_size[c.seq])
     to_count = [c for c in calls if c.seq not in sized]
     if to_count:
         def count(call: Call) -> int:
