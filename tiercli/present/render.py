@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tiercli.durations import format_duration
+from tiercli.engine.tune import within
 from tiercli.present.words import count
 from tiercli.settings import TIER_NAMES
 
@@ -443,8 +444,7 @@ def print_compare(console: Console, a_id: str, b_id: str, metrics: pd.DataFrame,
 def _verdict(row: dict, budgets: dict, mark: str | None) -> str:
     if row["label"] == mark:
         return "recommended"
-    ok = row["stale_rate"] <= budgets["max_stale"] and row["mismatch_rate"] <= budgets["max_mismatch"]
-    return "in budget" if ok else "over budget"
+    return "in budget" if within(row, budgets["max_stale"], budgets["max_mismatch"]) else "over budget"
 
 
 def _print_candidates(console: Console, title: str, rows: list[dict], data: dict, mark: str | None) -> None:
