@@ -10,6 +10,7 @@ class TiercliError(Exception):
     """An error a user can act on: a one-line message and an optional hint."""
 
     kind = "error"
+    exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -42,6 +43,11 @@ class LogError(TiercliError):
 
 class ConfigError(TiercliError):  # a bad setting, in a config file or across flags
     kind = "bad_config"
+
+
+class UsageError(TiercliError):  # flags that cannot go together, or a flag that is required: exit 2
+    kind = "usage"
+    exit_code = 2
 
 
 class LineError(TiercliError):

@@ -40,7 +40,7 @@ def command_edge(as_json: bool = False) -> Iterator[None]:
         if debug():
             raise
         print_error(exc.to_dict(), as_json)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (tiercli.procs)
         print_error({"type": "interrupted", "message": f"interrupted ({exc})" if str(exc) else "interrupted"}, as_json)
         raise typer.Exit(exit_code(exc)) from None

@@ -8,10 +8,10 @@ import sys
 import typer
 
 from tiercli import options as opt
-from tiercli.commands._edge import command_edge, print_error, stderr
+from tiercli.commands._edge import command_edge, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.pipeline import load_events, run_replay, save
-from tiercli.errors import TiercliError
+from tiercli.errors import TiercliError, UsageError
 from tiercli.ingest.logread import read_notes
 from tiercli.present.render import print_summary, report_console
 from tiercli.procs import exit_code
@@ -29,18 +29,14 @@ def _confirm(plan: str, yes: bool) -> bool:
     return typer.confirm("Send these calls?", default=False, err=True)
 
 
-def _spend_cap(max_spend: float | None, no_spend_cap: bool, settings, json_output: bool) -> float | None:
+def _spend_cap(max_spend: float | None, no_spend_cap: bool, settings) -> float | None:
     """Live mode's cap: --max-spend, else the config's max_spend; no cap only with --no-spend-cap.
     A missing cap is a usage error (exit 2), found before the replay runs and anything is sent."""
-    problem = None
     if max_spend is not None and no_spend_cap:
-        problem = "--max-spend and --no-spend-cap contradict each other", "keep one of them"
-    elif max_spend is None and settings.max_spend is None and not no_spend_cap:
-        problem = ("live mode needs a spend cap: nothing was sent",
-                   "add --max-spend USD (or max_spend = USD in the config); --no-spend-cap sends without one")
-    if problem:
-        print_error({"type": "usage", "message": problem[0], "hint": problem[1]}, json_output)
-        raise typer.Exit(2)
+        raise UsageError("--max-spend and --no-spend-cap contradict each other", hint="keep one of them")
+    if max_spend is None and settings.max_spend is None and not no_spend_cap:
+        raise UsageError("live mode needs a spend cap: nothing was sent",
+                         hint="add --max-spend USD (or max_spend = USD in the config); --no-spend-cap sends without one")
     return None if no_spend_cap else max_spend if max_spend is not None else settings.max_spend
 
 
@@ -102,7 +98,7 @@ def replay(
         if live:
             from tiercli.live.send import api_key
 
-            spend_cap = _spend_cap(max_spend, no_spend_cap, settings, json_output)
+            spend_cap = _spend_cap(max_spend, no_spend_cap, settings)
             api_key()  # no key: stop now, not after the replay
         read = load_events(log, settings, skip_invalid=skip_invalid, digest=not no_save)
         for note in read_notes(read):
