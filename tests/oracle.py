@@ -89,6 +89,9 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
         if call.bypass:
             outcomes.append("bypass"); stale.append(False); mismatched.append(False)
             continue
+        if call.keyless:
+            outcomes.append("miss"); stale.append(False); mismatched.append(False)
+            continue
         hit = None
         if on("l1", call):
             e = live(mine, call.key, t)

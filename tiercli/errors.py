@@ -29,15 +29,20 @@ class LogError(TiercliError):
 
     kind = "bad_log"
 
-    def __init__(self, path: str, line: int | None, field: str | None, problem: str, hint: str | None = None):
+    def __init__(self, path: str, line: int | None, field: str | None, problem: str, hint: str | None = None,
+                 record: str | None = None):
         where = path if line is None else f"{path}:{line}"
+        if record:  # where in the line or file, when a line is not enough: "record 3", "span 5f2a..."
+            where = f"{where}: {record}"
         what = f"{where}: {field}: {problem}" if field else f"{where}: {problem}"
         super().__init__(what, hint)
-        self.path, self.line, self.field, self.problem = path, line, field, problem
+        self.path, self.line, self.field, self.problem, self.record = path, line, field, problem, record
 
     def to_dict(self) -> dict:
         out = super().to_dict()
         out.update({"file": self.path, "line": self.line, "field": self.field})
+        if self.record:
+            out["record"] = self.record
         return out
 
 

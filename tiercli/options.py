@@ -25,6 +25,14 @@ def _checked(check):
     return callback
 
 
+def _format_choice(value: str) -> str:
+    from tiercli.ingest.formats import CHOICES
+
+    if value not in CHOICES:
+        raise ValueError(f"{value!r} is not one of {', '.join(CHOICES)}")
+    return value
+
+
 def _duration_text(value: str | None) -> str | None:
     if value is not None:
         try:
@@ -34,8 +42,15 @@ def _duration_text(value: str | None) -> str | None:
     return value  # kept as text: None means "not given", while "none" means "never expires"
 
 
-LogArgument = Annotated[Path, typer.Argument(metavar="LOG", help="The log: JSON Lines, one call or tag change per line.",
-                                             show_default=False)]
+LogArgument = Annotated[list[str], typer.Argument(
+    metavar="LOG", help="The logs: files (.gz and .zst too), folders, globs, or - for stdin; "
+    "tiercli's JSON Lines or another tool's export (README \"Bring your logs\").", show_default=False)]
+FormatOption = Annotated[str, typer.Option(
+    "--format", help="The logs' format: auto (detected per file), tiercli, otel, langfuse, litellm, helicone "
+    "or map.", callback=_checked(lambda v: _format_choice(v)))]
+MapOption = Annotated[list[str] | None, typer.Option(
+    "--map", metavar="FIELD=PATH", help="Where a field of ours is in the records, e.g. lead_id=metadata.contact_id "
+    "(repeatable; README \"Bring your logs\").", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file of settings; flags override it.",
                                                    show_default=False)]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from tiercli.store.embeddings import Embedder, EmbeddingStore, SentenceTransformerEmbedder, embed_texts
 from tiercli.store.home import tiercli_home
-from tiercli.ingest.logread import ReadResult, read_log
+from tiercli.ingest.logread import ReadResult, read_logs
 from tiercli.economics.outcomes import outcome_table
 from tiercli.economics.pricing import Pricer
 from tiercli.errors import TiercliError, of_log
@@ -39,19 +39,24 @@ class ReplayRun:
     summary: dict
 
 
-def load_events(log_path: str | Path, settings: Settings, *, skip_invalid: bool = False,
-                digest: bool = True) -> ReadResult:
-    """The log's events; `digest`: also its SHA-256, which a saved run records."""
+def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format: str = "auto",
+                field_map: list[str] | None = None, skip_invalid: bool = False, digest: bool = True) -> ReadResult:
+    """The logs' events (README "Bring your logs"); `field_map`: --map flags, over the
+    config's [map]; `digest`: also the SHA-256, which a saved run records."""
+    from tiercli.ingest.fieldmap import parse_map
+
     pricer = Pricer(settings.prices)
-    return read_log(log_path, skip_invalid=skip_invalid, known_model=pricer.knows, keep_text="l3" in settings.tiers,
-                    digest=digest)
+    logs = [str(logs)] if isinstance(logs, (str, Path)) else [str(log) for log in logs]
+    return read_logs(logs, log_format, field_map={**settings.field_map, **parse_map(field_map)},
+                     skip_invalid=skip_invalid, known_model=pricer.knows, keep_text="l3" in settings.tiers,
+                     digest=digest)
 
 
 def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settings,
                    progress: ProgressFactory = _no_progress):
     """Vectors of the distinct texts of cacheable calls, reusing the on-disk store; their row
     of each text; and the summary's `embeddings` counts: texts, computed, cut, replaced."""
-    texts = list(dict.fromkeys(c.text for c in read.calls if not c.bypass))
+    texts = list(dict.fromkeys(c.text for c in read.calls if not (c.bypass or c.keyless)))
     embedder = embedder or SentenceTransformerEmbedder(settings.l3_model)
     store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
     update = None  # the bar is made at the first report, which brings the number of texts to compute

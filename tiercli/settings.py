@@ -55,6 +55,7 @@ class Settings:
     adaptive_scale: float = 1.0  # calls per minute at which the TTL halves
     prices: dict[str, ModelPrice] = field(default_factory=dict)
     max_spend: float | None = None  # live mode's spend cap in USD; --max-spend overrides it
+    field_map: dict[str, str] = field(default_factory=dict)  # [map]: where other formats keep our fields
 
     def __post_init__(self):
         # A TTL of 0 turns a tier off: a tier off for every task is not looked up, stored or
@@ -254,7 +255,21 @@ def _check_price(value: Any) -> ModelPrice:
     return price
 
 
+def check_map(value: Any) -> dict[str, str]:
+    """A [map] table: tiercli field = "path in the log's records" (tiercli/ingest/fieldmap.py)."""
+    from tiercli.errors import UsageError
+    from tiercli.ingest.fieldmap import parse_map
+
+    if not isinstance(value, dict):
+        raise ValueError('must be a table of FIELD = "PATH", e.g. [map] lead_id = "metadata.contact_id"')
+    try:
+        return parse_map(value, "map")
+    except UsageError as exc:
+        raise ValueError(exc.message.removeprefix("map: ") + (f" ({exc.hint})" if exc.hint else "")) from None
+
+
 _CHECKS = {
+    "map": check_map,
     "tiers": check_tiers,
     "workers": check_workers,
     "l3_threshold": check_threshold,
@@ -271,7 +286,7 @@ _CHECKS = {
     "adaptive_scale": check_scale,
     "max_spend": check_max_spend,
 }
-_FIELD_OF = {"tasks": "task_ttls"}  # config key -> Settings field, where they differ
+_FIELD_OF = {"tasks": "task_ttls", "map": "field_map"}  # config key -> Settings field, where they differ
 for _tier in TIER_NAMES:
     _CHECKS[f"{_tier}_ttl"] = parse_duration
     _CHECKS[f"{_tier}_max_entries"] = check_positive_int

@@ -43,6 +43,8 @@ def _spend_cap(max_spend: float | None, no_spend_cap: bool, settings) -> float |
 def replay(
     log: opt.LogArgument,
     config: opt.ConfigOption = None,
+    log_format: opt.FormatOption = "auto",
+    field_map: opt.MapOption = None,
     tiers: opt.TiersOption = None,
     workers: opt.WorkersOption = None,
     l1_ttl: opt.L1TtlOption = None,
@@ -100,7 +102,12 @@ def replay(
 
             spend_cap = _spend_cap(max_spend, no_spend_cap, settings)
             api_key()  # no key: stop now, not after the replay
-        read = load_events(log, settings, skip_invalid=skip_invalid, digest=not no_save)
+        read = load_events(log, settings, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid,
+                           digest=not no_save)
+        if live and (len(read.files) != 1 or read.files[0].format != "tiercli" or read.files[0].name == "<stdin>"):
+            raise UsageError("--live sends the recorded requests of one log file in tiercli's own format",
+                             hint="replay other formats without --live; convert a log with --format map first "
+                                  "if it must be sent")
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
         live_run = None

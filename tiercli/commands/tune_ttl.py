@@ -50,6 +50,8 @@ def _budget(text: str, flag: str) -> float:
 def tune_ttl(
     log: opt.LogArgument,
     config: opt.ConfigOption = None,
+    log_format: opt.FormatOption = "auto",
+    field_map: opt.MapOption = None,
     l1_grid: Annotated[str | None, typer.Option("--l1-grid", help="L1 TTLs to try [default: 1m,5m,15m]",
                                                 show_default=False)] = None,
     l2_grid: Annotated[str | None, typer.Option("--l2-grid", help="L2 TTLs to try [default: 5m,15m,1h,4h]",
@@ -104,7 +106,8 @@ def tune_ttl(
             raise TiercliError("tune-ttl simulates L2 in process", hint="drop l2_redis_url from the config for tune-ttl")
         grids = {t: grids[t] or tune.DEFAULT_GRIDS[t] for t in grids}
         candidates = tune.grid_candidates(base, grids, thresholds or (base.l3_threshold,))
-        read = load_events(log, base, skip_invalid=skip_invalid, digest=False)
+        read = load_events(log, base, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid,
+                           digest=False)
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
         with progress_bars() as progress:
@@ -123,7 +126,7 @@ def tune_ttl(
         all_rows = rows + adaptive_rows
         best, runner_up, reasons = tune.recommend(all_rows, stale_budget, mismatch_budget)
         data = {
-            "log": str(log), "requests": len(read.calls), "candidates": len(all_rows),
+            "log": read.path, "requests": len(read.calls), "candidates": len(all_rows),
             "budgets": {"max_stale": stale_budget, "max_mismatch": mismatch_budget},
             "tiers": list(base.tiers),
             "recommended": _row(best, base), "runner_up": _row(runner_up, base), "why": reasons,
@@ -150,7 +153,7 @@ def tune_ttl(
                 raise TiercliError("no settings are within the budgets, so there is no config to write",
                                    hint="raise --max-stale/--max-mismatch or widen the grids")
             write_config(write_config_to, chosen, [
-                f"written by tiercli tune-ttl from {log}",
+                f"written by tiercli tune-ttl from {read.path}",
                 f"budgets: stale <= {stale_budget * 100:g}%, mismatched <= {mismatch_budget * 100:g}% of requests"])
             data["config_written"] = str(write_config_to)
             stderr.print(f"wrote {write_config_to}", markup=False, highlight=False)

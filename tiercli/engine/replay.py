@@ -176,6 +176,9 @@ class _Replayer:
         if call.bypass:
             self._record(BYPASS, None, call, similarity, lookup_ms)
             return
+        if call.keyless:  # recorded without its request: nothing to look up or store
+            self._record(MISS, None, call, similarity, lookup_ms)
+            return
         for level, tier in enumerate(tiers):
             entry, seen = tier.find(call, worker, t)
             lookup_ms += tier.last_lookup_ms if tier.measures_latency else latency_of_tier[level]

@@ -24,8 +24,11 @@ class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level ty
     tokens_estimated: bool
     latency_ms: float | None
     response_digest: bytes | None  # of the recorded response, whitespace-stripped (see logread)
-    # tokens estimated although the record carries OpenAI-style usage fields, not read yet
-    openai_usage_unread: bool = False
+    # a call recorded without its request (a span with no content): it cannot be keyed, so it
+    # is never looked up or stored, and counts as a miss
+    keyless: bool = False
+    source_cache_hit: bool = False  # the source already served it from its own cache (LiteLLM)
+    file: int = 0  # which of the logs read it came from (ReadResult.files)
 
 
 class TagChange(msgspec.Struct, gc=False, array_like=True, tag=True):
@@ -35,6 +38,7 @@ class TagChange(msgspec.Struct, gc=False, array_like=True, tag=True):
     lead: str
     tag: str
     worker: str | None
+    file: int = 0
 
 
 Event = Call | TagChange

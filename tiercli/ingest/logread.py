@@ -33,12 +33,25 @@ _EVENTS_IN = msgspec.msgpack.Decoder(list[Call | TagChange])
 
 
 @dataclass
+class LogFile:
+    """One of the logs read: its name, format, bytes, digest and what its format counted."""
+
+    name: str
+    format: str
+    size: int = 0
+    sha256: str = ""
+    counts: dict = field(default_factory=dict)
+    detected: bool = False  # the format was detected (--format auto), not given
+
+
+@dataclass
 class ReadResult:
-    events: list[Event]  # in processing order: ts, then file order
+    events: list[Event]  # in processing order: ts, then argument order, then file order
     skipped: list[LogError] = field(default_factory=list)  # with skip_invalid
-    path: str = ""
+    path: str = ""  # the log's name; with several, theirs joined
     size: int = 0  # bytes read
-    sha256: str = ""  # of the whole file (when asked for): a saved run names exactly its log
+    sha256: str = ""  # of the whole file, or of the files' digests (when asked for): a saved run names exactly its logs
+    files: list[LogFile] = field(default_factory=list)
 
     @property
     def calls(self) -> list[Call]:
@@ -47,18 +60,106 @@ class ReadResult:
 
 def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, keep_text: bool = True,
              digest: bool = True, parallel_min_bytes: int = PARALLEL_MIN_BYTES) -> ReadResult:
-    """Read and check a whole log. `known_model(name) -> bool` rejects calls whose model has no
-    price. Without `keep_text` (L3 off) the calls' texts are not kept, to save memory; without
-    `digest` the file's SHA-256 (needed only to save a run) is not computed."""
-    path_str = str(path)
+    """Read and check one native log (see read_logs)."""
+    return read_logs([str(path)], "tiercli", skip_invalid=skip_invalid, known_model=known_model,
+                     keep_text=keep_text, digest=digest, parallel_min_bytes=parallel_min_bytes)
+
+
+def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict[str, str] | None = None,
+              skip_invalid: bool = False, known_model=None, keep_text: bool = True, digest: bool = True,
+              parallel_min_bytes: int = PARALLEL_MIN_BYTES, on_format=None, sources=None) -> ReadResult:
+    """Read and check logs: files, folders, globs or - (README "Bring your logs"), each in its
+    format (`auto`: detected per file; `on_format(name, format)` hears which). `known_model(name)
+    -> bool` rejects calls whose model has no price. Without `keep_text` (L3 off) the calls'
+    texts are not kept, to save memory; without `digest` the SHA-256 (needed only to save a
+    run) is not computed."""
+    from tiercli.ingest import formats
+    from tiercli.ingest.foreign import ReadOptions
+    from tiercli.ingest.sources import expand
+
+    sources = expand(arguments) if sources is None else sources  # given: a caller reads them again (inspect)
+    options = ReadOptions(skip_invalid, known_model, keep_text, dict(field_map or {}))
+    names: dict[str, str] = {}  # one string object per lead, task, model and worker, across files
+    events: list[Event] = []
+    skipped: list[LogError] = []
+    files: list[LogFile] = []
+    for index, source in enumerate(sources):
+        if len(sources) > 1 and not source.head().strip():  # an hour with no traffic, say
+            files.append(LogFile(source.name, "empty", source.size()))
+            continue
+        chosen = formats.get(log_format) if log_format != "auto" else formats.detect(source)
+        if on_format is not None:
+            on_format(source.name, chosen.name)
+        if chosen.name == "tiercli":
+            read, sha256 = read_native(source, options, index, names, digest, parallel_min_bytes)
+        else:
+            read, sha256 = chosen.read(source, options, index, names), ""
+            if digest:
+                sha256 = _digest(source)
+        if not read.counts.get("records") and not read.skipped and len(sources) == 1:
+            raise LogError(source.name, None, None, "the log is empty", hint="a log holds one JSON object per line")
+        events += read.events
+        skipped += read.skipped
+        files.append(LogFile(source.name, chosen.name, source.size(), sha256, dict(read.counts), log_format == "auto"))
+    path = files[0].name if len(files) == 1 else ", ".join(f.name for f in files)
+    if not any(type(event) is Call for event in events):
+        raise _no_calls(path, sum(type(e) is TagChange for e in events), skipped)
+    if len(files) > 1 or any(a.ts > b.ts for a, b in zip(events, events[1:])):
+        events.sort(key=_by_ts)  # stable: equal ts keep argument order, then file order
+    for seq, event in enumerate(events):
+        event.seq = seq
+    if len(files) == 1:
+        sha256 = files[0].sha256
+    else:
+        sha256 = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest() if digest else ""
+    return ReadResult(events, skipped, path, sum(f.size for f in files), sha256, files)
+
+
+def _digest(source) -> str:
+    hasher = hashlib.sha256()
+    with source.open() if source.path is None else open(source.path, "rb") as handle:
+        while chunk := handle.read(BLOCK_BYTES):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def read_native(source, options, file_index: int, names: dict[str, str], digest: bool = True,
+                parallel_min_bytes: int = PARALLEL_MIN_BYTES):
+    """(FormatRead, sha256) of a log in tiercli's own format. A large plain file is read in two
+    processes; a compressed one or standard input as a stream."""
+    from tiercli.ingest.foreign import FormatRead
+    from tiercli.ingest.sources import lines_of
+
+    reader = Reader(source.name, options.skip_invalid, options.known_model, options.keep_text)
+    reader.names = names
+    hasher = hashlib.sha256() if digest else None
+    if not source.plain_file:
+        if hasher is not None:
+            hasher.update(source.read_bytes() if source.path is None else Path(source.path).read_bytes())
+        for first_line, lines, block in lines_of(source):
+            if first_line == 1 and block.startswith(UTF8_BOM):
+                block = block[len(UTF8_BOM):]
+            reader.block(first_line, lines, block)
+    else:
+        _read_plain(str(source.path), source.name, reader, hasher, parallel_min_bytes)
+    read = FormatRead(reader.events, reader.skipped)
+    if file_index:
+        for event in read.events:
+            event.file = file_index
+    read.counts["records"] = len(reader.events) + len(reader.skipped) if reader.saw_line else 0
+    read.counts["calls"] = sum(type(event) is Call for event in reader.events)
+    read.counts["tag_changes"] = len(reader.events) - read.counts["calls"]
+    return read, hasher.hexdigest() if hasher is not None else ""
+
+
+def _read_plain(path_str: str, name: str, reader: Reader, hasher, parallel_min_bytes: int) -> None:
     size = _size(path_str)
     two_processes = (size >= parallel_min_bytes and (os.cpu_count() or 1) > 1
                      and "fork" in multiprocessing.get_all_start_methods())
     split = _split_point(path_str, size) if two_processes else size
-    helper = _Helper(path_str, split, size, skip_invalid, known_model, keep_text) if split < size else None
+    helper = (_Helper(path_str, name, split, size, reader.skip_invalid, reader.known_model, reader.keep_text)
+              if split < size else None)
     try:
-        reader = Reader(path_str, skip_invalid, known_model, keep_text)
-        hasher = hashlib.sha256() if digest else None
         lines_before = 0
         for first_line, lines, block in _blocks(path_str, 0, split):
             if hasher is not None:
@@ -75,16 +176,6 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, 
     finally:
         if helper is not None:
             helper.stop()
-    events, skipped = reader.events, reader.skipped
-    if not reader.saw_line:
-        raise LogError(path_str, None, None, "the log is empty", hint="a log holds one JSON object per line")
-    if not any(type(event) is Call for event in events):
-        raise _no_calls(path_str, len(events), skipped)
-    if any(a.ts > b.ts for a, b in zip(events, events[1:])):
-        events.sort(key=_by_ts)  # stable: equal ts keep file order
-    for seq, event in enumerate(events):
-        event.seq = seq
-    return ReadResult(events, skipped, path_str, size, hasher.hexdigest() if hasher is not None else "")
 
 
 def _no_calls(path: str, tag_changes: int, skipped: list[LogError]) -> LogError:
@@ -108,7 +199,8 @@ SKIPPED_SHOWN = 5  # bad lines named one by one; the rest are counted
 def read_notes(read: ReadResult) -> list[str]:
     """What a command says on stderr about what it read: the lines skipped, and warnings about
     figures that rest on estimates. Every command that reads a log prints these, the same way."""
-    notes = [f"skipped: {error.message}" for error in read.skipped[:SKIPPED_SHOWN]]
+    notes = format_notes(read.files)
+    notes += [f"skipped: {error.message}" for error in read.skipped[:SKIPPED_SHOWN]]
     if len(read.skipped) > SKIPPED_SHOWN:
         notes.append(f"skipped: ... {count(len(read.skipped) - SKIPPED_SHOWN, 'more bad line')}")
     calls = read.calls
@@ -117,10 +209,37 @@ def read_notes(read: ReadResult) -> list[str]:
         notes.append(f"warning: {estimated:,} of {count(len(calls), 'call')} ({_share(estimated, len(calls))}) "
                      f"have no input_tokens or output_tokens: their tokens were estimated at 4 characters a "
                      f"token, so their costs are estimates")
-    unread = sum(call.openai_usage_unread for call in calls)
-    if unread:
-        notes.append(f"warning: {count(unread, 'call')} {'carries' if unread == 1 else 'carry'} OpenAI-style usage/prompt_tokens/completion_tokens "
-                     f"fields, which tiercli does not read yet: their tokens were estimated")
+    return notes
+
+
+FILES_NAMED = 5  # detected formats named file by file; beyond that, counted
+
+
+def format_notes(files: list[LogFile]) -> list[str]:
+    """What --format auto chose, and what foreign formats could not read in full."""
+    detected = [f for f in files if f.detected and f.format != "tiercli"]  # our own format goes unsaid, as ever
+    if len(detected) <= FILES_NAMED:
+        notes = [f"format: {f.name}: {f.format} (detected)" for f in detected]
+    else:
+        by_format: dict[str, int] = {}
+        for f in detected:
+            by_format[f.format] = by_format.get(f.format, 0) + 1
+        notes = [f"format: {count(len(detected), 'log')} detected: "
+                 + ", ".join(f"{n:,} {name}" for name, n in sorted(by_format.items()))]
+    empty = [f.name for f in files if f.format == "empty"]
+    if empty:
+        notes.append(f"note: {count(len(empty), 'empty log')} skipped: {', '.join(empty[:FILES_NAMED])}"
+                     + (", ..." if len(empty) > FILES_NAMED else ""))
+    totals: dict[str, int] = {}
+    for f in files:
+        for key, value in f.counts.items():
+            totals[key] = totals.get(key, 0) + value
+    if totals.get("keyless"):
+        notes.append(f"warning: {count(totals['keyless'], 'call')} recorded without its request (no content) "
+                     f"cannot be keyed: counted as misses, never cached")
+    if totals.get("source_cache_hits"):
+        notes.append(f"note: {count(totals['source_cache_hits'], 'call')} the log's own cache already served "
+                     f"(LiteLLM cache_hit): replayed as calls to the API, priced at full cost")
     return notes
 
 
@@ -184,7 +303,7 @@ class _Helper:
     """A forked process that parses bytes start..end and sends back its events (msgpack) and
     its skipped lines or first error, with line numbers counted from `start`."""
 
-    def __init__(self, path: str, start: int, end: int, skip_invalid: bool, known_model, keep_text: bool):
+    def __init__(self, path: str, name: str, start: int, end: int, skip_invalid: bool, known_model, keep_text: bool):
         context = multiprocessing.get_context("fork")  # the parent's state (prices) comes along
         self.conn, child = context.Pipe(duplex=False)
         self.process = context.Process(target=_helper_main, daemon=True,
@@ -192,7 +311,7 @@ class _Helper:
                                              known_model, keep_text))
         self.process.start()
         child.close()
-        self.path = path
+        self.path = name  # as messages call it
 
     def merge_into(self, reader: Reader, lines_before: int) -> None:
         try:

@@ -30,7 +30,8 @@ MAX_LATENCY_MS = 86_400_000.0  # a day
 TS_MIN, TS_MAX = 0.0, 4_102_444_800.0  # 1970-01-01 to 2100-01-01 UTC: what datetime and pandas both hold
 PARSER_MAX_DEPTH = 1024  # orjson's limit: deeper JSON is not valid JSON here
 KEY_MAX_DEPTH = 254  # orjson.dumps' limit, which the request key's canonical JSON meets first
-OPENAI_FIELDS = ("usage", "prompt_tokens", "completion_tokens")  # not read yet: counted, and named in a warning
+# Usage as APIs report it: read for the token fields a record does not give (README "Log format").
+USAGE_FIELDS = ("usage", "prompt_tokens", "completion_tokens")
 
 _CALL_OPTIONAL_INTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 _CALL_OPTIONAL_BOOLS = ("streaming", "use_tools")
@@ -150,10 +151,11 @@ class Reader:
                          else _text_blocks(m.content, "content")} for m in r.messages]
         else:
             _fallback()
+        if r.usage != _NULL or r.prompt_tokens != _NULL or r.completion_tokens != _NULL:
+            _fallback()  # usage objects are read by the reference
         return _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
                           r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens, r.streaming,
-                          r.use_tools, r.latency_ms, self.keep_text,
-                          r.usage != _NULL or r.prompt_tokens != _NULL or r.completion_tokens != _NULL)
+                          r.use_tools, r.latency_ms, self.keep_text)
 
 
 class _Fallback(Exception):
@@ -271,7 +273,7 @@ def parse_record(raw: bytes, line_no: int, known_model=None, keep_text: bool = T
     if kind == "call":
         return _parse_call(record, line_no, known_model, keep_text, names)
     if kind == "tag_change":
-        return _parse_tag_change(record, line_no, names)
+        return parse_tag_change(record, line_no, names)
     raise _Bad("type", f"unknown type {kind!r} (expected \"call\" or \"tag_change\")")
 
 
@@ -289,7 +291,7 @@ def _json_problem(raw: bytes, exc: orjson.JSONDecodeError) -> str:
     return f"not valid JSON ({message}" + (f" at column {column})" if column else ")")
 
 
-def _parse_tag_change(record: dict, line_no: int, names: dict[str, str]) -> TagChange:
+def parse_tag_change(record: dict, line_no: int, names: dict[str, str]) -> TagChange:
     worker = _string(record, "worker")
     lead = _lead(record)
     return TagChange(
@@ -300,6 +302,21 @@ def _parse_tag_change(record: dict, line_no: int, names: dict[str, str]) -> TagC
         tag=_string(record, "tag", required=True),
         worker=None if worker is None else names.setdefault(worker, worker),
     )
+
+
+def call_of_record(record: dict, line_no: int, known_model, keep_text: bool, names: dict[str, str], *,
+                   content_optional: bool = False) -> Call:
+    """The call of a record in tiercli's own shape, built by another format's reader: the same
+    checks as a native line. With `content_optional`, a record without prompt and messages (a
+    span that recorded no content) is a keyless call, or a bypass when it was streamed."""
+    if content_optional and record.get("prompt") is None and record.get("messages") is None:
+        call = _parse_call({**record, "prompt": ""}, line_no, known_model, keep_text, names)
+        call.key, call.text, call.keyless = b"", "", not call.bypass
+        return call
+    return _parse_call(record, line_no, known_model, keep_text, names)
+
+
+RecordProblem = _Bad  # what call_of_record raises: .field, .problem, .hint
 
 
 def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names: dict[str, str]) -> Call:
@@ -324,8 +341,11 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names:
     if response is not None and not isinstance(response, str):
         raise _Bad("response", "must be a string")
     ints = {}
+    usage = _usage(record)
     for name in _CALL_OPTIONAL_INTS:
         value = record.get(name)
+        if value is None:
+            value = usage.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise _Bad(name, f"must be a non-negative integer, got {value!r}")
         if value is not None and value > MAX_TOKENS:
@@ -348,14 +368,36 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names:
 
     return _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
                       ints["output_tokens"], ints["cache_read_input_tokens"], ints["cache_creation_input_tokens"],
-                      flags["streaming"], flags["use_tools"], latency, keep_text,
-                      any(record.get(name) is not None for name in OPENAI_FIELDS))
+                      flags["streaming"], flags["use_tools"], latency, keep_text)
+
+
+def _usage(record: dict) -> dict[str, int | None]:
+    """Token fields from a usage object (`usage`, in Anthropic's or OpenAI's shape), or from
+    top-level OpenAI `prompt_tokens` / `completion_tokens`; normalised by chat.usage_object:
+    input excludes cached tokens."""
+    if all(record.get(name) is None for name in USAGE_FIELDS):
+        return {}
+    from tiercli.ingest.chat import usage_object
+
+    usage = record.get("usage")
+    flat = usage is None
+    if flat:
+        usage = {name: record[name] for name in ("prompt_tokens", "completion_tokens", "prompt_tokens_details")
+                 if record.get(name) is not None}
+    try:
+        read = usage_object(usage)
+    except _Bad as bad:
+        if flat and bad.field:
+            bad.field = bad.field.removeprefix("usage.")
+        raise
+    return {"input_tokens": read.input_tokens, "output_tokens": read.output_tokens,
+            "cache_read_input_tokens": read.cache_read, "cache_creation_input_tokens": read.cache_write}
 
 
 def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker: str | None,
                system: list[dict] | None, messages: list[dict], response: str | None, input_tokens: int | None,
                output_tokens: int | None, cache_read: int | None, cache_write: int | None, streaming: bool,
-               use_tools: bool, latency: float | None, keep_text: bool, openai_fields: bool) -> Call:
+               use_tools: bool, latency: float | None, keep_text: bool) -> Call:
     """The call of a checked record (both paths)."""
     estimated = input_tokens is None or output_tokens is None
     if input_tokens is None:
@@ -371,8 +413,7 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
     return Call(0, line_no, ts, lead, task, model, worker, key,
                 embedding_text(messages) if keep_text else "", streaming or use_tools, streaming, input_tokens,
                 output_tokens, cache_read or 0, cache_write or 0, estimated,
-                float(latency) if latency is not None else None, response_digest(response),
-                estimated and openai_fields)
+                float(latency) if latency is not None else None, response_digest(response))
 
 
 def _too_deep_to_key(blocks: list[dict]) -> bool:

@@ -1,0 +1,56 @@
+"""What every format's tests check: a log in that format replays exactly as the same calls
+written in tiercli's own format."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from logs import write
+from tiercli.ingest.logread import read_logs
+from tiercli.pipeline import run_replay
+from tiercli.settings import Settings
+from tiercli.store.embeddings import HashingEmbedder
+
+# Summary fields that say where a run came from, not what the caches did.
+NOT_COMPARED = ("run_id", "settings", "embeddings")
+
+
+def read(paths, log_format: str = "auto", field_map: dict | None = None, **kwargs):
+    paths = [str(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
+    return read_logs(paths, log_format, field_map=field_map, known_model=lambda m: True, **kwargs)
+
+
+def replay_of(read_result, **settings):
+    run = run_replay(read_result, Settings(**settings), embedder=HashingEmbedder())
+    summary = {k: v for k, v in run.summary.items() if k not in NOT_COMPARED}
+    columns = ["ts", "lead", "task", "model", "worker", "outcome", "stale", "mismatched", "source_seq",
+               "tokens_estimated", "baseline_pusd", "cached_pusd", "baseline_ms", "cached_ms"]
+    columns = [c for c in columns if c in run.table.columns]
+    return summary, run.table[columns].astype(str).values.tolist()
+
+
+def assert_same_replay(foreign, native_records: list[dict], tmp_path: Path, log_format: str = "auto",
+                       field_map: dict | None = None, **settings):
+    """The foreign log(s) and the native records give the same summary and per-call table."""
+    native = write(tmp_path / "native.jsonl", native_records)
+    settings = {"tiers": ("l1", "l2"), **settings}
+    theirs = replay_of(read(foreign, log_format, field_map), **settings)
+    ours = replay_of(read(native, "tiercli"), **settings)
+    assert theirs[0] == ours[0]
+    assert theirs[1] == ours[1]
+    return theirs
+
+
+def gzipped(path: Path) -> Path:
+    out = path.with_name(path.name + ".gz")
+    out.write_bytes(gzip.compress(path.read_bytes()))
+    return out
+
+
+def zstd_compressed(path: Path) -> Path:
+    import zstandard
+
+    out = path.with_name(path.name + ".zst")
+    out.write_bytes(zstandard.ZstdCompressor().compress(path.read_bytes()))
+    return out

@@ -1,0 +1,207 @@
+"""What every format but the native one shares: turning its records into tiercli events with
+the native checks, errors that name the source's own fields, and values in the forms exports
+write them (times as text, numbers, epoch milli- or nanoseconds; booleans as text)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from tiercli.errors import LogError
+from tiercli.ingest.events import Call, Event, TagChange
+from tiercli.ingest.items import Item
+from tiercli.ingest.records import RecordProblem, TS_MAX, TS_MIN, call_of_record, parse_tag_change
+from tiercli.ingest.sources import Source
+
+
+@dataclass
+class ReadOptions:
+    skip_invalid: bool = False
+    known_model: Any = None  # model name -> bool: has a price
+    keep_text: bool = True  # False: L3 is off, texts are not kept
+    field_map: dict[str, str] = field(default_factory=dict)  # tiercli field -> the source's path (fieldmap.py)
+
+
+@dataclass
+class FormatRead:
+    """What a format made of one source: events in file order, skipped records, and counts for
+    `inspect` and the reports (records, spans_skipped, duplicates_merged, keyless, ...)."""
+
+    events: list[Event] = field(default_factory=list)
+    skipped: list[LogError] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+
+
+class Builder:
+    """Events of one source, made with the native checks; a problem names the source's field
+    (through `origin`, tiercli field -> source field) and is raised, or skipped and counted."""
+
+    def __init__(self, source: Source, file_index: int, options: ReadOptions, names: dict[str, str] | None = None):
+        self.source, self.file_index, self.options = source, file_index, options
+        self.names = {} if names is None else names
+        self.out = FormatRead()
+
+    def call(self, item: Item, record: dict, origin: dict[str, str] | None = None, *, where: str | None = None,
+             source_cache_hit: bool = False) -> Call | None:
+        """A call from a record in tiercli's shape (fields it lacks absent or None); None when
+        it was skipped. A call with no lead is the lead NO_LEAD, with no task the task NO_TASK:
+        `inspect` shows how many."""
+        record = {k: v for k, v in record.items() if v is not None}
+        present = coverage(record)
+        record.setdefault("lead_id", NO_LEAD)
+        record.setdefault("task_type", NO_TASK)
+        try:
+            call = call_of_record(record, self._line(item), self.options.known_model, self.options.keep_text,
+                                  self.names, content_optional=True)
+        except RecordProblem as bad:
+            self.problem(item, (origin or {}).get(bad.field, bad.field), bad.problem, bad.hint, where)
+            return None
+        call.file = self.file_index
+        call.source_cache_hit = source_cache_hit
+        self.out.events.append(call)
+        self.out.counts["calls"] += 1
+        self.out.counts.update(present)
+        self.out.counts["keyless"] += call.keyless
+        self.out.counts["source_cache_hits"] += source_cache_hit
+        return call
+
+    def tag_change(self, item: Item, record: dict, origin: dict[str, str] | None = None,
+                   where: str | None = None) -> TagChange | None:
+        try:
+            event = parse_tag_change(record, self._line(item), self.names)
+        except RecordProblem as bad:
+            self.problem(item, (origin or {}).get(bad.field, bad.field), bad.problem, bad.hint, where)
+            return None
+        event.file = self.file_index
+        self.out.events.append(event)
+        self.out.counts["tag_changes"] += 1
+        return event
+
+    def problem(self, item: Item, field_name: str | None, problem: str, hint: str | None = None,
+                where: str | None = None) -> None:
+        error = item.error(self.source, field_name, problem, hint, where)
+        if not self.options.skip_invalid:
+            raise error
+        self.out.skipped.append(error)
+
+    @contextmanager
+    def checking(self, item: Item, where: str | None = None) -> Iterator[list[bool]]:
+        """Converts a RecordProblem raised while reading a record into its error (or a skip);
+        the yielded list holds False after a skip, so the caller can stop with that record."""
+        ok = [True]
+        try:
+            yield ok
+        except RecordProblem as bad:
+            ok[0] = False
+            self.problem(item, bad.field, bad.problem, bad.hint, where)
+
+    @staticmethod
+    def _line(item: Item) -> int:
+        if item.line is not None:
+            return item.line
+        number = (item.record or "").rsplit(" ", 1)[-1]
+        return int(number) if number.isdigit() else 0
+
+
+NO_LEAD = "(no lead)"
+NO_TASK = "(no task)"
+# What inspect's coverage table counts: name -> the record fields (any of) that give it.
+COVERAGE = {
+    "content": ("prompt", "messages"),
+    "response": ("response",),
+    "tokens": ("input_tokens",),
+    "cache_tokens": ("cache_read_input_tokens", "cache_creation_input_tokens"),
+    "latency": ("latency_ms",),
+    "lead": ("lead_id", "contact_id"),
+    "task": ("task_type",),
+    "stream_flag": ("streaming",),
+    "tools": ("use_tools",),
+}
+
+
+def coverage(record: dict) -> list[str]:
+    """The `with_NAME` counts a call adds: which of COVERAGE's fields its record has."""
+    return [f"with_{name}" for name, fields in COVERAGE.items()
+            if any(record.get(f) is not None for f in fields)]
+
+
+# --- values as exports write them --------------------------------------------------------------
+
+def timestamp(value: Any, field_name: str) -> float:
+    """Seconds since the epoch from an RFC 3339 / ISO 8601 text (no offset: UTC), a datetime,
+    or a number of seconds, milliseconds, microseconds or nanoseconds (told by its size)."""
+    if isinstance(value, datetime):
+        ts = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    elif isinstance(value, date):
+        ts = datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
+    elif isinstance(value, bool) or value is None:
+        raise RecordProblem(field_name, "missing (required)" if value is None else f"not a time: {value!r}")
+    elif isinstance(value, (int, float)):
+        ts = _epoch(float(value), field_name)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            ts = _epoch(float(text), field_name)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace(" UTC", "+00:00"))
+            except ValueError:
+                raise RecordProblem(field_name, f"not a timestamp: {value!r}") from None
+            ts = (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    else:
+        raise RecordProblem(field_name, f"not a timestamp: {type(value).__name__}")
+    if not TS_MIN <= ts < TS_MAX:
+        raise RecordProblem(field_name, f"out of range: {value!r} (from 1970-01-01 to 2100-01-01 UTC)")
+    return ts
+
+
+def _epoch(number: float, field_name: str) -> float:
+    if not math.isfinite(number) or number < 0:
+        raise RecordProblem(field_name, f"not a timestamp: {number!r}")
+    for scale in (1.0, 1e3, 1e6, 1e9):  # s, ms, us, ns since the epoch
+        if number / scale < TS_MAX:
+            return number / scale
+    return number / 1e9
+
+
+def number(value: Any, field_name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise RecordProblem(field_name, f"must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RecordProblem(field_name, f"must be a number, got {value!r}")
+    return float(value)
+
+
+def boolean(value: Any, field_name: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise RecordProblem(field_name, f"must be true or false, got {value!r}")
+
+
+def text(value: Any) -> str | None:
+    """A name or id as text: strings as they are, numbers written out, empty as None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, str)):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,84 @@
+"""Log formats: one module each, behind one small interface (records in, tiercli events out).
+
+A format module defines `FORMAT`, an object with:
+- `name`: what `--format` calls it;
+- `fits(sample) -> str | None`: None when the sample looks like this format, else why not,
+  in a few words ("no resourceSpans in the first record");
+- `read(source, options, file_index, names) -> FormatRead`: the source's events in file order,
+  made with `foreign.Builder` (the native checks, errors naming the source's fields).
+
+Adding a format is adding a module here and its name to NAMES."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tiercli.errors import LogError, UsageError
+from tiercli.ingest.foreign import FormatRead, ReadOptions
+from tiercli.ingest.items import SAMPLE_RECORDS, container, items
+from tiercli.ingest.sources import Source
+
+# Detection tries them in this order; `map` is never detected: it needs --map to mean anything.
+NAMES = ("tiercli", "otel", "langfuse", "litellm", "helicone", "map")
+DETECTED = ("tiercli", "otel", "langfuse", "litellm", "helicone")
+CHOICES = ("auto",) + NAMES
+
+
+@dataclass
+class Sample:
+    """The first records of a source, for detection: the container and up to 20 records."""
+
+    container: str  # "jsonl", "json", "csv" or "parquet"
+    records: list[Any]
+
+
+class LogFormat(Protocol):
+    name: str
+
+    def fits(self, sample: Sample) -> str | None: ...
+
+    def read(self, source: Source, options: ReadOptions, file_index: int, names: dict[str, str]) -> FormatRead: ...
+
+
+def get(name: str) -> LogFormat:
+    if name not in NAMES:
+        raise UsageError(f"unknown format {name!r}", hint="one of: " + ", ".join(CHOICES))
+    return importlib.import_module(f"tiercli.ingest.formats.{name}").FORMAT
+
+
+def sample(source: Source) -> Sample:
+    head = source.head()
+    kind = container(source, head)
+    records = []
+    try:
+        for item in items(source, kind, limit=SAMPLE_RECORDS):
+            records.append(item.value)
+    except LogError:
+        if not records:
+            raise  # a bad first record: its own error (file, line, what is wrong) says most
+    return Sample(kind, records)
+
+
+def detect(source: Source) -> LogFormat:
+    """The format of a source, from its first records; a LogError naming each format tried
+    and why it did not fit when none does."""
+    found = sample(source)
+    if not found.records and found.container == "jsonl" and source.head().strip():
+        return get("tiercli")  # no line is JSON: the native reader names each bad line (or skips it)
+    if not found.records:
+        raise LogError(source.name, None, None, "the log is empty" if not source.head().strip() else
+                       "no records could be read from the start of the file",
+                       hint="a log holds one JSON object per line (README \"Log format\"), or one of the "
+                            "formats of README \"Bring your logs\"")
+    reasons = []
+    for name in DETECTED:
+        log_format = get(name)
+        reason = log_format.fits(found)
+        if reason is None:
+            return log_format
+        reasons.append(f"{name}: {reason}")
+    raise LogError(source.name, None, None, "not a log format tiercli knows (" + "; ".join(reasons) + ")",
+                   hint="for an application's own JSON, CSV or Parquet, give --format map and --map FIELD=PATH "
+                        "(README \"Bring your logs\")")
