@@ -126,3 +126,13 @@ def test_format_and_map_flags_are_checked(tmp_path):
     assert bad_map.exit_code == 2 and "error: --map: 'lead' is not a field tiercli reads" in bad_map.stderr
     no_equals = run("replay", log, "--map", "lead_id", "--no-save")
     assert no_equals.exit_code == 2 and "expected FIELD=PATH" in no_equals.stderr
+
+
+def test_a_cost_error_names_the_file_of_the_call(tmp_path):
+    config = tmp_path / "tiers.toml"
+    config.write_text('[prices."pricey-1"]\ninput_per_mtok = 10000.0\noutput_per_mtok = 10000.0\n')
+    cheap = write(tmp_path / "cheap.jsonl", [call(0), call(5)])
+    pricey = write(tmp_path / "pricey.jsonl", [call(1), call(2, model="pricey-1", input_tokens=10**9)])
+    result = run("replay", cheap, pricey, "--config", config, "--tiers", "l1", "--no-save")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {pricey}:2: one call of pricey-1 costs $10,000,001.00"), result.stderr

@@ -59,14 +59,17 @@ class LineError(TiercliError):
     """A problem found after reading, that knows the line but not the file (a call's cost):
     `of_log` turns it into a LogError naming both."""
 
-    def __init__(self, line: int | None, field: str | None, problem: str, hint: str | None = None):
+    def __init__(self, line: int | None, field: str | None, problem: str, hint: str | None = None, file: int = 0):
         super().__init__(f"line {line}: {problem}" if line is not None else problem, hint)
-        self.line, self.field, self.problem = line, field, problem
+        self.line, self.field, self.problem, self.file = line, field, problem, file
 
 
 @contextmanager
-def of_log(path: str) -> Iterator[None]:
+def of_log(path: str, names: list[str] | None = None) -> Iterator[None]:
+    """Names the log in a LineError: `path`, or with several logs the one the line is in."""
     try:
         yield
     except LineError as exc:
+        if names and exc.line is not None and exc.file < len(names):
+            path = names[exc.file]
         raise LogError(path, exc.line, exc.field, exc.problem, exc.hint) from None

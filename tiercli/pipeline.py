@@ -103,7 +103,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
         if session is not None:
             redis_report = session.report(tiers[settings.tiers.index("l2")])
         del tiers  # their entries are not needed for the table: free them first
-    with of_log(read.path):  # a cost beyond what sums exactly names the log and the line
+    with of_log(read.path, [f.name for f in read.files]):  # a cost beyond what sums exactly names the log and the line
         table = outcome_table(outcome, settings, Pricer(settings.prices))
     span_s = read.events[-1].ts - read.events[0].ts
     summary = summarize(table, settings, span_s)
@@ -121,9 +121,21 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     return ReplayRun(run_id, read, settings, outcome, table, summary)
 
 
+def _resolved(name: str) -> str:
+    return name if name == "<stdin>" else str(Path(name).resolve())
+
+
 def save(run: ReplayRun) -> Path:
-    log = {"path": str(Path(run.log.path).resolve()), "size": run.log.size, "sha256": run.log.sha256}
+    files = run.log.files
+    log = {"path": _resolved(files[0].name) + (f" (+{len(files) - 1} more)" if len(files) > 1 else ""),
+           "size": run.log.size, "sha256": run.log.sha256,
+           "files": [{"name": _resolved(f.name), "format": f.format, "size": f.size, "sha256": f.sha256}
+                     for f in files]}
     return save_run(run.id, run.table, run.summary, log)
+
+
+def _file_of(event, read: ReadResult) -> str:
+    return read.files[event.file].name if event.file < len(read.files) else read.path
 
 
 def _aborted_error(aborted: ReplayAborted, read: ReadResult, session) -> TiercliError:
@@ -135,5 +147,6 @@ def _aborted_error(aborted: ReplayAborted, read: ReadResult, session) -> Tiercli
     when = datetime.fromtimestamp(aborted.event.ts, tz=timezone.utc).isoformat()
     error = redis_error(aborted.cause, session.url, "L2 Redis failed")
     error.message = (f"{error.message}; the replay stopped after {aborted.done:,} of {aborted.total:,} events "
-                     f"(at line {aborted.event.line} of {read.path}, ts {when}); nothing was reported")
+                     f"(at line {aborted.event.line} of {_file_of(aborted.event, read)}, ts {when}); "
+                     f"nothing was reported")
     return error

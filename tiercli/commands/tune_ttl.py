@@ -114,7 +114,7 @@ def tune_ttl(
             vectors = row_of_text = None
             if "l3" in base.tiers:
                 vectors, row_of_text, _ = embeddings_for(read, None, base, progress)
-            with of_log(read.path):  # a cost beyond what sums exactly names the log and the line
+            with of_log(read.path, [f.name for f in read.files]):  # a cost beyond what sums exactly names the log and the line
                 sweep = tune.Sweep(read, base, vectors, row_of_text)
             rows = sweep.run(candidates, progress("candidates", len(candidates)))
             fixed_best, _, _ = tune.recommend(rows, stale_budget, mismatch_budget)

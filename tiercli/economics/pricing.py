@@ -88,7 +88,8 @@ def _checked(pico: int, call: Call) -> int:
     if pico > MAX_PICO:
         raise LineError(call.line, None, f"one call of {call.model} costs ${pico / PICO:,.2f}, more than the "
                         f"${MAX_PICO / PICO:,.2f} that tiercli adds up exactly",
-                        hint=f"check the call's token counts, and the [prices] of {call.model} in the config")
+                        hint=f"check the call's token counts, and the [prices] of {call.model} in the config",
+                        file=call.file)
     return pico
 
 
