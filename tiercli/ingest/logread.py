@@ -134,14 +134,14 @@ def read_native(source, options, file_index: int, names: dict[str, str], digest:
     reader.names = names
     hasher = hashlib.sha256() if digest else None
     if not source.plain_file:
-        if hasher is not None:
-            hasher.update(source.read_bytes() if source.path is None else Path(source.path).read_bytes())
+        sha256 = _digest(source) if digest else ""
         for first_line, lines, block in lines_of(source):
             if first_line == 1 and block.startswith(UTF8_BOM):
                 block = block[len(UTF8_BOM):]
             reader.block(first_line, lines, block)
     else:
         _read_plain(str(source.path), source.name, reader, hasher, parallel_min_bytes)
+        sha256 = hasher.hexdigest() if hasher is not None else ""
     read = FormatRead(reader.events, reader.skipped)
     if file_index:
         for event in read.events:
@@ -149,7 +149,7 @@ def read_native(source, options, file_index: int, names: dict[str, str], digest:
     read.counts["records"] = len(reader.events) + len(reader.skipped) if reader.saw_line else 0
     read.counts["calls"] = sum(type(event) is Call for event in reader.events)
     read.counts["tag_changes"] = len(reader.events) - read.counts["calls"]
-    return read, hasher.hexdigest() if hasher is not None else ""
+    return read, sha256
 
 
 def _read_plain(path_str: str, name: str, reader: Reader, hasher, parallel_min_bytes: int) -> None:

@@ -167,6 +167,9 @@ def _file_source(path: Path, name: str) -> Source:
 
 
 def _stdin_source() -> Source:
+    if sys.stdin is None or (sys.stdin.isatty() if hasattr(sys.stdin, "isatty") else False):
+        raise LogError("<stdin>", None, None, "standard input (-) is a terminal, not a log",
+                       hint="pipe a log into it: zcat logs.jsonl.gz | tiercli replay -")
     stream = getattr(sys.stdin, "buffer", None)
     data = stream.read() if stream is not None else sys.stdin.read().encode()
     return Source("<stdin>", None, _compression(data[:4]), data)
