@@ -42,6 +42,23 @@ def assert_same_replay(foreign, native_records: list[dict], tmp_path: Path, log_
     return theirs
 
 
+def run(*args, input=None):
+    """The CLI through typer's runner, arguments as text."""
+    from typer.testing import CliRunner
+
+    from tiercli.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], input=input)
+
+
+def sample_of(path: Path):
+    """What format detection sees of a file."""
+    from tiercli.ingest.formats import sample
+    from tiercli.ingest.sources import expand
+
+    return sample(expand([str(path)])[0])
+
+
 def gzipped(path: Path) -> Path:
     out = path.with_name(path.name + ".gz")
     out.write_bytes(gzip.compress(path.read_bytes()))

@@ -6,17 +6,11 @@ import gzip
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from formats_common import assert_same_replay, gzipped, read, zstd_compressed
-from logs import MODEL, call, tag, two_day_records, write
-from tiercli.cli import app
+from formats_common import assert_same_replay, gzipped, read, run, zstd_compressed
+from logs import MODEL, call, two_day_records, write
 from tiercli.errors import LogError
 from tiercli.ingest.events import Call
-
-
-def run(*args, input=None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=input)
 
 
 def _leads(result) -> list[str]:
@@ -136,3 +130,14 @@ def test_a_cost_error_names_the_file_of_the_call(tmp_path):
     result = run("replay", cheap, pricey, "--config", config, "--tiers", "l1", "--no-save")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {pricey}:2: one call of pricey-1 costs $10,000,001.00"), result.stderr
+
+
+def test_with_a_field_map_a_file_no_format_fits_is_read_through_it_beside_native_tag_changes(tmp_path):
+    records = two_day_records()
+    app_log = [{"time": r["ts"], "contact": r["lead_id"], **{k: v for k, v in r.items() if k not in ("ts", "lead_id")}}
+               for r in records if r.get("type") != "tag_change"]
+    app = write(tmp_path / "app.jsonl", app_log)
+    tags = write(tmp_path / "crm-tags.jsonl", [r for r in records if r.get("type") == "tag_change"])
+    result = read([app, tags], field_map={"ts": "time", "lead_id": "contact"})
+    assert [(f.format, f.detected) for f in result.files] == [("map", True), ("tiercli", True)]
+    assert_same_replay([app, tags], records, tmp_path, field_map={"ts": "time", "lead_id": "contact"})

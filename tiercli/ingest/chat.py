@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from tiercli.ingest.foreign import number
 from tiercli.ingest.records import RecordProblem
 
 SYSTEM_ROLES = ("system", "developer")
@@ -140,18 +141,16 @@ class Usage:
 
 
 def _int(value: Any, field: str) -> int | None:
-    if value is None or value == "":
+    """A token count as exports write it (a number, or text in CSV); None when absent."""
+    try:
+        read = number(value, field)
+    except RecordProblem:
+        read = -1.0
+    if read is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise RecordProblem(field, f"must be a non-negative integer, got {value!r}") from None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not read.is_integer() or read < 0:
         raise RecordProblem(field, f"must be a non-negative integer, got {value!r}")
-    return value
+    return int(read)
 
 
 def usage_from(input_tokens: Any = None, output_tokens: Any = None, cache_read: Any = None, cache_write: Any = None,

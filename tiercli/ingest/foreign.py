@@ -70,6 +70,18 @@ class Builder:
         self.out.counts["source_cache_hits"] += source_cache_hit
         return call
 
+    def objects(self) -> Iterator[Item]:
+        """The source's records that are JSON objects, each counted in counts["records"]; any
+        other record is a problem (raised, or skipped)."""
+        from tiercli.ingest.items import items
+
+        for item in items(self.source):
+            self.out.counts["records"] += 1
+            if isinstance(item.value, dict):
+                yield item
+            else:
+                self.problem(item, None, f"not an object (a {type(item.value).__name__})")
+
     def tag_change(self, item: Item, record: dict, origin: dict[str, str] | None = None,
                    where: str | None = None) -> TagChange | None:
         try:
@@ -114,7 +126,7 @@ NO_TASK = "(no task)"
 COVERAGE = {
     "content": ("prompt", "messages"),
     "response": ("response",),
-    "tokens": ("input_tokens",),
+    "tokens": ("input_tokens", "usage", "prompt_tokens"),
     "cache_tokens": ("cache_read_input_tokens", "cache_creation_input_tokens"),
     "latency": ("latency_ms",),
     "lead": ("lead_id", "contact_id"),

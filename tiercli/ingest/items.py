@@ -114,16 +114,17 @@ def _document(source: Source, limit: int | None) -> Iterator[Item]:
         yield Item(1, None, value)
 
 
-def _csv_cell(text: str) -> Any:
-    """A CSV cell: JSON objects and arrays (exports put nested fields there) are parsed; the
-    rest stays text, for each format to read as it documents."""
-    stripped = text.strip()
-    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
-        try:
-            return orjson.loads(stripped)
-        except orjson.JSONDecodeError:
-            return text
-    return text
+def json_text(value: Any) -> Any:
+    """A string holding a JSON object or array, parsed (exports keep nested fields as JSON
+    text: a CSV cell, LiteLLM's metadata); any other value as it is."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+            try:
+                return orjson.loads(stripped)
+            except orjson.JSONDecodeError:
+                return value
+    return value
 
 
 def _csv(source: Source, limit: int | None) -> Iterator[Item]:
@@ -154,7 +155,7 @@ def _csv(source: Source, limit: int | None) -> Iterator[Item]:
             if len(row) > len(header):
                 raise LogError(source.name, line, None,
                                f"{len(row)} cells, but the header names {len(header)} columns")
-            yield Item(line, None, {name: _csv_cell(cell) for name, cell in zip(header, row)})
+            yield Item(line, None, {name: json_text(cell) for name, cell in zip(header, row)})
             given += 1
             if limit is not None and given >= limit:
                 return

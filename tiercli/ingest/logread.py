@@ -23,6 +23,7 @@ from tiercli.errors import LogError
 from tiercli.present.words import count
 from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.ingest.records import Reader
+from tiercli.ingest.sources import cannot_read, line_blocks
 
 BLOCK_BYTES = 1 << 20  # msgspec decodes ~1 MiB blocks of lines fastest here
 PARALLEL_MIN_BYTES = 64 << 20  # below this a helper process costs more than it saves
@@ -87,7 +88,8 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
         if len(sources) > 1 and not source.head().strip():  # an hour with no traffic, say
             files.append(LogFile(source.name, "empty", source.size()))
             continue
-        chosen = formats.get(log_format) if log_format != "auto" else formats.detect(source)
+        chosen = (formats.get(log_format) if log_format != "auto"
+                  else formats.detect(source, fallback="map" if options.field_map else None))
         if on_format is not None:
             on_format(source.name, chosen.name)
         if chosen.name == "tiercli":
@@ -103,7 +105,7 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
         files.append(LogFile(source.name, chosen.name, source.size(), sha256, dict(read.counts), log_format == "auto"))
     path = files[0].name if len(files) == 1 else ", ".join(f.name for f in files)
     if not any(type(event) is Call for event in events):
-        raise _no_calls(path, sum(type(e) is TagChange for e in events), skipped)
+        raise _no_calls(path, sum(type(e) is TagChange for e in events), skipped, files)
     if len(files) > 1 or any(a.ts > b.ts for a, b in zip(events, events[1:])):
         events.sort(key=_by_ts)  # stable: equal ts keep argument order, then file order
     for seq, event in enumerate(events):
@@ -178,14 +180,28 @@ def _read_plain(path_str: str, name: str, reader: Reader, hasher, parallel_min_b
             helper.stop()
 
 
-def _no_calls(path: str, tag_changes: int, skipped: list[LogError]) -> LogError:
-    """A log with nothing to replay: only tag changes, or only bad lines skipped."""
+# What formats pass over, as they count it (FormatRead.counts), for "no calls in the log (...)".
+PASSED_OVER = (("spans_skipped", "span that is not an LLM call"), ("rows_skipped", "row that is not an LLM call"),
+               ("failed_calls_skipped", "failed call"))
+
+
+def _no_calls(path: str, tag_changes: int, skipped: list[LogError], files: list[LogFile] = ()) -> LogError:
+    """A log with nothing to replay: only tag changes, bad lines skipped, or records that are
+    not calls."""
     found = [count(tag_changes, "tag change")] if tag_changes else []
     if skipped:
         found.append(count(len(skipped), "bad line") + " skipped")
+    for key, noun in PASSED_OVER:
+        passed = sum(f.counts.get(key, 0) for f in files)
+        if passed:
+            found.append(count(passed, noun))
+    if not found:
+        found.append("no records")
+    native = all(f.format in ("tiercli", "empty") for f in files)
     return LogError(path, None, None, f"no calls in the log ({', '.join(found)})",
                     hint=skipped[0].message if skipped else
-                    'a call has "ts", "lead_id", "task_type", "model" and "prompt" or "messages" (README "Log format")')
+                    'a call has "ts", "lead_id", "task_type", "model" and "prompt" or "messages" (README "Log format")'
+                    if native else "is the export filtered to LLM calls? tiercli inspect shows what it read")
 
 
 def _share(part: int, whole: int) -> str:
@@ -238,8 +254,8 @@ def format_notes(files: list[LogFile]) -> list[str]:
         notes.append(f"warning: {count(totals['keyless'], 'call')} recorded without its request (no content) "
                      f"cannot be keyed: counted as misses, never cached")
     if totals.get("source_cache_hits"):
-        notes.append(f"note: {count(totals['source_cache_hits'], 'call')} the log's own cache already served "
-                     f"(LiteLLM cache_hit): replayed as calls to the API, priced at full cost")
+        notes.append(f"note: {count(totals['source_cache_hits'], 'call')} the logging proxy's own cache already "
+                     f"served (LiteLLM cache_hit, Helicone cache): replayed as calls to the API, priced at full cost")
     return notes
 
 
@@ -247,16 +263,12 @@ def _by_ts(event: Event) -> float:
     return event.ts
 
 
-def _cannot_read(path: str, exc: OSError) -> LogError:
-    return LogError(path, None, None, f"cannot read: {exc.strerror or exc}")
-
-
 def _size(path: str) -> int:
     try:
         with open(path, "rb") as handle:  # open, not stat: a folder or an unreadable file fails here
             return os.fstat(handle.fileno()).st_size
     except OSError as exc:
-        raise _cannot_read(path, exc) from None
+        raise cannot_read(path, exc) from None
 
 
 HELPER_SHARE = 0.48  # the helper also encodes its events for the pipe: a smaller share evens the halves
@@ -277,26 +289,10 @@ def _blocks(path: str, start: int, end: int) -> Iterator[tuple[int, int, bytes]]
     try:
         handle = open(path, "rb")
     except OSError as exc:
-        raise _cannot_read(path, exc) from None
+        raise cannot_read(path, exc) from None
     with handle:
         handle.seek(start)
-        line_no, rest, left = 1, b"", end - start
-        try:
-            while left > 0 and (chunk := handle.read(min(BLOCK_BYTES, left))):
-                left -= len(chunk)
-                chunk = rest + chunk if rest else chunk
-                cut = chunk.rfind(b"\n") + 1
-                if cut == 0:
-                    rest = chunk
-                    continue
-                block, rest = chunk[:cut], chunk[cut:]
-                lines = block.count(b"\n")
-                yield line_no, lines, block
-                line_no += lines
-        except OSError as exc:
-            raise _cannot_read(path, exc) from None
-        if rest:
-            yield line_no, rest.count(b"\n") + 1, rest
+        yield from line_blocks(handle, path, BLOCK_BYTES, end - start)
 
 
 class _Helper:

@@ -204,25 +204,34 @@ def expand(arguments: list[str]) -> list[Source]:
 
 
 def lines_of(source: Source, block_bytes: int = 1 << 20) -> Iterator[tuple[int, int, bytes]]:
-    """A source's decompressed bytes in blocks of whole lines (the last may lack its newline):
-    the number of each block's first line, its line count, the block."""
+    """A source's decompressed bytes in blocks of whole lines (see line_blocks)."""
     with source.open() as handle:
-        line_no, rest = 1, b""
-        while True:
-            try:
-                chunk = handle.read(block_bytes)
-            except OSError as exc:
-                raise cannot_read(source.name, exc) from None
-            if not chunk:
-                break
-            chunk = rest + chunk if rest else chunk
-            cut = chunk.rfind(b"\n") + 1
-            if cut == 0:
-                rest = chunk
-                continue
-            block, rest = chunk[:cut], chunk[cut:]
-            lines = block.count(b"\n")
-            yield line_no, lines, block
-            line_no += lines
-        if rest:
-            yield line_no, rest.count(b"\n") + 1, rest
+        yield from line_blocks(handle, source.name, block_bytes)
+
+
+def line_blocks(handle: BinaryIO, name: str, block_bytes: int = 1 << 20,
+                left: int | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """The next `left` bytes of a stream (all, when None) in blocks of whole lines (the last
+    may lack its newline): the number of each block's first line (counted from where the
+    stream stands), its line count, the block."""
+    line_no, rest = 1, b""
+    while left is None or left > 0:
+        try:
+            chunk = handle.read(block_bytes if left is None else min(block_bytes, left))
+        except OSError as exc:
+            raise cannot_read(name, exc) from None
+        if not chunk:
+            break
+        if left is not None:
+            left -= len(chunk)
+        chunk = rest + chunk if rest else chunk
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            rest = chunk
+            continue
+        block, rest = chunk[:cut], chunk[cut:]
+        lines = block.count(b"\n")
+        yield line_no, lines, block
+        line_no += lines
+    if rest:
+        yield line_no, rest.count(b"\n") + 1, rest

@@ -61,9 +61,14 @@ def sample(source: Source) -> Sample:
     return Sample(kind, records)
 
 
-def detect(source: Source) -> LogFormat:
-    """The format of a source, from its first records; a LogError naming each format tried
-    and why it did not fit when none does."""
+def _plainly_native(found: Sample) -> bool:
+    first = found.records[0]
+    return "ts" in first and ("lead_id" in first or "contact_id" in first)
+
+
+def detect(source: Source, fallback: str | None = None) -> LogFormat:
+    """The format of a source, from its first records; when none fits, `fallback` (map, when
+    a field map was given), else a LogError naming each format tried and why it did not fit."""
     found = sample(source)
     if not found.records and found.container == "jsonl" and source.head().strip():
         return get("tiercli")  # no line is JSON: the native reader names each bad line (or skips it)
@@ -76,9 +81,13 @@ def detect(source: Source) -> LogFormat:
     for name in DETECTED:
         log_format = get(name)
         reason = log_format.fits(found)
+        if reason is None and name == "tiercli" and fallback is not None and not _plainly_native(found):
+            reason = 'with a field map given, a native log needs "ts" and "lead_id" in its first record'
         if reason is None:
             return log_format
         reasons.append(f"{name}: {reason}")
+    if fallback is not None:
+        return get(fallback)
     raise LogError(source.name, None, None, "not a log format tiercli knows (" + "; ".join(reasons) + ")",
                    hint="for an application's own JSON, CSV or Parquet, give --format map and --map FIELD=PATH "
                         "(README \"Bring your logs\")")
