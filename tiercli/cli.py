@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
+from tiercli.commands.inspect import inspect
 from tiercli.commands.replay import replay
 from tiercli.commands.report import report
 from tiercli.commands.runs import app as runs_app
@@ -22,10 +25,19 @@ app = typer.Typer(
 app.command()(replay)
 app.command()(report)
 app.command("tune-ttl")(tune_ttl)
+app.command()(inspect)
 app.add_typer(runs_app, name="runs")
 app.command()(sample)
 
 
 def main() -> None:
     install_signal_handlers()  # SIGTERM cleans up and marks work incomplete, as Ctrl-C does
-    app()
+    try:
+        app()
+    finally:
+        try:
+            sys.stdout.flush()  # here, so a reader gone away (`| head`) is not an error at exit
+        except BrokenPipeError:
+            from tiercli.commands._edge import quiet_stdout
+
+            quiet_stdout()

@@ -32,6 +32,18 @@ def print_error(error: dict, as_json: bool) -> None:
         stderr.print(f"[bold]hint:[/] {escape(error['hint'])}", markup=True, highlight=False)
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipeline's cut writer
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 @contextmanager
 def command_edge(as_json: bool = False) -> Iterator[None]:
     try:
@@ -44,6 +56,9 @@ def command_edge(as_json: bool = False) -> Iterator[None]:
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (tiercli.procs)
         print_error({"type": "interrupted", "message": f"interrupted ({exc})" if str(exc) else "interrupted"}, as_json)
         raise typer.Exit(exit_code(exc)) from None
+    except BrokenPipeError:  # `tiercli ... | head`: the reader has all it wanted; anything saved is saved
+        quiet_stdout()
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:  # a bug of ours: say so in one line, keep the traceback for TIERCLI_DEBUG

@@ -1,0 +1,369 @@
+"""`tiercli inspect`: what tiercli makes of a log before anything is replayed: its format,
+what it holds, which of the fields replay uses it records, and what each missing one does to
+the results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+
+import orjson
+
+from tiercli import options as opt
+from tiercli.commands._edge import command_edge, stderr
+from tiercli.ingest.events import Call
+from tiercli.ingest.foreign import COVERAGE, NO_LEAD, NO_TASK, coverage
+from tiercli.ingest.logread import LogFile, ReadResult, read_logs, read_notes
+from tiercli.present.render import NBSP, Column, print_table, printable, report_console, write
+from tiercli.present.words import count
+from tiercli.settings import Settings, settings_from_flags
+
+FILES_LISTED = 10  # files shown one row each; beyond that, one row per format
+TEXT_SHOWN = 56  # characters of the first call's text in the table (--json has it whole)
+KEY_SHOWN = 16  # hex digits of the first call's key in the table (--json has all 64)
+
+# The counts of ReadResult.files[i].counts that inspect reports, in this order, with their
+# labels. Formats are free to count more: those are shown under their own names.
+COUNT_LABELS = {
+    "records": "Records",
+    "calls": "Calls",
+    "tag_changes": "Tag changes",
+    "keyless": "Keyless calls (no content: counted as misses)",
+    "source_cache_hits": "Calls the source's own cache served",
+    "spans_skipped": "Spans skipped (not LLM calls)",
+    "duplicates_merged": "Duplicates merged (one call, several records)",
+    "rows_skipped": "Rows skipped (not calls)",
+    "skipped": "Bad records skipped (--skip-invalid)",
+}
+# The top-level counts of --json: always there, 0 when no file counted them.
+JSON_COUNTS = ("records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
+               "source_cache_hits", "skipped")
+
+COVERAGE_LABELS = {
+    "content": "content (prompt or messages)",
+    "response": "response",
+    "tokens": "tokens (input tokens)",
+    "cache_tokens": "cache tokens (read or write)",
+    "latency": "latency",
+    "lead": "lead",
+    "task": "task",
+    "stream_flag": "stream flag",
+    "tools": "tools flag",
+}
+
+
+def _gap_effects(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Coverage name -> (what is missing, what that does to the results)."""
+    return {
+        "content": ("no content", "they cannot be keyed, so they are counted as misses and never cached "
+                                  "(a streamed one is a bypass)"),
+        "response": ("no response", "a hit on them cannot be compared with what was recorded, so mismatched "
+                                    "(wrong) answers are not measured for them"),
+        "tokens": ("no token counts", "their tokens are estimated at 4 characters a token, so their costs are "
+                                      "estimates"),
+        "cache_tokens": ("no cache tokens", "their cache reads and writes count as 0, so prompt caching the "
+                                            "provider already did is not priced"),
+        "latency": ("no latency", f"each counts as default_latency_ms ({settings.default_latency_ms:,g} ms), "
+                                  "so latency figures are partly assumed"),
+        "lead": ("no lead", f'per-lead figures count them as one lead "{NO_LEAD}": add --map lead_id=PATH'),
+        "task": ("no task", f'by-task figures count them as one task "{NO_TASK}": add --map task_type=PATH'),
+        "stream_flag": ("no stream flag", "they count as not streamed, so any streamed one among them is "
+                                          "cached where replay would bypass it"),
+        "tools": ("no tools flag", "they count as using no tools, so any tool-use call among them is cached "
+                                   "where replay would bypass it"),
+    }
+
+
+def inspect(
+    log: opt.LogArgument,
+    config: opt.ConfigOption = None,
+    log_format: opt.FormatOption = "auto",
+    field_map: opt.MapOption = None,
+    skip_invalid: opt.SkipInvalidOption = False,
+    json_output: opt.JsonOption = False,
+) -> None:
+    """Describe logs as tiercli reads them, without replaying: the format of each file, counts,
+    the time span, the models (priced or not: an unpriced model is listed, not an error), the
+    share of calls that record each field replay uses, what each missing field does to the
+    results, and the first call as tiercli reads it.
+
+    With --json, stdout holds one object: {"files": [{"name", "format", "detected", "counts"}],
+    "records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
+    "source_cache_hits", "skipped", "span": {"first", "last", "seconds"}, "models": [{"model",
+    "calls", "priced"}], "coverage": {NAME: share}, "gaps": [TEXT], "first_call": {...}}
+    (README "Bring your logs").
+
+    \b
+    Examples:
+      tiercli inspect sample_logs/realestate_day.jsonl
+      tiercli inspect spans.jsonl.gz --json
+      tiercli inspect exports/ crm_tags.jsonl
+      tiercli inspect observations.csv --format langfuse --map lead_id=metadata.contact_id
+    """
+    from tiercli.ingest.fieldmap import parse_map
+
+    with command_edge(json_output):
+        settings = settings_from_flags(config, {})
+        read, described = inspect_logs(log, settings, log_format, parse_map(field_map), skip_invalid)
+        for note in read_notes(read):
+            stderr.print(note, markup=False, highlight=False)
+        if json_output:
+            sys.stdout.write(json.dumps(described) + "\n")
+        else:
+            print_inspection(described, settings)
+
+
+def inspect_logs(logs: list[str], settings: Settings, log_format: str = "auto", field_map: dict | None = None,
+                 skip_invalid: bool = False) -> tuple[ReadResult, dict]:
+    """The logs as read (models without a price accepted), and what `inspect --json` prints of
+    them. `field_map` ({our field: path}) goes over the config's [map]."""
+    from tiercli.ingest.sources import expand
+
+    sources = expand(logs)  # kept: native files are read a second time for their coverage
+    read = read_logs(logs, log_format, field_map={**settings.field_map, **(field_map or {})},
+                     skip_invalid=skip_invalid, known_model=None, keep_text=True, digest=False, sources=sources)
+    for source, log_file in zip(sources, read.files):
+        if log_file.format == "tiercli":
+            log_file.counts.update(native_coverage(source, read))
+    return read, describe(read, settings)
+
+
+def native_coverage(source, read: ReadResult) -> Counter:
+    """The `with_NAME` coverage counts of a native file's calls. Its fast reader does not count
+    them, so the file is read again here, a block of lines at a time; the lines the reader
+    skipped as bad (--skip-invalid) are left out, so every other call line became a call."""
+    from tiercli.ingest.items import UTF8_BOM
+    from tiercli.ingest.sources import lines_of
+
+    skipped = {error.line for error in read.skipped if error.path == source.name}
+    counts: Counter = Counter()
+    for first_line, lines, block in lines_of(source):
+        if first_line == 1 and block.startswith(UTF8_BOM):
+            block = block[len(UTF8_BOM):]
+        for i, raw in enumerate(block.split(b"\n", lines - 1)):  # the last piece is the rest of the block
+            if raw.strip() and first_line + i not in skipped:
+                record = orjson.loads(raw)
+                if record.get("type", "call") == "call":
+                    # our format defines an absent streaming or use_tools as false: not a gap
+                    counts.update(coverage({"streaming": False, "use_tools": False, **record}))
+    return counts
+
+
+def describe(read: ReadResult, settings: Settings) -> dict:
+    """What `inspect --json` prints (see the command's help)."""
+    from tiercli.economics.pricing import Pricer
+
+    calls = read.calls
+    totals: Counter = Counter()
+    for log_file in read.files:
+        totals.update(log_file.counts)
+    out: dict = {"files": [{"name": f.name, "format": f.format, "detected": f.detected, "counts": dict(f.counts)}
+                           for f in read.files]}
+    for name in JSON_COUNTS:
+        out[name] = totals.get(name, 0)
+    out["calls"] = len(calls)
+    out["keyless"] = sum(call.keyless for call in calls)
+    out["source_cache_hits"] = sum(call.source_cache_hit for call in calls)
+    out["skipped"] = len(read.skipped)
+    first, last = read.events[0].ts, read.events[-1].ts
+    out["span"] = {"first": rfc3339(first), "last": rfc3339(last), "seconds": round(last - first, 6)}
+    pricer = Pricer(settings.prices)
+    by_model = Counter(call.model for call in calls)
+    out["models"] = [{"model": model, "calls": n, "priced": pricer.knows(model)}
+                     for model, n in sorted(by_model.items(), key=lambda item: (-item[1], item[0]))]
+    out["coverage"] = {name: totals.get(f"with_{name}", 0) / len(calls) for name in COVERAGE}
+    effects = _gap_effects(settings)
+    out["gaps"] = []
+    for name in COVERAGE:
+        missing = len(calls) - totals.get(f"with_{name}", 0)
+        if missing > 0:
+            what, effect = effects[name]
+            out["gaps"].append(f"{what} in {_how_many(missing, len(calls))}: {effect}")
+    out["first_call"] = first_call(calls[0], read.files)
+    return out
+
+
+def _how_many(part: int, whole: int) -> str:
+    if part == whole:
+        return "the call" if whole == 1 else f"any of the {whole:,} calls"
+    return f"{part:,} of {count(whole, 'call')}"
+
+
+def rfc3339(ts: float) -> str:
+    """'2026-11-02T08:15:03Z', with milli- or microseconds only when the time has them."""
+    when = datetime.fromtimestamp(ts, tz=timezone.utc)
+    precision = ("seconds" if not when.microsecond else "milliseconds" if not when.microsecond % 1000
+                 else "microseconds")
+    return when.isoformat(timespec=precision).replace("+00:00", "Z")
+
+
+def _totals(files: list[dict]) -> Counter:
+    totals: Counter = Counter()
+    for f in files:
+        totals.update(f["counts"])
+    return totals
+
+
+def first_call(call: Call, files: list[LogFile]) -> dict:
+    """The first call in processing order, field by field as tiercli reads it."""
+    return {
+        "file": files[call.file].name if call.file < len(files) else None,
+        "line": call.line,
+        "ts": rfc3339(call.ts),
+        "lead": call.lead,
+        "task": call.task,
+        "model": call.model,
+        "worker": call.worker,
+        "key": call.key.hex() if call.key else None,
+        "text": call.text,
+        "bypass": call.bypass,
+        "streaming": call.streaming,
+        "keyless": call.keyless,
+        "source_cache_hit": call.source_cache_hit,
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "cache_read_tokens": call.cache_read_tokens,
+        "cache_write_tokens": call.cache_write_tokens,
+        "tokens_estimated": call.tokens_estimated,
+        "latency_ms": call.latency_ms,
+        "response_recorded": call.response_digest is not None,
+    }
+
+
+# --- the human report ---------------------------------------------------------------------------
+
+def print_inspection(described: dict, settings: Settings) -> None:
+    console = report_console()
+    _print_files(console, described["files"])
+    write(console, [""])
+    _print_counts(console, described)
+    write(console, [""])
+    _print_models(console, described["models"])
+    write(console, [""])
+    _print_coverage(console, described)
+    write(console, [""])
+    _print_first_call(console, described["first_call"], settings)
+
+
+def _print_files(console, files: list[dict]) -> None:
+    rows = []  # (file, format, records, calls)
+    if len(files) <= FILES_LISTED:
+        for f in files:
+            rows.append((f["name"], f["format"], f["counts"].get("records", 0), f["counts"].get("calls", 0)))
+    else:
+        by_format: dict[str, list[dict]] = {}
+        for f in files:
+            by_format.setdefault(f["format"], []).append(f)
+        for name, group in sorted(by_format.items()):
+            rows.append((count(len(group), "file"), name, sum(f["counts"].get("records", 0) for f in group),
+                         sum(f["counts"].get("calls", 0) for f in group)))
+    detected = all(f["detected"] for f in files)
+    title = "Logs (format detected per file)" if detected else f"Logs (--format {files[0]['format']})"
+    names, formats, records, calls = zip(*rows)
+    print_table(console, title, [
+        Column("Log", printable(list(names)), left=True, key=True), Column("Format", formats, left=True),
+        Column("Records", [f"{n:,}" for n in records]), Column("Calls", [f"{n:,}" for n in calls])])
+
+
+def _print_counts(console, described: dict) -> None:
+    totals = _totals(described["files"])
+    rows = []
+    for key, label in COUNT_LABELS.items():
+        value = described.get(key, totals.get(key, 0))
+        if key in ("records", "calls") or key in totals or value:
+            rows.append((label, f"{value:,}"))
+    for key, value in sorted(totals.items()):  # what a format counts beyond these, under its own name
+        if key not in COUNT_LABELS and not key.startswith("with_"):
+            rows.append((key.replace("_", " ").capitalize(), f"{value:,}"))
+    span = described["span"]
+    below = [f"Time: {span['first']} to {span['last']} ({duration_text(span['seconds'])})"]
+    labels, values = zip(*rows)
+    print_table(console, "Counts", [Column("What", labels, left=True, key=True), Column("Count", values)], below)
+
+
+def _print_models(console, models: list[dict]) -> None:
+    unpriced = [m["model"] for m in models if not m["priced"]]
+    below = []
+    if unpriced:
+        below.append(f"{count(len(unpriced), 'model')} without a price: replay and tune-ttl stop at "
+                     f"{'its' if len(unpriced) == 1 else 'their'} calls until the config prices "
+                     f"{'it' if len(unpriced) == 1 else 'them'}.")
+        for model in unpriced:
+            below.append(f"hint: in a config file (--config), in USD per million tokens: "
+                         f"[prices.{orjson.dumps(model).decode()}] input_per_mtok = 3.0 and "
+                         f"output_per_mtok = 15.0 (README \"Cost\")")
+    print_table(console, "Models", [
+        Column("Model", printable([m["model"] for m in models]), left=True, key=True),
+        Column("Calls", [f"{m['calls']:,}" for m in models]),
+        Column("Priced", ["yes" if m["priced"] else "no" for m in models], left=True)], below)
+
+
+def _print_coverage(console, described: dict) -> None:
+    calls, totals = described["calls"], _totals(described["files"])
+    names = list(described["coverage"])
+    shares = [described["coverage"][name] for name in names]
+    below = [f"Gap: {_unbroken(gap)}" for gap in described["gaps"]] or ["No gaps: every call records every field."]
+    print_table(console, f"Coverage: what the {count(calls, 'call')} record", [
+        Column("Field", [COVERAGE_LABELS[name] for name in names], left=True, key=True),
+        Column("Calls", [f"{totals.get(f'with_{name}', 0):,}" for name in names]),
+        Column("Share", [_share(share) for share in shares])], below)
+
+
+def _unbroken(text: str) -> str:
+    """The names "(no lead)" and "(no task)" kept on one line when a note is wrapped."""
+    for name in (NO_LEAD, NO_TASK):
+        text = text.replace(name, name.replace(" ", NBSP))
+    return text
+
+
+def _share(share: float) -> str:
+    if 0 < share < 0.001:
+        return "<0.1%"
+    if 0.999 < share < 1:
+        return ">99.9%"
+    return f"{share * 100:.1f}%"
+
+
+def _print_first_call(console, call: dict, settings: Settings) -> None:
+    if call["keyless"]:
+        handling = "keyless: no content, counted as a miss"
+    elif call["bypass"]:
+        handling = "bypass (streaming)" if call["streaming"] else "bypass (tool use)"
+    else:
+        handling = "looked up and stored"
+    if call["source_cache_hit"]:
+        handling += "; the source's own cache served it"
+    tokens = (f"{call['input_tokens']:,} in, {call['output_tokens']:,} out, {call['cache_read_tokens']:,} cache "
+              f"read, {call['cache_write_tokens']:,} cache write")
+    if call["tokens_estimated"]:
+        tokens += " (estimated)"
+    latency = (f"{call['latency_ms']:,g} ms" if call["latency_ms"] is not None
+               else f"none recorded (counts as {settings.default_latency_ms:,g} ms)")
+    key = call["key"][:KEY_SHOWN] + "..." if call["key"] else "none (keyless)"
+    text = printable([call["text"]])[0]
+    text = text if len(text) <= TEXT_SHOWN else text[:TEXT_SHOWN - 3] + "..."
+    line = [("Line", f"{call['line']:,}")] if call["line"] else []
+    rows = [("File", call["file"]), *line, ("Time", call["ts"]), ("Lead", call["lead"]), ("Task", call["task"]),
+            ("Model", call["model"]), ("Worker", call["worker"] or "(none)"), ("Key", key),
+            ("L3 text", text if text else "(none)"), ("Handling", handling), ("Tokens", tokens),
+            ("Latency", latency), ("Response", "recorded" if call["response_recorded"] else "none recorded")]
+    fields, values = zip(*rows)
+    print_table(console, "The first call, as tiercli reads it", [
+        Column("Field", fields, left=True, key=True), Column("Value", printable(list(values)), left=True)])
+
+
+def duration_text(seconds: float) -> str:
+    """'45 s', '12 min 5 s', '3 h 20 min', '2 d 4 h'."""
+    whole = int(round(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days:,} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{seconds:g} s" if seconds < 1 else f"{secs} s"
