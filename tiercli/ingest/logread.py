@@ -251,8 +251,9 @@ def format_notes(files: list[LogFile]) -> list[str]:
         for key, value in f.counts.items():
             totals[key] = totals.get(key, 0) + value
     if totals.get("keyless"):
-        notes.append(f"warning: {count(totals['keyless'], 'call')} recorded without its request (no content) "
-                     f"cannot be keyed: counted as misses, never cached")
+        keyless = totals["keyless"]
+        notes.append(f"warning: {count(keyless, 'call')} recorded without {'its' if keyless == 1 else 'their'} "
+                     f"request (no content) cannot be keyed: counted as misses, never cached")
     if totals.get("source_cache_hits"):
         notes.append(f"note: {count(totals['source_cache_hits'], 'call')} the logging proxy's own cache already "
                      f"served (LiteLLM cache_hit, Helicone cache): replayed as calls to the API, priced at full cost")

@@ -124,7 +124,9 @@ def mapped_fields(record: Any, paths: dict[str, str], required: tuple[str, ...] 
         value = value_at(record, path)
         if _absent(value):
             if target in required:
-                raise RecordProblem(path, "missing (required)")
+                raise RecordProblem(path, "missing (required)",
+                                    hint=f"say where the record keeps it: --map {target}=PATH (or [map] in the "
+                                         f"config)" if path == target else None)
             if target not in ("usage", "end_ts", "messages", "system", "type"):
                 fields[target] = None
         elif target != "type":
