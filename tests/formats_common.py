@@ -24,7 +24,7 @@ def read(paths, log_format: str = "auto", field_map: dict | None = None, **kwarg
 def replay_of(read_result, **settings):
     run = run_replay(read_result, Settings(**settings), embedder=HashingEmbedder())
     summary = {k: v for k, v in run.summary.items() if k not in NOT_COMPARED}
-    columns = ["ts", "lead", "task", "model", "worker", "outcome", "stale", "mismatched", "source_seq",
+    columns = ["ts", "lead", "task", "model", "worker", "outcome", "stale", "mismatched", "source_seq", "similarity",
                "tokens_estimated", "baseline_pusd", "cached_pusd", "baseline_ms", "cached_ms"]
     columns = [c for c in columns if c in run.table.columns]
     return summary, run.table[columns].astype(str).values.tolist()
@@ -34,6 +34,9 @@ def assert_same_replay(foreign, native_records: list[dict], tmp_path: Path, log_
                        field_map: dict | None = None, **settings):
     """The foreign log(s) and the native records give the same summary and per-call table."""
     native = write(tmp_path / "native.jsonl", native_records)
+    if "tiers" not in settings:  # L3 too, with a fast embedder: the same texts must embed alike
+        with_l3 = replay_of(read(foreign, log_format, field_map), **settings, tiers=("l1", "l2", "l3"))
+        assert with_l3 == replay_of(read(native, "tiercli"), **settings, tiers=("l1", "l2", "l3"))
     settings = {"tiers": ("l1", "l2"), **settings}
     theirs = replay_of(read(foreign, log_format, field_map), **settings)
     ours = replay_of(read(native, "tiercli"), **settings)
