@@ -13,7 +13,12 @@ from tiercli.settings import Settings
 from tiercli.store.embeddings import HashingEmbedder
 
 # Summary fields that say where a run came from, not what the caches did.
-NOT_COMPARED = ("run_id", "settings", "embeddings")
+NOT_COMPARED = ("run_id", "settings", "embeddings", "logs", "source_cache_hits")  # where calls came from
+
+
+def comparable(summary: dict) -> dict:
+    """A summary without what says where the calls came from."""
+    return {k: v for k, v in summary.items() if k not in NOT_COMPARED}
 
 
 def read(paths, log_format: str = "auto", field_map: dict | None = None, **kwargs):
@@ -23,7 +28,7 @@ def read(paths, log_format: str = "auto", field_map: dict | None = None, **kwarg
 
 def replay_of(read_result, **settings):
     run = run_replay(read_result, Settings(**settings), embedder=HashingEmbedder())
-    summary = {k: v for k, v in run.summary.items() if k not in NOT_COMPARED}
+    summary = comparable(run.summary)
     columns = ["ts", "lead", "task", "model", "worker", "outcome", "stale", "mismatched", "source_seq", "similarity",
                "tokens_estimated", "baseline_pusd", "cached_pusd", "baseline_ms", "cached_ms"]
     columns = [c for c in columns if c in run.table.columns]

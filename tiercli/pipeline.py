@@ -111,6 +111,9 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     summary["invalidated"] = outcome.invalidated
     summary["evictions"] = outcome.evictions
     summary["skipped_lines"] = len(read.skipped)
+    summary["keyless_calls"] = sum(call.keyless for call in calls)
+    summary["source_cache_hits"] = sum(call.source_cache_hit for call in calls)
+    summary["logs"] = [{"name": f.name, "format": f.format} for f in read.files]
     if vectors is not None:
         summary["embeddings"] = embedding_counts
     summary["l2_backend"] = "redis" if redis_report else "memory"

@@ -291,6 +291,14 @@ def notes(summary: dict) -> list[str]:
         n = summary["estimated_token_calls"]
         lines.append(f"Estimated tokens: {count(n, 'call')} {'has' if n == 1 else 'have'} no recorded token counts "
                      f"(estimated at 4 characters per token), so {'its' if n == 1 else 'their'} costs are estimates")
+    if summary.get("keyless_calls"):
+        n = summary["keyless_calls"]
+        lines.append(f"Keyless: {count(n, 'call')} recorded without {'its' if n == 1 else 'their'} request "
+                     f"(no content), counted as {'a miss' if n == 1 else 'misses'}")
+    if summary.get("source_cache_hits"):
+        n = summary["source_cache_hits"]
+        lines.append(f"Served by the logging proxy's own cache: {count(n, 'call')}, replayed here as "
+                     f"{'a call' if n == 1 else 'calls'} to the API")
     if summary.get("default_latency_calls"):
         n = summary["default_latency_calls"]
         lines.append(f"Default latency: {count(n, 'call')} had no latency_ms "
