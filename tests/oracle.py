@@ -35,8 +35,10 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
         recent = sum(1 for lead, ts in seen_calls if lead == call.lead and ts > call.ts - window)
         return ttl / (1 + (recent / (window / 60)) / settings.adaptive_scale)
 
-    def on(tier, call):  # enabled, and not turned off for the call's task by a TTL of 0
-        return tier in enabled and settings.task_ttls.get(call.task, {}).get(tier, getattr(settings, f"{tier}_ttl")) != 0
+    def on(tier, call):  # enabled, and not turned off for the call's task by a TTL of 0 or its tiers
+        listed = settings.task_options.get(call.task, {}).get("tiers")
+        return (tier in enabled and settings.task_ttls.get(call.task, {}).get(tier, getattr(settings, f"{tier}_ttl")) != 0
+                and (listed is None or tier in listed))
 
     def expiry(ttl, t):
         return float("inf") if ttl is None else t + ttl
@@ -114,7 +116,7 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
                     sim = float(np.dot(e["vec"], q))
                     if best is None or sim >= best_sim:
                         best, best_sim = e, sim
-            if best is not None and best_sim >= settings.l3_threshold:
+            if best is not None and best_sim >= settings.threshold_for(call.task):
                 best["used"] = tick()
                 hit = ("l3", best["origin"])
                 for name, cache, cap in (("l1", mine, settings.l1_max_entries), ("l2", l2, settings.l2_max_entries)):

@@ -47,9 +47,20 @@ def config_text(settings: Settings, comments: list[str]) -> str:
             lines.append(f"maxmemory = {_toml(settings.l2_maxmemory)}")
         if tier == "l2" and settings.l2_eviction:
             lines.append(f"eviction = {_toml(settings.l2_eviction)}")
-    for task, ttls in sorted(settings.task_ttls.items()):
+    if settings.same_answer != "exact":
+        lines.insert(lines.index(f"invalidation = {_toml(settings.invalidation)}") + 1,
+                     f"same_answer = {_toml(settings.same_answer)}")
+    if settings.template_share != 0.5:
+        lines.insert(lines.index(f"invalidation = {_toml(settings.invalidation)}") + 1,
+                     f"template_share = {_toml(settings.template_share)}")
+    if settings.l3_text != "last-user":
+        lines.insert(lines.index(f"invalidation = {_toml(settings.invalidation)}") + 1,
+                     f"l3_text = {_toml(settings.l3_text)}")
+    for task in sorted(set(settings.task_ttls) | set(settings.task_options)):
         lines += ["", f"[tasks.{_toml(task)}]"]
-        lines += [f"{tier}_ttl = {_duration(ttl)}" for tier, ttl in sorted(ttls.items())]
+        lines += [f"{tier}_ttl = {_duration(ttl)}" for tier, ttl in sorted(settings.task_ttls.get(task, {}).items())]
+        for key, value in sorted(settings.task_options.get(task, {}).items()):
+            lines.append(f"{key} = {_toml(list(value) if key == 'tiers' else value)}")
     for model, price in sorted(settings.prices.items()):
         lines += ["", f"[prices.{_toml(model)}]"]
         lines += [f"{k} = {_toml(v)}" for k, v in vars(price).items() if v is not None]

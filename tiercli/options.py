@@ -91,6 +91,25 @@ EvictionOption = Annotated[str | None, typer.Option(
     "[default: allkeys-lru]", callback=_checked(S.check_eviction), show_default=False)]
 KeepRedisKeysOption = Annotated[bool, typer.Option(
     "--keep-redis-keys", help="Leave this run's keys in Redis (they are deleted at the end otherwise).")]
+def _task_flags(values: list[str] | None) -> list[str] | None:
+    if values:
+        try:
+            S.check_tasks(S.task_flags(values))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return values
+
+
+TaskOption = Annotated[list[str] | None, typer.Option(
+    "--task", metavar="TASK.SETTING=VALUE", help="A setting for one task type, as in [tasks.TASK]: tiers, "
+    "l1_ttl, l2_ttl, l3_ttl, l3_threshold, same_answer, l3_text (repeatable), e.g. memory.tiers=l1,l2",
+    callback=_task_flags, show_default=False)]
+SameAnswerOption = Annotated[str | None, typer.Option(
+    "--same-answer", help="When two answers are the same: exact, normalized, json:FIELD[,FIELD...], regex:PATTERN, "
+    "embedding:T or any [default: exact]", callback=_checked(S.check_answer_rule), show_default=False)]
+L3TextOption = Annotated[str | None, typer.Option(
+    "--l3-text", help="What L3 embeds: last-user, all-user, regex:PATTERN, field:PATH or strip-template "
+    "[default: last-user]", callback=_checked(S.check_l3_text), show_default=False)]
 NoSaveOption = Annotated[bool, typer.Option("--no-save", help="Do not save the run (for tiercli report).")]
 RunArgument = Annotated[str | None, typer.Argument(metavar="RUN", help="A run id (or a unique start of one) [default: the latest run]",
                                                    show_default=False)]

@@ -53,10 +53,14 @@ def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format:
 
 
 def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settings,
-                   progress: ProgressFactory = _no_progress):
+                   progress: ProgressFactory = _no_progress, *, every_task: bool = False):
     """Vectors of the distinct texts of cacheable calls, reusing the on-disk store; their row
-    of each text; and the summary's `embeddings` counts: texts, computed, cut, replaced."""
-    texts = list(dict.fromkeys(c.text for c in read.calls if not (c.bypass or c.keyless)))
+    of each text; and the summary's `embeddings` counts: texts, computed, cut, replaced.
+    An off tier embeds nothing: only the texts of tasks L3 is on for, unless `every_task`
+    (tune-ttl, whose candidates may turn L3 on where the base settings have it off)."""
+    l3_off = set() if every_task else {task for task in {c.task for c in read.calls}
+                                       if settings.off_for_task("l3", task)}
+    texts = list(dict.fromkeys(c.text for c in read.calls if not (c.bypass or c.keyless or c.task in l3_off)))
     embedder = embedder or SentenceTransformerEmbedder(settings.l3_model)
     store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
     update = None  # the bar is made at the first report, which brings the number of texts to compute

@@ -56,6 +56,11 @@ class Settings:
     prices: dict[str, ModelPrice] = field(default_factory=dict)
     max_spend: float | None = None  # live mode's spend cap in USD; --max-spend overrides it
     field_map: dict[str, str] = field(default_factory=dict)  # [map]: where other formats keep our fields
+    same_answer: str = "exact"  # when two answers are the same (tiercli/engine/answers.py)
+    l3_text: str = "last-user"  # what L3 embeds (tiercli/engine/l3text.py)
+    template_share: float = 0.5  # strip-template: the share of a task's texts a template must fit
+    # [tasks.NAME] tiers, l3_threshold, same_answer, l3_text (the TTLs are in task_ttls)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self):
         # A TTL of 0 turns a tier off: a tier off for every task is not looked up, stored or
@@ -73,8 +78,29 @@ class Settings:
         return self.task_ttls.get(task, {}).get(tier, self.ttl(tier))
 
     def off_for_task(self, tier: str, task: str) -> bool:
-        """A tier whose TTL for this task is 0 is off for its calls: no look-up, no store."""
-        return self.task_ttl(tier, task) == 0
+        """A tier is off for a task's calls (no look-up, no store, nothing embedded) when its
+        TTL for the task is 0, or the task's `tiers` leave it out."""
+        listed = self.task_options.get(task, {}).get("tiers")
+        return tier not in self.tiers or self.task_ttl(tier, task) == 0 or (listed is not None and tier not in listed)
+
+    def task_tiers(self, task: str) -> tuple[str, ...]:
+        """The tiers on for a task's calls, in order."""
+        return tuple(t for t in self.tiers if not self.off_for_task(t, task))
+
+    def threshold_for(self, task: str) -> float:
+        return self.task_options.get(task, {}).get("l3_threshold", self.l3_threshold)
+
+    def answer_rule(self, task: str):
+        """The task's answer rule (its same_answer, else the default one): an AnswerRule."""
+        from tiercli.engine.answers import parse_rule
+
+        return parse_rule(self.task_options.get(task, {}).get("same_answer", self.same_answer))
+
+    def l3_text_for(self, task: str):
+        """What L3 embeds for a task's calls (its l3_text, else the default): an L3Text."""
+        from tiercli.engine.l3text import parse_l3_text
+
+        return parse_l3_text(self.task_options.get(task, {}).get("l3_text", self.l3_text))
 
     def max_entries(self, tier: str) -> int | None:
         return getattr(self, f"{tier}_max_entries")
@@ -189,24 +215,82 @@ def check_scale(value: Any) -> float:
     return float(value)
 
 
-def check_task_ttls(value: Any) -> dict[str, dict[str, float | None]]:
+TASK_SETTINGS = ("l1_ttl", "l2_ttl", "l3_ttl", "tiers", "l3_threshold", "same_answer", "l3_text")
+
+
+def check_answer_rule(value: Any) -> str:
+    from tiercli.engine.answers import parse_rule
+
+    return parse_rule(value).text
+
+
+def check_l3_text(value: Any) -> str:
+    from tiercli.engine.l3text import parse_l3_text
+
+    return parse_l3_text(value).text
+
+
+def check_task_tiers(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)) and not value:
+        return ()  # every tier off for the task
+    return check_tiers(value)
+
+
+def _number_text(value: Any) -> Any:
+    """A flag's text as a number, for the checks that take numbers (a config gives numbers)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+_TASK_CHECKS = {"tiers": check_task_tiers, "l3_threshold": lambda v: check_threshold(_number_text(v)),
+                "same_answer": check_answer_rule, "l3_text": check_l3_text}
+
+
+def check_tasks(value: Any) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, Any]]]:
+    """[tasks.NAME] tables: (TTLs per task, other settings per task)."""
     if not isinstance(value, dict):
-        raise ValueError("must be tables [tasks.NAME] with l1_ttl, l2_ttl or l3_ttl")
-    out = {}
+        raise ValueError("must be tables [tasks.NAME] with " + ", ".join(TASK_SETTINGS))
+    ttls_of, options_of = {}, {}
     for task, table in value.items():
         if not isinstance(table, dict):
-            raise ValueError(f"tasks.{task}: must be a table with l1_ttl, l2_ttl or l3_ttl")
-        ttls = {}
-        for key, ttl in table.items():
-            tier = key.removesuffix("_ttl")
-            if tier not in TIER_NAMES or not key.endswith("_ttl"):
-                raise ValueError(f"tasks.{task}.{key}: unknown setting (use l1_ttl, l2_ttl, l3_ttl)")
+            raise ValueError(f"tasks.{task}: must be a table with " + ", ".join(TASK_SETTINGS))
+        ttls, options = {}, {}
+        for key, setting in table.items():
             try:
-                ttls[tier] = parse_duration(ttl)
+                if key in ("l1_ttl", "l2_ttl", "l3_ttl"):
+                    ttls[key.removesuffix("_ttl")] = parse_duration(setting)
+                elif key in _TASK_CHECKS:
+                    options[key] = _TASK_CHECKS[key](setting)
+                else:
+                    raise ValueError("unknown setting (use " + ", ".join(TASK_SETTINGS) + ")")
             except ValueError as exc:
                 raise ValueError(f"tasks.{task}.{key}: {exc}") from None
-        out[task] = ttls
-    return out
+        if ttls:
+            ttls_of[task] = ttls
+        if options:
+            options_of[task] = options
+    return ttls_of, options_of
+
+
+def check_task_ttls(value: Any) -> dict[str, dict[str, float | None]]:
+    return check_tasks(value)[0]
+
+
+def task_flags(values: list[str]) -> dict[str, dict[str, str]]:
+    """`--task NAME.SETTING=VALUE` flags as [tasks.NAME] tables (checked by check_tasks). A
+    task name may hold dots: the setting is the part after the last one."""
+    tables: dict[str, dict[str, str]] = {}
+    for value in values:
+        target, equals, setting = value.partition("=")
+        task, dot, key = target.rpartition(".")
+        if not equals or not dot or not task:
+            raise ValueError(f"{value!r}: expected TASK.SETTING=VALUE, e.g. memory.tiers=l1,l2")
+        tables.setdefault(task, {})[key] = setting
+    return tables
 
 
 MAX_LATENCY_MS = 3_600_000.0  # an hour: beyond any real call or look-up; keeps every mean finite
@@ -270,6 +354,9 @@ def check_map(value: Any) -> dict[str, str]:
 
 _CHECKS = {
     "map": check_map,
+    "same_answer": check_answer_rule,
+    "l3_text": check_l3_text,
+    "template_share": lambda v: _share_value(v),
     "tiers": check_tiers,
     "workers": check_workers,
     "l3_threshold": check_threshold,
@@ -291,6 +378,12 @@ for _tier in TIER_NAMES:
     _CHECKS[f"{_tier}_ttl"] = parse_duration
     _CHECKS[f"{_tier}_max_entries"] = check_positive_int
     _CHECKS[f"{_tier}_latency_ms"] = check_latency
+
+
+def _share_value(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"must be a share above 0 and at most 1, e.g. 0.5, got {value!r}")
+    return float(value)
 
 
 def check_setting(name: str, value: Any) -> Any:
@@ -327,6 +420,12 @@ def load_config(path: Path) -> dict[str, Any]:
                     raise ConfigError(f"{path}: prices.{model}: {exc}") from None
             out["prices"] = prices
             continue
+        if key == "tasks":
+            try:
+                out["task_ttls"], out["task_options"] = check_tasks(value)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+            continue
         if key not in _CHECKS:
             raise ConfigError(f"{path}: {key}: unknown setting", hint=f"known settings: {', '.join(sorted(_CHECKS))}, prices")
         try:
@@ -337,8 +436,15 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def build_settings(config_file: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Defaults, then the config file, then the flags that were given (already checked)."""
+    """Defaults, then the config file, then the flags that were given (already checked); per
+    task settings merge setting by setting."""
     values: dict[str, Any] = load_config(config_file) if config_file else {}
+    for name in ("task_ttls", "task_options"):
+        if name in overrides:
+            merged = {task: dict(table) for task, table in values.get(name, {}).items()}
+            for task, table in overrides.pop(name).items():
+                merged.setdefault(task, {}).update(table)
+            values[name] = merged
     values.update(overrides)
     settings = Settings(**values)
     settings.check()
@@ -348,6 +454,9 @@ def build_settings(config_file: Path | None, overrides: dict[str, Any]) -> Setti
 def settings_from_flags(config_file: Path | None, flags: dict[str, Any]) -> Settings:
     """Settings from command-line values: None means the flag was not given; TTLs arrive as
     text, since "none" (never expires) is a real value."""
+    tasks = flags.pop("tasks", None)
     overrides = {name: parse_duration(value) if name.endswith("_ttl") else value
                  for name, value in flags.items() if value is not None}
+    if tasks:  # --task NAME.SETTING=VALUE, already checked by its option
+        overrides["task_ttls"], overrides["task_options"] = check_tasks(task_flags(tasks))
     return build_settings(config_file, overrides)

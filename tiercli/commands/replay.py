@@ -45,6 +45,9 @@ def replay(
     config: opt.ConfigOption = None,
     log_format: opt.FormatOption = "auto",
     field_map: opt.MapOption = None,
+    task: opt.TaskOption = None,
+    same_answer: opt.SameAnswerOption = None,
+    l3_text: opt.L3TextOption = None,
     tiers: opt.TiersOption = None,
     workers: opt.WorkersOption = None,
     l1_ttl: opt.L1TtlOption = None,
@@ -92,6 +95,7 @@ def replay(
             "tiers": tiers, "workers": workers, "l1_ttl": l1_ttl, "l2_ttl": l2_ttl, "l3_ttl": l3_ttl,
             "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries, "l3_max_entries": l3_max_entries,
             "l3_threshold": l3_threshold, "invalidation": invalidation, "l2_redis_url": redis_url,
+            "tasks": task, "same_answer": same_answer, "l3_text": l3_text,
             "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory, "l2_eviction": l2_eviction,
             "keep_redis_keys": keep_redis_keys or None,
         })

@@ -52,6 +52,9 @@ def tune_ttl(
     config: opt.ConfigOption = None,
     log_format: opt.FormatOption = "auto",
     field_map: opt.MapOption = None,
+    task: opt.TaskOption = None,
+    same_answer: opt.SameAnswerOption = None,
+    l3_text: opt.L3TextOption = None,
     l1_grid: Annotated[str | None, typer.Option("--l1-grid", help="L1 TTLs to try [default: 1m,5m,15m]",
                                                 show_default=False)] = None,
     l2_grid: Annotated[str | None, typer.Option("--l2-grid", help="L2 TTLs to try [default: 5m,15m,1h,4h]",
@@ -101,7 +104,8 @@ def tune_ttl(
     with command_edge(json_output):
         base = settings_from_flags(config, {
             "tiers": tiers, "workers": workers, "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries,
-            "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation})
+            "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation,
+            "tasks": task, "same_answer": same_answer, "l3_text": l3_text})
         if base.l2_redis_url:
             raise TiercliError("tune-ttl simulates L2 in process", hint="drop l2_redis_url from the config for tune-ttl")
         grids = {t: grids[t] or tune.DEFAULT_GRIDS[t] for t in grids}
@@ -113,7 +117,7 @@ def tune_ttl(
         with progress_bars() as progress:
             vectors = row_of_text = None
             if "l3" in base.tiers:
-                vectors, row_of_text, _ = embeddings_for(read, None, base, progress)
+                vectors, row_of_text, _ = embeddings_for(read, None, base, progress, every_task=True)
             with of_log(read.path, [f.name for f in read.files]):  # a cost beyond what sums exactly names the log and the line
                 sweep = tune.Sweep(read, base, vectors, row_of_text)
             rows = sweep.run(candidates, progress("candidates", len(candidates)))

@@ -52,8 +52,9 @@ def _make_l3(ctx: TierContext) -> Tier:
     if ctx.vectors is None:
         raise ValueError("the l3 tier needs embeddings of the calls' texts")
     s = ctx.settings
+    per_task = any("l3_threshold" in options for options in s.task_options.values())
     return SemanticTier("l3", ctx.ttl_policy.ttl_of("l3"), s.l3_max_entries, s.l3_threshold, ctx.vectors,
-                        ctx.row_of_text)
+                        ctx.row_of_text, s.threshold_for if per_task else None)
 
 
 TIER_FACTORIES: dict[str, Callable[[TierContext], Tier]] = {"l1": _make_l1, "l2": _make_l2, "l3": _make_l3}

@@ -95,9 +95,10 @@ class SemanticTier(Store):
     per_worker = False
 
     def __init__(self, name: str, ttl_of, max_entries: int | None, threshold: float,
-                 vectors: np.ndarray, row_of_text: dict[str, int]):
+                 vectors: np.ndarray, row_of_text: dict[str, int], threshold_of=None):
         super().__init__(name, ttl_of, max_entries)
         self.threshold = threshold
+        self.threshold_of = threshold_of  # task -> its threshold ([tasks.NAME] l3_threshold); None: one for all
         self.vectors = vectors  # one unit-length row per distinct call text
         self.row_of_text = row_of_text
         self.groups: dict[tuple[str, str], _Group] = {}
@@ -114,7 +115,8 @@ class SemanticTier(Store):
         # Reported and compared: the pair's own dot product, whichever product found the row
         # (a matrix product's rounding depends on the rows it ran over).
         similarity = float(np.dot(group.vectors[row], query))
-        if similarity < self.threshold:
+        threshold = self.threshold if self.threshold_of is None else self.threshold_of(call.task)
+        if similarity < threshold:
             return None, similarity
         key = group.keys[row]
         self.touch(key)
