@@ -44,11 +44,13 @@ def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format:
     """The logs' events (README "Bring your logs"); `field_map`: --map flags, over the
     config's [map]; `digest`: also the SHA-256, which a saved run records."""
     from tiercli.ingest.fieldmap import parse_map
+    from tiercli.ingest.shape import CallShape
 
     pricer = Pricer(settings.prices)
     logs = [str(logs)] if isinstance(logs, (str, Path)) else [str(log) for log in logs]
     return read_logs(logs, log_format, field_map={**settings.field_map, **parse_map(field_map)},
-                     skip_invalid=skip_invalid, known_model=pricer.knows, keep_text="l3" in settings.tiers,
+                     skip_invalid=skip_invalid, known_model=pricer.knows,
+                     keep_text=CallShape(settings, keep_text="l3" in settings.tiers),
                      digest=digest)
 
 

@@ -23,7 +23,7 @@ from tiercli.ingest.sources import Source
 class ReadOptions:
     skip_invalid: bool = False
     known_model: Any = None  # model name -> bool: has a price
-    keep_text: bool = True  # False: L3 is off, texts are not kept
+    keep_text: Any = True  # False: L3 is off, no text kept; or a CallShape (shape.py): per-task text and answer
     field_map: dict[str, str] = field(default_factory=dict)  # tiercli field -> the source's path (fieldmap.py)
 
 
@@ -57,7 +57,8 @@ class Builder:
         record.setdefault("task_type", NO_TASK)
         try:
             call = call_of_record(record, self._line(item), self.options.known_model, self.options.keep_text,
-                                  self.names, content_optional=True)
+                                  self.names, content_optional=True,
+                                  source_record=item.value if isinstance(item.value, dict) else None)
         except RecordProblem as bad:
             self.problem(item, (origin or {}).get(bad.field, bad.field), bad.problem, bad.hint, where)
             return None

@@ -59,7 +59,7 @@ class ReadResult:
         return [e for e in self.events if isinstance(e, Call)]
 
 
-def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, keep_text: bool = True,
+def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, keep_text=True,
              digest: bool = True, parallel_min_bytes: int = PARALLEL_MIN_BYTES) -> ReadResult:
     """Read and check one native log (see read_logs)."""
     return read_logs([str(path)], "tiercli", skip_invalid=skip_invalid, known_model=known_model,
@@ -67,7 +67,7 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, 
 
 
 def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict[str, str] | None = None,
-              skip_invalid: bool = False, known_model=None, keep_text: bool = True, digest: bool = True,
+              skip_invalid: bool = False, known_model=None, keep_text=True, digest: bool = True,
               parallel_min_bytes: int = PARALLEL_MIN_BYTES, on_format=None, sources=None) -> ReadResult:
     """Read and check logs: files, folders, globs or - (README "Bring your logs"), each in its
     format (`auto`: detected per file; `on_format(name, format)` hears which). `known_model(name)
@@ -300,7 +300,7 @@ class _Helper:
     """A forked process that parses bytes start..end and sends back its events (msgpack) and
     its skipped lines or first error, with line numbers counted from `start`."""
 
-    def __init__(self, path: str, name: str, start: int, end: int, skip_invalid: bool, known_model, keep_text: bool):
+    def __init__(self, path: str, name: str, start: int, end: int, skip_invalid: bool, known_model, keep_text):
         context = multiprocessing.get_context("fork")  # the parent's state (prices) comes along
         self.conn, child = context.Pipe(duplex=False)
         self.process = context.Process(target=_helper_main, daemon=True,
@@ -341,7 +341,7 @@ class _Helper:
 
 
 def _helper_main(conn, parent_end, parent_pid: int, path: str, start: int, end: int, skip_invalid: bool,
-                 known_model, keep_text: bool) -> None:
+                 known_model, keep_text) -> None:
     import signal
 
     from tiercli.procs import die_with_parent

@@ -47,7 +47,7 @@ class _Bad(Exception):
 class Reader:
     """Events and skipped lines so far, from one block of lines at a time."""
 
-    def __init__(self, path: str, skip_invalid: bool, known_model, keep_text: bool):
+    def __init__(self, path: str, skip_invalid: bool, known_model, keep_text):
         self.path, self.skip_invalid, self.known_model, self.keep_text = path, skip_invalid, known_model, keep_text
         self.events: list[Event] = []
         self.skipped: list[LogError] = []
@@ -153,6 +153,8 @@ class Reader:
             _fallback()
         if r.usage != _NULL or r.prompt_tokens != _NULL or r.completion_tokens != _NULL:
             _fallback()  # usage objects are read by the reference
+        if type(self.keep_text) is not bool and self.keep_text.needs_record(task):
+            _fallback()  # L3 embeds a field of the record, which the reference keeps
         return _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
                           r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens, r.streaming,
                           r.use_tools, r.latency_ms, self.keep_text)
@@ -257,7 +259,7 @@ def _repeated_key(raw: bytes) -> str | None:
     return None
 
 
-def parse_record(raw: bytes, line_no: int, known_model=None, keep_text: bool = True,
+def parse_record(raw: bytes, line_no: int, known_model=None, keep_text=True,
                  names: dict[str, str] | None = None) -> Event:
     try:
         record = orjson.loads(raw)
@@ -304,22 +306,24 @@ def parse_tag_change(record: dict, line_no: int, names: dict[str, str]) -> TagCh
     )
 
 
-def call_of_record(record: dict, line_no: int, known_model, keep_text: bool, names: dict[str, str], *,
-                   content_optional: bool = False) -> Call:
+def call_of_record(record: dict, line_no: int, known_model, keep_text, names: dict[str, str], *,
+                   content_optional: bool = False, source_record: dict | None = None) -> Call:
     """The call of a record in tiercli's own shape, built by another format's reader: the same
     checks as a native line. With `content_optional`, a record without prompt and messages (a
-    span that recorded no content) is a keyless call, or a bypass when it was streamed."""
+    span that recorded no content) is a keyless call, or a bypass when it was streamed.
+    `source_record`: the record as the source wrote it (an l3_text field:PATH reads it)."""
     if content_optional and record.get("prompt") is None and record.get("messages") is None:
-        call = _parse_call({**record, "prompt": ""}, line_no, known_model, keep_text, names)
+        call = _parse_call({**record, "prompt": ""}, line_no, known_model, keep_text, names, source_record)
         call.key, call.text, call.keyless = b"", "", not call.bypass
         return call
-    return _parse_call(record, line_no, known_model, keep_text, names)
+    return _parse_call(record, line_no, known_model, keep_text, names, source_record)
 
 
 RecordProblem = _Bad  # what call_of_record raises: .field, .problem, .hint
 
 
-def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names: dict[str, str]) -> Call:
+def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[str, str],
+                source_record: dict | None = None) -> Call:
     ts = _ts(record)
     lead = _lead(record)
     lead = names.setdefault(lead, lead)
@@ -368,7 +372,8 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text: bool, names:
 
     return _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
                       ints["output_tokens"], ints["cache_read_input_tokens"], ints["cache_creation_input_tokens"],
-                      flags["streaming"], flags["use_tools"], latency, keep_text)
+                      flags["streaming"], flags["use_tools"], latency, keep_text,
+                      record if source_record is None else source_record)
 
 
 def _usage(record: dict) -> dict[str, int | None]:
@@ -397,23 +402,29 @@ def _usage(record: dict) -> dict[str, int | None]:
 def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker: str | None,
                system: list[dict] | None, messages: list[dict], response: str | None, input_tokens: int | None,
                output_tokens: int | None, cache_read: int | None, cache_write: int | None, streaming: bool,
-               use_tools: bool, latency: float | None, keep_text: bool) -> Call:
-    """The call of a checked record (both paths)."""
+               use_tools: bool, latency: float | None, keep_text, record: dict | None = None) -> Call:
+    """The call of a checked record (both paths). `keep_text`: a bool (keep the last user
+    message's text for L3, or no text), or a CallShape (tiercli/ingest/shape.py) that gives the
+    task's L3 text and answer digest; `record`, for an L3 text taken from a field of it."""
     estimated = input_tokens is None or output_tokens is None
     if input_tokens is None:
         chars = len(_flat_text(system)) + sum(len(_flat_text(m["content"])) for m in messages)
         input_tokens = math.ceil(chars / CHARS_PER_TOKEN)
     if output_tokens is None:
         output_tokens = math.ceil(len(response or "") / CHARS_PER_TOKEN)
+    if type(keep_text) is bool:
+        text, digest = embedding_text(messages) if keep_text else "", response_digest(response)
+    else:
+        text, digest = keep_text.text(task, messages, record), keep_text.digest(task, response)
     try:
         key = request_key(task, model, system, messages)
     except orjson.JSONEncodeError:
         nested = "system" if system is not None and _too_deep_to_key(system) else "messages"
         raise _Bad(nested, f"content nested more than {KEY_MAX_DEPTH} levels deep in the record") from None
     return Call(0, line_no, ts, lead, task, model, worker, key,
-                embedding_text(messages) if keep_text else "", streaming or use_tools, streaming, input_tokens,
+                text, streaming or use_tools, streaming, input_tokens,
                 output_tokens, cache_read or 0, cache_write or 0, estimated,
-                float(latency) if latency is not None else None, response_digest(response))
+                float(latency) if latency is not None else None, digest)
 
 
 def _too_deep_to_key(blocks: list[dict]) -> bool:

@@ -1,0 +1,69 @@
+"""What ingest keeps of a call's request and answer for the engine to compare, per task: the
+text L3 embeds (`l3_text`) and a digest of what the answer rule compares (`same_answer`).
+Only digests and the embedded text are kept, so memory does not grow with answers' length."""
+
+from __future__ import annotations
+
+from tiercli.ingest.records import embedding_text, response_digest
+
+
+class CallShape:
+    """Built from the settings (or none: today's defaults, last user message and exact
+    answers). `keep_text` False: L3 is off for every task, no text is kept."""
+
+    def __init__(self, settings=None, keep_text: bool = True):
+        self.settings, self.keep_text = settings, keep_text
+        self._rules: dict[str, object] = {}
+        self._texts: dict[str, object] = {}
+
+    def rule(self, task: str):
+        rule = self._rules.get(task)
+        if rule is None:
+            from tiercli.engine.answers import parse_rule
+
+            rule = self._rules[task] = (self.settings.answer_rule(task) if self.settings is not None
+                                        else parse_rule("exact"))
+        return rule
+
+    def l3_choice(self, task: str):
+        choice = self._texts.get(task)
+        if choice is None:
+            from tiercli.engine.l3text import parse_l3_text
+
+            choice = self._texts[task] = (self.settings.l3_text_for(task) if self.settings is not None
+                                          else parse_l3_text("last-user"))
+        return choice
+
+    def needs_record(self, task: str) -> bool:
+        """Whether the task's L3 text is a field of the log record (`field:PATH`): the native
+        reader then reads its lines with the reference validator, which keeps the record."""
+        return self.keep_text and self.l3_choice(task).kind == "field"
+
+    def text(self, task: str, messages: list[dict], record: dict | None = None) -> str:
+        if not self.keep_text:
+            return ""
+        choice = self.l3_choice(task)
+        if choice.kind == "last-user":
+            return embedding_text(messages)
+        from tiercli.engine.l3text import l3_text
+
+        return l3_text(choice, messages, record)
+
+    def digest(self, task: str, response: str | None) -> bytes | None:
+        rule = self.rule(task)
+        if rule.kind == "exact" or response is None:
+            return response_digest(response)
+        from tiercli.engine.answers import answer_digest
+
+        return answer_digest(rule, response)
+
+
+DEFAULT = CallShape()
+NO_TEXT = CallShape(keep_text=False)
+
+
+def shape_of(keep_text) -> CallShape:
+    """A CallShape from what readers are given: a CallShape, or a bool (keep texts or not)."""
+    if isinstance(keep_text, CallShape):
+        return keep_text
+    return DEFAULT if keep_text else NO_TEXT
