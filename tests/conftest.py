@@ -1,10 +1,23 @@
+import atexit
 import os
+import shutil
+import signal
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # the model comes from its PyPI package, never a hub
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Nothing a test runs may reach the user's own home: module fixtures run before the per-test
+# home below, so the whole session gets a home of its own first.
+_SESSION_HOME = tempfile.mkdtemp(prefix="tiercli-test-home-")
+os.environ["TIERCLI_HOME"] = _SESSION_HOME
+atexit.register(shutil.rmtree, _SESSION_HOME, True)
+# Under nohup or `cmd &` in a script, SIGINT is ignored, and children would inherit that: the
+# Ctrl-C tests send SIGINT to CLIs that must hear it. A handler here is reset to the default
+# in every child a test starts.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LOG = ROOT / "sample_logs" / "realestate_day.jsonl"
@@ -33,6 +46,16 @@ def redis_server():
 
     with EmbeddedRedis() as server:
         yield server
+
+
+@pytest.fixture
+def no_redis_retry_waits(monkeypatch):
+    """tiercli tries a failing Redis connection 5 times, waiting about 1.1 s in all between tries
+    (tiercli/redis/conn.py); tests of what the error says, not of how long it waits, try as often
+    without the waits."""
+    import redis.backoff
+
+    monkeypatch.setattr(redis.backoff, "ExponentialBackoff", lambda cap, base: redis.backoff.NoBackoff())
 
 
 @pytest.fixture

@@ -2,12 +2,14 @@
 
 import hashlib
 import json
+import sqlite3
 
 from typer.testing import CliRunner
 
 from conftest import SAMPLE_LOG
 from logs import call, tag, write
 from tiercli.cli import app
+from tiercli.store.embeddings import EmbeddingStore
 
 runner = CliRunner()
 
@@ -86,11 +88,27 @@ def test_committed_sample_is_what_the_generator_writes(tmp_path):
     assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(SAMPLE_LOG.read_bytes()).hexdigest()
 
 
-def test_replay_of_the_sample_log(tmp_path):
+def add_to_store(source, target):
+    """Copies the vectors of one embedding store into another (creating it if need be)."""
+    EmbeddingStore(target).close()
+    db = sqlite3.connect(target)
+    db.execute("ATTACH DATABASE ? AS source", (str(source),))
+    with db:
+        db.execute("INSERT OR IGNORE INTO vectors SELECT * FROM source.vectors")
+    db.close()
+
+
+def test_replay_of_the_sample_log(tiercli_home, shared_embeddings):
+    """A cold replay (an empty store of its own, whichever tests ran before: the real model
+    embeds every text), then a warm one. Its vectors then go to the session's store, so that
+    the other tests replaying the sample embed nothing."""
+    store = tiercli_home / "embeddings.sqlite"
+    store.unlink()  # the link to the session's store
     result = run("replay", SAMPLE_LOG, "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["requests"] == 4695 and summary["tag_changes"] == 353 and summary["leads"] == 354
+    assert summary["embeddings"] == {"texts": 2533, "computed": 2533, "cut": 0, "replaced": 0}
     hits = sum(summary["tiers"][t]["hits"] for t in ("l1", "l2", "l3"))
     assert hits + summary["misses"] + summary["bypassed"] == summary["requests"]
     assert summary["estimated_token_calls"] == 0 and summary["skipped_lines"] == 0
@@ -98,3 +116,4 @@ def test_replay_of_the_sample_log(tmp_path):
     again = json.loads(run("replay", SAMPLE_LOG, "--json").stdout)
     assert again["embeddings"]["computed"] == 0
     assert {k: again[k] for k in ("tiers", "cost", "latency_ms")} == {k: summary[k] for k in ("tiers", "cost", "latency_ms")}
+    add_to_store(store, shared_embeddings)

@@ -288,13 +288,19 @@ def test_a_store_with_another_table_layout_is_damaged(tmp_path):
         EmbeddingStore(path)
 
 
+# Vectors of the real model's size (384), not the hashing embedder's 4,096: the same batches and
+# transactions race for the store, with a tenth of the bytes to write.
 EMBED_IN_A_PROCESS = """
 import sys
 from pathlib import Path
 from tiercli.store.embeddings import EmbeddingStore, HashingEmbedder, embed_texts
+
+class ModelSizedEmbedder(HashingEmbedder):
+    model_id, dim = "hashing-384", 384
+
 texts = [f"text {i} of {sys.argv[2]}" if i % 2 else f"shared text {i}" for i in range(6000)]
 store = EmbeddingStore(Path(sys.argv[1]))
-vectors, counts = embed_texts(texts, HashingEmbedder(), store)
+vectors, counts = embed_texts(texts, ModelSizedEmbedder(), store)
 store.close()
 print(len(vectors))
 """

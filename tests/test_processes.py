@@ -88,6 +88,17 @@ def big_log(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def small_log(tmp_path) -> Path:
+    """A few calls: a whole replay with an embedded server, for what its start and end do."""
+    records = [{"ts": 1_700_000_000 + n, "lead_id": f"L{n % 3}", "task_type": "intent", "model": "claude-sonnet-4-5",
+                "prompt": f"question {n % 4}", "input_tokens": 1000, "output_tokens": 100, "latency_ms": 1000}
+               for n in range(12)]
+    path = tmp_path / "small.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture
 def temp_root(tmp_path) -> Path:
     """The CLI's TMPDIR: the embedded servers' folders of this test only."""
     root = tmp_path / "tmp"
@@ -167,7 +178,7 @@ def test_the_embedded_server_and_its_folder_end_with_the_cli(big_log, tmp_path, 
     assert server_folders(temp_root) == [] and not processes_mentioning(str(temp_root))
 
 
-def test_after_sigkill_no_server_runs_and_the_next_start_removes_its_folder(big_log, tmp_path, temp_root):
+def test_after_sigkill_no_server_runs_and_the_next_start_removes_its_folder(big_log, small_log, tmp_path, temp_root):
     cli = start_cli(tmp_path, temp_root, "replay", big_log, "--tiers", "l1,l2", "--redis", "embedded", "--no-save")
     try:
         folder, server_pid = wait_for(lambda: started_server(temp_root, cli.pid), "the embedded redis-server")
@@ -179,13 +190,13 @@ def test_after_sigkill_no_server_runs_and_the_next_start_removes_its_folder(big_
     wait_for(lambda: not running(server_pid), "the orphaned redis-server to die")
     assert not processes_mentioning(str(temp_root))
     assert server_folders(temp_root) == [folder]  # nothing could remove it: the next start does
-    small = run_cli(tmp_path, temp_root, "replay", SAMPLE_LOG, "--tiers", "l1,l2", "--redis", "embedded",
+    small = run_cli(tmp_path, temp_root, "replay", small_log, "--tiers", "l1,l2", "--redis", "embedded",
                     "--no-save", "--json")
     assert small.returncode == 0, small.stderr
     assert server_folders(temp_root) == []
 
 
-def test_the_next_start_also_ends_a_server_that_outlived_its_owner(tmp_path, temp_root):
+def test_the_next_start_also_ends_a_server_that_outlived_its_owner(small_log, tmp_path, temp_root):
     # A server whose owner died without the parent-death signal taking it along (a kernel
     # without it, or a tiercli before it): started here by hand, owned by a pid that is gone.
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
@@ -198,7 +209,7 @@ def test_the_next_start_also_ends_a_server_that_outlived_its_owner(tmp_path, tem
     try:
         (folder / OWNER_FILE).write_text(json.dumps({"pid": int(gone.stdout), "started": "1",
                                                      "server_pid": orphan.pid}))
-        result = run_cli(tmp_path, temp_root, "replay", SAMPLE_LOG, "--tiers", "l1,l2", "--redis", "embedded",
+        result = run_cli(tmp_path, temp_root, "replay", small_log, "--tiers", "l1,l2", "--redis", "embedded",
                          "--no-save", "--json")
         assert result.returncode == 0, result.stderr
         assert orphan.wait(timeout=WAIT_S) == -signal.SIGKILL
@@ -208,11 +219,14 @@ def test_the_next_start_also_ends_a_server_that_outlived_its_owner(tmp_path, tem
         orphan.wait(timeout=WAIT_S)
 
 
-def test_a_live_owners_folder_is_kept_and_two_embedded_replays_run_at_once(big_log, tmp_path, temp_root):
-    first = start_cli(tmp_path, temp_root, "replay", big_log, "--tiers", "l1,l2", "--redis", "embedded", "--no-save")
+def test_a_live_owners_folder_is_kept_and_two_embedded_replays_run_at_once(tmp_path, temp_root):
+    args = ("replay", SAMPLE_LOG, "--tiers", "l1,l2", "--redis", "embedded", "--no-save", "--json")
+    first = start_cli(tmp_path, temp_root, *args)
     try:
         folder, server_pid = wait_for(lambda: started_server(temp_root, first.pid), "the first embedded server")
-        args = ("replay", SAMPLE_LOG, "--tiers", "l1,l2", "--redis", "embedded", "--no-save", "--json")
+        # Stopped mid-replay, the owner is still alive (its folder must be kept), takes no CPU
+        # from the two replays, and cannot finish before them.
+        os.kill(first.pid, signal.SIGSTOP)
         second, third = start_cli(tmp_path, temp_root, *args), start_cli(tmp_path, temp_root, *args)
         outputs = [second.communicate(timeout=WAIT_S), third.communicate(timeout=WAIT_S)]
         assert second.returncode == 0 and third.returncode == 0, outputs
@@ -220,7 +234,8 @@ def test_a_live_owners_folder_is_kept_and_two_embedded_replays_run_at_once(big_l
         assert summaries[0]["tiers"] == summaries[1]["tiers"] and summaries[0]["redis"]["embedded"]
         assert summaries[0]["redis"]["url"] != summaries[1]["redis"]["url"]  # a server each
         assert running(server_pid) and server_folders(temp_root) == [folder]  # the first one's, untouched
-        os.kill(first.pid, signal.SIGTERM)
+        os.kill(first.pid, signal.SIGTERM)  # pending until it runs again: it lands mid-replay
+        os.kill(first.pid, signal.SIGCONT)
         code, stderr = finish(first)
         assert code == 143, stderr
     finally:

@@ -133,7 +133,7 @@ def error_urls(server: EmbeddedRedis) -> dict[str, tuple[str, str]]:
                                   "password given as the user name", "server down, userinfo", "server down, query",
                                   "server down, unix", "no such db", "no such db, userinfo",
                                   "a field redis-py does not know"])
-def test_errors_never_show_the_password(server, log, tmp_path, case):
+def test_errors_never_show_the_password(server, log, tmp_path, case, no_redis_retry_waits):
     url, says = error_urls(server)[case]
     home = tmp_path / "home"
     result = cli(home, "replay", log, "--tiers", "l1,l2", "--redis-url", url, "--redis-timeout", "1s")

@@ -50,11 +50,14 @@ def one_clean_error(result, *needles):
     return lines
 
 
+def write_log(path):
+    return write(path, [call("2026-11-02T08:00:00Z", lead="A"), call("2026-11-02T08:01:00Z", lead="B"),
+                        call("2026-11-02T08:02:00Z", lead="A")])
+
+
 @pytest.fixture
 def log(tmp_path):
-    return write(tmp_path / "log.jsonl", [
-        call("2026-11-02T08:00:00Z", lead="A"), call("2026-11-02T08:01:00Z", lead="B"),
-        call("2026-11-02T08:02:00Z", lead="A")])
+    return write_log(tmp_path / "log.jsonl")
 
 
 def replay(log, *flags):
@@ -259,10 +262,23 @@ DAMAGES = {
 }
 
 
+@pytest.fixture(scope="module")
+def two_good_runs(tmp_path_factory):
+    """Two good runs of the log, saved once for the damage cases: their ids, and the runs folder
+    of a home of their own (a module fixture comes before the autouse tiercli_home)."""
+    home = tmp_path_factory.mktemp("good-runs")
+    log = write_log(home / "log.jsonl")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TIERCLI_HOME", str(home))
+        ids = [replay(log), replay(log)]
+    return ids, runs_dir(home)
+
+
 @pytest.fixture
-def good_and_damaged(log, tiercli_home):
+def good_and_damaged(two_good_runs, tiercli_home):
     """Two good runs; returns (their ids, a third folder, a copy of the first, to damage)."""
-    first, last = replay(log), replay(log)
+    (first, last), runs = two_good_runs
+    shutil.copytree(runs, runs_dir(tiercli_home))
     damaged = "20261102-090000-dddddd"
     shutil.copytree(runs_dir(tiercli_home) / first, runs_dir(tiercli_home) / damaged)
     return [first, last], damaged, runs_dir(tiercli_home) / damaged
@@ -301,6 +317,28 @@ def test_an_outcome_the_views_do_not_know_is_a_clear_error(good_and_damaged):
     one_clean_error(run("report", damaged, "--per-lead"), f"{folder / 'calls.parquet'}: column 'outcome' holds 'gone'")
 
 
+# Run in one child process for all eight commands (a process start each cost more than the
+# commands): it makes each part of a saved run unreadable in turn and runs `runs --json` and
+# `report RUN` in process, printing their exit codes, stdout and stderr as JSON.
+UNREADABLE_PARTS = """
+import json, sys
+from pathlib import Path
+from typer.testing import CliRunner
+from tiercli.cli import app
+folder, run_id = Path(sys.argv[1]), sys.argv[2]
+results = {}
+for name in ("run.json", "summary.json", "calls.parquet", ""):  # "": the run folder itself
+    path = folder / name
+    path.chmod(0)
+    try:
+        results[name] = [(r.exit_code, r.stdout, r.stderr)
+                         for r in (CliRunner().invoke(app, args) for args in (["runs", "--json"], ["report", run_id]))]
+    finally:
+        path.chmod(0o755 if name == "" else 0o644)
+print(json.dumps(results))
+"""
+
+
 def test_unreadable_permissions_are_a_clean_error(log, tiercli_home):
     """Root reads anything: as root, run the CLI without the capabilities that override permissions."""
     run_id = replay(log)
@@ -310,22 +348,17 @@ def test_unreadable_permissions_are_a_clean_error(log, tiercli_home):
             pytest.skip("running as root without setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
         prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
     env = {**os.environ, "TIERCLI_HOME": str(tiercli_home)}
-    for name in ("run.json", "summary.json", "calls.parquet", ""):  # "": the run folder itself
-        path = runs_dir(tiercli_home) / run_id / name
-        path.chmod(0)
-        try:
-            def tiercli(*args):
-                return subprocess.run([*prefix, sys.executable, "-m", "tiercli", *args], env=env, cwd=ROOT,
-                                      capture_output=True, text=True, timeout=120)
-            listed = tiercli("runs", "--json")
-            assert listed.returncode == 0, listed.stderr
-            row = json.loads(listed.stdout)["runs"][0]
-            assert row["status"] == "unreadable" and row["problem"] == "cannot read it: Permission denied", row
-            report = tiercli("report", run_id)
-            assert report.returncode == 1 and report.stderr.startswith(f"error: saved run {run_id}: "), report.stderr
-            assert "Permission denied" in report.stderr and len(report.stderr.splitlines()) == 2
-        finally:
-            path.chmod(0o755 if name == "" else 0o644)
+    child = subprocess.run([*prefix, sys.executable, "-c", UNREADABLE_PARTS, runs_dir(tiercli_home) / run_id, run_id],
+                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    results = json.loads(child.stdout)
+    assert list(results) == ["run.json", "summary.json", "calls.parquet", ""]
+    for name, ((listed_code, listed_out, listed_err), (report_code, _, report_err)) in results.items():
+        assert listed_code == 0, (name, listed_err)
+        row = json.loads(listed_out)["runs"][0]
+        assert row["status"] == "unreadable" and row["problem"] == "cannot read it: Permission denied", (name, row)
+        assert report_code == 1 and report_err.startswith(f"error: saved run {run_id}: "), (name, report_err)
+        assert "Permission denied" in report_err and len(report_err.splitlines()) == 2, (name, report_err)
 
 
 # --- links ---------------------------------------------------------------------------------
