@@ -4,12 +4,103 @@ must agree with it call for call."""
 
 from __future__ import annotations
 
+import json
+import re
+import unicodedata
+
 import numpy as np
 
+from tiercli.engine.answers import UNPARSABLE
 from tiercli.ingest.events import Call, TagChange
 
+UNREADABLE = object()
 
-def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], list[bool], list[bool]]:
+
+def _json_in(text):
+    """The README's order, naively: the whole text; a fenced block's body; the value at a { or [."""
+    candidates = [text.strip()]
+    pieces = text.split("```")
+    for body in pieces[1:-1:2]:  # between an opening and a closing fence
+        first, newline, rest = body.partition("\n")
+        if newline and all(c.isalnum() or c in "_.+-" for c in first.strip()):  # an info string line
+            body = rest
+        candidates.append(body.strip())
+    for candidate in candidates:
+        try:
+            return json.loads(candidate, parse_constant=lambda name: 1 / 0)
+        except (ValueError, ZeroDivisionError):
+            pass
+    decoder = json.JSONDecoder(parse_constant=lambda name: 1 / 0)
+    for i, ch in enumerate(text):
+        if ch in "{[":
+            try:
+                return decoder.raw_decode(text, i)[0]
+            except (ValueError, ZeroDivisionError):
+                pass
+    return UNREADABLE
+
+
+def _at(value, path):
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return UNREADABLE
+    return value
+
+
+def _same_json(x, y) -> bool:
+    if isinstance(x, bool) or isinstance(y, bool) or x is None or y is None:
+        return type(x) is type(y) and x == y
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return x == y
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_same_json(x[k], y[k]) for k in x)
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(map(_same_json, x, y))
+    return type(x) is type(y) and x == y
+
+
+def _read(rule, text):
+    """What the rule compares of an answer, or UNREADABLE."""
+    if rule.kind in ("exact", "embedding"):
+        return text.strip()
+    if rule.kind == "normalized":
+        return " ".join("".join(c for c in text.casefold() if not unicodedata.category(c).startswith("P")).split())
+    if rule.kind == "json":
+        found = _json_in(text)
+        values = UNREADABLE if found is UNREADABLE else [_at(found, f) for f in rule.fields]
+        return UNREADABLE if values is UNREADABLE or any(v is UNREADABLE for v in values) else values
+    if rule.kind == "regex":
+        match = re.search(rule.pattern, text)
+        return UNREADABLE if match is None or match.group(1) is None else match.group(1)
+    return None  # any
+
+
+def answers_mismatch(settings, task, a, b, vector_of_answer) -> int:
+    """0 the same, 1 different, 2 different because one cannot be read; from the texts."""
+    if a is None or b is None:
+        return 0
+    rule = settings.answer_rule(task)
+    ra, rb = _read(rule, a), _read(rule, b)
+    if ra is UNREADABLE or rb is UNREADABLE:
+        return 2
+    if rule.kind == "json":
+        return 0 if all(map(_same_json, ra, rb)) else 1
+    if rule.kind == "embedding":
+        cos = float(np.dot(vector_of_answer[ra], vector_of_answer[rb]))
+        return 0 if ra == rb or cos >= rule.threshold else 1
+    return 0 if ra == rb else 1
+
+
+def oracle_replay(events, settings, vector_of_text=None, responses=None,
+                  vector_of_answer=None) -> tuple[list[str], list[bool], list[int]]:
+    """Outcomes, stale flags and mismatched codes (0, 1, or 2: an answer unreadable) per call.
+    `responses` (line -> recorded response): judge answers from their texts under the tasks'
+    rules (README "Answer rules"), else from the digests the engine also sees;
+    `vector_of_answer`: stripped answer text -> vector, for embedding rules."""
     clock = [0]
 
     def tick():
@@ -63,8 +154,17 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
 
     def judge(origin, call):
         stale.append(origin["lead"] == call.lead and origin["seq"] < last_tag.get(call.lead, -1))
-        mismatched.append(origin["response"] is not None and call.response_digest is not None
-                          and origin["response"] != call.response_digest)
+        if responses is not None:
+            mismatched.append(answers_mismatch(settings, call.task, origin["answer"], responses[call.line],
+                                               vector_of_answer))
+            return
+        a, b = origin["response"], call.response_digest
+        if a is None or b is None:
+            mismatched.append(0)
+        elif UNPARSABLE in (a, b):
+            mismatched.append(2)
+        else:
+            mismatched.append(int(a != b))
 
     for ev in events:
         t = ev.ts
@@ -126,7 +226,8 @@ def oracle_replay(events, settings, vector_of_text=None) -> tuple[list[str], lis
             outcomes.append(hit[0])
             judge(hit[1], call)
             continue
-        origin = {"lead": call.lead, "seq": call.seq, "response": call.response_digest}
+        origin = {"lead": call.lead, "seq": call.seq, "response": call.response_digest,
+                  "answer": None if responses is None else responses[call.line]}
         if on("l1", call):
             store(mine, settings.l1_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l1", call), t), "origin": origin}, t)
         if on("l2", call):

@@ -321,7 +321,9 @@ def test_cost_latency_and_per_lead_figures(tmp_path):
     assert summary["by_task"]["intent"] == {
         "requests": 4, "l1": 1, "l2": 1, "l3": 0, "misses": 2, "bypassed": 0,
         "baseline_usd": pytest.approx(4 * per_call), "cached_usd": pytest.approx(2 * per_call),
-        "stale_hits": 0, "mismatched_hits": 0}
+        "stale_hits": 0, "mismatched_hits": 0, "mismatched_unparsable": 0, "unparsable_answers": 0,
+        "mismatched_by_tier": {"l1": 0, "l2": 0, "l3": 0},
+        "noise_floor": {"repeats": 0, "differ": 0, "share": None}}  # no answers recorded: no repeats to judge
 
 
 def test_cache_tokens_are_priced_and_missing_figures_are_counted(tmp_path):

@@ -11,6 +11,7 @@ import pandas as pd
 from tiercli.store.embeddings import Embedder, EmbeddingStore, SentenceTransformerEmbedder, embed_texts
 from tiercli.store.home import tiercli_home
 from tiercli.ingest.logread import ReadResult, read_logs
+from tiercli.economics.noise import find_repeats, with_repeats
 from tiercli.economics.outcomes import outcome_table
 from tiercli.economics.pricing import Pricer
 from tiercli.errors import TiercliError, of_log
@@ -48,10 +49,48 @@ def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format:
 
     pricer = Pricer(settings.prices)
     logs = [str(logs)] if isinstance(logs, (str, Path)) else [str(log) for log in logs]
-    return read_logs(logs, log_format, field_map={**settings.field_map, **parse_map(field_map)},
+    read = read_logs(logs, log_format, field_map={**settings.field_map, **parse_map(field_map)},
                      skip_invalid=skip_invalid, known_model=pricer.knows,
                      keep_text=CallShape(settings, keep_text="l3" in settings.tiers),
                      digest=digest)
+    prepare_l3_texts(read, settings)
+    return read
+
+
+def prepare_l3_texts(read: ReadResult, settings: Settings) -> None:
+    """The calls' L3 texts as the tasks' l3_text says, where that needs the whole log: each
+    strip-template task's template is learned and cut from its texts (engine/l3text.py). Every
+    command that reads a log for L3 (replay, tune-ttl, inspect) calls this once after reading."""
+    from tiercli.engine.l3text import apply_templates
+
+    read.l3_templates = apply_templates(read.calls, settings)
+
+
+def l3_texts_by_task(read: ReadResult, settings: Settings, *, every_task: bool = False) -> dict[str, list[str]]:
+    """The distinct texts L3 embeds, per task: those of cacheable calls (not bypassed, not
+    keyless) of the tasks L3 is on for (every task with `every_task`)."""
+    by_task: dict[str, dict[str, None]] = {}
+    off: dict[str, bool] = {}
+    for call in read.calls:
+        if call.bypass or call.keyless:
+            continue
+        task = call.task
+        if task not in off:
+            off[task] = not every_task and settings.off_for_task("l3", task)
+        if not off[task]:
+            by_task.setdefault(task, {})[call.text] = None
+    return {task: list(texts) for task, texts in by_task.items()}
+
+
+def l3_text_report(read: ReadResult, settings: Settings, embedder: Embedder) -> dict:
+    """What replay --json and inspect --json say of L3's texts: the model's window in word
+    pieces (None when the embedder has none), per task the distinct texts longer than it
+    (the model reads only their start), and the strip-template tasks' templates."""
+    from tiercli.store.embeddings import texts_over_window
+
+    window, over = texts_over_window(l3_texts_by_task(read, settings), embedder)
+    return {"window": window, "over_window": over,
+            "templates": {task: t.as_dict() for task, t in sorted(read.l3_templates.items())}}
 
 
 def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settings,
@@ -86,13 +125,50 @@ def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settin
     return vectors, {text: row for row, text in enumerate(texts)}, {"texts": len(texts), **counts}
 
 
+def answer_judge(read: ReadResult, embedder: Embedder | None, settings: Settings,
+                 progress: ProgressFactory = _no_progress):
+    """The judge of answers under the tasks' rules (README "Answer rules"), and the counts of
+    the answers it embedded (None when no task's rule is embedding:T). Such a task's answer
+    texts, kept at ingest, are embedded with the L3 model through the same on-disk store."""
+    from tiercli.engine.answers import AnswerJudge
+
+    texts = read.answer_texts
+    if not texts:
+        return AnswerJudge(settings), None
+    embedder = embedder or SentenceTransformerEmbedder(settings.l3_model)
+    store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
+    update = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal update
+        if update is None:
+            update = progress("embedding answers", total)
+        update(done)
+
+    try:
+        vectors, counts = embed_texts(list(texts.values()), embedder, store, progress=report)
+    finally:
+        store.close()
+    note = getattr(progress, "note", None)
+    if note:
+        from tiercli.store.embeddings import embedding_notes
+
+        for line in embedding_notes(counts, embedder, store.path):
+            note(f"answers: {line}")
+    return AnswerJudge(settings, dict(zip(texts, vectors))), {"texts": len(texts), **counts}
+
+
 def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | None = None,
                progress: ProgressFactory = _no_progress, run_id: str | None = None) -> ReplayRun:
     run_id = run_id or new_run_id()
     vectors = row_of_text = None
     embedding_counts = None
+    l3_report = None
     if "l3" in settings.tiers:
+        embedder = embedder or SentenceTransformerEmbedder(settings.l3_model)
         vectors, row_of_text, embedding_counts = embeddings_for(read, embedder, settings, progress)
+        l3_report = l3_text_report(read, settings, embedder)
+    judge, answer_counts = answer_judge(read, embedder, settings, progress)
     calls = read.calls
     redis_report = None
     with redis_l2(settings, run_id) as session:
@@ -100,7 +176,8 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
                           session.prefix if session else "")
         tiers = build_tiers(ctx)
         try:
-            outcome = replay(read.events, settings, ctx=ctx, tiers=tiers, progress=progress("replaying", len(calls)))
+            outcome = replay(read.events, settings, ctx=ctx, tiers=tiers, progress=progress("replaying", len(calls)),
+                             judge=judge)
         except ReplayAborted as aborted:
             raise _aborted_error(aborted, read, session) from aborted.cause
         finally:
@@ -111,6 +188,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
         del tiers  # their entries are not needed for the table: free them first
     with of_log(read.path, [f.name for f in read.files]):  # a cost beyond what sums exactly names the log and the line
         table = outcome_table(outcome, settings, Pricer(settings.prices))
+    with_repeats(table, find_repeats(calls, judge))  # the noise floor's columns (README "The noise floor")
     span_s = read.events[-1].ts - read.events[0].ts
     summary = summarize(table, settings, span_s)
     summary["tag_changes"] = outcome.tag_changes
@@ -122,6 +200,10 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     summary["logs"] = [{"name": f.name, "format": f.format} for f in read.files]
     if vectors is not None:
         summary["embeddings"] = embedding_counts
+    if l3_report is not None:
+        summary["l3_text"] = l3_report
+    if answer_counts is not None:
+        summary["answer_embeddings"] = answer_counts
     summary["l2_backend"] = "redis" if redis_report else "memory"
     if redis_report:
         summary["redis"] = redis_report

@@ -16,7 +16,7 @@ from tiercli.commands._edge import command_edge, stderr
 from tiercli.ingest.events import Call
 from tiercli.ingest.foreign import COVERAGE, NO_LEAD, NO_TASK, coverage
 from tiercli.ingest.logread import LogFile, ReadResult, read_logs, read_notes
-from tiercli.present.render import NBSP, Column, print_table, printable, report_console, write
+from tiercli.present.render import NBSP, Column, l3_text_lines, print_table, printable, report_console, write
 from tiercli.present.words import count
 from tiercli.settings import Settings, settings_from_flags
 
@@ -92,8 +92,9 @@ def inspect(
     With --json, stdout holds one object: {"files": [{"name", "format", "detected", "counts"}],
     "records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
     "source_cache_hits", "skipped", "span": {"first", "last", "seconds"}, "models": [{"model",
-    "calls", "priced"}], "coverage": {NAME: share}, "gaps": [TEXT], "first_call": {...}}
-    (README "Bring your logs").
+    "calls", "priced"}], "coverage": {NAME: share}, "gaps": [TEXT], "first_call": {...},
+    "l3_text": {"window", "over_window": {TASK: texts}, "templates": {TASK: {...}}} or null
+    when L3 is off} (README "Bring your logs", "What L3 embeds").
 
     \b
     Examples:
@@ -119,15 +120,28 @@ def inspect_logs(logs: list[str], settings: Settings, log_format: str = "auto", 
                  skip_invalid: bool = False) -> tuple[ReadResult, dict]:
     """The logs as read (models without a price accepted), and what `inspect --json` prints of
     them. `field_map` ({our field: path}) goes over the config's [map]."""
+    from tiercli.ingest.shape import CallShape
     from tiercli.ingest.sources import expand
+    from tiercli.pipeline import l3_text_report, prepare_l3_texts
 
     sources = expand(logs)  # kept: native files are read a second time for their coverage
+    # the texts L3 would embed under the tasks' l3_text (kept even when L3 is off: the first
+    # call shows its text)
     read = read_logs(logs, log_format, field_map={**settings.field_map, **(field_map or {})},
-                     skip_invalid=skip_invalid, known_model=None, keep_text=True, digest=False, sources=sources)
+                     skip_invalid=skip_invalid, known_model=None, keep_text=CallShape(settings), digest=False,
+                     sources=sources)
+    prepare_l3_texts(read, settings)
     for source, log_file in zip(sources, read.files):
         if log_file.format == "tiercli":
             log_file.counts.update(native_coverage(source, read))
-    return read, describe(read, settings)
+    described = describe(read, settings)
+    described["l3_text"] = None
+    if "l3" in settings.tiers:
+        # only the model's tokenizer is loaded, to count the texts longer than its window
+        from tiercli.store.embeddings import SentenceTransformerEmbedder
+
+        described["l3_text"] = l3_text_report(read, settings, SentenceTransformerEmbedder(settings.l3_model))
+    return read, described
 
 
 def native_coverage(source, read: ReadResult) -> Counter:
@@ -245,6 +259,11 @@ def print_inspection(described: dict, settings: Settings) -> None:
     _print_coverage(console, described)
     write(console, [""])
     _print_first_call(console, described["first_call"], settings)
+    l3_lines = l3_text_lines(described.get("l3_text"))
+    if l3_lines:
+        write(console, [""])
+        for line in l3_lines:
+            console.print(line, markup=False, highlight=False)
 
 
 def _print_files(console, files: list[dict]) -> None:

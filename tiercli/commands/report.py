@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,9 @@ from tiercli.errors import TiercliError
 from tiercli.present.render import print_compare, print_frame, print_summary, report_console
 from tiercli.present.words import count
 from tiercli.store.runs import load_run
-from tiercli.present.views import BREAKDOWNS, COLUMNS, compare, figures, results_frame, sort_column, sort_rows
+from tiercli.economics.noise import floor
+from tiercli.present.views import (BREAKDOWNS, COLUMNS, NOISE_COLUMNS, compare, figures, results_frame, sort_column,
+                                   sort_rows)
 
 
 def report(
@@ -62,8 +65,9 @@ def report(
             raise TiercliError(f"--by: unknown breakdown {by!r}", hint=f"use one of {', '.join(BREAKDOWNS)}")
         if per_lead and by:
             raise TiercliError("--per-lead and --by are two different views", hint="give one of them")
-        if sort is not None and sort not in COLUMNS and sort not in ("lead", by):
-            raise TiercliError(f"--sort: unknown column {sort!r}", hint=f"use one of {', '.join(COLUMNS)}")
+        columns = COLUMNS + (NOISE_COLUMNS if by == "task" else ())
+        if sort is not None and sort not in columns and sort not in ("lead", by):
+            raise TiercliError(f"--sort: unknown column {sort!r}", hint=f"use one of {', '.join(columns)}")
         saved = load_run(run)
         view = "lead" if per_lead else by
         calls = saved.calls() if (view or plot) else None
@@ -79,6 +83,9 @@ def report(
             return
         all_rows, total = figures(calls, view)
         del calls  # the per-call table is the largest thing held: free it before formatting
+        if sort in NOISE_COLUMNS and sort not in all_rows.columns:
+            raise TiercliError(f"--sort {sort}: run {saved.id} was saved before tiercli recorded repeated "
+                               f"requests", hint="replay the log again to see its noise floor")
         order = sort_column(view, sort, top)
         rows = sort_rows(all_rows, order, top)
         summary = saved.summary
@@ -87,10 +94,12 @@ def report(
         if json_output:
             data = {
                 "run_id": saved.id, "view": view,
-                "rows": rows.reset_index().to_dict("records"),  # Python ints and floats, column by column
-                "totals": total,
+                "rows": [_no_nan(row) for row in rows.reset_index().to_dict("records")],  # Python ints and floats
+                "totals": {name: value for name, value in total.items() if name not in NOISE_COLUMNS},
                 "cost_per_lead": summary["cost_per_lead"], "leads": summary["leads"],
             }
+            if "repeats" in total:  # the whole run's floor, as in the replay's summary
+                data["noise_floor"] = floor(total["repeats"], total["repeats_differ"])
             sys.stdout.write(json.dumps(data) + "\n")
             return
         title = f"Run {saved.id}: " + ("per lead" if view == "lead" else f"by {view}")
@@ -101,8 +110,16 @@ def report(
         per_lead = summary["cost_per_lead"]
         console = report_console()
         print_frame(console, title, rows, total)
+        if view == "task" and "repeats" not in total:
+            console.print("No noise floor: the run was saved before tiercli recorded repeated requests "
+                          "(replay the log again to see it)", markup=False, highlight=False)
         console.print(f"Cost per lead ({count(summary['leads'], 'lead')}): ${per_lead['baseline_usd']:.4f} before, "
                       f"${per_lead['cached_usd']:.4f} after", markup=False, highlight=False)
+
+
+def _no_nan(row: dict) -> dict:
+    """A row for JSON: a noise floor of no repeats (NaN in the frame) is null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
 def _write_csv(rows: pd.DataFrame, path: Path) -> None:

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tiercli import options as opt
-from tiercli.engine import tune
+from tiercli.economics.noise import floors_of
+from tiercli.engine import tune, tune_tasks
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.config_write import write_config
 from tiercli.durations import format_duration, parse_duration
-from tiercli.errors import TiercliError, of_log
+from tiercli.errors import TiercliError, UsageError, of_log
 from tiercli.ingest.logread import read_notes
-from tiercli.pipeline import embeddings_for, load_events
+from tiercli.pipeline import answer_judge, embeddings_for, load_events
 from tiercli.present.render import report_console, tune_report
-from tiercli.settings import check_threshold, settings_from_flags
+from tiercli.settings import Settings, check_l3_text, check_threshold, check_tiers, settings_from_flags
 
 
 def _grid(text: str | None, flag: str, parse) -> tuple | None:
@@ -34,6 +37,38 @@ def _grid(text: str | None, flag: str, parse) -> tuple | None:
     if not values:
         raise typer.BadParameter("give at least one value", param_hint=flag)
     return tuple(dict.fromkeys(values))
+
+
+def _tier_sets(text: str | None) -> list[tuple[str, ...]] | None:
+    """--tiers-grid: sets of tiers joined by +, separated by commas (l1+l2+l3,l1+l2,l1)."""
+    if text is None:
+        return None
+    sets = []
+    for part in text.split(","):
+        try:
+            sets.append(check_tiers(part.split("+")))
+        except ValueError as exc:
+            raise typer.BadParameter(f"{part.strip()!r}: {exc} (tiers joined by +, e.g. l1+l2)",
+                                     param_hint="--tiers-grid") from None
+    return list(dict.fromkeys(sets))
+
+
+# A comma starts another choice only before a choice's name: a regex may hold commas (a{1,3}).
+_NEXT_CHOICE = re.compile(r",\s*(?=(?:last-user|all-user|strip-template)\s*(?:,|$)|regex:|field:)")
+
+
+def _l3_texts(values: list[str] | None) -> list[str] | None:
+    """--l3-text-grid: l3_text choices, comma-separated or repeated."""
+    if not values:
+        return None
+    texts = []
+    for value in values:
+        for part in _NEXT_CHOICE.split(value):
+            try:
+                texts.append(check_l3_text(part.strip()))
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--l3-text-grid") from None
+    return list(dict.fromkeys(texts))
 
 
 def _budget(text: str, flag: str) -> float:
@@ -66,7 +101,20 @@ def tune_ttl(
         show_default=False)] = None,
     max_stale: Annotated[str, typer.Option("--max-stale", help="Budget: stale hits as a share of requests.")] = "1%",
     max_mismatch: Annotated[str, typer.Option("--max-mismatch", help="Budget: mismatched hits as a share of requests.")] = "2%",
-    per_task: Annotated[bool, typer.Option("--per-task", help="Also choose TTLs per task type.")] = False,
+    above_noise_floor: Annotated[bool, typer.Option(
+        "--above-noise-floor", help="The mismatch budget counts only each task's mismatched hits above its noise floor "
+                                    "(what its identical requests' differing answers predict).")] = False,
+    per_task: Annotated[bool, typer.Option(
+        "--per-task", help="Also choose per task type its tiers, TTLs, L3 threshold (from --threshold-grid) and "
+                           "l3_text, each task under the budgets, and show its threshold curve.")] = False,
+    tiers_grid: Annotated[str | None, typer.Option(
+        "--tiers-grid", metavar="SETS", help="With --per-task: the tier sets a task may use, tiers joined by +, "
+        "e.g. l1+l2+l3,l1+l2,l1 [default: the enabled tiers, then without the last one, down to L1 alone]",
+        show_default=False)] = None,
+    l3_text_grid: Annotated[list[str] | None, typer.Option(
+        "--l3-text-grid", metavar="CHOICES", help="With --per-task: what L3 may embed for a task, e.g. "
+        "last-user,strip-template (comma-separated or repeated) [default: the configured l3_text]",
+        show_default=False)] = None,
     adaptive: Annotated[bool, typer.Option("--adaptive", help="Also try TTLs that shrink with conversation velocity.")] = False,
     write_config_to: Annotated[Path | None, typer.Option("--write-config", metavar="FILE",
                                                          help="Write the recommended settings as a config for replay --config.",
@@ -83,12 +131,18 @@ def tune_ttl(
     skip_invalid: opt.SkipInvalidOption = False,
     json_output: opt.JsonOption = False,
 ) -> None:
-    """Find the cheapest TTLs (and L3 threshold) whose stale and mismatched hits stay within budget.
+    """Find the cheapest TTLs (and L3 threshold) whose stale and mismatched hits stay within budget;
+    with --per-task, each task's tiers, TTLs, L3 threshold and l3_text.
 
     Every combination of the grids is replayed with the same engine as `tiercli replay`, so each
     candidate's figures equal what replay reports with those settings. Budgets are shares of
     all requests. The recommendation is the cheapest candidate within both budgets; the
     frontier lists the candidates no other beats on both cost and stale+mismatched rate.
+
+    With --per-task, each task gets the cheapest settings within the budgets on its own
+    requests, and its curve of hit rate against mismatch rate over the threshold grid: a
+    threshold optimiser that needs no hand-labelled pairs, since a hit is wrong when its answer
+    differs from the one the call recorded, under the task's answer rule (same_answer).
 
     \b
     Examples:
@@ -96,18 +150,26 @@ def tune_ttl(
       tiercli tune-ttl logs.jsonl --max-stale 0.5% --per-task --write-config tuned.toml
       tiercli tune-ttl logs.jsonl --threshold-grid 0.85,0.9,0.92,0.95 --l3-grid 1h --json
       tiercli tune-ttl logs.jsonl --tiers l1,l2 --adaptive --plot ttl.png
+      tiercli tune-ttl logs.jsonl --per-task --threshold-grid 0.85,0.9,0.95 --l3-text-grid last-user,strip-template
     """
     grids = {"l1": _grid(l1_grid, "--l1-grid", parse_duration), "l2": _grid(l2_grid, "--l2-grid", parse_duration),
              "l3": _grid(l3_grid, "--l3-grid", parse_duration)}
     thresholds = _grid(threshold_grid, "--threshold-grid", lambda v: check_threshold(float(v)))
     stale_budget, mismatch_budget = _budget(max_stale, "--max-stale"), _budget(max_mismatch, "--max-mismatch")
+    tier_sets, l3_texts = _tier_sets(tiers_grid), _l3_texts(l3_text_grid)
     with command_edge(json_output):
+        if (tier_sets or l3_texts) and not per_task:
+            raise UsageError("--tiers-grid and --l3-text-grid choose settings per task", hint="add --per-task")
         base = settings_from_flags(config, {
             "tiers": tiers, "workers": workers, "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries,
             "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation,
             "tasks": task, "same_answer": same_answer, "l3_text": l3_text})
         if base.l2_redis_url:
             raise TiercliError("tune-ttl simulates L2 in process", hint="drop l2_redis_url from the config for tune-ttl")
+        for tier_set in tier_sets or ():
+            if not set(tier_set) <= set(base.tiers):
+                raise UsageError(f"--tiers-grid: {'+'.join(tier_set)} names a tier that is not enabled",
+                                 hint=f"the enabled tiers: {','.join(base.tiers)} (--tiers, and a TTL of 0 turns one off)")
         grids = {t: grids[t] or tune.DEFAULT_GRIDS[t] for t in grids}
         candidates = tune.grid_candidates(base, grids, thresholds or (base.l3_threshold,))
         read = load_events(log, base, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid,
@@ -115,23 +177,33 @@ def tune_ttl(
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
         with progress_bars() as progress:
-            vectors = row_of_text = None
-            if "l3" in base.tiers:
-                vectors, row_of_text, _ = embeddings_for(read, None, base, progress, every_task=True)
-            with of_log(read.path, [f.name for f in read.files]):  # a cost beyond what sums exactly names the log and the line
-                sweep = tune.Sweep(read, base, vectors, row_of_text)
+            sweep = _sweep(read, base, progress, above_noise_floor)
             rows = sweep.run(candidates, progress("candidates", len(candidates)))
             fixed_best, _, _ = tune.recommend(rows, stale_budget, mismatch_budget)
-            adaptive_rows = []
+            adaptive_rows, adaptive_candidates = [], []
             if adaptive:
                 seed = fixed_best["candidate"] if fixed_best else min(rows, key=lambda r: r["cached_usd"])["candidate"]
                 adaptive_candidates = tune.adaptive_candidates(seed)
                 adaptive_rows = sweep.run(adaptive_candidates, progress("adaptive candidates", len(adaptive_candidates)))
-        all_rows = rows + adaptive_rows
-        best, runner_up, reasons = tune.recommend(all_rows, stale_budget, mismatch_budget)
+            all_rows = rows + adaptive_rows
+            best, runner_up, reasons = tune.recommend(all_rows, stale_budget, mismatch_budget)
+            if per_task:
+                # per task, even when no single set of TTLs is in budget: a task may then go uncached
+                neutral = tune_tasks.neutral_settings(base)
+                tier_sets = tier_sets or tune_tasks.default_tier_sets(neutral.tiers)
+                task_grid = tune_tasks.task_candidates(neutral, grids, thresholds or tune_tasks.default_thresholds(base),
+                                                       tier_sets)
+                reread = partial(_read_again, log, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid)
+                per_task_result = tune_tasks.tune_per_task(
+                    _sweeps_for(sweep, reread, progress, above_noise_floor), neutral, task_grid,
+                    l3_texts or tune_tasks.default_l3_texts(base), stale_budget, mismatch_budget,
+                    adaptive=adaptive_candidates, anchor=best["candidate"] if best else None, tier_sets=tier_sets,
+                    progress=progress)
         data = {
             "log": read.path, "requests": len(read.calls), "candidates": len(all_rows),
-            "budgets": {"max_stale": stale_budget, "max_mismatch": mismatch_budget},
+            "budgets": {"max_stale": stale_budget, "max_mismatch": mismatch_budget,
+                        "above_noise_floor": above_noise_floor},
+            "noise_floor": floors_of(read.calls, sweep.repeats),
             "tiers": list(base.tiers),
             "recommended": _row(best, base), "runner_up": _row(runner_up, base), "why": reasons,
             "frontier": [_row(r, base) for r in tune.frontier(all_rows)],
@@ -148,23 +220,25 @@ def tune_ttl(
                                 "scales": list(tune.ADAPTIVE_SCALES), "stretch": list(tune.ADAPTIVE_STRETCH)}
         chosen = best["candidate"].settings(base) if best else None
         if per_task:
-            # per task, even when no single set of TTLs is in budget: a task may then go uncached
-            per_task_settings, data["per_task"] = _per_task(sweep, all_rows, best, base, stale_budget, mismatch_budget)
+            data["per_task"] = tune_tasks.report(per_task_result, neutral, stale_budget, mismatch_budget,
+                                                 best["cached_usd"] if best else None)
             if data["per_task"]["within_budgets"]:
-                chosen = per_task_settings
+                chosen = per_task_result.settings
         if write_config_to is not None:
             if chosen is None:
                 raise TiercliError("no settings are within the budgets, so there is no config to write",
                                    hint="raise --max-stale/--max-mismatch or widen the grids")
             write_config(write_config_to, chosen, [
                 f"written by tiercli tune-ttl from {read.path}",
-                f"budgets: stale <= {stale_budget * 100:g}%, mismatched <= {mismatch_budget * 100:g}% of requests"])
+                f"budgets: stale <= {stale_budget * 100:g}%, mismatched <= {mismatch_budget * 100:g}% of requests"
+                + (" (above the noise floor)" if above_noise_floor else "")])
             data["config_written"] = str(write_config_to)
             stderr.print(f"wrote {write_config_to}", markup=False, highlight=False)
         if plot is not None:
             from tiercli.present.plots import plot_tune
 
-            plot_tune(rows, base, best, tune.frontier(all_rows), plot)
+            plot_tune(rows, base, best, tune.frontier(all_rows), plot,
+                      task_curves=data["per_task"]["tasks"] if per_task else None, max_mismatch=mismatch_budget)
             stderr.print(f"wrote {plot}", markup=False, highlight=False)
         if json_output:
             sys.stdout.write(json.dumps(data) + "\n")
@@ -208,26 +282,46 @@ def _threshold_sweep(rows: list[dict], stale_budget: float, mismatch_budget: flo
     return out
 
 
-def _per_task(sweep: tune.Sweep, rows, best, base, stale_budget, mismatch_budget):
-    tasks = sorted(rows[0]["by_task"])
-    fixed, choice = tune.best_per_task(rows, tasks, stale_budget, mismatch_budget)
-    # defaults for tasks not named: the recommendation if it shares the threshold, else the
-    # cheapest candidate that does
-    same = [r for r in rows if (r["candidate"].l3_threshold, r["candidate"].adaptive_window,
-                                r["candidate"].adaptive_scale) == fixed]
-    c = best["candidate"] if best is not None and best in same else min(same, key=tune.rank)["candidate"]
-    task_ttls = tune.task_ttls_from(choice, c, base.tiers)
-    settings = c.settings(base, task_ttls)
-    # confirm with one replay of the combined settings: the figures a user will get
-    confirmed = tune.figures(sweep.summary(settings))
-    per_task = {
-        "tasks": {task: ({"not_cached": True, **confirmed["by_task"][task]} if row is None else {
-            "l1_ttl": format_duration(row["candidate"].l1_ttl), "l2_ttl": format_duration(row["candidate"].l2_ttl),
-            "l3_ttl": format_duration(row["candidate"].l3_ttl), **row["by_task"][task]}) for task, row in choice.items()},
-        "task_ttls": {t: {k: format_duration(v) for k, v in ttls.items()} for t, ttls in task_ttls.items()},
-        "total": confirmed,
-        "within_budgets": tune.within(confirmed, stale_budget, mismatch_budget),
-        "saves_vs_single_usd": None if best is None else best["cached_usd"] - confirmed["cached_usd"],
-        "anchor": c.label(base.tiers),
-    }
-    return settings, per_task
+def _sweep(read, settings: Settings, progress, above_floor: bool) -> tune.Sweep:
+    """A sweep over a read log: its L3 texts embedded for every task (a candidate may turn L3
+    on for any task), and the judge of its answers under the tasks' rules."""
+    vectors = row_of_text = None
+    if "l3" in settings.tiers:
+        vectors, row_of_text, _ = embeddings_for(read, None, settings, progress, every_task=True)
+    judge, _ = answer_judge(read, None, settings, progress)
+    with of_log(read.path, [f.name for f in read.files]):  # a cost beyond what sums exactly names the log and the line
+        return tune.Sweep(read, settings, vectors, row_of_text, above_floor=above_floor, judge=judge)
+
+
+def _read_again(log: list[str], settings: Settings, log_format: str, field_map, skip_invalid: bool):
+    if "-" in log:
+        raise UsageError("--per-task reads the log again for each l3_text it tries, and stdin cannot be read twice",
+                         hint="save the log to a file, or leave out --l3-text-grid")
+    return load_events(log, settings, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid,
+                       digest=False)
+
+
+def _sweeps_for(first: tune.Sweep, read_again, progress, above_floor: bool):
+    """Per-task tuning's sweep_for(settings). What L3 embeds for each task is decided as the log
+    is read, so the log is read again (and its new texts embedded) only for settings that
+    change it for some task; each such read serves every settings that embed alike."""
+    tasks = sorted({call.task for call in first.read.calls})
+
+    def texts_of(settings: Settings) -> tuple:
+        return settings.template_share, tuple(settings.l3_text_for(task).text for task in tasks)
+
+    sweeps = {texts_of(first.base): first}
+
+    def sweep_for(settings: Settings) -> tune.Sweep:
+        if settings == first.base:
+            return first  # the candidates it has replayed are not replayed again
+        key = texts_of(settings)
+        if key not in sweeps:
+            sweeps[key] = _sweep(read_again(settings), settings, progress, above_floor)
+        known = sweeps[key]
+        if known.base == settings:
+            return known
+        return tune.Sweep(known.read, settings, known.vectors, known.row_of_text, above_floor=above_floor,
+                          judge=known.judge)
+
+    return sweep_for

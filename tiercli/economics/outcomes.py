@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from operator import attrgetter
+from functools import partial
+from operator import attrgetter, eq
 
 import numpy as np
 import pandas as pd
 
 from tiercli.economics.pricing import Pricer
+from tiercli.engine.answers import UNPARSABLE
 from tiercli.engine.replay import OUTCOMES, ReplayOutcome
 from tiercli.settings import Settings
 
@@ -32,6 +34,7 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
     # A hit costs the look-ups of the tiers tried up to and including the one that hit (the
     # replay adds them up, measured or configured); a miss adds the API call; a bypass is the call.
     cached_ms = np.asarray(result.lookup_ms, dtype=np.float64) + np.where(paid, baseline_ms, 0.0)
+    mismatched = np.asarray(result.mismatched, dtype=np.int8)  # 2: because an answer was unparsable
 
     return pd.DataFrame(copy=False, data={
         "seq": np.fromiter(map(attrgetter("seq"), calls), dtype=np.int64, count=n),
@@ -43,7 +46,12 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
         "worker": result.worker,
         "outcome": pd.Categorical.from_codes(outcome, categories=list(OUTCOMES)),
         "stale": np.asarray(result.stale, dtype=np.int8).astype(bool),
-        "mismatched": np.asarray(result.mismatched, dtype=np.int8).astype(bool),
+        "mismatched": mismatched.astype(bool),
+        # counted mismatched because the hit's or the call's answer could not be read under the
+        # task's rule; and the calls whose own recorded answer could not be (README "Answer rules")
+        "mismatched_unparsable": mismatched == 2,
+        "answer_unparsable": np.fromiter(map(partial(eq, UNPARSABLE), map(attrgetter("response_digest"), calls)),
+                                         dtype=bool, count=n),
         "similarity": np.asarray(result.similarity, dtype=np.float64),
         "source_seq": np.asarray(result.source_seq, dtype=np.int64),
         "tokens_estimated": np.fromiter(map(attrgetter("tokens_estimated"), calls), dtype=bool, count=n),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tiercli.economics.noise import floors_by_task, overall_floor
 from tiercli.economics.pricing import to_usd
 from tiercli.settings import TIER_NAMES, Settings
 
@@ -36,6 +37,11 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
     baseline, cached = _usd(table["baseline_pusd"]), _usd(table["cached_pusd"])
     leads = int(table["lead"].nunique())
 
+    # README "Answer rules": hits counted mismatched because an answer could not be read, and
+    # calls whose recorded answer could not be (columns absent: every answer was readable)
+    has_unparsable = "mismatched_unparsable" in table.columns
+    unparsable_hit = table["mismatched_unparsable"].to_numpy() if has_unparsable else np.zeros(requests, dtype=bool)
+    unparsable_answer = table["answer_unparsable"].to_numpy() if has_unparsable else np.zeros(requests, dtype=bool)
     tiers = {}
     for name in TIER_NAMES:
         mask = (outcome == name).to_numpy()
@@ -46,6 +52,7 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
             "hit_rate": tier_hits / requests if requests else 0.0,
             "stale_hits": int(table["stale"].to_numpy()[mask].sum()),
             "mismatched_hits": int(table["mismatched"].to_numpy()[mask].sum()),
+            "mismatched_unparsable": int(unparsable_hit[mask].sum()),
         }
 
     by_task = {}
@@ -60,7 +67,16 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
             "cached_usd": _usd(group["cached_pusd"]),
             "stale_hits": int(group["stale"].sum()),
             "mismatched_hits": int(group["mismatched"].sum()),
+            "mismatched_unparsable": int(group["mismatched_unparsable"].sum()) if has_unparsable else 0,
+            "unparsable_answers": int(group["answer_unparsable"].sum()) if has_unparsable else 0,
+            # per tier, beside the noise floor (README "The noise floor")
+            "mismatched_by_tier": {name: int(group["mismatched"].to_numpy()[(group["outcome"] == name).to_numpy()].sum())
+                                   for name in TIER_NAMES},
         }
+    floors = floors_by_task(table)
+    if floors is not None:
+        for task, row in by_task.items():
+            row["noise_floor"] = floors[task]
 
     monthly = None
     if span_s >= MIN_SPAN_FOR_MONTHLY_S:
@@ -76,6 +92,8 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
         "tiers": tiers,
         "stale_hits": int(table["stale"].sum()),
         "mismatched_hits": int(table["mismatched"].sum()),
+        "mismatched_unparsable": int(unparsable_hit.sum()),
+        "unparsable_answers": int(unparsable_answer.sum()),
         "cost": {"baseline_usd": baseline, "cached_usd": cached, "savings_pct": _pct_saved(baseline, cached)},
         "monthly_cost": monthly,
         "leads": leads,
@@ -84,6 +102,7 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
         "latency_ms": {"baseline": _latency(table["baseline_ms"].to_numpy()),
                        "cached": _latency(table["cached_ms"].to_numpy())},
         "by_task": by_task,
+        **({} if floors is None else {"noise_floor": overall_floor(table)}),
         "span_s": span_s,
         "estimated_token_calls": int(table["tokens_estimated"].sum()),
         "default_latency_calls": int(table["latency_defaulted"].sum()),

@@ -12,6 +12,7 @@ import numpy as np
 
 from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.settings import Settings
+from tiercli.engine.answers import UNPARSABLE, AnswerJudge
 from tiercli.engine.tiers import ExactTier, Origin, PerWorkerTier, SemanticTier, Tier
 from tiercli.engine.ttl import TtlPolicy
 
@@ -77,7 +78,8 @@ class ReplayOutcome:
     worker: list[str] = field(default_factory=list)
     outcome: array = field(default_factory=lambda: array("b"))  # index into OUTCOMES
     stale: array = field(default_factory=lambda: array("b"))  # 0/1
-    mismatched: array = field(default_factory=lambda: array("b"))  # 0/1
+    # 0/1; 2: mismatched because an answer could not be read under the task's rule (UNPARSABLE)
+    mismatched: array = field(default_factory=lambda: array("b"))
     similarity: array = field(default_factory=lambda: array("d"))  # best L3 similarity seen; NaN if L3 not consulted
     source_seq: array = field(default_factory=lambda: array("q"))  # seq of the call that filled the hit entry; -1
     lookup_ms: array = field(default_factory=lambda: array("d"))  # look-ups of the tiers tried (0 for bypass)
@@ -92,15 +94,18 @@ def build_tiers(ctx: TierContext) -> list[Tier]:
 
 def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | None = None,
            row_of_text: dict[str, int] | None = None, *, ctx: TierContext | None = None,
-           tiers: list[Tier] | None = None, progress: Callable[[int], None] | None = None) -> ReplayOutcome:
+           tiers: list[Tier] | None = None, progress: Callable[[int], None] | None = None,
+           judge: AnswerJudge | None = None) -> ReplayOutcome:
     """Replay with tiers built from ctx (or from the settings and vectors); `tiers` already
-    built from `ctx` may be given to keep a handle on them (Redis)."""
+    built from `ctx` may be given to keep a handle on them (Redis). `judge` decides whether a
+    hit's answer differs from the call's (README "Answer rules"); it must hold the answers'
+    vectors when a task's rule is embedding:T (pipeline.answer_judge)."""
     ctx = ctx or TierContext(settings, vectors, row_of_text)
     if tiers is None:
         tiers = build_tiers(ctx)
     result = ReplayOutcome(calls=[e for e in events if isinstance(e, Call)])
     result.invalidated = {t.name: 0 for t in tiers}
-    step = _Replayer(settings, tiers, result, ctx.ttl_policy)
+    step = _Replayer(settings, tiers, result, ctx.ttl_policy, judge or AnswerJudge(settings))
     for done, event in enumerate(events):
         try:
             step(event)
@@ -117,7 +122,8 @@ def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | No
 class _Replayer:
     """One event at a time; holds the state that lives between events."""
 
-    def __init__(self, settings: Settings, tiers: list[Tier], result: ReplayOutcome, ttl_policy: TtlPolicy):
+    def __init__(self, settings: Settings, tiers: list[Tier], result: ReplayOutcome, ttl_policy: TtlPolicy,
+                 judge: AnswerJudge):
         self.tiers, self.result, self.ttl_policy = tiers, result, ttl_policy
         self.outcome_of_tier = [OUTCOMES.index(t.name) for t in tiers]
         self.latency_of_tier = [settings.latency_ms(t.name) for t in tiers]
@@ -129,6 +135,9 @@ class _Replayer:
         self.calls_seen = 0
         self.settings = settings
         self.tiers_of_task: dict[str, tuple[list[Tier], list[int], list[float]]] = {}
+        # Digests decide every rule but embedding:T, whose differing digests the judge settles:
+        # without such a rule no hit calls into Python beyond the comparisons.
+        self.judge = judge if judge.uses_embedding else None
 
     def for_task(self, task: str) -> tuple[list[Tier], list[int], list[float]]:
         """The tiers on for this task's calls (a task TTL of 0 turns a tier off for it), with
@@ -207,5 +216,12 @@ class _Replayer:
             return
         result.source_seq.append(origin.seq)
         result.stale.append(origin.lead == call.lead and origin.seq < self.last_tag_seq.get(call.lead, -1))
-        result.mismatched.append(origin.response_digest is not None and call.response_digest is not None
-                                 and origin.response_digest != call.response_digest)
+        a, b = origin.response_digest, call.response_digest  # None: no answer recorded, nothing to compare
+        if a is None or b is None or (a == b and a != UNPARSABLE):
+            result.mismatched.append(0)
+        elif a == UNPARSABLE or b == UNPARSABLE:  # counts as differs, and is counted apart
+            result.mismatched.append(2)
+        elif self.judge is None:
+            result.mismatched.append(1)
+        else:
+            result.mismatched.append(1 if self.judge.differ(call.task, a, b) else 0)

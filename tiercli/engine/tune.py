@@ -1,5 +1,6 @@
 """tune-ttl: sweep TTLs (and the L3 threshold) over a log, and pick the cheapest settings whose
-stale and mismatched hits stay within budgets; per task and with adaptive TTLs too.
+stale and mismatched hits stay within budgets; with adaptive TTLs too (per task:
+tiercli/engine/tune_tasks.py).
 
 Every candidate is replayed by the one replay engine and summarised by the same code as
 `tiercli replay`, so its figures equal what `replay` reports with those settings. What does
@@ -17,10 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from tiercli.durations import format_duration
 from tiercli.ingest.logread import ReadResult
+from tiercli.economics.noise import find_repeats, mismatched_above_floor, with_repeats
 from tiercli.economics.outcomes import baseline_costs, outcome_table
+from tiercli.engine.answers import AnswerJudge
 from tiercli.economics.pricing import Pricer
 from tiercli.engine.replay import TierContext, replay
 from tiercli.procs import die_with_parent
@@ -43,11 +47,19 @@ class Candidate:
     adaptive_window: float | None = None
     adaptive_scale: float = 1.0
 
-    def settings(self, base: Settings, task_ttls: dict | None = None) -> Settings:
+    def settings(self, base: Settings, task_ttls: dict | None = None, task_options: dict | None = None) -> Settings:
         return dataclasses.replace(base, l1_ttl=self.l1_ttl, l2_ttl=self.l2_ttl, l3_ttl=self.l3_ttl,
                                    l3_threshold=self.l3_threshold, adaptive_window=self.adaptive_window,
                                    adaptive_scale=self.adaptive_scale,
-                                   task_ttls=base.task_ttls if task_ttls is None else task_ttls)
+                                   task_ttls=base.task_ttls if task_ttls is None else task_ttls,
+                                   task_options=base.task_options if task_options is None else task_options)
+
+    def ttl(self, tier: str) -> float | None:
+        return getattr(self, f"{tier}_ttl")
+
+    def tiers_on(self, tiers: Sequence[str]) -> tuple[str, ...]:
+        """The tiers among `tiers` (the enabled ones) that this candidate leaves on: TTL not 0."""
+        return tuple(t for t in tiers if self.ttl(t) != 0)
 
     def label(self, tiers: Sequence[str]) -> str:
         ttls = {t: getattr(self, f"{t}_ttl") for t in tiers}
@@ -79,9 +91,22 @@ def adaptive_candidates(best: Candidate) -> list[Candidate]:
     return out
 
 
-def figures(summary: dict) -> dict:
-    """What tune-ttl reports for a candidate, taken from the replay summary."""
+def figures(summary: dict, above_floor: bool = False) -> dict:
+    """What tune-ttl reports for a candidate, taken from the replay summary. `above_floor`: the
+    mismatch budget counts only each task's mismatched hits above its noise floor
+    (`budgeted_*`; README "The noise floor"), else all of them."""
     requests = summary["requests"]
+    by_task = {task: {"requests": row["requests"], "cached_usd": row["cached_usd"],
+                      "baseline_usd": row["baseline_usd"], "stale_hits": row["stale_hits"],
+                      "mismatched_hits": row["mismatched_hits"],
+                      "hits": row["l1"] + row["l2"] + row["l3"]}
+               for task, row in summary["by_task"].items()}
+    for task, row in by_task.items():
+        share = summary["by_task"][task].get("noise_floor", {}).get("share")
+        row["noise_floor"] = share
+        row["mismatched_above_floor"] = mismatched_above_floor(row["mismatched_hits"], row["hits"], share)
+        row["budgeted_mismatched_hits"] = row["mismatched_above_floor"] if above_floor else row["mismatched_hits"]
+    above = sum(row["mismatched_above_floor"] for row in by_task.values())
     return {
         "hit_rate": summary["hit_rate"],
         "tiers": {t: {"hits": summary["tiers"][t]["hits"], "hit_rate": summary["tiers"][t]["hit_rate"]} for t in TIER_NAMES},
@@ -95,11 +120,13 @@ def figures(summary: dict) -> dict:
         "latency_mean_ms": summary["latency_ms"]["cached"]["mean"],
         "latency_p95_ms": summary["latency_ms"]["cached"]["p95"],
         "l3_mismatched_hits": summary["tiers"]["l3"]["mismatched_hits"],
-        "by_task": {task: {"requests": row["requests"], "cached_usd": row["cached_usd"],
-                           "baseline_usd": row["baseline_usd"], "stale_hits": row["stale_hits"],
-                           "mismatched_hits": row["mismatched_hits"],
-                           "hits": row["l1"] + row["l2"] + row["l3"]}
-                    for task, row in summary["by_task"].items()},
+        "mismatched_above_floor": above,
+        "mismatch_rate_above_floor": above / requests if requests else 0.0,
+        # the rate the mismatch budget counts
+        "budgeted_mismatch_rate": ((above if above_floor else summary["mismatched_hits"]) / requests
+                                   if requests else 0.0),
+        "budget_above_floor": above_floor,
+        "by_task": by_task,
     }
 
 
@@ -107,32 +134,62 @@ class Sweep:
     """Replays candidates of one log with shared inputs; remembers what it has evaluated."""
 
     def __init__(self, read: ReadResult, base: Settings, vectors: np.ndarray | None,
-                 row_of_text: dict[str, int] | None):
+                 row_of_text: dict[str, int] | None, *, above_floor: bool = False, judge=None):
         self.read, self.base = read, base
+        self.above_floor = above_floor  # the mismatch budget counts mismatches above the noise floor only
+        # the noise floor does not depend on the candidate: found once
+        self.judge = judge or AnswerJudge(base)
+        self.repeats = find_repeats(read.calls, self.judge)
         self.vectors, self.row_of_text = vectors, row_of_text
         self.pricer = Pricer(base.prices)
         self.baseline_pusd = baseline_costs(read.calls, self.pricer)  # once, not per candidate
         self.span_s = read.events[-1].ts - read.events[0].ts
         self.results: dict[tuple, dict] = {}
 
+    def tabulate(self, settings: Settings) -> tuple[dict, pd.DataFrame]:
+        """One replay with these settings: its summary and its per-call table."""
+        outcome = replay(self.read.events, settings, ctx=TierContext(settings, self.vectors, self.row_of_text),
+                         judge=self.judge)
+        table = with_repeats(outcome_table(outcome, settings, self.pricer, self.baseline_pusd), self.repeats)
+        return summarize(table, settings, self.span_s), table
+
     def summary(self, settings: Settings) -> dict:
-        outcome = replay(self.read.events, settings, ctx=TierContext(settings, self.vectors, self.row_of_text))
-        return summarize(outcome_table(outcome, settings, self.pricer, self.baseline_pusd), settings, self.span_s)
+        return self.tabulate(settings)[0]
+
+    def figures(self, settings: Settings) -> dict:
+        """A candidate's figures, its mismatches budgeted as this sweep counts them; per task
+        also its hits per tier, its L3 hits that were mismatched and its mean latency (what
+        --per-task chooses by)."""
+        summary, table = self.tabulate(settings)
+        out = figures(summary, self.above_floor)
+        latency = table.groupby("task", sort=False, observed=True)["cached_ms"].mean()
+        for task, row in out["by_task"].items():
+            row.update({t: summary["by_task"][task][t] for t in TIER_NAMES})
+            row["l3_mismatched_hits"] = summary["by_task"][task]["mismatched_by_tier"]["l3"]
+            row["latency_mean_ms"] = float(latency[task])
+        return out
 
     def evaluate(self, candidate: Candidate) -> dict:
-        return figures(self.summary(candidate.settings(self.base)))
+        return self.figures(candidate.settings(self.base))
+
+    def effect(self, candidate: Candidate) -> tuple:
+        """What a candidate's figures depend on: with L3 off, not its threshold (the grid's
+        thresholds with L3 off are one replay)."""
+        if "l3" in candidate.tiers_on(self.base.tiers):
+            return candidate.key()
+        return dataclasses.replace(candidate, l3_threshold=0.0).key()
 
     def run(self, candidates: Sequence[Candidate], progress: Callable[[int], None] | None = None,
             processes: int | None = None) -> list[dict]:
-        todo = list({c.key(): c for c in candidates if c.key() not in self.results}.values())
+        todo = list({self.effect(c): c for c in candidates if self.effect(c) not in self.results}.values())
         processes = processes or _default_processes(len(todo))
         done = len(candidates) - len(todo)
         for candidate, result in self._evaluate_all(todo, processes):
-            self.results[candidate.key()] = result
+            self.results[self.effect(candidate)] = result
             done += 1
             if progress:
                 progress(done)
-        return [{"candidate": c, **self.results[c.key()]} for c in candidates]
+        return [{"candidate": c, **self.results[self.effect(c)]} for c in candidates]
 
     def _evaluate_all(self, todo: list[Candidate], processes: int):
         if processes <= 1:
@@ -168,7 +225,7 @@ def _default_processes(candidates: int) -> int:
 # --- choosing ---------------------------------------------------------------------------------------
 
 def within(row: dict, max_stale: float, max_mismatch: float) -> bool:
-    return row["stale_rate"] <= max_stale and row["mismatch_rate"] <= max_mismatch
+    return row["stale_rate"] <= max_stale and row["budgeted_mismatch_rate"] <= max_mismatch
 
 
 def rank(row: dict) -> tuple:
@@ -192,8 +249,9 @@ def recommend(rows: list[dict], max_stale: float, max_mismatch: float) -> tuple[
             broke = []
             if c["stale_rate"] > max_stale:
                 broke.append(f"stale rate {c['stale_rate'] * 100:.2f}% > {max_stale * 100:g}%")
-            if c["mismatch_rate"] > max_mismatch:
-                broke.append(f"mismatch rate {c['mismatch_rate'] * 100:.2f}% > {max_mismatch * 100:g}%")
+            if c["budgeted_mismatch_rate"] > max_mismatch:
+                counted = "mismatch rate above the noise floor" if c["budget_above_floor"] else "mismatch rate"
+                broke.append(f"{counted} {c['budgeted_mismatch_rate'] * 100:.2f}% > {max_mismatch * 100:g}%")
             reasons.append(f"the cheapest candidate overall costs ${best['cached_usd'] - c['cached_usd']:,.4f} less "
                            f"but breaks the budget: {'; '.join(broke)}")
         if runner_up is not None:
@@ -215,57 +273,4 @@ def frontier(rows: list[dict]) -> list[dict]:
         if bad < cleanest:
             out.append(row)
             cleanest = bad
-    return out
-
-
-def per_task_choice(rows: list[dict], tasks: Sequence[str], fixed: dict, max_stale: float,
-                    max_mismatch: float) -> dict[str, dict | None]:
-    """For each task, the candidate (among rows sharing `fixed` threshold and adaptive settings)
-    that is cheapest for that task with that task's own stale and mismatch rates in budget."""
-    out = {}
-    for task in tasks:
-        best = None
-        for row in rows:
-            c = row["candidate"]
-            if (c.l3_threshold, c.adaptive_window, c.adaptive_scale) != fixed:
-                continue
-            t = row["by_task"].get(task)
-            if t is None or t["requests"] == 0:
-                continue
-            if t["stale_hits"] / t["requests"] > max_stale or t["mismatched_hits"] / t["requests"] > max_mismatch:
-                continue
-            score = (t["cached_usd"], t["stale_hits"] + t["mismatched_hits"], c.key())
-            if best is None or score < best[0]:
-                best = (score, row)
-        out[task] = None if best is None else best[1]
-    return out
-
-
-def best_per_task(rows: list[dict], tasks: Sequence[str], max_stale: float, max_mismatch: float):
-    """Per-task TTLs share one threshold and adaptive setting: the one whose per-task choices
-    give the lowest total, predicted from the sweep (a task with no candidate in budget is not
-    cached: it costs its baseline). Returns (fixed settings, choice)."""
-    best = None
-    for fixed in sorted({(r["candidate"].l3_threshold, r["candidate"].adaptive_window, r["candidate"].adaptive_scale)
-                         for r in rows}, key=lambda f: tuple(float("inf") if v is None else v for v in f)):
-        choice = per_task_choice(rows, tasks, fixed, max_stale, max_mismatch)
-        predicted = sum(row["by_task"][task]["cached_usd"] if row is not None else rows[0]["by_task"][task]["baseline_usd"]
-                        for task, row in choice.items())
-        if best is None or predicted < best[0]:
-            best = (predicted, fixed, choice)
-    return best[1], best[2]
-
-
-def task_ttls_from(choice: dict[str, dict | None], base: Candidate, tiers: Sequence[str]) -> dict[str, dict]:
-    """[tasks.NAME] tables: only the TTLs that differ from the base candidate's. A task with no
-    candidate in budget is not cached at all (TTL 0 in every tier): never wrong, never cheaper."""
-    out = {}
-    for task, row in sorted(choice.items()):
-        if row is None:
-            out[task] = {t: 0.0 for t in tiers}
-            continue
-        ttls = {t: getattr(row["candidate"], f"{t}_ttl") for t in tiers
-                if getattr(row["candidate"], f"{t}_ttl") != getattr(base, f"{t}_ttl")}
-        if ttls:
-            out[task] = ttls
     return out

@@ -47,10 +47,11 @@ class Builder:
         self.out = FormatRead()
 
     def call(self, item: Item, record: dict, origin: dict[str, str] | None = None, *, where: str | None = None,
-             source_cache_hit: bool = False) -> Call | None:
+             source_cache_hit: bool = False, source_record: dict | None = None) -> Call | None:
         """A call from a record in tiercli's shape (fields it lacks absent or None); None when
         it was skipped. A call with no lead is the lead NO_LEAD, with no task the task NO_TASK:
-        `inspect` shows how many."""
+        `inspect` shows how many. `source_record`: what an l3_text field:PATH reads (default:
+        the item's record as the source wrote it)."""
         record = {k: v for k, v in record.items() if v is not None}
         present = coverage(record)
         record.setdefault("lead_id", NO_LEAD)
@@ -58,7 +59,8 @@ class Builder:
         try:
             call = call_of_record(record, self._line(item), self.options.known_model, self.options.keep_text,
                                   self.names, content_optional=True,
-                                  source_record=item.value if isinstance(item.value, dict) else None)
+                                  source_record=source_record if source_record is not None
+                                  else item.value if isinstance(item.value, dict) else None)
         except RecordProblem as bad:
             self.problem(item, (origin or {}).get(bad.field, bad.field), bad.problem, bad.hint, where)
             return None

@@ -53,6 +53,10 @@ class ReadResult:
     size: int = 0  # bytes read
     sha256: str = ""  # of the whole file, or of the files' digests (when asked for): a saved run names exactly its logs
     files: list[LogFile] = field(default_factory=list)
+    # digest -> answer text, for tasks whose answer rule is embedding:T (embedded before the replay)
+    answer_texts: dict[bytes, str] = field(default_factory=dict)
+    # task -> its strip-template Template (engine/l3text.py), learned once the log is read
+    l3_templates: dict = field(default_factory=dict)
 
     @property
     def calls(self) -> list[Call]:
@@ -114,7 +118,8 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
         sha256 = files[0].sha256
     else:
         sha256 = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest() if digest else ""
-    return ReadResult(events, skipped, path, sum(f.size for f in files), sha256, files)
+    return ReadResult(events, skipped, path, sum(f.size for f in files), sha256, files,
+                      getattr(keep_text, "answer_texts", None) or {})
 
 
 def _digest(source) -> str:
@@ -156,7 +161,10 @@ def read_native(source, options, file_index: int, names: dict[str, str], digest:
 
 def _read_plain(path_str: str, name: str, reader: Reader, hasher, parallel_min_bytes: int) -> None:
     size = _size(path_str)
+    # A forked helper keeps the answer texts an embedding answer rule needs in its own memory
+    # and does not send them back: such logs are read in this process alone.
     two_processes = (size >= parallel_min_bytes and (os.cpu_count() or 1) > 1
+                     and not getattr(reader.keep_text, "keeps_answer_texts", False)
                      and "fork" in multiprocessing.get_all_start_methods())
     split = _split_point(path_str, size) if two_processes else size
     helper = (_Helper(path_str, name, split, size, reader.skip_invalid, reader.known_model, reader.keep_text)

@@ -313,7 +313,8 @@ def call_of_record(record: dict, line_no: int, known_model, keep_text, names: di
     span that recorded no content) is a keyless call, or a bypass when it was streamed.
     `source_record`: the record as the source wrote it (an l3_text field:PATH reads it)."""
     if content_optional and record.get("prompt") is None and record.get("messages") is None:
-        call = _parse_call({**record, "prompt": ""}, line_no, known_model, keep_text, names, source_record)
+        call = _parse_call({**record, "prompt": ""}, line_no, known_model, keep_text, names, source_record,
+                           keyless=True)
         call.key, call.text, call.keyless = b"", "", not call.bypass
         return call
     return _parse_call(record, line_no, known_model, keep_text, names, source_record)
@@ -323,7 +324,7 @@ RecordProblem = _Bad  # what call_of_record raises: .field, .problem, .hint
 
 
 def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[str, str],
-                source_record: dict | None = None) -> Call:
+                source_record: dict | None = None, keyless: bool = False) -> Call:
     ts = _ts(record)
     lead = _lead(record)
     lead = names.setdefault(lead, lead)
@@ -373,7 +374,7 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     return _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
                       ints["output_tokens"], ints["cache_read_input_tokens"], ints["cache_creation_input_tokens"],
                       flags["streaming"], flags["use_tools"], latency, keep_text,
-                      record if source_record is None else source_record)
+                      record if source_record is None else source_record, keyless)
 
 
 def _usage(record: dict) -> dict[str, int | None]:
@@ -402,7 +403,8 @@ def _usage(record: dict) -> dict[str, int | None]:
 def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker: str | None,
                system: list[dict] | None, messages: list[dict], response: str | None, input_tokens: int | None,
                output_tokens: int | None, cache_read: int | None, cache_write: int | None, streaming: bool,
-               use_tools: bool, latency: float | None, keep_text, record: dict | None = None) -> Call:
+               use_tools: bool, latency: float | None, keep_text, record: dict | None = None,
+               keyless: bool = False) -> Call:
     """The call of a checked record (both paths). `keep_text`: a bool (keep the last user
     message's text for L3, or no text), or a CallShape (tiercli/ingest/shape.py) that gives the
     task's L3 text and answer digest; `record`, for an L3 text taken from a field of it."""
@@ -415,7 +417,9 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
     if type(keep_text) is bool:
         text, digest = embedding_text(messages) if keep_text else "", response_digest(response)
     else:
-        text, digest = keep_text.text(task, messages, record), keep_text.digest(task, response)
+        # a bypassed or keyless call is never looked up: its L3 text is not needed
+        text = keep_text.text(task, messages, record, needed=not (streaming or use_tools or keyless))
+        digest = keep_text.digest(task, response)
     try:
         key = request_key(task, model, system, messages)
     except orjson.JSONEncodeError:

@@ -15,6 +15,7 @@ class CallShape:
         self.settings, self.keep_text = settings, keep_text
         self._rules: dict[str, object] = {}
         self._texts: dict[str, object] = {}
+        self.answer_texts: dict[bytes, str] = {}  # digest -> answer text, for tasks whose rule is embedding
 
     def rule(self, task: str):
         rule = self._rules.get(task)
@@ -39,7 +40,10 @@ class CallShape:
         reader then reads its lines with the reference validator, which keeps the record."""
         return self.keep_text and self.l3_choice(task).kind == "field"
 
-    def text(self, task: str, messages: list[dict], record: dict | None = None) -> str:
+    def text(self, task: str, messages: list[dict], record: dict | None = None, needed: bool = True) -> str:
+        """What L3 embeds for the call (strip-template: the last user message's text, cut
+        after reading by pipeline.prepare_l3_texts). Not `needed` (a bypassed or keyless call,
+        never looked up): a field:PATH the record lacks gives "" instead of an error."""
         if not self.keep_text:
             return ""
         choice = self.l3_choice(task)
@@ -47,7 +51,7 @@ class CallShape:
             return embedding_text(messages)
         from tiercli.engine.l3text import l3_text
 
-        return l3_text(choice, messages, record)
+        return l3_text(choice, messages, record, needed)
 
     def digest(self, task: str, response: str | None) -> bytes | None:
         rule = self.rule(task)
@@ -55,7 +59,18 @@ class CallShape:
             return response_digest(response)
         from tiercli.engine.answers import answer_digest
 
-        return answer_digest(rule, response)
+        digest = answer_digest(rule, response)
+        if rule.kind == "embedding":  # its answers are embedded before the replay: keep their texts
+            self.answer_texts[digest] = response.strip()
+        return digest
+
+    @property
+    def keeps_answer_texts(self) -> bool:
+        """Whether some task compares answers by embedding (their texts are kept in
+        `answer_texts`, which a forked reader would not send back)."""
+        from tiercli.engine.answers import uses_embedding
+
+        return uses_embedding(self.settings)
 
 
 DEFAULT = CallShape()

@@ -84,9 +84,12 @@ def _hit_rate_over_time(ax, calls: pd.DataFrame) -> None:
         label.set_horizontalalignment("right")
 
 
-def plot_tune(rows: list[dict], base, best: dict | None, frontier: list[dict], path: Path) -> None:
+def plot_tune(rows: list[dict], base, best: dict | None, frontier: list[dict], path: Path,
+              task_curves: dict | None = None, max_mismatch: float | None = None) -> None:
     """Per tier: hit rate and cost against its TTL (other TTLs at the recommended values);
-    and the frontier of cost against stale+mismatched rate."""
+    and the frontier of cost against stale+mismatched rate. With `task_curves` (--per-task's
+    tasks), a second row: per task, its hit rate against its mismatch rate over the
+    threshold grid, the chosen threshold marked, and the mismatch budget."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,9 +99,18 @@ def plot_tune(rows: list[dict], base, best: dict | None, frontier: list[dict], p
     from tiercli.durations import format_duration
 
     tiers = list(base.tiers)
-    fig, axes = plt.subplots(1, len(tiers) + 1, figsize=(5 * (len(tiers) + 1), 4.5), layout="constrained")
+    curves = {task: entry for task, entry in (task_curves or {}).items() if entry.get("threshold_curve")}
+    panels = len(tiers) + 1
+    if curves:
+        fig = plt.figure(figsize=(5 * max(panels, len(curves)), 9.5), layout="constrained")
+        top, bottom = fig.subfigures(2, 1)
+        axes = top.subplots(1, panels)
+        _task_curves(bottom, curves, max_mismatch)
+    else:
+        fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.5), layout="constrained")
+        top = fig
     anchor = _fixed_anchor(rows, best)
-    fig.suptitle(f"tiercli tune-ttl (each TTL panel varies one TTL; the others as in {anchor.label(base.tiers)})",
+    top.suptitle(f"tiercli tune-ttl (each TTL panel varies one TTL; the others as in {anchor.label(base.tiers)})",
                  fontsize=13)
     for ax, tier in zip(axes, tiers):
         others = [t for t in ("l1", "l2", "l3") if t != tier]
@@ -138,6 +150,39 @@ def plot_tune(rows: list[dict], base, best: dict | None, frontier: list[dict], p
     ax.grid(alpha=0.3)
     ax.legend(loc="center left")  # the cost spread is written at the bottom
     _save(fig, path)
+
+
+def _task_curves(subfig, curves: dict[str, dict], max_mismatch: float | None) -> None:
+    """One panel per task: hit rate against mismatch rate (shares of the task's requests) at
+    each threshold, each point labelled with its threshold."""
+    subfig.suptitle("Per task: hit rate against mismatch rate over the L3 threshold grid "
+                    "(wrong = the recorded answers differ under the task's answer rule)", fontsize=12)
+    axes = subfig.subplots(1, len(curves), squeeze=False)[0]
+    for ax, (task, entry) in zip(axes, curves.items()):
+        points = entry["threshold_curve"]
+        x = [p["mismatch_rate"] * 100 for p in points]
+        y = [p["hit_rate"] * 100 for p in points]
+        ax.plot(x, y, marker="o", color="tab:blue", label="thresholds")
+        labels: dict[tuple, list[str]] = {}  # thresholds with the same figures share one point and one label
+        for p, px, py in zip(points, x, y):
+            labels.setdefault((px, py), []).append(f"{p['threshold']:g}")
+        for (px, py), names in labels.items():
+            ax.annotate(", ".join(names), (px, py), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        chosen = [(px, py) for p, px, py in zip(points, x, y) if p["chosen"]]
+        if chosen:
+            ax.scatter(*zip(*chosen), s=90, color="tab:green", zorder=3, label="chosen")
+        if max_mismatch is not None:
+            ax.axvline(max_mismatch * 100, color="tab:red", linestyle="--", linewidth=1, label="mismatch budget")
+        at = entry["curve_at"]
+        ttls = "/".join(at[f"{t}_ttl"] for t in ("l1", "l2", "l3") if f"{t}_ttl" in at)
+        ax.set_title(f"{task}\n({'+'.join(at['tiers'])} {ttls}, {at['l3_text']})"
+                     + ("" if chosen else "; chosen: L3 off" if entry.get("tiers") else "; not cached"), fontsize=10)
+        ax.set_xlim(left=0, right=max(x + [(max_mismatch or 0) * 100]) * 1.15 or 1)
+        ax.set_ylim(bottom=0, top=max(y, default=0) * 1.15 or 1)
+        ax.set_xlabel("mismatched hits (% of the task's requests)")
+        ax.set_ylabel("hit rate (% of the task's requests)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
 
 
 def _fixed_anchor(rows: list[dict], best: dict | None):

@@ -277,16 +277,75 @@ def print_tasks(summary: dict, console: Console) -> None:
         Column("Saved", [_saved(row["baseline_usd"], row["cached_usd"]) for row in rows])])
 
 
+def noise_lines(summary: dict) -> list[str]:
+    """Each task's hits that differ, per tier, beside its noise floor: the share of its identical
+    requests whose recorded answers differ (README "The noise floor"). Tasks with neither hits nor
+    repeats are left out; a run saved before the floor was recorded has no lines."""
+    if "noise_floor" not in summary:
+        return []
+    s = summary["settings"]
+    lines = []
+    for task, row in summary["by_task"].items():
+        floor = row["noise_floor"]
+        tiers = [t for t in TIER_NAMES if row[t]]
+        if not tiers and not floor["repeats"]:
+            continue
+        rule = s.get("task_options", {}).get(task, {}).get("same_answer", s.get("same_answer", "exact"))
+        hits = ", ".join(f"{t.upper()} hits differ {_pct(row['mismatched_by_tier'][t] / row[t])} "
+                         f"({row['mismatched_by_tier'][t]:,} of {row[t]:,})" for t in tiers) or "no hits"
+        noise = (f"identical requests differ {_pct(floor['share'])} ({floor['differ']:,} of {floor['repeats']:,})"
+                 if floor["repeats"] else "no request was repeated")
+        lines.append(f"{printable([task])[0]} ({rule}): {hits}; {noise} in this log")
+    if lines:
+        lines.insert(0, "Answers that differ, under each task's answer rule (same_answer):")
+    return lines
+
+
+def l3_text_lines(report: dict | None) -> list[str]:
+    """What replay and inspect say of L3's texts (pipeline.l3_text_report): the texts longer
+    than the model's window, per task, and each strip-template task's template."""
+    if not report:
+        return []
+    lines = []
+    over = report["over_window"]
+    if over:
+        n = sum(over.values())
+        tasks = ", ".join(f"{printable([task])[0]} {k:,}" for task, k in over.items())
+        lines.append(f"L3 window: {count(n, 'text')} longer than the model's {report['window']:,} word pieces "
+                     f"({tasks}): L3 compares only {'its' if n == 1 else 'their'} start; an l3_text for "
+                     f"{'that task' if len(over) == 1 else 'those tasks'} can embed what varies instead")
+    for task, t in report["templates"].items():
+        if t["prefix"] or t["suffix"]:
+            lines.append(f"L3 template of {printable([task])[0]}: a prefix of {count(len(t['prefix']), 'character')} "
+                         f"and a suffix of {count(len(t['suffix']), 'character')}, cut from {t['stripped']:,} of "
+                         f"{count(t['texts'], 'distinct text')}")
+        else:
+            lines.append(f"L3 template of {printable([task])[0]}: none found in {count(t['texts'], 'distinct text')} "
+                         f"(no prefix or suffix that enough of them share): they are embedded whole")
+    return lines
+
+
 def notes(summary: dict) -> list[str]:
     s = summary["settings"]
     ttl = ", ".join(f"{n.upper()} {s[f'{n}_ttl']}" for n in s["tiers"])
     lines = [
         f"Tiers: {ttl or 'none'}" + (f"; L3 threshold {s['l3_threshold']}" if "l3" in s["tiers"] else "")
-        + f"; workers: {setting_text('workers', s['workers'])}; invalidation: {s['invalidation']}",
+        + f"; workers: {setting_text('workers', s['workers'])}; invalidation: {s['invalidation']}"
+        + _per_task_text(s),
         f"Stale hits: {summary['stale_hits']:,} (served a lead content filled before its latest tag change)",
-        f"Mismatched hits: {summary['mismatched_hits']:,} (cached response differs from the one recorded)",
+        f"Mismatched hits: {summary['mismatched_hits']:,} (cached answer differs from the one recorded, under the "
+        f"task's answer rule" + (f"; {summary['mismatched_unparsable']:,} because an answer could not be read by it"
+                                 if summary.get("mismatched_unparsable") else "") + ")",
         f"Bypassed (streaming or tool use): {summary['bypassed']:,}; tag changes: {summary['tag_changes']:,}",
     ]
+    if summary.get("unparsable_answers"):  # README "Answer rules": a json or regex rule that does not fit
+        unreadable = {task: row["unparsable_answers"] for task, row in summary["by_task"].items()
+                      if row.get("unparsable_answers")}
+        lines.append(f"Unparsable answers: {count(summary['unparsable_answers'], 'recorded answer')} could not be "
+                     f"read by the task's answer rule ("
+                     + ", ".join(f"{printable([task])[0]} {n:,}" for task, n in unreadable.items())
+                     + "); each hit they meet counts as mismatched")
+    lines += l3_text_lines(summary.get("l3_text"))
     if summary.get("estimated_token_calls"):
         n = summary["estimated_token_calls"]
         lines.append(f"Estimated tokens: {count(n, 'call')} {'has' if n == 1 else 'have'} no recorded token counts "
@@ -345,6 +404,9 @@ def print_summary(summary: dict, console: Console) -> None:
     print_results(summary, console)
     write(console, [""])
     print_tasks(summary, console)
+    noise = noise_lines(summary)
+    if noise:
+        write(console, [""] + [wrapped for line in noise for wrapped in _wrap(line, console.width)])
     if summary.get("live"):
         write(console, [""])
         print_live(summary["live"], console)
@@ -357,11 +419,12 @@ def print_summary(summary: dict, console: Console) -> None:
 
 _HEADERS = {"requests": "Requests", "l1": "L1", "l2": "L2", "l3": "L3", "misses": "Miss", "bypassed": "Bypass",
             "hit_rate": "Hit rate", "baseline_usd": "Before", "cached_usd": "After", "saved_usd": "Saved",
-            "saved_pct": "Saved %", "stale_hits": "Stale", "mismatched_hits": "Wrong"}
+            "saved_pct": "Saved %", "stale_hits": "Stale", "mismatched_hits": "Wrong",
+            "repeats": "Repeats", "repeats_differ": "Differ", "noise_floor": "Noise floor"}
 
 
 def _cell_format(column: str) -> Callable[[object], str]:
-    if column == "hit_rate":
+    if column in ("hit_rate", "noise_floor"):
         return _pct
     if column == "saved_pct":
         return lambda value: f"{value:.1f}%" if _finite(value) else NA
@@ -407,6 +470,18 @@ _UNSET = {"workers": "as recorded", "l1_max_entries": "unlimited", "l2_max_entri
           "adaptive_window": "off", "l2_maxmemory": "server default", "l2_eviction": "default",
           "max_spend": "none"}
 _SECONDS = ("l2_redis_timeout",)
+
+
+def _per_task_text(settings: dict) -> str:
+    """The per-task settings ([tasks.NAME]) that differ from the tiers line, briefly."""
+    parts = []
+    for task, options in sorted((settings.get("task_options") or {}).items()):
+        said = [f"tiers {','.join(options['tiers']) or 'none'}"] if "tiers" in options else []
+        said += [f"{key} {options[key]}" for key in ("l3_threshold", "l3_text", "same_answer") if key in options]
+        parts.append(f"{task}: {', '.join(said)}")
+    for task, ttls in sorted((settings.get("task_ttls") or {}).items()):
+        parts.append(f"{task}: " + ", ".join(f"{tier.upper()} {ttl}" for tier, ttl in sorted(ttls.items())))
+    return ("; per task: " + "; ".join(parts)) if parts else ""
 
 
 def setting_text(key: str, value) -> str:
@@ -479,6 +554,8 @@ def _print_candidates(console: Console, title: str, rows: list[dict], data: dict
         Column("Saved", cells(lambda r: f"{r['savings_pct']:.1f}%" if _finite(r["savings_pct"]) else NA)),
         Column("Per lead", cells(lambda r: _usd(r["cost_per_lead_usd"]))),
         Column("Stale", cells(lambda r: _pct(r["stale_rate"]))), Column("Wrong", cells(lambda r: _pct(r["mismatch_rate"]))),
+        *([Column("Wrong over floor", cells(lambda r: _pct(r["mismatch_rate_above_floor"])))]
+          if budgets.get("above_noise_floor") else []),
         Column("Latency mean", cells(lambda r: _ms(r["latency_mean_ms"]))),
         Column("Latency p95", cells(lambda r: _ms(r["latency_p95_ms"]))),
         Column("Verdict", cells(lambda r: _verdict(r, budgets, mark)), left=True)]
@@ -489,9 +566,16 @@ def tune_report(data: dict, console: Console) -> None:
     budgets = data["budgets"]
     best = data["recommended"]
     mark = best["label"] if best else None
+    above = budgets.get("above_noise_floor")
     console.print(f"{count(data['candidates'], 'candidate')} over {count(data['requests'], 'request')}; budgets: stale <= "
-                  f"{budgets['max_stale'] * 100:g}%, mismatched <= {budgets['max_mismatch'] * 100:g}% of requests",
-                  markup=False)
+                  f"{budgets['max_stale'] * 100:g}%, mismatched{' above the noise floor' if above else ''} <= "
+                  f"{budgets['max_mismatch'] * 100:g}% of requests", markup=False)
+    floors = data.get("noise_floor") or {}
+    repeated = {task: f for task, f in floors.items() if f["repeats"]}
+    if repeated:
+        console.print("Noise floor (identical requests whose answers differ): "
+                      + ", ".join(f"{printable([task])[0]} {_pct(f['share'])} ({f['differ']:,} of {f['repeats']:,})"
+                                  for task, f in repeated.items()), markup=False, highlight=False)
     write(console, [""])
     shown = data["results"][:CHEAPEST_SHOWN]
     _print_candidates(console, "Cheapest candidates" + (f", {len(shown)} of {len(data['results']):,}"
@@ -503,7 +587,8 @@ def tune_report(data: dict, console: Console) -> None:
     else:
         console.print(f"[bold]Recommended:[/] {escape(best['label'])}: ${best['cached_usd']:,.4f} "
                       f"({best['savings_pct']:.1f}% saved), stale {_pct(best['stale_rate'])}, "
-                      f"mismatched {_pct(best['mismatch_rate'])}")
+                      f"mismatched {_pct(best['mismatch_rate'])}"
+                      + (f" ({_pct(best['mismatch_rate_above_floor'])} above the noise floor)" if above else ""))
         for reason in data["why"]:
             console.print(f"  {escape(reason)}", highlight=False)
     write(console, [""])
@@ -535,6 +620,10 @@ def tune_report(data: dict, console: Console) -> None:
         _print_per_task(console, data["per_task"], data.get("tiers", list(TIER_NAMES)))
 
 
+def _none_dash(value) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
 def _print_per_task(console: Console, p: dict, tiers: Sequence[str]) -> None:
     tasks = list(p["tasks"])
     rows = list(p["tasks"].values())
@@ -546,14 +635,21 @@ def _print_per_task(console: Console, p: dict, tiers: Sequence[str]) -> None:
     write(console, [""])
     print_table(console, "Per task (each under the same budgets)", [
         Column("Task", printable(tasks), left=True, key=True),
-        *(Column(f"{t.upper()} TTL", ttl(t)) for t in tiers), Column("Requests", [f"{row['requests']:,}" for row in rows]),
+        *(Column(f"{t.upper()} TTL", ttl(t)) for t in tiers),
+        *([Column("Threshold", [_none_dash(row.get("l3_threshold")) for row in rows]),
+           Column("L3 text", [row.get("l3_text") or "-" for row in rows], left=True)] if "l3" in tiers else []),
+        Column("Requests", [f"{row['requests']:,}" for row in rows]),
         Column("Hits", ["0" if row.get("not_cached") else f"{row['hits']:,}" for row in rows]),
         Column("Cost after", [_usd(row["cached_usd"]) for row in rows]),
         Column("Stale", [f"{row['stale_hits']:,}" for row in rows]),
-        Column("Wrong", [f"{row['mismatched_hits']:,}" for row in rows])],
-        below=[f"Not cached (no TTLs within the budgets): {', '.join(uncached)}"] if uncached else [])
+        Column("Wrong", [f"{row['mismatched_hits']:,}" for row in rows]),
+        Column("Noise floor", [_pct(row.get("noise_floor")) for row in rows])],
+        below=[f"Not cached (no settings within the budgets): {', '.join(uncached)}"] if uncached else [])
+    from tiercli.present.curves import print_threshold_curves
+
+    print_threshold_curves(console, p)
     total = p["total"]
-    console.print(f"Per-task TTLs together (threshold and defaults from: {escape(p['anchor'])}): "
+    console.print(f"Per-task settings together (defaults from: {escape(p['anchor'])}): "
                   f"${total['cached_usd']:,.4f} ({total['savings_pct']:.1f}% saved), "
                   f"stale {_pct(total['stale_rate'])}, mismatched {_pct(total['mismatch_rate'])}"
                   + (f"; ${p['saves_vs_single_usd']:,.4f} less than the single recommendation"

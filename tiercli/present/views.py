@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tiercli.economics.noise import DIFFERS, REPEAT
 from tiercli.economics.pricing import MAX_PICO, PICO
 from tiercli.errors import TiercliError
 from tiercli.engine.replay import OUTCOMES
@@ -13,6 +14,8 @@ from tiercli.engine.replay import OUTCOMES
 BREAKDOWNS = ("task", "tier", "day", "hour", "worker", "model")
 COLUMNS = ("requests", "l1", "l2", "l3", "misses", "bypassed", "hit_rate", "baseline_usd", "cached_usd",
            "saved_usd", "saved_pct", "stale_hits", "mismatched_hits")
+# the task view's noise floor (tiercli/economics/noise.py); runs saved before it have none
+NOISE_COLUMNS = ("repeats", "repeats_differ", "noise_floor")
 
 
 _OUTCOME_COLUMN = {"l1": "l1", "l2": "l2", "l3": "l3", "miss": "misses", "bypass": "bypassed"}
@@ -45,7 +48,10 @@ def _sums(calls: pd.DataFrame, by: str) -> pd.DataFrame:
     sums = pd.DataFrame({"requests": np.bincount(codes, minlength=groups)}, index=keys)
     for i, name in enumerate(OUTCOMES):
         sums[_OUTCOME_COLUMN[name]] = per_outcome[:, i]
-    for column, flag in (("stale_hits", "stale"), ("mismatched_hits", "mismatched")):
+    flags = [("stale_hits", "stale"), ("mismatched_hits", "mismatched")]
+    if by == "task" and REPEAT in calls.columns:
+        flags += [("repeats", REPEAT), ("repeats_differ", DIFFERS)]
+    for column, flag in flags:
         sums[column] = np.bincount(codes[calls[flag].to_numpy(dtype=bool)], minlength=groups)
     for column in ("baseline_pusd", "cached_pusd"):
         pico = calls[column].to_numpy(dtype=np.int64)
@@ -77,6 +83,10 @@ def _finish(grouped: pd.DataFrame) -> pd.DataFrame:
     out["saved_pct"] = pct.where(grouped["baseline_pusd"] > 0, 0.0)
     out["stale_hits"] = grouped["stale_hits"]
     out["mismatched_hits"] = grouped["mismatched_hits"]
+    if "repeats" in grouped.columns:
+        out["repeats"] = grouped["repeats"]
+        out["repeats_differ"] = grouped["repeats_differ"]
+        out["noise_floor"] = (grouped["repeats_differ"] / grouped["repeats"]).where(grouped["repeats"] > 0)  # NaN: none
     return out
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property, lru_cache
@@ -26,6 +27,7 @@ BATCH_SIZE = 64
 # the cut never changes a vector unless its characters hold fewer word pieces than the window
 # (almost nothing but whitespace).
 CHARS_PER_WORD_PIECE = 64
+SPECIAL_TOKENS_MAX = 8  # more than any model adds to a text ([CLS] and [SEP] for all-MiniLM-L6-v2)
 STORE_BUSY_TIMEOUT_S = 60.0  # another replay writing the same store holds it for well under a second
 
 
@@ -75,6 +77,20 @@ class SentenceTransformerEmbedder:
             return dim
         model = _load_model(self.model_path)  # get_embedding_dimension in newer sentence-transformers
         return (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Each text's length in the model's word pieces, its two special tokens ([CLS] and
+        [SEP]) included: what `window` bounds. Only the tokenizer is loaded when the model folder
+        has a tokenizer.json (a fraction of a second, against seconds for the model)."""
+        tokenizer = _load_tokenizer(self.model_path)
+        if tokenizer is None:
+            model = _load_model(self.model_path)
+            return [len(ids) for ids in model.tokenizer(texts, add_special_tokens=True, truncation=False,
+                                                        verbose=False)["input_ids"]]
+        lower = (_json_or_none(Path(self.model_path) / "sentence_bert_config.json") or {}).get("do_lower_case") is True
+        # one text at a time: a batch would start the tokenizer's threads, which then warn
+        # when a later fork (an embedded Redis) follows
+        return [len(tokenizer.encode(_valid_utf8(text.lower() if lower else text)).ids) for text in texts]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         model = _load_model(self.model_path)
@@ -127,6 +143,58 @@ def _load_model(path: str):
         return SentenceTransformer(path, device="cpu")
     except Exception as exc:  # a broken folder: many possible errors from deep inside
         raise TiercliError(f"l3_model: cannot load a sentence-transformers model from {path}: {exc}") from None
+
+
+def _valid_utf8(text: str) -> str:
+    """The text with any lone surrogate (which the tokenizer refuses) replaced by '?'."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+@lru_cache(maxsize=2)
+def _load_tokenizer(path: str):
+    """The model's fast tokenizer alone, from the tokenizer.json of the folder's Transformer
+    module, without truncation or padding; None when there is none (the caller loads the model)."""
+    modules = _json_or_none(Path(path) / "modules.json")
+    folder = Path(path)
+    if isinstance(modules, list):
+        for module in modules:
+            if isinstance(module, dict) and str(module.get("type", "")).endswith("Transformer"):
+                folder = Path(path) / str(module.get("path", ""))
+                break
+    if not (folder / "tokenizer.json").is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    except Exception as exc:  # a damaged file: the tokenizers library's own errors
+        raise TiercliError(f"l3_model: cannot read the tokenizer {folder / 'tokenizer.json'}: {exc}") from None
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def texts_over_window(texts_by_task: dict[str, list[str]], embedder: Embedder) -> tuple[int | None, dict[str, int]]:
+    """The embedder's window in word pieces (None: it has none, HashingEmbedder) and, per task,
+    how many of its distinct texts are longer than the window: the model reads only their
+    start. Each distinct text is tokenized once, as cut_text leaves it."""
+    window = getattr(embedder, "window", None)
+    counter = getattr(embedder, "token_counts", None)
+    if window is None or counter is None:
+        return None, {}
+    distinct = list(dict.fromkeys(cut_text(t, embedder) for texts in texts_by_task.values() for t in texts))
+    # Only texts that might be too long are tokenized: a token holds at least one byte of the
+    # text's UTF-8 in its canonical decomposition (NFD; a WordPiece holds a character of it,
+    # a byte-level BPE token a byte), and SPECIAL_TOKENS_MAX bounds the special ones.
+    long = [t for t in distinct if len(unicodedata.normalize("NFD", t).encode("utf-8", "surrogatepass"))
+            + SPECIAL_TOKENS_MAX > window]
+    over = {text for text, n in zip(long, counter(long)) if n > window}
+    counts = {task: sum(cut_text(t, embedder) in over for t in texts) for task, texts in sorted(texts_by_task.items())}
+    return window, {task: n for task, n in counts.items() if n}
 
 
 class HashingEmbedder:

@@ -666,6 +666,17 @@ def _answer(span: Span, attrs: dict, both: dict) -> tuple | None:
     return None if answer is None else (answer, "events")
 
 
+def span_attributes(span: Span) -> dict:
+    """What an l3_text field:PATH reads on a span: its attributes over its ancestors' (nearest
+    first) over its resource's, by whole name (`app.sms`); inside a JSON attribute, with the
+    dots of the attribute's name escaped (`app\\.payload.sms`, fieldmap.py)."""
+    merged = dict(span.resource)
+    for ancestor in reversed(list(span.ancestors())):
+        merged.update(ancestor.attrs)
+    merged.update(span.attrs)
+    return merged
+
+
 def _lookup(span: Span, path: str) -> tuple[Any, str]:
     """A --map path on a span: an attribute of the span, else of its ancestors (nearest first),
     else of its resource, named whole (attribute names hold dots); else a JSON attribute named by
@@ -990,7 +1001,7 @@ class Otel:
             with builder.checking(first.item, first.where) as ok:
                 record, origin = _merge(group, options)
             if ok[0]:
-                builder.call(first.item, record, origin, where=first.where)
+                builder.call(first.item, record, origin, where=first.where, source_record=span_attributes(first))
         return builder.out
 
 
