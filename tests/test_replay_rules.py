@@ -319,7 +319,7 @@ def test_cost_latency_and_per_lead_figures(tmp_path):
     assert summary["latency_ms"]["baseline"]["mean"] == pytest.approx(925.0)
     assert summary["latency_ms"]["baseline"]["p50"] == pytest.approx(950.0)
     assert summary["by_task"]["intent"] == {
-        "requests": 4, "l1": 1, "l2": 1, "l3": 0, "misses": 2, "bypassed": 0,
+        "requests": 4, "tiers": ["l1", "l2", "l3"], "l1": 1, "l2": 1, "l3": 0, "misses": 2, "bypassed": 0,
         "baseline_usd": pytest.approx(4 * per_call), "cached_usd": pytest.approx(2 * per_call),
         "stale_hits": 0, "mismatched_hits": 0, "mismatched_unparsable": 0, "unparsable_answers": 0,
         "mismatched_by_tier": {"l1": 0, "l2": 0, "l3": 0},
@@ -378,3 +378,13 @@ def test_vectorised_prices_equal_call_by_call_prices(tmp_path):
     calls = read_log(write(tmp_path / "log.jsonl", records), known_model=lambda m: True).calls
     pricer = Pricer({"own-model": ModelPrice(0.123, 0.4567)})
     assert list(pricer.costs(calls)) == [pricer.cost(c) for c in calls]
+
+
+def test_a_tier_left_out_of_a_tasks_tiers_is_off_for_it_and_reported(tmp_path):
+    records = [call(0, prompt="same words here", task="memory"), call(10, prompt="same words here!", task="memory"),
+               call(20, prompt="same words here", task="intent"), call(30, prompt="same words here!", task="intent")]
+    summary, got = replay_records(tmp_path, records, task_options={"memory": {"tiers": ("l1", "l2")}},
+                                  l3_threshold=0.5)
+    assert got == ["miss", "miss", "miss", "l3"]  # the near-duplicate hits L3 for intent only
+    assert summary["by_task"]["memory"]["tiers"] == ["l1", "l2"]
+    assert summary["by_task"]["intent"]["tiers"] == ["l1", "l2", "l3"]

@@ -60,6 +60,7 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
         task_counts = group["outcome"].value_counts()
         by_task[str(task)] = {
             "requests": len(group),
+            "tiers": list(settings.task_tiers(str(task))),  # on for this task; the others are off for it
             **{name: int(task_counts.get(name, 0)) for name in TIER_NAMES},
             "misses": int(task_counts.get("miss", 0)),
             "bypassed": int(task_counts.get("bypass", 0)),
