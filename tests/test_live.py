@@ -164,3 +164,12 @@ def test_ctrl_c_stops_cleanly_and_saves_an_incomplete_run(log, server, tiercli_h
     assert s["live"]["stopped"] == "interrupted (Ctrl-C)" and 0 < s["live"]["sent"] < 14
     assert json.loads((tiercli_home / "runs" / s["run_id"] / "run.json").read_text())["complete"] is False
     assert b"Traceback" not in err
+
+
+def test_live_answers_are_judged_by_each_tasks_answer_rule(log, server, tiercli_home):
+    # every call is task "intent": under `any` no live answer differs; embedding:T is not compared
+    for rule, differ, not_compared in (("any", 0, 0), ("embedding:0.9", 0, 14)):
+        result = live(log, server, "--json", "--no-save", "--task", f"intent.same_answer={rule}")
+        assert result.exit_code == 0, result.output
+        live_part = summary_of(result)["live"]
+        assert (live_part["responses_differ"], live_part["responses_not_compared"]) == (differ, not_compared)

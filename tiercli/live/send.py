@@ -21,7 +21,6 @@ import orjson
 
 from tiercli.errors import LogError, TiercliError
 from tiercli.ingest.events import Call
-from tiercli.ingest.records import response_digest
 from tiercli.economics.pricing import PICO, Pricer
 from tiercli.live.journal import Journal
 
@@ -376,10 +375,16 @@ def _stats(values) -> dict:
     return {"count": int(values.size), "mean": float(values.mean()), "p50": float(p50), "p95": float(p95)}
 
 
-def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, bytes | None]):
+def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, tuple[str, bytes | None]],
+               settings=None):
     """Live columns in the per-call table, and the summary's "live" section. `recorded`: each
-    sent call's recorded response, to count how many live answers differ from the log's."""
+    sent call's task and recorded answer digest, to count how many live answers differ from
+    the log's under the task's answer rule (README "Answer rules"). Tasks judged by meaning
+    (embedding:T) are not compared: their live answers are not embedded."""
     import numpy as np
+
+    from tiercli.engine.answers import AnswerJudge
+    from tiercli.ingest.shape import CallShape
 
     seqs = table["seq"].to_numpy()
     got = [run.calls.get(int(s)) for s in seqs]
@@ -395,8 +400,16 @@ def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, by
         live_response=[g.response if g else None for g in got],
     )
     sent = table[table["live_sent"]]
-    differ = sum(1 for seq, g in run.calls.items()
-                 if g.ok and recorded.get(seq) is not None and response_digest(g.response or "") != recorded[seq])
+    shape, judge = CallShape(settings), AnswerJudge(settings)
+    differ = not_compared = 0
+    for seq, g in run.calls.items():
+        task, digest = recorded.get(seq, (None, None))
+        if not g.ok or digest is None:
+            continue
+        if shape.rule(task).kind == "embedding":
+            not_compared += 1
+        elif judge.differ(task, digest, shape.digest(task, g.response or "")):
+            differ += 1
     summary = {
         "planned": run.planned,
         "sent": int(len(run.calls)),
@@ -413,6 +426,7 @@ def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, by
         "latency_ms": {"recorded": _stats(sent["baseline_ms"]), "live": _stats(sent["live_ms"])},
         "ttft_ms": _stats(sent["live_ttft_ms"]),
         "responses_differ": differ,
+        "responses_not_compared": not_compared,  # tasks whose answer rule is embedding:T
     }
     return table, summary
 
@@ -482,6 +496,7 @@ def live_phase(replay_run, options: LiveOptions, confirm: Callable[[str], bool],
         "planned": len(calls), "worst_case_usd": sum(worst.values()) / PICO})
     update = progress_factory("sending", len(calls)) if progress_factory else None
     run = send_all(calls, requests, worst, options, sender, journal, update)
-    recorded = {c.seq: c.response_digest for c in calls}
-    replay_run.table, replay_run.summary["live"] = merge_live(replay_run.table, run, options, recorded)
+    recorded = {c.seq: (c.task, c.response_digest) for c in calls}
+    replay_run.table, replay_run.summary["live"] = merge_live(replay_run.table, run, options, recorded,
+                                                              replay_run.settings)
     return run

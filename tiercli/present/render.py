@@ -391,6 +391,8 @@ def print_live(live: dict, console: Console) -> None:
     if ttft["count"]:
         rows.append(("Time to first token p50 / p95 (streams)", "", f"{_ms(ttft['p50'])} / {_ms(ttft['p95'])}"))
     rows.append(("Answers differing from the recorded ones", "", f"{live['responses_differ']:,}"))
+    if live.get("responses_not_compared"):  # tasks judged by meaning: live answers are not embedded
+        rows.append(("Answers not compared (embedding rule)", "", f"{live['responses_not_compared']:,}"))
     rows.append(("Failed calls / retries", "", f"{live['failed']:,} / {live['retries']:,}"))
     cap = live["max_spend_usd"]
     rows.append(("Spend cap / worst case", "", f"{'none' if cap is None else _usd(cap)} / {_usd(live['worst_case_usd'])}"))
