@@ -23,7 +23,7 @@ class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level ty
     cache_write_tokens: int
     tokens_estimated: bool
     latency_ms: float | None
-    response_digest: bytes | None  # of the recorded response, whitespace-stripped (see logread)
+    response_digest: bytes | None  # of what the task's answer rule compares in the recorded response (shape.py)
     # a call recorded without its request (a span with no content): it cannot be keyed, so it
     # is never looked up or stored, and counts as a miss
     keyless: bool = False
