@@ -265,7 +265,8 @@ def test_replay_counts_texts_over_the_window_per_task(tmp_path):
     embedder = CountingEmbedder(window=6)  # 4 words fit
     settings = settings_of("market.tiers=l1,l2")
     run = run_replay(load_events(window_log(tmp_path), settings), settings, embedder=embedder)
-    assert run.summary["l3_text"] == {"window": 6, "over_window": {"intent": 1, "memory": 1}, "templates": {}}
+    assert run.summary["l3_text"] == {"window": 6, "over_window": {"intent": 1, "memory": 1}, "templates": {},
+                                      "regex_unmatched": {}}
     # L3 is off for market: its text is neither embedded nor tokenized
     assert sorted(embedder.encoded) == ["a b c d e f g", "one two three four five", "short one"]
     assert sorted(embedder.tokenized) == ["a b c d e f g", "one two three four five", "short one"]
@@ -313,7 +314,8 @@ def test_inspect_says_what_l3_embeds(tmp_path):
     out = json.loads(result.stdout)
     assert out["first_call"]["text"] == "L0000"
     assert out["l3_text"] == {"window": 256, "over_window": {"notes": 1}, "templates": {
-        "memory": {"prefix": "Summarise lead ", "suffix": "'s profile.", "texts": 3, "stripped": 3}}}
+        "memory": {"prefix": "Summarise lead ", "suffix": "'s profile.", "texts": 3, "stripped": 3}},
+        "regex_unmatched": {}}
     result = CliRunner().invoke(app, ["inspect", str(log), "--config", str(config)], env={"COLUMNS": "200"})
     assert ("L3 window: 1 text longer than the model's 256 word pieces (notes 1): L3 compares only its start; "
             "an l3_text for that task can embed what varies instead") in result.stdout
@@ -322,3 +324,16 @@ def test_inspect_says_what_l3_embeds(tmp_path):
     # L3 off: nothing tokenized, nothing said
     _, described = inspect_logs([str(log)], settings_of(tiers=("l1", "l2")))
     assert described["l3_text"] is None
+
+
+def test_calls_a_regex_l3_text_matches_nothing_in_are_counted_and_said(tmp_path):
+    from formats_common import run
+
+    records = [call(0, prompt='SMS: "hi there"'), call(1, prompt="no sms here", lead="B"),
+               call(2, prompt="nor here", lead="C", streaming=True)]  # a bypass is never embedded: not counted
+    log = write(tmp_path / "log.jsonl", records)
+    result = run("replay", log, "--l3-text", "regex:SMS: \"(.*)\"", "--json", "--no-save")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["l3_text"]["regex_unmatched"] == {"intent": 1}
+    assert ("warning: the l3_text regex matched nothing in 1 call (intent 1): L3 embeds their whole last user "
+            "message instead") in result.stderr

@@ -85,12 +85,14 @@ def l3_texts_by_task(read: ReadResult, settings: Settings, *, every_task: bool =
 def l3_text_report(read: ReadResult, settings: Settings, embedder: Embedder) -> dict:
     """What replay --json and inspect --json say of L3's texts: the model's window in word
     pieces (None when the embedder has none), per task the distinct texts longer than it
-    (the model reads only their start), and the strip-template tasks' templates."""
+    (the model reads only their start), the strip-template tasks' templates, and per task the
+    calls its regex l3_text matched nothing in (their whole last user message is embedded)."""
     from tiercli.store.embeddings import texts_over_window
 
     window, over = texts_over_window(l3_texts_by_task(read, settings), embedder)
     return {"window": window, "over_window": over,
-            "templates": {task: t.as_dict() for task, t in sorted(read.l3_templates.items())}}
+            "templates": {task: t.as_dict() for task, t in sorted(read.l3_templates.items())},
+            "regex_unmatched": dict(sorted(read.regex_unmatched.items()))}
 
 
 def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settings,

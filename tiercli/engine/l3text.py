@@ -78,13 +78,17 @@ def _compiled(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 
 
-def regex_text(pattern: str, text: str) -> str:
-    """The first capture group of the pattern's first match in the text (re.search); the
-    whole text when the pattern does not match or its first group took no part in the match."""
+def regex_group(pattern: str, text: str) -> str | None:
+    """The first capture group of the pattern's first match in the text (re.search); None
+    when the pattern does not match or its first group took no part in the match."""
     match = _compiled(pattern).search(text)
-    if match is None or match.group(1) is None:
-        return text
-    return match.group(1)
+    return None if match is None else match.group(1)
+
+
+def regex_text(pattern: str, text: str) -> str:
+    """regex_group, or the whole text when there is none."""
+    group = regex_group(pattern, text)
+    return text if group is None else group
 
 
 def field_text(path: str, record: dict | None, needed: bool = True) -> str:

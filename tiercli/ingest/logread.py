@@ -55,6 +55,7 @@ class ReadResult:
     files: list[LogFile] = field(default_factory=list)
     # digest -> answer text, for tasks whose answer rule is embedding:T (embedded before the replay)
     answer_texts: dict[bytes, str] = field(default_factory=dict)
+    regex_unmatched: dict[str, int] = field(default_factory=dict)  # task -> calls its regex l3_text missed
     # task -> its strip-template Template (engine/l3text.py), learned once the log is read
     l3_templates: dict = field(default_factory=dict)
 
@@ -119,7 +120,8 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
     else:
         sha256 = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest() if digest else ""
     return ReadResult(events, skipped, path, sum(f.size for f in files), sha256, files,
-                      getattr(keep_text, "answer_texts", None) or {})
+                      getattr(keep_text, "answer_texts", None) or {},
+                      regex_unmatched=dict(getattr(keep_text, "regex_unmatched", None) or {}))
 
 
 def _digest(source) -> str:
@@ -224,6 +226,11 @@ def read_notes(read: ReadResult) -> list[str]:
     """What a command says on stderr about what it read: the lines skipped, and warnings about
     figures that rest on estimates. Every command that reads a log prints these, the same way."""
     notes = format_notes(read.files)
+    if read.regex_unmatched:
+        missed = sum(read.regex_unmatched.values())
+        notes.append(f"warning: the l3_text regex matched nothing in {count(missed, 'call')} ("
+                     + ", ".join(f"{task} {n:,}" for task, n in sorted(read.regex_unmatched.items()))
+                     + "): L3 embeds their whole last user message instead")
     notes += [f"skipped: {error.message}" for error in read.skipped[:SKIPPED_SHOWN]]
     if len(read.skipped) > SKIPPED_SHOWN:
         notes.append(f"skipped: ... {count(len(read.skipped) - SKIPPED_SHOWN, 'more bad line')}")

@@ -16,6 +16,7 @@ class CallShape:
         self._rules: dict[str, object] = {}
         self._texts: dict[str, object] = {}
         self.answer_texts: dict[bytes, str] = {}  # digest -> answer text, for tasks whose rule is embedding
+        self.regex_unmatched: dict[str, int] = {}  # task -> calls whose regex l3_text matched nothing
 
     def rule(self, task: str):
         rule = self._rules.get(task)
@@ -49,6 +50,14 @@ class CallShape:
         choice = self.l3_choice(task)
         if choice.kind == "last-user":
             return embedding_text(messages)
+        if choice.kind == "regex":  # counted when it matches nothing: the whole text is embedded then
+            from tiercli.engine.l3text import regex_group
+
+            whole = embedding_text(messages)
+            group = regex_group(choice.pattern, whole)
+            if group is None and needed:
+                self.regex_unmatched[task] = self.regex_unmatched.get(task, 0) + 1
+            return whole if group is None else group
         from tiercli.engine.l3text import l3_text
 
         return l3_text(choice, messages, record, needed)
@@ -66,11 +75,16 @@ class CallShape:
 
     @property
     def keeps_answer_texts(self) -> bool:
-        """Whether some task compares answers by embedding (their texts are kept in
-        `answer_texts`, which a forked reader would not send back)."""
+        """Whether this shape keeps what a forked reader would not send back: the answer texts
+        of tasks that compare answers by embedding, or the count of calls a regex l3_text
+        matched nothing in. Such logs are read in one process."""
         from tiercli.engine.answers import uses_embedding
 
-        return uses_embedding(self.settings)
+        if self.settings is None:
+            return False
+        l3_texts = [self.settings.l3_text] + [options["l3_text"] for options in self.settings.task_options.values()
+                                              if "l3_text" in options]
+        return uses_embedding(self.settings) or any(text.startswith("regex:") for text in l3_texts)
 
 
 DEFAULT = CallShape()
