@@ -45,6 +45,7 @@ class Builder:
         self.source, self.file_index, self.options = source, file_index, options
         self.names = {} if names is None else names
         self.out = FormatRead()
+        self.seen_ids: set[str] = set()  # records' own ids, for repeated()
 
     def call(self, item: Item, record: dict, origin: dict[str, str] | None = None, *, where: str | None = None,
              source_cache_hit: bool = False, source_record: dict | None = None) -> Call | None:
@@ -84,6 +85,29 @@ class Builder:
                 yield item
             else:
                 self.problem(item, None, f"not an object (a {type(item.value).__name__})")
+
+    def calls_of_objects(self, to_call) -> FormatRead:
+        """Calls from the source's object records: `to_call(item)` gives (record, origin,
+        source_cache_hit), or None for a record that is no call (having counted why); a
+        RecordProblem it raises is that record's error (raised, or skipped)."""
+        for item in self.objects():
+            with self.checking(item) as ok:
+                taken = to_call(item)
+            if ok[0] and taken is not None:
+                record, origin, cached = taken
+                self.call(item, record, origin, source_cache_hit=cached)
+        return self.out
+
+    def repeated(self, identity: str | None) -> bool:
+        """Whether a record with this id was read already in this source (counted in
+        duplicates_merged); an exported call written again is one call. No id: never."""
+        if identity is None:
+            return False
+        if identity in self.seen_ids:
+            self.out.counts["duplicates_merged"] += 1
+            return True
+        self.seen_ids.add(identity)
+        return False
 
     def tag_change(self, item: Item, record: dict, origin: dict[str, str] | None = None,
                    where: str | None = None) -> TagChange | None:

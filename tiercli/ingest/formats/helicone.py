@@ -150,30 +150,19 @@ class Helicone:
 
     def read(self, source, options, file_index, names):
         builder = Builder(source, file_index, options, names)
-        counts = builder.out.counts
-        seen: set[str] = set()
-        for item in builder.objects():
-            with builder.checking(item) as ok:
-                taken = self._request(item, options.field_map, seen, counts)
-            if ok[0] and taken is not None:
-                record, origin, cached = taken
-                builder.call(item, record, origin, source_cache_hit=cached)
-        return builder.out
+        return builder.calls_of_objects(lambda item: self._request(item, options.field_map, builder))
 
     @staticmethod
-    def _request(item: Item, field_map: dict[str, str], seen: set[str], counts) -> tuple[dict, dict, bool] | None:
+    def _request(item: Item, field_map: dict[str, str], builder: Builder) -> tuple[dict, dict, bool] | None:
         row = item.value
         for name in REQUIRED:
             if absent(row.get(name)):
                 raise RecordProblem(name, "missing (required)")
-        identity = text(row["request_id"])
-        if identity in seen:
-            counts["duplicates_merged"] += 1
+        if builder.repeated(text(row["request_id"])):
             return None
-        seen.add(identity)
         reason = _skip_reason(row)
         if reason is not None:
-            counts[reason] += 1
+            builder.out.counts[reason] += 1
             return None
         record, origin = call_record(row, field_map)
         reference = row.get("cache_reference_id")

@@ -170,33 +170,23 @@ class Langfuse:
 
     def read(self, source, options, file_index, names):
         builder = Builder(source, file_index, options, names)
-        counts = builder.out.counts
-        seen: set[str] = set()
-        for item in builder.objects():
-            with builder.checking(item) as ok:
-                taken = self._generation(item, options.field_map, seen, counts)
-            if ok[0] and taken is not None:
-                builder.call(item, *taken)
-        return builder.out
+        return builder.calls_of_objects(lambda item: self._generation(item, options.field_map, builder))
 
     @staticmethod
-    def _generation(item: Item, field_map: dict[str, str], seen: set[str], counts) -> tuple[dict, dict] | None:
+    def _generation(item: Item, field_map: dict[str, str], builder: Builder) -> tuple[dict, dict, bool] | None:
         """The call of a GENERATION row; None (and counted) for any other row, a repeat of an
-        observation already read, or a failed generation."""
+        observation already read (the blob export writes an observation again when it is
+        updated), or a failed generation."""
         row = item.value
         if _kind(row, field_map) != "GENERATION":
-            counts["rows_skipped"] += 1
+            builder.out.counts["rows_skipped"] += 1
             return None
-        identity = text(pick(row, ID)[0])
-        if identity is not None:
-            if identity in seen:  # the blob export writes an observation again when it is updated
-                counts["duplicates_merged"] += 1
-                return None
-            seen.add(identity)
+        if builder.repeated(text(pick(row, ID)[0])):
+            return None
         if str(pick(row, LEVEL)[0] or "").upper() == FAILED_LEVEL:
-            counts["failed_calls_skipped"] += 1
+            builder.out.counts["failed_calls_skipped"] += 1
             return None
-        return call_record(row, field_map)
+        return (*call_record(row, field_map), False)
 
 
 FORMAT = Langfuse()
