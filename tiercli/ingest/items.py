@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from tiercli.errors import LogError
+from tiercli.ingest.records import json_problem
 from tiercli.ingest.sources import PARQUET_MAGIC, Source
 
 SAMPLE_RECORDS = 20  # what format detection looks at
@@ -67,15 +68,6 @@ def items(source: Source, kind: str | None = None, *, limit: int | None = None) 
         yield from _json_lines(source, limit)
 
 
-def _json_problem(exc: Exception) -> str:
-    message = str(exc.args[0] if getattr(exc, "args", None) else exc)
-    column = getattr(exc, "colno", None)
-    import re
-
-    message = re.sub(r": line \d+ column \d+ \(char \d+\)$", "", message)
-    return f"not valid JSON ({message}" + (f" at column {column})" if column else ")")
-
-
 def _json_lines(source: Source, limit: int | None) -> Iterator[Item]:
     from tiercli.ingest.sources import lines_of
 
@@ -91,7 +83,7 @@ def _json_lines(source: Source, limit: int | None) -> Iterator[Item]:
             except orjson.JSONDecodeError as exc:
                 if limit is not None:
                     continue
-                raise LogError(source.name, first_line + i, None, _json_problem(exc)) from None
+                raise LogError(source.name, first_line + i, None, json_problem(raw, exc)) from None
             yield Item(first_line + i, None, value)
             given += 1
             if limit is not None and given >= limit:
@@ -106,7 +98,7 @@ def _document(source: Source, limit: int | None) -> Iterator[Item]:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         line = getattr(exc, "lineno", None)
-        raise LogError(source.name, line, None, _json_problem(exc)) from None
+        raise LogError(source.name, line, None, json_problem(data, exc)) from None
     if isinstance(value, list):
         for i, element in enumerate(value[:limit] if limit is not None else value):
             yield Item(None, f"record {i + 1}", element)

@@ -264,7 +264,7 @@ def parse_record(raw: bytes, line_no: int, known_model=None, keep_text=True,
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _Bad(None, _json_problem(raw, exc)) from None
+        raise _Bad(None, json_problem(raw, exc)) from None
     if not isinstance(record, dict):
         raise _Bad(None, "not a JSON object")
     repeated = _repeated_key(raw)
@@ -279,7 +279,7 @@ def parse_record(raw: bytes, line_no: int, known_model=None, keep_text=True,
     raise _Bad("type", f"unknown type {kind!r} (expected \"call\" or \"tag_change\")")
 
 
-def _json_problem(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+def json_problem(raw: bytes, exc: orjson.JSONDecodeError) -> str:
     """orjson's complaint, said for one line: a column, no "line 1", no char offset."""
     try:
         raw.decode()
