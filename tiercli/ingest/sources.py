@@ -31,6 +31,7 @@ class Source:
     path: Path | None  # None: standard input
     compression: str | None = None  # "gzip", "zstd" or None
     _data: bytes | None = field(default=None, repr=False)  # standard input, read once
+    _head: bytes | None = field(default=None, repr=False)  # the first HEAD_BYTES, once read
 
     @property
     def plain_file(self) -> bool:
@@ -60,11 +61,17 @@ class Source:
                 raise cannot_read(self.name, exc) from None
 
     def head(self, size: int = HEAD_BYTES) -> bytes:
+        """The first `size` decompressed bytes; the first HEAD_BYTES are read once, as detection
+        and the empty-file checks each look at them."""
+        if size <= HEAD_BYTES and self._head is not None:
+            return self._head[:size]
         with self.open() as handle:
             try:
-                return handle.read(size)
+                data = handle.read(max(size, HEAD_BYTES))
             except OSError as exc:
                 raise cannot_read(self.name, exc) from None
+        self._head = data[:HEAD_BYTES]
+        return data[:size]
 
     def size(self) -> int:
         """Bytes on disk (compressed), or read from standard input."""
