@@ -67,6 +67,20 @@ def sample_of(path: Path):
     return sample(expand([str(path)])[0])
 
 
+def assert_fits_only_its_own(name: str, exports: list[Path]):
+    """The format fits each of its exports, and no other format's fixture nor the sample log."""
+    from tiercli.ingest.formats import get
+
+    log_format = get(name)
+    for export in exports:
+        assert log_format.fits(sample_of(export)) is None, export
+    fixtures = Path(__file__).parent / "fixtures"
+    others = [fixtures.parent.parent / "sample_logs" / "realestate_day.jsonl"]
+    others += [p for p in fixtures.glob("*/*") if p.is_file() and p.parent.name != name]
+    for path in others:
+        assert log_format.fits(sample_of(path)) is not None, path
+
+
 def gzipped(path: Path) -> Path:
     out = path.with_name(path.name + ".gz")
     out.write_bytes(gzip.compress(path.read_bytes()))
