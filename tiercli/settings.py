@@ -276,10 +276,6 @@ def check_tasks(value: Any) -> tuple[dict[str, dict[str, float | None]], dict[st
     return ttls_of, options_of
 
 
-def check_task_ttls(value: Any) -> dict[str, dict[str, float | None]]:
-    return check_tasks(value)[0]
-
-
 def task_flags(values: list[str]) -> dict[str, dict[str, str]]:
     """`--task NAME.SETTING=VALUE` flags as [tasks.NAME] tables (checked by check_tasks). A
     task name may hold dots: the setting is the part after the last one."""
@@ -368,12 +364,12 @@ _CHECKS = {
     "l2_maxmemory": check_memory,
     "l2_eviction": check_eviction,
     "keep_redis_keys": check_bool,
-    "tasks": check_task_ttls,
+    "tasks": check_tasks,  # -> task_ttls and task_options (load_config)
     "adaptive_window": check_timeout,
     "adaptive_scale": check_scale,
     "max_spend": check_max_spend,
 }
-_FIELD_OF = {"tasks": "task_ttls", "map": "field_map"}  # config key -> Settings field, where they differ
+_FIELD_OF = {"map": "field_map"}  # config key -> Settings field, where they differ
 for _tier in TIER_NAMES:
     _CHECKS[f"{_tier}_ttl"] = parse_duration
     _CHECKS[f"{_tier}_max_entries"] = check_positive_int
@@ -422,7 +418,7 @@ def load_config(path: Path) -> dict[str, Any]:
             continue
         if key == "tasks":
             try:
-                out["task_ttls"], out["task_options"] = check_tasks(value)
+                out["task_ttls"], out["task_options"] = check_setting("tasks", value)
             except ValueError as exc:
                 raise ConfigError(f"{path}: {exc}") from None
             continue
