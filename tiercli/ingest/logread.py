@@ -83,7 +83,10 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
     from tiercli.ingest.foreign import ReadOptions
     from tiercli.ingest.sources import expand
 
+    from tiercli.ingest.shape import shape_of
+
     sources = expand(arguments) if sources is None else sources  # given: a caller reads them again (inspect)
+    keep_text = shape_of(keep_text)  # a CallShape: what each call keeps of its request and answer
     options = ReadOptions(skip_invalid, known_model, keep_text, dict(field_map or {}))
     names: dict[str, str] = {}  # one string object per lead, task, model and worker, across files
     events: list[Event] = []
@@ -120,8 +123,7 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
     else:
         sha256 = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest() if digest else ""
     return ReadResult(events, skipped, path, sum(f.size for f in files), sha256, files,
-                      getattr(keep_text, "answer_texts", None) or {},
-                      regex_unmatched=dict(getattr(keep_text, "regex_unmatched", None) or {}))
+                      keep_text.answer_texts, regex_unmatched=dict(keep_text.regex_unmatched))
 
 
 def _digest(source) -> str:
@@ -166,7 +168,7 @@ def _read_plain(path_str: str, name: str, reader: Reader, hasher, parallel_min_b
     # A forked helper keeps the answer texts an embedding answer rule needs in its own memory
     # and does not send them back: such logs are read in this process alone.
     two_processes = (size >= parallel_min_bytes and (os.cpu_count() or 1) > 1
-                     and not getattr(reader.keep_text, "keeps_answer_texts", False)
+                     and not reader.keep_text.keeps_answer_texts
                      and "fork" in multiprocessing.get_all_start_methods())
     split = _split_point(path_str, size) if two_processes else size
     helper = (_Helper(path_str, name, split, size, reader.skip_invalid, reader.known_model, reader.keep_text)
