@@ -58,9 +58,12 @@ def _blocks(content: Any, field: str) -> list[dict]:
                 text = part.get("text", part.get("content"))
                 if not isinstance(text, str):
                     raise RecordProblem(f"{field}[{i}].text", "must be a string")
-                blocks.append({"type": "text", "text": text})
+                block = {"type": "text", "text": text}
+                if part.get("cache_control") is not None:  # a prompt-caching breakpoint (tiercli compare);
+                    block["cache_control"] = part["cache_control"]  # the request key leaves it out
+                blocks.append(block)
             else:
-                blocks.append({k: v for k, v in part.items() if k != "cache_control"})
+                blocks.append(part)
         else:
             raise RecordProblem(f"{field}[{i}]", "must be a content part object or a string")
     return blocks

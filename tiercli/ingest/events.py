@@ -5,6 +5,15 @@ from __future__ import annotations
 import msgspec
 
 
+class PromptParts(msgspec.Struct, gc=False, array_like=True):
+    """A request as the provider's prompt cache sees it (ingest/prompt_parts.py)."""
+
+    lengths: list[int]  # UTF-8 length of each part: tools, system blocks, message content blocks
+    prefixes: list[bytes]  # prefixes[i]: a 16-byte digest of parts[0..i], position and role included
+    marks: list[int]  # parts with a recorded cache_control marker: a breakpoint right after each
+    system_end: int  # how many parts are tools or system blocks
+
+
 class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level type: cheap to build, store and send between processes
     seq: int  # position in processing order (ts, then file order)
     line: int  # line number in the log file
@@ -29,6 +38,8 @@ class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level ty
     keyless: bool = False
     source_cache_hit: bool = False  # the source already served it from its own cache (LiteLLM)
     file: int = 0  # which of the logs read it came from (ReadResult.files)
+    # what the provider's prompt cache would see (tiercli compare); None when not asked for, or keyless
+    parts: PromptParts | None = None
 
 
 class TagChange(msgspec.Struct, gc=False, array_like=True, tag=True):

@@ -154,7 +154,7 @@ class Reader:
         if r.usage != _NULL or r.prompt_tokens != _NULL or r.completion_tokens != _NULL:
             _fallback()  # usage objects are read by the reference
         if type(self.keep_text) is not bool and self.keep_text.needs_record(task):
-            _fallback()  # L3 embeds a field of the record, which the reference keeps
+            _fallback()  # L3 embeds a field of the record, or compare needs its prompt parts: the reference keeps it
         return _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
                           r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens, r.streaming,
                           r.use_tools, r.latency_ms, self.keep_text)
@@ -371,10 +371,18 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     if attrs is not None and not isinstance(attrs, dict):
         raise _Bad("attrs", "must be an object")
 
-    return _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
+    call = _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
                       ints["output_tokens"], ints["cache_read_input_tokens"], ints["cache_creation_input_tokens"],
                       flags["streaming"], flags["use_tools"], latency, keep_text,
                       record if source_record is None else source_record, keyless)
+    if not keyless and type(keep_text) is not bool and keep_text.prompt_parts:
+        from tiercli.ingest.prompt_parts import prompt_parts_of_record
+
+        tools = record.get("tools")  # read only here: replay has no use for it
+        if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
+            raise _Bad("tools", "must be a list of tool definition objects")
+        call.parts = prompt_parts_of_record(record)  # the record as recorded: its cache_control markers too
+    return call
 
 
 def _usage(record: dict) -> dict[str, int | None]:

@@ -11,8 +11,9 @@ class CallShape:
     """Built from the settings (or none: today's defaults, last user message and exact
     answers). `keep_text` False: L3 is off for every task, no text is kept."""
 
-    def __init__(self, settings=None, keep_text: bool = True):
+    def __init__(self, settings=None, keep_text: bool = True, prompt_parts: bool = False):
         self.settings, self.keep_text = settings, keep_text
+        self.prompt_parts = prompt_parts  # keep each call's prompt parts (Call.parts), for tiercli compare
         self._rules: dict[str, object] = {}
         self._texts: dict[str, object] = {}
         self.answer_texts: dict[bytes, str] = {}  # digest -> answer text, for tasks whose rule is embedding
@@ -37,9 +38,10 @@ class CallShape:
         return choice
 
     def needs_record(self, task: str) -> bool:
-        """Whether the task's L3 text is a field of the log record (`field:PATH`): the native
-        reader then reads its lines with the reference validator, which keeps the record."""
-        return self.keep_text and self.l3_choice(task).kind == "field"
+        """Whether the task's L3 text is a field of the log record (`field:PATH`), or the
+        call's prompt parts are kept: the native reader then reads its lines with the reference
+        validator, which keeps the record."""
+        return self.prompt_parts or (self.keep_text and self.l3_choice(task).kind == "field")
 
     def text(self, task: str, messages: list[dict], record: dict | None = None, needed: bool = True) -> str:
         """What L3 embeds for the call (strip-template: the last user message's text, cut

@@ -102,6 +102,8 @@ def request_fields(value: Any, field: str, *, whole_body: bool = False) -> tuple
         tools = value.get("tools", value.get("functions"))
         if tools is not None or whole_body:
             fields["use_tools"] = bool(tools)
+        if isinstance(tools, list) and tools and all(isinstance(t, dict) for t in tools):
+            fields["tools"] = tools  # the first parts of the prompt the provider caches (tiercli compare)
         if value.get("stream") is not None:
             fields["streaming"] = boolean(value["stream"], f"{field}.stream")
         elif whole_body:

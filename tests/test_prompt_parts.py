@@ -1,0 +1,103 @@
+"""What ingest keeps of a request for the provider prompt-cache engine (Call.parts): its parts
+in order (tools, system blocks, message blocks), their UTF-8 lengths, prefix digests, recorded
+cache_control markers; and that keeping them changes nothing else a replay sees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from logs import call, write
+from tiercli.ingest.logread import read_logs
+from tiercli.ingest.prompt_parts import prompt_parts
+from tiercli.ingest.shape import CallShape
+from tiercli.settings import Settings
+
+MARK = {"type": "ephemeral"}
+
+
+def _read(path, parts=True, **kw):
+    return read_logs([str(path)], "auto", keep_text=CallShape(Settings(), prompt_parts=parts), **kw).calls
+
+
+def test_parts_in_order_with_lengths_and_markers(tmp_path):
+    tool = {"name": "lookup", "description": "Find a listing", "input_schema": {"type": "object"}}
+    record = call("2026-11-02T08:00:00Z", system=[{"type": "text", "text": "Be brief.", "cache_control": MARK}],
+                  tools=[tool],
+                  messages=[{"role": "user", "content": "héllo"},
+                            {"role": "assistant", "content": [{"type": "text", "text": "hi"}]},
+                            {"role": "user", "content": [{"type": "text", "text": "más", "cache_control": MARK}]}])
+    (parsed,) = _read(write(tmp_path / "log.jsonl", [record]))
+    parts = parsed.parts
+    tool_json = json.dumps(tool, sort_keys=True, separators=(",", ":"))
+    # tools (canonical JSON), the system block's text, then each message block's text in UTF-8
+    assert parts.lengths == [len(tool_json), len("Be brief."), len("héllo".encode()), 2, len("más".encode())]
+    assert parts.system_end == 2
+    assert parts.marks == [1, 4]
+    assert len(parts.prefixes) == 5 and len(set(parts.prefixes)) == 5
+
+
+def test_same_prefix_same_digest_and_roles_count():
+    system = "You are a scorer."
+    a = prompt_parts(None, system, [{"role": "user", "content": "one"}])
+    b = prompt_parts(None, system, [{"role": "user", "content": "two"}])
+    c = prompt_parts(None, system, [{"role": "assistant", "content": "one"}])
+    assert a.prefixes[0] == b.prefixes[0] == c.prefixes[0]  # the system prefix is shared
+    assert a.prefixes[1] != b.prefixes[1]  # other text
+    assert a.prefixes[1] != c.prefixes[1]  # same text, other role: another prompt
+    # one message of two blocks is not two messages of one block each
+    d = prompt_parts(None, None, [{"role": "user", "content": [{"type": "text", "text": "x"},
+                                                               {"type": "text", "text": "y"}]}])
+    e = prompt_parts(None, None, [{"role": "user", "content": "x"}, {"role": "user", "content": "y"}])
+    assert d.prefixes[1] != e.prefixes[1]
+    # a marker is not part of what the prompt is
+    f = prompt_parts(None, [{"type": "text", "text": system, "cache_control": MARK}], [{"role": "user", "content": "one"}])
+    assert f.prefixes == a.prefixes and f.marks == [0] and a.marks == []
+
+
+def test_at_most_four_markers_are_kept():
+    blocks = [{"type": "text", "text": str(i), "cache_control": MARK} for i in range(6)]
+    assert prompt_parts(None, None, [{"role": "user", "content": blocks}]).marks == [0, 1, 2, 3]
+
+
+def test_keeping_parts_changes_nothing_else(tmp_path):
+    records = [call("2026-11-02T08:00:00Z", system="sys", response="a"),
+               call("2026-11-02T08:01:00Z", prompt="other", response="b", cache_read_input_tokens=5),
+               call("2026-11-02T08:02:00Z", streaming=True)]
+    path = write(tmp_path / "log.jsonl", records)
+    with_parts, without = _read(path), _read(path, parts=False)
+    assert all(c.parts is not None for c in with_parts) and all(c.parts is None for c in without)
+    import msgspec
+
+    assert [msgspec.structs.replace(c, parts=None) for c in with_parts] == without
+
+
+def test_bad_tools_is_a_line_error(tmp_path):
+    from tiercli.errors import LogError
+
+    path = write(tmp_path / "log.jsonl", [call("2026-11-02T08:00:00Z", tools="lookup")])
+    with pytest.raises(LogError) as error:
+        _read(path)
+    assert "log.jsonl:1: tools: must be a list" in str(error.value)
+
+
+def test_foreign_markers_survive_and_keys_do_not_change():
+    """An OpenAI/Anthropic chat as another format carries it: the marker reaches the parts,
+    and the request key is the same with or without it."""
+    from tiercli.ingest.chat import split_messages
+    from tiercli.ingest.records import call_of_record
+
+    def record(marked: bool):
+        block = {"type": "text", "text": "a long system prompt"}
+        if marked:
+            block["cache_control"] = MARK
+        system, messages = split_messages([{"role": "system", "content": [block]}, {"role": "user", "content": "hi"}])
+        return {"ts": 1.8e9, "lead_id": "A", "task_type": "t", "model": "claude-sonnet-4-5",
+                "system": system, "messages": messages, "input_tokens": 10, "output_tokens": 1}
+
+    shape = CallShape(Settings(), prompt_parts=True)
+    marked = call_of_record(record(True), 1, None, shape, {})
+    plain = call_of_record(record(False), 1, None, shape, {})
+    assert marked.parts.marks == [0] and plain.parts.marks == []
+    assert marked.key == plain.key
