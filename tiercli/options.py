@@ -130,3 +130,18 @@ MaxRetriesOption = Annotated[int, typer.Option("--max-retries", min=0, max=20,
 RetryCapOption = Annotated[str, typer.Option("--retry-cap", help="Live: the longest single wait between retries "
                                              "(retry-after included).", callback=_checked(S.check_timeout))]
 SkipInvalidOption = Annotated[bool, typer.Option("--skip-invalid", help="Skip bad lines (and say how many) instead of stopping.")]
+
+
+def parse_share(text: str, flag: str) -> float:
+    """A budget: '1%' or a fraction like 0.01."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise typer.BadParameter(f"not a share: {text!r} (use 1% or 0.01)", param_hint=flag) from None
+    if not 0 <= value <= 1:
+        raise typer.BadParameter(f"must be between 0% and 100%, got {text!r}", param_hint=flag)
+    return value
+
+
+MaxStaleOption = Annotated[str, typer.Option("--max-stale", help="Budget: stale hits as a share of requests.")]
+MaxMismatchOption = Annotated[str, typer.Option("--max-mismatch", help="Budget: mismatched hits as a share of requests.")]

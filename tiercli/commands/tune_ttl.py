@@ -71,17 +71,6 @@ def _l3_texts(values: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(texts))
 
 
-def _budget(text: str, flag: str) -> float:
-    """'1%' or a fraction like 0.01."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise typer.BadParameter(f"not a share: {text!r} (use 1% or 0.01)", param_hint=flag) from None
-    if not 0 <= value <= 1:
-        raise typer.BadParameter(f"must be between 0% and 100%, got {text!r}", param_hint=flag)
-    return value
-
-
 def tune_ttl(
     log: opt.LogArgument,
     config: opt.ConfigOption = None,
@@ -99,8 +88,8 @@ def tune_ttl(
     threshold_grid: Annotated[str | None, typer.Option(
         "--threshold-grid", help="L3 thresholds to try, e.g. 0.85,0.88,0.90,0.92,0.95 [default: the configured one]",
         show_default=False)] = None,
-    max_stale: Annotated[str, typer.Option("--max-stale", help="Budget: stale hits as a share of requests.")] = "1%",
-    max_mismatch: Annotated[str, typer.Option("--max-mismatch", help="Budget: mismatched hits as a share of requests.")] = "2%",
+    max_stale: opt.MaxStaleOption = "1%",
+    max_mismatch: opt.MaxMismatchOption = "2%",
     above_noise_floor: Annotated[bool, typer.Option(
         "--above-noise-floor", help="The mismatch budget counts only each task's mismatched hits above its noise floor "
                                     "(what its identical requests' differing answers predict).")] = False,
@@ -155,7 +144,7 @@ def tune_ttl(
     grids = {"l1": _grid(l1_grid, "--l1-grid", parse_duration), "l2": _grid(l2_grid, "--l2-grid", parse_duration),
              "l3": _grid(l3_grid, "--l3-grid", parse_duration)}
     thresholds = _grid(threshold_grid, "--threshold-grid", lambda v: check_threshold(float(v)))
-    stale_budget, mismatch_budget = _budget(max_stale, "--max-stale"), _budget(max_mismatch, "--max-mismatch")
+    stale_budget, mismatch_budget = opt.parse_share(max_stale, "--max-stale"), opt.parse_share(max_mismatch, "--max-mismatch")
     tier_sets, l3_texts = _tier_sets(tiers_grid), _l3_texts(l3_text_grid)
     with command_edge(json_output):
         if (tier_sets or l3_texts) and not per_task:
