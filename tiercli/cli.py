@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from tiercli.commands.compare import compare
 from tiercli.commands.inspect import inspect
 from tiercli.commands.replay import replay
 from tiercli.commands.report import report
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.command()(replay)
 app.command()(report)
 app.command("tune-ttl")(tune_ttl)
+app.command()(compare)
 app.command()(inspect)
 app.add_typer(runs_app, name="runs")
 app.command()(sample)

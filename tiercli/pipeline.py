@@ -41,9 +41,11 @@ class ReplayRun:
 
 
 def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format: str = "auto",
-                field_map: list[str] | None = None, skip_invalid: bool = False, digest: bool = True) -> ReadResult:
+                field_map: list[str] | None = None, skip_invalid: bool = False, digest: bool = True,
+                prompt_parts: bool = False) -> ReadResult:
     """The logs' events (README "Bring your logs"); `field_map`: --map flags, over the
-    config's [map]; `digest`: also the SHA-256, which a saved run records."""
+    config's [map]; `digest`: also the SHA-256, which a saved run records; `prompt_parts`:
+    keep each call's prompt parts (Call.parts) for the provider prompt-cache engine."""
     from tiercli.ingest.fieldmap import parse_map
     from tiercli.ingest.shape import CallShape
 
@@ -51,7 +53,7 @@ def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format:
     logs = [str(logs)] if isinstance(logs, (str, Path)) else [str(log) for log in logs]
     read = read_logs(logs, log_format, field_map={**settings.field_map, **parse_map(field_map)},
                      skip_invalid=skip_invalid, known_model=pricer.knows,
-                     keep_text=CallShape(settings, keep_text="l3" in settings.tiers),
+                     keep_text=CallShape(settings, keep_text="l3" in settings.tiers, prompt_parts=prompt_parts),
                      digest=digest)
     prepare_l3_texts(read, settings)
     return read

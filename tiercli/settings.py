@@ -25,6 +25,7 @@ class ModelPrice:
     output_per_mtok: float
     cache_read_per_mtok: float | None = None  # default: 10% of input, as Anthropic prices it
     cache_write_per_mtok: float | None = None  # default: 125% of input (5-minute writes)
+    cache_write_1h_per_mtok: float | None = None  # default: 200% of input (1-hour writes, prompt_cache_ttl = "1h")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ class Settings:
     template_share: float = 0.5  # strip-template: the share of a task's texts a template must fit
     # [tasks.NAME] tiers, l3_threshold, same_answer, l3_text (the TTLs are in task_ttls)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # tiercli compare (README "Compare the options"): the provider's prompt cache, and batching
+    prompt_cache_ttl: str = "5m"  # "5m" (writes 1.25x input) or "1h" (writes 2x)
+    prompt_cache_breakpoints: tuple[str, ...] = ("system", "last")  # where a request without markers caches
+    prompt_cache_min_tokens: dict[str, int] = field(default_factory=dict)  # over the documented defaults
+    batch_discount: float = 0.5  # the batch APIs' published discount (Anthropic's and OpenAI's)
+    batch_latency: float = 3600.0  # seconds a batched call waits for its answer
 
     def __post_init__(self):
         # A TTL of 0 turns a tier off: a tier off for every task is not looked up, stored or
@@ -117,6 +124,8 @@ class Settings:
         out["task_ttls"] = {task: {k: format_duration(v) for k, v in ttls.items()}
                             for task, ttls in sorted(self.task_ttls.items())}
         out["adaptive_window"] = None if self.adaptive_window is None else format_duration(self.adaptive_window)
+        out["prompt_cache_breakpoints"] = list(self.prompt_cache_breakpoints)
+        out["batch_latency"] = format_duration(self.batch_latency)
         if self.l2_redis_url:
             from tiercli.redis.conn import mask_url
 
@@ -348,8 +357,67 @@ def check_map(value: Any) -> dict[str, str]:
         raise ValueError(exc.message.removeprefix("map: ") + (f" ({exc.hint})" if exc.hint else "")) from None
 
 
+PROMPT_CACHE_TTLS = ("5m", "1h")
+PROMPT_CACHE_BREAKPOINTS = ("system", "last")
+
+
+def check_prompt_cache_ttl(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in PROMPT_CACHE_TTLS:
+        raise ValueError(f"must be 5m or 1h (the provider's two cache lifetimes), got {value!r}")
+    return text
+
+
+def check_breakpoints(value: Any) -> tuple[str, ...]:
+    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)] \
+        if isinstance(value, (str, list, tuple)) else None
+    if names is None or not [n for n in names if n]:
+        raise ValueError(f"must be system, last, or both (system,last), got {value!r}")
+    unknown = [n for n in names if n and n not in PROMPT_CACHE_BREAKPOINTS]
+    if unknown:
+        raise ValueError(f"unknown breakpoint {unknown[0]!r} (use system, last, or both)")
+    return tuple(n for n in PROMPT_CACHE_BREAKPOINTS if n in names)
+
+
+def check_min_tokens(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ValueError('must be a table of "MODEL" = TOKENS, e.g. [prompt_cache.min_tokens] "claude-haiku-4-5" = 4096')
+    out = {}
+    for model, tokens in value.items():
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+            raise ValueError(f"{model}: must be a whole number of tokens >= 0, got {tokens!r}")
+        out[str(model)] = tokens
+    return out
+
+
+def check_discount(value: Any) -> float:
+    """A share off the price: 0.5, or "50%"."""
+    number = value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number < 1:
+        raise ValueError(f"must be a discount from 0 to under 1 (0.5) or a percentage (50%), got {value!r}")
+    return float(number)
+
+
+def check_batch_latency(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds is None or seconds < 0 or seconds * 1000 > MAX_LATENCY_MS * 24:
+        raise ValueError(f"must be a duration from 0 to 24h, e.g. 30s or 1h, got {value!r}")
+    return seconds
+
+
 _CHECKS = {
     "map": check_map,
+    "prompt_cache_ttl": check_prompt_cache_ttl,
+    "prompt_cache_breakpoints": check_breakpoints,
+    "prompt_cache_min_tokens": check_min_tokens,
+    "batch_discount": check_discount,
+    "batch_latency": check_batch_latency,
     "same_answer": check_answer_rule,
     "l3_text": check_l3_text,
     "template_share": lambda v: _share_value(v),
@@ -389,7 +457,8 @@ def check_setting(name: str, value: Any) -> Any:
 
 def load_config(path: Path) -> dict[str, Any]:
     """Settings from a TOML file, checked. Tables [l1], [l2], [l3] may hold ttl, max_entries,
-    latency_ms (and threshold, model for l3) as an alternative to flat keys like l2_ttl."""
+    latency_ms (and threshold, model for l3) as an alternative to flat keys like l2_ttl; so may
+    [prompt_cache] hold ttl, breakpoints and a min_tokens table (prompt_cache_ttl, ...)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -398,7 +467,7 @@ def load_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     flat: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in TIER_NAMES and isinstance(value, dict):
+        if (key in TIER_NAMES or key == "prompt_cache") and isinstance(value, dict):
             for sub, sub_value in value.items():
                 flat[f"{key}_{sub}"] = sub_value
         else:

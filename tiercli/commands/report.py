@@ -45,9 +45,10 @@ def report(
 ) -> None:
     """Show a saved run again, from its saved files (no log, no model needed).
 
-    Without options: the run's Results table. --per-lead: a row per lead with a totals footer
-    (the totals equal the replay's summary exactly). --by: the same figures per task, tier,
-    day, hour, worker or model. --compare: two runs side by side.
+    Without options: the run's Results table (of a `tiercli compare` run: its options and
+    recommendation). --per-lead: a row per lead with a totals footer (the totals equal the
+    replay's summary exactly). --by: the same figures per task, tier, day, hour, worker or
+    model (of a compare run: its `cache` row's). --compare: two runs side by side.
 
     \b
     Examples:
@@ -70,6 +71,11 @@ def report(
             raise TiercliError(f"--sort: unknown column {sort!r}", hint=f"use one of {', '.join(columns)}")
         saved = load_run(run)
         view = "lead" if per_lead else by
+        if view is None and "compare" in saved.summary:  # a compare run: its options again
+            from tiercli.commands.compare import show_comparison
+
+            show_comparison({**saved.summary["compare"], "run_id": saved.id}, json_output, csv, plot)
+            return
         calls = saved.calls() if (view or plot) else None
         if plot:
             from tiercli.present.plots import plot_run
@@ -78,7 +84,7 @@ def report(
             stderr.print(f"wrote {plot}", markup=False, highlight=False)
         if view is None:
             if csv:
-                _write_csv(results_frame(saved.summary), csv)
+                write_csv(results_frame(saved.summary), csv)
             _print(saved.summary, json_output, lambda console: print_summary(saved.summary, console))
             return
         all_rows, total = figures(calls, view)
@@ -90,7 +96,7 @@ def report(
         rows = sort_rows(all_rows, order, top)
         summary = saved.summary
         if csv:
-            _write_csv(rows, csv)
+            write_csv(rows, csv)
         if json_output:
             data = {
                 "run_id": saved.id, "view": view,
@@ -122,7 +128,8 @@ def _no_nan(row: dict) -> dict:
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
-def _write_csv(rows: pd.DataFrame, path: Path) -> None:
+def write_csv(rows: pd.DataFrame, path: Path) -> None:
+    """The rows as CSV, written whole or not at all (through a temporary file)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         rows.to_csv(tmp)
@@ -144,7 +151,7 @@ def _compare(run_a: str, run_b: str, json_output: bool, csv: Path | None) -> Non
     a, b = load_run(run_a), load_run(run_b)
     metrics, differ = compare(a.summary, b.summary)
     if csv:
-        _write_csv(metrics, csv)
+        write_csv(metrics, csv)
     data = {"a": a.id, "b": b.id,
             "metrics": {m: {"a": r["a"], "b": r["b"], "delta": r["delta"]} for m, r in metrics.iterrows()},
             "settings_differ": {k: {"a": va, "b": vb} for k, va, vb in differ},

@@ -52,7 +52,8 @@ def _row(listed: ListedRun) -> dict:
     meta, summary = listed.run.meta, listed.run.summary
     row = {"id": listed.id, "status": "ok" if listed.run.complete else "incomplete", "complete": listed.run.complete,
            "created": meta["created"], "log": meta["log"]["path"], "settings_digest": meta["settings_digest"],
-           "requests": summary["requests"], "savings_pct": summary["cost"]["savings_pct"]}
+           "requests": summary["requests"], "savings_pct": summary["cost"]["savings_pct"],
+           "kind": "compare" if "compare" in summary else "replay"}
     if not listed.run.complete:
         row["stopped"] = (summary.get("live") or {}).get("stopped")
     return row
@@ -78,6 +79,7 @@ def _print_runs(rows: list[dict], journals: bool = False) -> None:
     readable = [row if row["status"] != "unreadable" else {} for row in rows]
     # a run's state stands with its log: a column of its own would not fit 80 columns
     logs = [Path(row["log"]).name + (" (incomplete)" if row["status"] == "incomplete" else "")
+            + (" (compare)" if row.get("kind") == "compare" else "")
             if row["status"] != "unreadable" else "(unreadable)" for row in rows]
     print_table(console, "Saved runs, oldest first (an id starts with its UTC date and time)", [
         Column("Run", [row["id"] for row in rows], left=True, key=True),

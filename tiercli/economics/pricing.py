@@ -20,6 +20,9 @@ from tiercli.ingest.events import Call
 from tiercli.settings import ModelPrice
 
 PICO = 10**12  # pico-dollars per dollar
+# the columns of Pricer.token_costs' tokens: cache_write counts every cache write, and
+# cache_write_1h the 1-hour ones among them (genai-prices' convention)
+TOKEN_COLUMNS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 MAX_PICO = 2**63 - 1  # int64: the most a log's calls may cost in all (about $9.2 million)
 _PICO_PER_TOKEN_PER_MTOK = Decimal(10**6)  # $X per million tokens = X * 1e6 pico-dollars per token
 
@@ -46,13 +49,22 @@ class Pricer:
         (model, day) from unit prices; calls whose input crosses a price tier (Sonnet's long
         context above 200k tokens) and prices not whole in pico-USD go through cost()."""
         n = len(calls)
-        out = np.zeros(n, dtype=np.int64)
-        tokens = np.empty((n, 4), dtype=np.int64)  # filled column by column: no per-call tuples
+        tokens = np.zeros((n, len(TOKEN_COLUMNS)), dtype=np.int64)  # filled column by column: no per-call tuples
         for j, name in enumerate(("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")):
             tokens[:, j] = np.fromiter(map(attrgetter(name), calls), dtype=np.int64, count=n)
-        model_code, models = pd.factorize(np.fromiter(map(attrgetter("model"), calls), dtype=object, count=n))
+        return self.token_costs(calls, np.fromiter(map(attrgetter("model"), calls), dtype=object, count=n), tokens)
+
+    def token_costs(self, calls, models, tokens: np.ndarray) -> np.ndarray:
+        """Cost in pico-USD of each call's `tokens` row (columns TOKEN_COLUMNS; cache_write counts
+        all writes, cache_write_1h the 1-hour ones among them) at `models`' prices (one model per
+        call, so routed calls price at their new model) on the call's day: price() row by row,
+        computed per (model, day) from unit prices like costs(). `calls` give the days, and the
+        line an error names."""
+        n = len(calls)
+        out = np.zeros(n, dtype=np.int64)
+        model_code, names = pd.factorize(np.asarray(models, dtype=object))
         day_number = np.fromiter(map(attrgetter("ts"), calls), dtype=np.float64, count=n) // 86400
-        for code, model in enumerate(models):
+        for code, model in enumerate(names):
             for day in np.unique(day_number[model_code == code]):
                 rows = np.flatnonzero((model_code == code) & (day_number == day))
                 self._price_group(calls, tokens, out, rows, model, _day(float(day) * 86400))
@@ -66,29 +78,42 @@ class Pricer:
         if rates is not None:
             per_token, tier_start = rates
             group = tokens[rows]
+            # the 5-minute and 1-hour writes apart: (input, output, read, 5m write, 1h write)
+            group[:, 3] -= group[:, 4]
+            rate_1h = _unit_rate_1h(model, day)
             simple = np.ones(len(rows), dtype=bool) if tier_start is None else \
-                (group[:, 0] + group[:, 2] + group[:, 3]) <= tier_start
-            # in float first: a product int64 cannot hold goes to cost(), which checks it
+                (group[:, 0] + group[:, 2] + group[:, 3] + group[:, 4]) <= tier_start
+            if rate_1h is None:  # a 1-hour rate not whole in pico-USD: those rows go through price()
+                simple &= group[:, 4] == 0
+            per_token = np.append(per_token, rate_1h or 0)
+            # in float first: a product int64 cannot hold goes to price(), checked below
             simple &= group.astype(np.float64) @ per_token.astype(np.float64) < 2.0**62
             out[rows[simple]] = group[simple] @ per_token
             slow = rows[~simple]
         for i in slow:
-            out[i] = _checked(self.cost(calls[i]), calls[i])
+            out[i] = _checked(self.price(model, calls[i].ts, *map(int, tokens[i])), calls[i], model)
 
     def price(self, model: str, ts: float, input_tokens: int, output_tokens: int,
-              cache_read_tokens: int = 0, cache_write_tokens: int = 0) -> int:
+              cache_read_tokens: int = 0, cache_write_tokens: int = 0, cache_write_1h_tokens: int = 0) -> int:
+        """Cost in pico-USD; `cache_write_tokens` counts all cache writes, and
+        `cache_write_1h_tokens` the 1-hour ones among them (genai-prices' convention)."""
         override = self.overrides.get(model)
         if override is not None:
-            return _override_price(override, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+            return _override_price(override, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                                   cache_write_1h_tokens)
         day = _day(ts)
+        if cache_write_1h_tokens:
+            return _genai_price(model, day, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                                cache_write_1h_tokens)
         return _genai_price(model, day, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
 
 
-def _checked(pico: int, call: Call) -> int:
+def _checked(pico: int, call: Call, model: str | None = None) -> int:
+    model = model or call.model
     if pico > MAX_PICO:
-        raise LineError(call.line, None, f"one call of {call.model} costs ${pico / PICO:,.2f}, more than the "
+        raise LineError(call.line, None, f"one call of {model} costs ${pico / PICO:,.2f}, more than the "
                         f"${MAX_PICO / PICO:,.2f} that tiercli adds up exactly",
-                        hint=f"check the call's token counts, and the [prices] of {call.model} in the config",
+                        hint=f"check the call's token counts, and the [prices] of {model} in the config",
                         file=call.file)
     return pico
 
@@ -106,12 +131,14 @@ def _check_total(pico: np.ndarray) -> None:
 
 
 def _override_price(price: ModelPrice, input_tokens: int, output_tokens: int,
-                    cache_read_tokens: int, cache_write_tokens: int) -> int:
+                    cache_read_tokens: int, cache_write_tokens: int, cache_write_1h_tokens: int = 0) -> int:
     per_mtok = Decimal(str(price.input_per_mtok))
     read = per_mtok * Decimal("0.1") if price.cache_read_per_mtok is None else Decimal(str(price.cache_read_per_mtok))
     write = per_mtok * Decimal("1.25") if price.cache_write_per_mtok is None else Decimal(str(price.cache_write_per_mtok))
+    write_1h = per_mtok * 2 if price.cache_write_1h_per_mtok is None else Decimal(str(price.cache_write_1h_per_mtok))
     total = (input_tokens * per_mtok + output_tokens * Decimal(str(price.output_per_mtok))
-             + cache_read_tokens * read + cache_write_tokens * write)
+             + cache_read_tokens * read + (cache_write_tokens - cache_write_1h_tokens) * write
+             + cache_write_1h_tokens * write_1h)
     return int((total * _PICO_PER_TOKEN_PER_MTOK).to_integral_value())
 
 
@@ -143,6 +170,29 @@ def _unit_rates(model: str, day: str) -> tuple[np.ndarray, int | None] | None:
 
 
 @lru_cache(maxsize=None)
+def _unit_rate_1h(model: str, day: str) -> int | None:
+    """pico-USD per 1-hour cache-write token below the first price tier; genai-prices charges
+    the 5-minute rate where it has no 1-hour one. None if it is not a whole number."""
+    model_price = _model_price(model, day)
+    price = getattr(model_price, "cache_write_1h_mtok", None)
+    if price is None:
+        price = getattr(model_price, "cache_write_mtok", None)
+    if hasattr(price, "tiers"):
+        price = price.base
+    rate = Decimal(0) if price is None else Decimal(price) * _PICO_PER_TOKEN_PER_MTOK
+    return int(rate) if rate == rate.to_integral_value() else None
+
+
+def _model_price(model: str, day: str):
+    from genai_prices import Usage, calc_price
+
+    when = datetime.fromisoformat(day).replace(hour=12, tzinfo=timezone.utc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return calc_price(Usage(input_tokens=1, output_tokens=1), model, genai_request_timestamp=when).model_price
+
+
+@lru_cache(maxsize=None)
 def _genai_model(model: str):
     from genai_prices import Usage, calc_price
 
@@ -154,13 +204,15 @@ def _genai_model(model: str):
 
 @lru_cache(maxsize=65536)
 def _genai_price(model: str, day: str, input_tokens: int, output_tokens: int,
-                 cache_read_tokens: int, cache_write_tokens: int) -> int:
+                 cache_read_tokens: int, cache_write_tokens: int, cache_write_1h_tokens: int = 0) -> int:
     from genai_prices import Usage, calc_price
 
     # genai-prices counts cached tokens inside input_tokens; the Anthropic API reports them apart.
+    # Its 1-hour writes are a part of cache_write_tokens, as here.
+    extra = {"cache_write_1h_tokens": cache_write_1h_tokens} if cache_write_1h_tokens else {}
     usage = Usage(input_tokens=input_tokens + cache_read_tokens + cache_write_tokens,
                   cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
-                  output_tokens=output_tokens)
+                  output_tokens=output_tokens, **extra)
     when = datetime.fromisoformat(day).replace(hour=12, tzinfo=timezone.utc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

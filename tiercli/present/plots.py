@@ -216,3 +216,50 @@ def _from_zero(ax, costs: list[float], color: str) -> None:
             spread += f" ({(high - low) / low * 100:.2f}%)"
         ax.text(0.98, 0.03, spread, transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color=color,
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+
+
+def plot_compare(data: dict, path: Path) -> None:
+    """`tiercli compare`: the cost in the log of each option, as bars stacked by task (one colour
+    per task), the baseline's cost as a dashed line, the recommended option marked and options
+    over the budgets hatched. `data` is compare's result (what `compare --json` prints)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [row["name"] for row in data["options"]]
+    recommended = data["recommendation"].get("name")
+    over = {row["name"] for row in data["options"] if not row["within_budget"]}
+    tasks = list(data["by_task"])
+    colours = plt.get_cmap("tab10" if len(tasks) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.3 * len(names) + 3), 5.5), layout="constrained")
+    x = np.arange(len(names))
+    bottom = np.zeros(len(names))
+    stacks = []
+    for i, task in enumerate(tasks):
+        cost = {row["name"]: row["cost_usd"] for row in data["by_task"][task]}
+        heights = np.array([cost.get(name, 0.0) for name in names])
+        stacks.append(ax.bar(x, heights, bottom=bottom, width=0.7, color=colours(i % colours.N),
+                             label=task.replace("$", r"\$"), edgecolor="white", linewidth=0.5))  # "$": no mathtext
+        bottom += heights
+    for i, name in enumerate(names):  # hatching over the whole stack: over the budgets
+        if name in over:
+            ax.bar(x[i], bottom[i], width=0.7, fill=False, hatch="//", edgecolor="dimgray", linewidth=0)
+    totals = [row["cost_usd"] for row in data["options"]]
+    for xi, total in zip(x, totals):
+        ax.annotate(f"${total:,.2f}", (xi, total), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+    if recommended in names:
+        i = names.index(recommended)
+        ax.bar(x[i], totals[i], width=0.7, fill=False, edgecolor="black", linewidth=2.5, zorder=3)
+        ax.annotate("recommended", (x[i], totals[i]), textcoords="offset points", xytext=(0, 14), ha="center",
+                    fontsize=9, fontweight="bold", color="tab:green")
+    base = ax.axhline(totals[0], color="black", linestyle="--", linewidth=1, label=f"{names[0]} ${totals[0]:,.2f}")
+    ax.set_xticks(x, [name + ("\n(recommended)" if name == recommended else "\n(over budget)" if name in over else "")
+                      for name in names], rotation=30, ha="right", fontsize=9)
+    ax.set_ylim(0, max(totals + [0.0]) * 1.2 or 1)
+    ax.set_ylabel("cost in the log (USD)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(handles=[*stacks, base], title="task", fontsize=8, loc="upper right")
+    run = data.get("run_id")
+    ax.set_title(f"tiercli compare{f' {run}' if run else ''}: cost per option, by task")
+    _save(fig, path)

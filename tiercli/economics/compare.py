@@ -1,0 +1,393 @@
+"""The whole cost decision on one log (README "Compare the options"): each option is a row
+priced call by call from one replay and the provider prompt-cache engine.
+
+An option is a set of parts: `cache` (the response cache tiers as configured: the replay's
+outcomes), `route` (the --route tasks priced at another model's prices, same tokens), `batch`
+(the --batch tasks' provider calls at the batch discount, answered after batch_latency) and
+`prompt-cache` (the provider's prompt cache, fed only the calls that reach the provider).
+`baseline` is the log as recorded; `no-prompt-cache` prices the recorded calls with every input
+token at the base rate, for a log that already uses prompt caching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from tiercli.durations import format_duration
+from tiercli.economics.pricing import Pricer, to_usd
+from tiercli.economics.summary import DAYS_PER_MONTH, MIN_SPAN_FOR_MONTHLY_S
+from tiercli.errors import UsageError
+from tiercli.present.words import count
+from tiercli.settings import TIER_NAMES, Settings
+
+PARTS = ("cache", "route", "batch", "prompt-cache")  # the order a combination's name lists them in
+ALONE = ("baseline", "no-prompt-cache")  # options that combine with nothing
+
+
+def option_name(parts) -> str:
+    return "+".join(p for p in PARTS if p in parts)
+
+
+def parse_option(text: str, routes: dict[str, str], batch: list[str]) -> str:
+    """An option's canonical name from what was typed ("prompt-cache+cache" is cache+prompt-cache)."""
+    name = text.strip().lower()
+    if name in ALONE:
+        return name
+    parts = [p.strip() for p in name.split("+")]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise UsageError(f"--options: unknown option {text!r}",
+                         hint=f"use {', '.join(ALONE)}, or parts {', '.join(PARTS)} joined by +, e.g. cache+prompt-cache")
+    if len(set(parts)) != len(parts):
+        raise UsageError(f"--options: {text!r} names a part twice", hint="name each part once")
+    if "route" in parts and not routes:
+        raise UsageError(f"--options: {text!r} routes calls, but no --route TASK=MODEL was given",
+                         hint="add --route TASK=MODEL, e.g. --route intent=claude-haiku-4-5")
+    if "batch" in parts and not batch:
+        raise UsageError(f"--options: {text!r} batches calls, but no --batch TASK was given",
+                         hint="add --batch TASK, e.g. --batch memory")
+    return option_name(parts)
+
+
+def default_options(routes: dict[str, str], batch: list[str], recorded_prompt_cache: bool) -> list[str]:
+    """baseline, cache, prompt-cache, cache+prompt-cache; no-prompt-cache when the log already
+    caches prompts; with --route or --batch, each alone and with cache, then all of them."""
+    names = ["baseline"] + (["no-prompt-cache"] if recorded_prompt_cache else []) + \
+            ["cache", "prompt-cache", "cache+prompt-cache"]
+    given = [p for p, on in (("route", routes), ("batch", batch)) if on]
+    for part in given:
+        names += [part, option_name({"cache", part})]
+    if len(given) == 2:
+        names += ["route+batch", "cache+route+batch"]
+    if given:
+        names.append(option_name({"cache", "prompt-cache", *given}))
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class Budgets:
+    max_stale: float | None = None  # shares of requests
+    max_mismatch: float | None = None
+    max_p95_ms: float | None = None
+
+    def as_dict(self) -> dict:
+        return {"max_stale": self.max_stale, "max_mismatch": self.max_mismatch, "max_p95_ms": self.max_p95_ms}
+
+    def broken(self, row: dict) -> list[str]:
+        """Why a row is over budget (empty: within)."""
+        out = []
+        requests = row["requests"] or 1
+        if self.max_stale is not None and row["stale_hits"] / requests > self.max_stale:
+            out.append(f"stale {row['stale_hits'] / requests * 100:.1f}% > {self.max_stale * 100:g}%")
+        if self.max_mismatch is not None and row["mismatched_hits"] / requests > self.max_mismatch:
+            out.append(f"mismatched {row['mismatched_hits'] / requests * 100:.1f}% > {self.max_mismatch * 100:g}%")
+        if self.max_p95_ms is not None and row["latency_ms"]["p95"] > self.max_p95_ms:
+            out.append(f"p95 {row['latency_ms']['p95']:,.0f} ms > {self.max_p95_ms:,.0f} ms")
+        return out
+
+
+@dataclass
+class OptionCalls:
+    """One option's figures per call, aligned with the replay's table."""
+
+    name: str
+    pusd: np.ndarray  # cost in pico-USD
+    ms: np.ndarray  # latency
+    sent: np.ndarray  # reaches the provider (a miss or bypass of the response cache, or every call)
+    delayed: np.ndarray  # batched
+    routed: np.ndarray
+    cached: bool  # the response cache is in front: the replay's hits, stale and mismatched count
+    prompt: dict[str, np.ndarray] | None = None  # read, write, uncached tokens per call (0 where not sent)
+
+
+@dataclass
+class Comparison:
+    result: dict  # what --json prints (and a saved compare run holds as summary["compare"])
+    calls: list[OptionCalls] = field(default_factory=list)
+
+
+def _replace_all(calls, **changes) -> list:
+    return [msgspec.structs.replace(c, **changes) for c in calls]
+
+
+def _recorded_total_input(calls) -> np.ndarray:
+    return np.fromiter((c.input_tokens + c.cache_read_tokens + c.cache_write_tokens for c in calls),
+                       dtype=np.int64, count=len(calls))
+
+
+def _discounted(pusd: np.ndarray, mask: np.ndarray, discount: float) -> np.ndarray:
+    """pusd with the batch discount on `mask`, rounded to the nearest pico-dollar, exactly."""
+    keep = Fraction(1) - Fraction(discount).limit_denominator(1_000_000)
+    out = pusd.copy()
+    rows = np.flatnonzero(mask)
+    out[rows] = [(int(p) * keep.numerator * 2 + keep.denominator) // (2 * keep.denominator) for p in pusd[rows]]
+    return out
+
+
+class _Pricing:
+    """The per-call figures every option is composed of, computed once."""
+
+    def __init__(self, calls, table: pd.DataFrame, settings: Settings, pricer: Pricer,
+                 routes: dict[str, str], batch: list[str]):
+        self.calls, self.table, self.settings, self.pricer = calls, table, settings, pricer
+        self.routes, self.batch = routes, set(batch)
+        tasks = table["task"].to_numpy()
+        self.routed_mask = np.isin(tasks, list(routes)) if routes else np.zeros(len(calls), dtype=bool)
+        self.batch_mask = np.isin(tasks, list(batch)) if batch else np.zeros(len(calls), dtype=bool)
+        outcome = table["outcome"].astype(str).to_numpy()
+        self.replay_sent = (outcome == "miss") | (outcome == "bypass")
+        self._recorded: dict[bool, np.ndarray] = {}
+        self._prompt: dict[tuple[bool, bool], tuple] = {}
+        self.notes: dict[str, str] = {}
+
+    def model_of(self, routed: bool):
+        routes = self.routes
+        if not routed or not routes:
+            return None
+        return lambda call: routes.get(call.task, call.model)
+
+    def recorded(self, routed: bool) -> np.ndarray:
+        """Every call's cost with its recorded tokens, at its own or its routed model's prices."""
+        if routed not in self._recorded:
+            if not routed:
+                self._recorded[routed] = self.table["baseline_pusd"].to_numpy()
+            else:
+                out = self.table["baseline_pusd"].to_numpy().copy()
+                rows = np.flatnonzero(self.routed_mask)
+                moved = [msgspec.structs.replace(self.calls[i], model=self.routes[self.calls[i].task]) for i in rows]
+                out[rows] = self.pricer.costs(moved) if moved else []
+                self._recorded[routed] = out
+        return self._recorded[routed]
+
+    def no_prompt_cache(self) -> np.ndarray:
+        """Every call's recorded input at the base input rate (cache reads and writes undone)."""
+        totals = _recorded_total_input(self.calls)
+        flat = [msgspec.structs.replace(c, input_tokens=int(t), cache_read_tokens=0, cache_write_tokens=0)
+                for c, t in zip(self.calls, totals)]
+        return self.pricer.costs(flat)
+
+    def prompt_cached(self, sent: np.ndarray, routed: bool, cached: bool) -> tuple[np.ndarray, dict]:
+        """Costs and token split of the calls in `sent` (the only ones the provider sees), run
+        through the prompt-cache engine in processing order."""
+        key = (routed, cached)
+        if key not in self._prompt:
+            from tiercli.engine.prompt_cache import prompt_cache_costs, simulate
+
+            rows = np.flatnonzero(sent)
+            fed = [self.calls[i] for i in rows]
+            model_of = self.model_of(routed)
+            result = simulate(fed, self.rules(), model_of=model_of)
+            pusd = np.zeros(len(self.calls), dtype=np.int64)
+            pusd[rows] = prompt_cache_costs(fed, result, self.pricer, self.settings.prompt_cache_ttl, model_of=model_of)
+            tokens = {}
+            for name in ("read", "write", "uncached"):
+                column = np.zeros(len(self.calls), dtype=np.int64)
+                column[rows] = getattr(result, name)
+                tokens[name] = column
+            self._note_engine(result)
+            self._prompt[key] = (pusd, tokens)
+        return self._prompt[key]
+
+    def rules(self):
+        from tiercli.engine.prompt_cache import DEFAULT_MIN_TOKENS, PromptCacheRules
+
+        s = self.settings
+        return PromptCacheRules(ttl=s.prompt_cache_ttl, breakpoints=tuple(s.prompt_cache_breakpoints),
+                                min_tokens={**DEFAULT_MIN_TOKENS, **s.prompt_cache_min_tokens})
+
+    def _note_engine(self, result) -> None:
+        """What the engine could not model, said once (the first option fed the most calls)."""
+        notes = []
+        if result.unmodelled_calls:
+            notes.append(("unmodelled", f"{count(result.unmodelled_calls, 'call')} went to a provider whose prompt "
+                                        f"caching tiercli does not model ({', '.join(result.unmodelled_models)}): "
+                                        f"priced without it"))
+        if result.no_parts_calls:
+            notes.append(("no_parts", f"{count(result.no_parts_calls, 'call')} had no recorded request content: "
+                                      f"their input is priced uncached under prompt caching"))
+        if result.too_short:
+            notes.append(("too_short", "prompt caching cannot help " + ", ".join(
+                f"{count(calls, 'call')} of {model} (none reaches its minimum cacheable length, {minimum:,} tokens)"
+                for model, calls, minimum in result.too_short)))
+        if result.default_min_calls:
+            notes.append(("default_min", f"{count(result.default_min_calls, 'call')} used a model with no minimum "
+                                         f"cacheable length in [prompt_cache.min_tokens] "
+                                         f"({', '.join(result.default_min_models)}): 1,024 tokens assumed"))
+        for key, text in notes:
+            self.notes.setdefault(key, text)
+
+    def option(self, name: str) -> OptionCalls:
+        table = self.table
+        baseline_ms = table["baseline_ms"].to_numpy()
+        n = len(table)
+        nothing = np.zeros(n, dtype=bool)
+        if name == "baseline":
+            return OptionCalls(name, table["baseline_pusd"].to_numpy(), baseline_ms, ~nothing, nothing, nothing, False)
+        if name == "no-prompt-cache":
+            return OptionCalls(name, self.no_prompt_cache(), baseline_ms, ~nothing, nothing, nothing, False)
+        parts = set(name.split("+"))
+        cached, routed, batched = "cache" in parts, "route" in parts, "batch" in parts
+        sent = self.replay_sent if cached else ~nothing
+        prompt = None
+        if "prompt-cache" in parts:
+            pusd, prompt = self.prompt_cached(sent, routed, cached)
+            pusd = pusd.copy()
+        else:
+            pusd = np.where(sent, self.recorded(routed), 0).astype(np.int64)
+        ms = (table["cached_ms"].to_numpy() if cached else baseline_ms).copy()
+        delayed = sent & self.batch_mask if batched else nothing
+        if batched:
+            pusd = _discounted(pusd, delayed, self.settings.batch_discount)
+            ms[delayed] = self.settings.batch_latency * 1000 + (table["lookup_ms"].to_numpy()[delayed] if cached else 0)
+        return OptionCalls(name, pusd, ms, sent, delayed, sent & self.routed_mask if routed else nothing, cached, prompt)
+
+
+def _latency(ms: np.ndarray) -> dict[str, float]:
+    if len(ms) == 0:
+        return {"mean": 0.0, "p50": 0.0, "p95": 0.0}
+    p50, p95 = np.percentile(ms, [50, 95])
+    return {"mean": float(np.mean(ms)), "p50": float(p50), "p95": float(p95)}
+
+
+def _pct(part: float, whole: float) -> float:
+    return 0.0 if whole == 0 else part / whole * 100.0
+
+
+class _Rows:
+    """Rows of the options over a set of calls (all, or one task's)."""
+
+    def __init__(self, table: pd.DataFrame, mask: np.ndarray, span_s: float, settings: Settings,
+                 routes: dict[str, str], batch: list[str]):
+        self.mask, self.span_s, self.settings, self.routes, self.batch = mask, span_s, settings, routes, batch
+        self.requests = int(mask.sum())
+        self.leads = int(table["lead"][mask].nunique())
+        outcome = table["outcome"].astype(str).to_numpy()[mask]
+        self.tier_hits = {t: int((outcome == t).sum()) for t in TIER_NAMES}
+        self.stale = int(table["stale"].to_numpy()[mask].sum())
+        self.mismatched = int(table["mismatched"].to_numpy()[mask].sum())
+        self.baseline = int(table["baseline_pusd"].to_numpy()[mask].sum())
+
+    def row(self, o: OptionCalls) -> dict:
+        m = self.mask
+        cost = to_usd(int(o.pusd[m].sum()))
+        requests = self.requests
+        hits = sum(self.tier_hits.values()) if o.cached else 0
+        row = {
+            "name": o.name, "requests": requests, "cost_usd": cost,
+            "monthly_usd": cost * DAYS_PER_MONTH * 86400 / self.span_s if self.span_s >= MIN_SPAN_FOR_MONTHLY_S
+            else None,
+            "savings_pct": _pct(to_usd(self.baseline) - cost, to_usd(self.baseline)),
+            "cost_per_lead_usd": cost / self.leads if self.leads else 0.0,
+            "latency_ms": _latency(o.ms[m]),
+            "hit_rate": hits / requests if requests else 0.0,
+            "tiers": {t: (self.tier_hits[t] if o.cached else 0) / requests if requests else 0.0 for t in TIER_NAMES},
+            "prompt_cache": None,
+            "stale_hits": self.stale if o.cached else 0,
+            "mismatched_hits": self.mismatched if o.cached else 0,
+            "delayed_calls": int(o.delayed[m].sum()),
+            "routed_calls": int(o.routed[m].sum()),
+        }
+        if o.prompt is not None:
+            read, write, uncached = (int(o.prompt[k][m].sum()) for k in ("read", "write", "uncached"))
+            total = read + write + uncached
+            row["prompt_cache"] = {"read_tokens": read, "write_tokens": write, "uncached_tokens": uncached,
+                                   "read_share": read / total if total else 0.0}
+        row["risk"] = self.risk(o, row, hits)
+        return row
+
+    def risk(self, o: OptionCalls, row: dict, hits: int) -> str:
+        if o.name == "baseline":
+            return "as recorded"
+        if o.name == "no-prompt-cache":
+            return "the recorded calls without their prompt caching: what it saves today"
+        notes = []
+        if o.cached:
+            notes.append(f"{row['mismatched_hits']:,} of {count(hits, 'hit')} answer differently, "
+                         f"{row['stale_hits']:,} stale")
+        if row["routed_calls"]:
+            models = ", ".join(sorted(set(self.routes.values())))
+            notes.append(f"{count(row['routed_calls'], 'call')} priced at {models} with the same tokens; "
+                         f"answer quality not measured")
+        if row["delayed_calls"]:
+            notes.append(f"{count(row['delayed_calls'], 'call')} answered after "
+                         f"{format_duration(self.settings.batch_latency)}")
+        if o.prompt is not None:
+            notes.append("prompt tokens split by UTF-8 length: an estimate")
+        return "; ".join(notes) or "no change for these calls"
+
+
+def recommend(rows: list[dict], budgets: Budgets) -> dict:
+    """The cheapest row within the budgets (ties: the one with fewer parts), and why."""
+    for row in rows:
+        row["over_budget"] = budgets.broken(row)
+        row["within_budget"] = not row["over_budget"]
+    within = sorted((r for r in rows if r["within_budget"]), key=lambda r: (r["cost_usd"], r["name"].count("+")))
+    over = [r["name"] for r in rows if not r["within_budget"]]
+    if not within:
+        return {"name": None, "reason": "no option is within the budgets: relax a budget, or change the settings"}
+    best = within[0]
+    cheaper = [r["name"] for r in rows if r["cost_usd"] < best["cost_usd"] and not r["within_budget"]]
+    if best["name"] in ALONE or best["savings_pct"] <= 0:
+        reason = "no option that saves is within the budgets"
+    else:
+        reason = f"the cheapest of {count(len(within), 'option')} within the budgets: saves {best['savings_pct']:.1f}%"
+        baseline = next((r for r in rows if r["name"] == "baseline"), None)
+        if best["monthly_usd"] is not None and baseline is not None:
+            reason += f", ${baseline['monthly_usd'] - best['monthly_usd']:,.2f} a month"
+    if cheaper:
+        reason += "; cheaper but over budget: " + ", ".join(cheaper)
+    elif over and best["name"] in ALONE:
+        reason += "; over budget: " + ", ".join(over)
+    if best["routed_calls"]:
+        reason += "; check the routed tasks' answers on their new model before switching"
+    return {"name": best["name"], "reason": reason}
+
+
+def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, span_s: float,
+            routes: dict[str, str], batch: list[str], options: list[str] | None, budgets: Budgets) -> Comparison:
+    """The options' rows, whole and per task, and the recommendation. `calls` and `table`: the
+    replay's calls and per-call table (same order), for the response-cache parts."""
+    recorded_cache = any(c.cache_read_tokens or c.cache_write_tokens for c in calls)
+    names = options or default_options(routes, batch, recorded_cache)
+    pricing = _Pricing(calls, table, settings, pricer, routes, batch)
+    per_call = [pricing.option(name) for name in names]
+    everything = np.ones(len(table), dtype=bool)
+    whole = _Rows(table, everything, span_s, settings, routes, batch)
+    rows = [whole.row(o) for o in per_call]
+    recommendation = recommend(rows, budgets)
+    tasks = table["task"].to_numpy()
+    by_task, task_choice = {}, {}
+    for task in sorted(set(tasks.tolist())):
+        part = _Rows(table, tasks == task, span_s, settings, routes, batch)
+        by_task[task] = [part.row(o) for o in per_call]
+        task_choice[task] = recommend(by_task[task], budgets)
+    recommendation["by_task"] = task_choice
+    notes = list(pricing.notes.values())
+    if any("route" in n for n in names):
+        notes.append("route: calls are priced at the routed model with their recorded token counts; "
+                     "a smaller model's answers (and token counts) may differ, and are not measured")
+    if any("prompt-cache" in n for n in names):
+        notes.append("prompt-cache: each part's tokens are estimated by splitting the call's input over its parts "
+                     "by UTF-8 length; latency is as recorded (prompt caching's faster first token is not modelled)")
+    if any("batch" in n for n in names):
+        notes.append(f"batch: {', '.join(batch)} at {settings.batch_discount * 100:g}% off, answered after "
+                     f"{format_duration(settings.batch_latency)}; the prompt cache sees them at their recorded time")
+    if span_s < MIN_SPAN_FOR_MONTHLY_S:
+        notes.append("no monthly figures: the log spans less than an hour")
+    result = {"options": rows, "by_task": by_task, "recommendation": recommendation, "budgets": budgets.as_dict(),
+              "requests": whole.requests, "leads": whole.leads, "span_s": span_s,
+              "routes": dict(routes), "batch": list(batch), "notes": notes, "run_id": None}
+    return Comparison(result, per_call)
+
+
+def per_call_columns(comparison: Comparison) -> dict[str, np.ndarray]:
+    """The options' per-call costs and latencies, as columns saved with the run's table."""
+    out = {}
+    for o in comparison.calls:
+        out[f"{o.name}:pusd"] = o.pusd
+        out[f"{o.name}:ms"] = o.ms
+    return out
