@@ -154,8 +154,11 @@ def test_batch_on_the_sample(sample):
 def test_default_rows_and_recommendation_shape(sample):
     read, run, comparison = sample
     names = [r["name"] for r in comparison.result["options"]]
-    assert names == ["baseline", "cache", "prompt-cache", "cache+prompt-cache", "route", "cache+route", "batch",
-                     "cache+batch", "route+batch", "cache+route+batch", "cache+route+batch+prompt-cache"]
+    # every combination of the parts, fewer first, those without route or batch leading
+    assert names == ["baseline", "cache", "prompt-cache", "cache+prompt-cache", "route", "batch", "cache+route",
+                     "cache+batch", "route+batch", "route+prompt-cache", "batch+prompt-cache", "cache+route+batch",
+                     "cache+route+prompt-cache", "cache+batch+prompt-cache", "route+batch+prompt-cache",
+                     "cache+route+batch+prompt-cache"]
     rec = comparison.result["recommendation"]
     chosen = _row(comparison, rec["name"])
     assert chosen["within_budget"]
@@ -201,7 +204,7 @@ def test_p95_budget_rules_out_batching(tmp_path):
                              budgets=Budgets(None, None, 1000))
     rec = comparison.result["recommendation"]
     assert rec["name"] == "baseline"
-    assert rec["reason"] == "no option that saves is within the budgets; cheaper but over budget: batch"
+    assert rec["reason"] == "No option that saves is within the budgets; cheaper but over budget: batch."
     assert _row(comparison, "batch")["over_budget"] == ["p95 3,060,060 ms > 1,000 ms"]
 
 

@@ -244,7 +244,7 @@ def test_money_that_rounds_to_zero_and_a_log_under_an_hour(data):
     assert (baseline["$ in log"], baseline["$/month"]) == ("<$0.01", "n/a")
     assert "$/month n/a: the log spans under an hour" in flat
     assert "Budgets: none (every option is within them)" in flat
-    assert "No option is within the budgets." in flat
+    assert "Recommended: none." in flat
     assert "; run" not in flat and "* recommended" not in flat
     assert "mark" not in tables(text)["Options"]["cache"]  # no marks: no column of blanks
 

@@ -101,3 +101,18 @@ def test_foreign_markers_survive_and_keys_do_not_change():
     plain = call_of_record(record(False), 1, None, shape, {})
     assert marked.parts.marks == [0] and plain.parts.marks == []
     assert marked.key == plain.key
+
+
+def test_fast_reader_and_reference_reader_keep_the_same_parts(tmp_path):
+    from tiercli.ingest.records import parse_record
+
+    tool = {"name": "lookup", "input_schema": {"type": "object"}, "cache_control": MARK}
+    records = [call("2026-11-02T08:00:00Z", system=[{"type": "text", "text": "sys", "cache_control": MARK}],
+                    tools=[tool], messages=[{"role": "user", "content": [{"type": "text", "text": "q"}]}]),
+               call("2026-11-02T08:01:00Z", prompt="plain", system="s")]
+    path = write(tmp_path / "log.jsonl", records)
+    shape = CallShape(Settings(), prompt_parts=True)
+    fast = _read(path)
+    reference = [parse_record(json.dumps(r).encode(), i + 1, None, shape) for i, r in enumerate(records)]
+    assert [c.parts for c in fast] == [c.parts for c in reference]
+    assert fast[0].parts.marks == [0, 1] and fast[0].parts.system_end == 2

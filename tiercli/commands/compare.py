@@ -47,8 +47,8 @@ def compare(
         show_default=False)] = None,
     options: Annotated[str | None, typer.Option(
         "--options", metavar="LIST", help="The rows, comma-separated: baseline, no-prompt-cache, or parts cache, "
-        "route, batch, prompt-cache joined by +, e.g. baseline,cache,cache+prompt-cache [default: baseline, cache, "
-        "prompt-cache, cache+prompt-cache, and route and batch rows when --route or --batch is given]",
+        "route, batch, prompt-cache joined by +, e.g. baseline,cache,cache+prompt-cache [default: baseline and "
+        "every combination of cache, prompt-cache, and route and batch when --route or --batch is given]",
         show_default=False)] = None,
     max_stale: opt.MaxStaleOption = "1%",
     max_mismatch: opt.MaxMismatchOption = "2%",

@@ -54,18 +54,16 @@ def parse_option(text: str, routes: dict[str, str], batch: list[str]) -> str:
 
 
 def default_options(routes: dict[str, str], batch: list[str], recorded_prompt_cache: bool) -> list[str]:
-    """baseline, cache, prompt-cache, cache+prompt-cache; no-prompt-cache when the log already
-    caches prompts; with --route or --batch, each alone and with cache, then all of them."""
-    names = ["baseline"] + (["no-prompt-cache"] if recorded_prompt_cache else []) + \
-            ["cache", "prompt-cache", "cache+prompt-cache"]
-    given = [p for p, on in (("route", routes), ("batch", batch)) if on]
-    for part in given:
-        names += [part, option_name({"cache", part})]
-    if len(given) == 2:
-        names += ["route+batch", "cache+route+batch"]
-    if given:
-        names.append(option_name({"cache", "prompt-cache", *given}))
-    return list(dict.fromkeys(names))
+    """baseline (and no-prompt-cache when the log already caches prompts), then every
+    combination of cache and prompt-cache with the --route and --batch parts given: fewer
+    parts first. Pricing a combination costs no replay, so none is left out of the choice."""
+    parts = [p for p in PARTS if p in ("cache", "prompt-cache") or (p == "route" and routes)
+             or (p == "batch" and batch)]
+    combos = [{p for i, p in enumerate(parts) if mask >> i & 1} for mask in range(1, 2 ** len(parts))]
+    combos.sort(key=lambda combo: (len(combo), [PARTS.index(p) for p in PARTS if p in combo]))
+    # cache, prompt-cache, then cache+prompt-cache: the rows without --route or --batch come first
+    combos.sort(key=lambda combo: bool(combo - {"cache", "prompt-cache"}))
+    return ["baseline"] + (["no-prompt-cache"] if recorded_prompt_cache else []) + [option_name(c) for c in combos]
 
 
 @dataclass
@@ -328,13 +326,13 @@ def recommend(rows: list[dict], budgets: Budgets) -> dict:
     within = sorted((r for r in rows if r["within_budget"]), key=lambda r: (r["cost_usd"], r["name"].count("+")))
     over = [r["name"] for r in rows if not r["within_budget"]]
     if not within:
-        return {"name": None, "reason": "no option is within the budgets: relax a budget, or change the settings"}
+        return {"name": None, "reason": "No option is within the budgets: relax a budget, or change the settings."}
     best = within[0]
     cheaper = [r["name"] for r in rows if r["cost_usd"] < best["cost_usd"] and not r["within_budget"]]
     if best["name"] in ALONE or best["savings_pct"] <= 0:
-        reason = "no option that saves is within the budgets"
+        reason = "No option that saves is within the budgets"
     else:
-        reason = f"the cheapest of {count(len(within), 'option')} within the budgets: saves {best['savings_pct']:.1f}%"
+        reason = f"The cheapest of {count(len(within), 'option')} within the budgets: saves {best['savings_pct']:.1f}%"
         baseline = next((r for r in rows if r["name"] == "baseline"), None)
         if best["monthly_usd"] is not None and baseline is not None:
             reason += f", ${baseline['monthly_usd'] - best['monthly_usd']:,.2f} a month"
@@ -344,7 +342,7 @@ def recommend(rows: list[dict], budgets: Budgets) -> dict:
         reason += "; over budget: " + ", ".join(over)
     if best["routed_calls"]:
         reason += "; check the routed tasks' answers on their new model before switching"
-    return {"name": best["name"], "reason": reason}
+    return {"name": best["name"], "reason": reason + "."}
 
 
 def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, span_s: float,

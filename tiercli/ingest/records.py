@@ -154,10 +154,18 @@ class Reader:
         if r.usage != _NULL or r.prompt_tokens != _NULL or r.completion_tokens != _NULL:
             _fallback()  # usage objects are read by the reference
         if type(self.keep_text) is not bool and self.keep_text.needs_record(task):
-            _fallback()  # L3 embeds a field of the record, or compare needs its prompt parts: the reference keeps it
-        return _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
+            _fallback()  # L3 embeds a field of the record, which the reference keeps
+        call = _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
                           r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens, r.streaming,
                           r.use_tools, r.latency_ms, self.keep_text)
+        if type(self.keep_text) is not bool and self.keep_text.prompt_parts:
+            from tiercli.ingest.prompt_parts import prompt_parts
+
+            # the request as recorded (cache_control markers included), as the reference reads it
+            recorded = [{"role": "user", "content": r.prompt}] if r.prompt is not None else \
+                [{"role": m.role, "content": m.content} for m in r.messages]
+            call.parts = prompt_parts(r.tools, r.system, recorded)
+        return call
 
 
 class _Fallback(Exception):
@@ -193,6 +201,7 @@ class _Record(msgspec.Struct, gc=False):
     task_type: str = ""
     model: str = ""
     system: str | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None  # read for compare's prompt parts only
     prompt: str | None = None
     messages: list[_Message] | None = None
     worker: str | None = None

@@ -38,10 +38,9 @@ class CallShape:
         return choice
 
     def needs_record(self, task: str) -> bool:
-        """Whether the task's L3 text is a field of the log record (`field:PATH`), or the
-        call's prompt parts are kept: the native reader then reads its lines with the reference
-        validator, which keeps the record."""
-        return self.prompt_parts or (self.keep_text and self.l3_choice(task).kind == "field")
+        """Whether the task's L3 text is a field of the log record (`field:PATH`): the native
+        reader then reads its lines with the reference validator, which keeps the record."""
+        return self.keep_text and self.l3_choice(task).kind == "field"
 
     def text(self, task: str, messages: list[dict], record: dict | None = None, needed: bool = True) -> str:
         """What L3 embeds for the call (strip-template: the last user message's text, cut

@@ -163,7 +163,7 @@ def _over_budget_lines(rows: list[dict], width: int) -> list[str]:
 def _recommendation_lines(rec: dict, rows: list[dict], width: int) -> list[str]:
     name = rec.get("name")
     if name is None:
-        return _lines(f"No option is within the budgets. {rec['reason']}".rstrip(), width)
+        return _lines(f"Recommended: none. {rec['reason']}".rstrip(), width)
     row = next((r for r in rows if r["name"] == name), None)
     figures = ""
     if row is not None:
@@ -180,7 +180,8 @@ def _task_title(task: str, rows: list[dict]) -> str:
 def _task_verdict(rec: dict | None) -> str:
     if not rec or rec.get("name") is None:
         reason = (rec or {}).get("reason", "")
-        return f"Cheapest within the budgets: none. {reason}".rstrip()
+        return f"Cheapest within the budgets: none. {reason}".rstrip() if reason else \
+            "Cheapest within the budgets: none."
     return f"Cheapest within the budgets: {rec['name']}. {rec['reason']}".rstrip()
 
 
