@@ -158,7 +158,7 @@ def test_default_rows_and_recommendation_shape(sample):
     assert names == ["baseline", "cache", "prompt-cache", "cache+prompt-cache", "route", "batch", "cache+route",
                      "cache+batch", "route+batch", "route+prompt-cache", "batch+prompt-cache", "cache+route+batch",
                      "cache+route+prompt-cache", "cache+batch+prompt-cache", "route+batch+prompt-cache",
-                     "cache+route+batch+prompt-cache"]
+                     "cache+route+batch+prompt-cache", "per-task"]
     rec = comparison.result["recommendation"]
     chosen = _row(comparison, rec["name"])
     assert chosen["within_budget"]
@@ -166,7 +166,7 @@ def test_default_rows_and_recommendation_shape(sample):
     assert set(comparison.result["by_task"]) == set(run.summary["by_task"])
     assert set(rec["by_task"]) == set(run.summary["by_task"])
     # intent's prompts (about 1,500 tokens) are under Haiku 4.5's minimum of 4,096: said, not hidden
-    assert any("1,052 calls of claude-haiku-4-5 (none reaches its minimum cacheable length, 4,096 tokens)" in note
+    assert any("intent (1,052 calls of claude-haiku-4-5: no prefix reaches its minimum of 4,096 tokens)" in note
                for note in comparison.result["notes"])
 
 
@@ -267,3 +267,24 @@ def test_cli_errors(tmp_path, args, words):
     out = runner.invoke(app, ["compare", str(log), "--tiers", "l1", "--no-save", *args])
     assert out.exit_code != 0
     assert words in out.output and "Traceback" not in out.output
+
+
+def test_per_task_row_is_each_tasks_choice_call_for_call(sample):
+    read, run, comparison = sample
+    plan = comparison.result["plan"]
+    assert plan == {task: choice["name"] for task, choice in comparison.result["recommendation"]["by_task"].items()}
+    assert len(set(plan.values())) > 1
+    tasks = run.table["task"].to_numpy()
+    composed = _calls(comparison, "per-task")
+    for task, name in plan.items():
+        rows = tasks == task
+        assert np.array_equal(composed.pusd[rows], _calls(comparison, name).pusd[rows])
+        assert np.array_equal(composed.ms[rows], _calls(comparison, name).ms[rows])
+        assert _row(comparison, "per-task", task)["cost_usd"] == _row(comparison, name, task)["cost_usd"]
+    row = _row(comparison, "per-task")
+    assert row["mismatched_hits"] == sum(_row(comparison, name, task)["mismatched_hits"] for task, name in plan.items())
+    # within budget task by task, so within budget whole; and cheaper than any one option within them
+    assert row["within_budget"]
+    assert all(row["cost_usd"] <= r["cost_usd"] for r in comparison.result["options"] if r["within_budget"])
+    assert comparison.result["recommendation"]["name"] == "per-task"
+    assert all(f"{task}: {name}" in row["risk"] for task, name in plan.items())

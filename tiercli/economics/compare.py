@@ -26,6 +26,9 @@ from tiercli.settings import TIER_NAMES, Settings
 
 PARTS = ("cache", "route", "batch", "prompt-cache")  # the order a combination's name lists them in
 ALONE = ("baseline", "no-prompt-cache")  # options that combine with nothing
+# each task its own cheapest option within the budgets: exact, since no tier, key or L3 group
+# is shared across tasks (the provider's prompt cache could be, where two tasks share a prefix)
+PER_TASK = "per-task"
 
 
 def option_name(parts) -> str:
@@ -35,13 +38,14 @@ def option_name(parts) -> str:
 def parse_option(text: str, routes: dict[str, str], batch: list[str]) -> str:
     """An option's canonical name from what was typed ("prompt-cache+cache" is cache+prompt-cache)."""
     name = text.strip().lower()
-    if name in ALONE:
+    if name in ALONE or name == PER_TASK:
         return name
     parts = [p.strip() for p in name.split("+")]
     unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
         raise UsageError(f"--options: unknown option {text!r}",
-                         hint=f"use {', '.join(ALONE)}, or parts {', '.join(PARTS)} joined by +, e.g. cache+prompt-cache")
+                         hint=f"use {', '.join(ALONE)}, {PER_TASK}, or parts {', '.join(PARTS)} joined by +, "
+                              f"e.g. cache+prompt-cache")
     if len(set(parts)) != len(parts):
         raise UsageError(f"--options: {text!r} names a part twice", hint="name each part once")
     if "route" in parts and not routes:
@@ -98,7 +102,7 @@ class OptionCalls:
     sent: np.ndarray  # reaches the provider (a miss or bypass of the response cache, or every call)
     delayed: np.ndarray  # batched
     routed: np.ndarray
-    cached: bool  # the response cache is in front: the replay's hits, stale and mismatched count
+    cached: np.ndarray  # the response cache is in front of the call: its replay hit, stale, mismatched count
     prompt: dict[str, np.ndarray] | None = None  # read, write, uncached tokens per call (0 where not sent)
 
 
@@ -186,7 +190,7 @@ class _Pricing:
                 column = np.zeros(len(self.calls), dtype=np.int64)
                 column[rows] = getattr(result, name)
                 tokens[name] = column
-            self._note_engine(result)
+            self._note_engine(result, fed, model_of)
             self._prompt[key] = (pusd, tokens)
         return self._prompt[key]
 
@@ -197,7 +201,7 @@ class _Pricing:
         return PromptCacheRules(ttl=s.prompt_cache_ttl, breakpoints=tuple(s.prompt_cache_breakpoints),
                                 min_tokens={**DEFAULT_MIN_TOKENS, **s.prompt_cache_min_tokens})
 
-    def _note_engine(self, result) -> None:
+    def _note_engine(self, result, fed, model_of) -> None:
         """What the engine could not model, said once (the first option fed the most calls)."""
         notes = []
         if result.unmodelled_calls:
@@ -208,9 +212,14 @@ class _Pricing:
             notes.append(("no_parts", f"{count(result.no_parts_calls, 'call')} had no recorded request content: "
                                       f"their input is priced uncached under prompt caching"))
         if result.too_short:
+            minimum_of = {model: minimum for model, _, minimum in result.too_short}
+            short: dict[tuple[str, str], int] = {}
+            for call in (c for c, too_short in zip(fed, result.too_short_mask) if too_short):
+                key = (call.task, call.model if model_of is None else model_of(call))
+                short[key] = short.get(key, 0) + 1
             notes.append(("too_short", "prompt caching cannot help " + ", ".join(
-                f"{count(calls, 'call')} of {model} (none reaches its minimum cacheable length, {minimum:,} tokens)"
-                for model, calls, minimum in result.too_short)))
+                f"{task} ({count(calls, 'call')} of {model}: no prefix reaches its minimum of "
+                f"{minimum_of.get(model, 0):,} tokens)" for (task, model), calls in sorted(short.items()))))
         if result.default_min_calls:
             notes.append(("default_min", f"{count(result.default_min_calls, 'call')} used a model with no minimum "
                                          f"cacheable length in [prompt_cache.min_tokens] "
@@ -224,9 +233,9 @@ class _Pricing:
         n = len(table)
         nothing = np.zeros(n, dtype=bool)
         if name == "baseline":
-            return OptionCalls(name, table["baseline_pusd"].to_numpy(), baseline_ms, ~nothing, nothing, nothing, False)
+            return OptionCalls(name, table["baseline_pusd"].to_numpy(), baseline_ms, ~nothing, nothing, nothing, nothing)
         if name == "no-prompt-cache":
-            return OptionCalls(name, self.no_prompt_cache(), baseline_ms, ~nothing, nothing, nothing, False)
+            return OptionCalls(name, self.no_prompt_cache(), baseline_ms, ~nothing, nothing, nothing, nothing)
         parts = set(name.split("+"))
         cached, routed, batched = "cache" in parts, "route" in parts, "batch" in parts
         sent = self.replay_sent if cached else ~nothing
@@ -241,7 +250,8 @@ class _Pricing:
         if batched:
             pusd = _discounted(pusd, delayed, self.settings.batch_discount)
             ms[delayed] = self.settings.batch_latency * 1000 + (table["lookup_ms"].to_numpy()[delayed] if cached else 0)
-        return OptionCalls(name, pusd, ms, sent, delayed, sent & self.routed_mask if routed else nothing, cached, prompt)
+        return OptionCalls(name, pusd, ms, sent, delayed, sent & self.routed_mask if routed else nothing,
+                           ~nothing if cached else nothing, prompt)
 
 
 def _latency(ms: np.ndarray) -> dict[str, float]:
@@ -259,21 +269,23 @@ class _Rows:
     """Rows of the options over a set of calls (all, or one task's)."""
 
     def __init__(self, table: pd.DataFrame, mask: np.ndarray, span_s: float, settings: Settings,
-                 routes: dict[str, str], batch: list[str]):
+                 routes: dict[str, str], batch: list[str], plan: dict[str, str] | None = None):
         self.mask, self.span_s, self.settings, self.routes, self.batch = mask, span_s, settings, routes, batch
+        self.plan = plan or {}
         self.requests = int(mask.sum())
         self.leads = int(table["lead"][mask].nunique())
-        outcome = table["outcome"].astype(str).to_numpy()[mask]
-        self.tier_hits = {t: int((outcome == t).sum()) for t in TIER_NAMES}
-        self.stale = int(table["stale"].to_numpy()[mask].sum())
-        self.mismatched = int(table["mismatched"].to_numpy()[mask].sum())
+        outcome = table["outcome"].astype(str).to_numpy()
+        self.tier_of = {t: outcome == t for t in TIER_NAMES}
+        self.stale, self.mismatched = table["stale"].to_numpy(), table["mismatched"].to_numpy()
         self.baseline = int(table["baseline_pusd"].to_numpy()[mask].sum())
 
     def row(self, o: OptionCalls) -> dict:
         m = self.mask
         cost = to_usd(int(o.pusd[m].sum()))
         requests = self.requests
-        hits = sum(self.tier_hits.values()) if o.cached else 0
+        cached = m & o.cached  # the calls the response cache answered for, in this option
+        tier_hits = {t: int((self.tier_of[t] & cached).sum()) for t in TIER_NAMES}
+        hits = sum(tier_hits.values())
         row = {
             "name": o.name, "requests": requests, "cost_usd": cost,
             "monthly_usd": cost * DAYS_PER_MONTH * 86400 / self.span_s if self.span_s >= MIN_SPAN_FOR_MONTHLY_S
@@ -282,10 +294,10 @@ class _Rows:
             "cost_per_lead_usd": cost / self.leads if self.leads else 0.0,
             "latency_ms": _latency(o.ms[m]),
             "hit_rate": hits / requests if requests else 0.0,
-            "tiers": {t: (self.tier_hits[t] if o.cached else 0) / requests if requests else 0.0 for t in TIER_NAMES},
+            "tiers": {t: tier_hits[t] / requests if requests else 0.0 for t in TIER_NAMES},
             "prompt_cache": None,
-            "stale_hits": self.stale if o.cached else 0,
-            "mismatched_hits": self.mismatched if o.cached else 0,
+            "stale_hits": int(self.stale[cached].sum()),
+            "mismatched_hits": int(self.mismatched[cached].sum()),
             "delayed_calls": int(o.delayed[m].sum()),
             "routed_calls": int(o.routed[m].sum()),
         }
@@ -303,7 +315,9 @@ class _Rows:
         if o.name == "no-prompt-cache":
             return "the recorded calls without their prompt caching: what it saves today"
         notes = []
-        if o.cached:
+        if o.name == PER_TASK:
+            notes.append("; ".join(f"{task}: {choice}" for task, choice in self.plan.items()))
+        if o.cached[self.mask].any():
             notes.append(f"{row['mismatched_hits']:,} of {count(hits, 'hit')} answer differently, "
                          f"{row['stale_hits']:,} stale")
         if row["routed_calls"]:
@@ -348,21 +362,34 @@ def recommend(rows: list[dict], budgets: Budgets) -> dict:
 def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, span_s: float,
             routes: dict[str, str], batch: list[str], options: list[str] | None, budgets: Budgets) -> Comparison:
     """The options' rows, whole and per task, and the recommendation. `calls` and `table`: the
-    replay's calls and per-call table (same order), for the response-cache parts."""
+    replay's calls and per-call table (same order), for the response-cache parts. Unless
+    `options` leaves it out, a `per-task` row gives each task its own cheapest option within
+    the budgets, when those differ."""
     recorded_cache = any(c.cache_read_tokens or c.cache_write_tokens for c in calls)
-    names = options or default_options(routes, batch, recorded_cache)
+    names = options or default_options(routes, batch, recorded_cache) + [PER_TASK]
     pricing = _Pricing(calls, table, settings, pricer, routes, batch)
-    per_call = [pricing.option(name) for name in names]
+    per_call = [pricing.option(name) for name in names if name != PER_TASK]
     everything = np.ones(len(table), dtype=bool)
-    whole = _Rows(table, everything, span_s, settings, routes, batch)
+    tasks = table["task"].to_numpy()
+    by_task, task_choice, parts = {}, {}, {}
+    for task in sorted(set(tasks.tolist())):
+        parts[task] = _Rows(table, tasks == task, span_s, settings, routes, batch)
+        by_task[task] = [parts[task].row(o) for o in per_call]
+        task_choice[task] = recommend(by_task[task], budgets)
+    plan = {task: choice["name"] or "baseline" for task, choice in task_choice.items()}
+    if PER_TASK in names and len(set(plan.values())) > 1:
+        per_call.append(_composed(per_call, plan, tasks, _recorded_total_input(calls)))
+        for task, part in parts.items():
+            part.plan = {task: plan[task]}
+            row = part.row(per_call[-1])
+            row["over_budget"] = budgets.broken(row)
+            row["within_budget"] = not row["over_budget"]
+            by_task[task].append(row)
+    whole = _Rows(table, everything, span_s, settings, routes, batch, plan)
     rows = [whole.row(o) for o in per_call]
     recommendation = recommend(rows, budgets)
-    tasks = table["task"].to_numpy()
-    by_task, task_choice = {}, {}
-    for task in sorted(set(tasks.tolist())):
-        part = _Rows(table, tasks == task, span_s, settings, routes, batch)
-        by_task[task] = [part.row(o) for o in per_call]
-        task_choice[task] = recommend(by_task[task], budgets)
+    if recommendation["name"] == PER_TASK:
+        recommendation["reason"] += " Per task: " + "; ".join(f"{t}: {n}" for t, n in plan.items()) + "."
     recommendation["by_task"] = task_choice
     notes = list(pricing.notes.values())
     if any("route" in n for n in names):
@@ -378,8 +405,32 @@ def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, s
         notes.append("no monthly figures: the log spans less than an hour")
     result = {"options": rows, "by_task": by_task, "recommendation": recommendation, "budgets": budgets.as_dict(),
               "requests": whole.requests, "leads": whole.leads, "span_s": span_s,
-              "routes": dict(routes), "batch": list(batch), "notes": notes, "run_id": None}
+              "routes": dict(routes), "batch": list(batch), "plan": plan if PER_TASK in names else None,
+              "notes": notes, "run_id": None}
     return Comparison(result, per_call)
+
+
+def _composed(per_call: list[OptionCalls], plan: dict[str, str], tasks: np.ndarray,
+              total_input: np.ndarray) -> OptionCalls:
+    """The per-task row, call by call: each task's calls as its chosen option has them (a
+    task without prompt caching counts its sent calls' input as uncached prompt tokens)."""
+    by_name = {o.name: o for o in per_call}
+    n = len(tasks)
+    out = OptionCalls(PER_TASK, np.zeros(n, dtype=np.int64), np.zeros(n), *(np.zeros(n, dtype=bool) for _ in range(4)))
+    prompted = [by_name[name] for name in plan.values() if by_name[name].prompt is not None]
+    if prompted:
+        out.prompt = {k: np.zeros(n, dtype=np.int64) for k in ("read", "write", "uncached")}
+    for task, name in plan.items():
+        rows, chosen = tasks == task, by_name[name]
+        for field_name in ("pusd", "ms", "sent", "delayed", "routed", "cached"):
+            getattr(out, field_name)[rows] = getattr(chosen, field_name)[rows]
+        if out.prompt is not None and chosen.prompt is not None:
+            for k in out.prompt:
+                out.prompt[k][rows] = chosen.prompt[k][rows]
+        elif out.prompt is not None:
+            sent = rows & chosen.sent
+            out.prompt["uncached"][sent] = total_input[sent]
+    return out
 
 
 def per_call_columns(comparison: Comparison) -> dict[str, np.ndarray]:

@@ -100,6 +100,7 @@ class PromptCacheResult:
     # calls with no breakpoint prefix as long as their model's minimum: nothing of them can be
     # cached; per model, (model, calls, minimum)
     too_short: tuple[tuple[str, int, int], ...] = ()
+    too_short_mask: np.ndarray | None = None  # bool per call: one of those
 
     @property
     def too_short_calls(self) -> int:
@@ -187,6 +188,7 @@ def simulate(calls, rules: PromptCacheRules, model_of: Callable | None = None) -
     unmodelled: dict[str, int] = {}
     defaulted: dict[str, int] = {}
     short: dict[str, list[int]] = {}  # model -> [calls, minimum]
+    short_mask = np.zeros(n, dtype=bool)
     no_parts = 0
 
     for k, call in enumerate(calls):
@@ -214,6 +216,7 @@ def simulate(calls, rules: PromptCacheRules, model_of: Callable | None = None) -
         if kind == _OPENAI:
             if cumulative[last] < OPENAI_MIN_TOKENS:
                 short.setdefault(model, [0, OPENAI_MIN_TOKENS])[0] += 1
+                short_mask[k] = True
             # every part boundary is a candidate; the longest live one of >= 1,024 tokens is read,
             # counted down to a multiple of 128; every boundary of >= 1,024 tokens is (re)written,
             # free, so the whole cached prompt stays live
@@ -254,6 +257,7 @@ def simulate(calls, rules: PromptCacheRules, model_of: Callable | None = None) -
             breakpoints = sorted(chosen)
         if all(cumulative[b] < minimum for b in breakpoints):
             short.setdefault(model, [0, minimum])[0] += 1
+            short_mask[k] = True
 
         # look-up: the longest live prefix of >= minimum tokens among the breakpoints and the
         # `lookback` boundaries before each, longest first
@@ -290,7 +294,8 @@ def simulate(calls, rules: PromptCacheRules, model_of: Callable | None = None) -
                              unmodelled_calls=sum(unmodelled.values()), no_parts_calls=no_parts,
                              default_min_calls=sum(defaulted.values()),
                              unmodelled_models=tuple(sorted(unmodelled)), default_min_models=tuple(sorted(defaulted)),
-                             too_short=tuple((m, calls, minimum) for m, (calls, minimum) in sorted(short.items())))
+                             too_short=tuple((m, calls, minimum) for m, (calls, minimum) in sorted(short.items())),
+                             too_short_mask=short_mask)
 
 
 def prompt_cache_costs(calls, result: PromptCacheResult, pricer, ttl: str,
