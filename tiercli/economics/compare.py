@@ -332,12 +332,17 @@ class _Rows:
         return "; ".join(notes) or "no change for these calls"
 
 
+def _parts(name: str) -> int:
+    """How much a row asks of the team: a tie in cost goes to the simpler row (per-task last)."""
+    return len(PARTS) + 1 if name == PER_TASK else name.count("+")
+
+
 def recommend(rows: list[dict], budgets: Budgets) -> dict:
     """The cheapest row within the budgets (ties: the one with fewer parts), and why."""
     for row in rows:
         row["over_budget"] = budgets.broken(row)
         row["within_budget"] = not row["over_budget"]
-    within = sorted((r for r in rows if r["within_budget"]), key=lambda r: (r["cost_usd"], r["name"].count("+")))
+    within = sorted((r for r in rows if r["within_budget"]), key=lambda r: (r["cost_usd"], _parts(r["name"])))
     over = [r["name"] for r in rows if not r["within_budget"]]
     if not within:
         return {"name": None, "reason": "No option is within the budgets: relax a budget, or change the settings."}
@@ -372,12 +377,19 @@ def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, s
     everything = np.ones(len(table), dtype=bool)
     tasks = table["task"].to_numpy()
     by_task, task_choice, parts = {}, {}, {}
+    recorded_ms = table["baseline_ms"].to_numpy()
     for task in sorted(set(tasks.tolist())):
-        parts[task] = _Rows(table, tasks == task, span_s, settings, routes, batch)
+        rows_of_task = tasks == task
+        parts[task] = _Rows(table, rows_of_task, span_s, settings, routes, batch)
         by_task[task] = [parts[task].row(o) for o in per_call]
-        task_choice[task] = recommend(by_task[task], budgets)
-    plan = {task: choice["name"] or "baseline" for task, choice in task_choice.items()}
-    if PER_TASK in names and len(set(plan.values())) > 1:
+        # p95 is the whole log's budget: a task already slower than it as recorded may keep its
+        # recorded p95, but no option may make it slower than both
+        task_budgets = budgets if budgets.max_p95_ms is None else Budgets(
+            budgets.max_stale, budgets.max_mismatch,
+            max(budgets.max_p95_ms, float(np.percentile(recorded_ms[rows_of_task], 95))))
+        task_choice[task] = recommend(by_task[task], task_budgets)
+    plan = {task: choice["name"] for task, choice in task_choice.items()}
+    if PER_TASK in names and None not in plan.values() and len(set(plan.values())) > 1:
         per_call.append(_composed(per_call, plan, tasks, _recorded_total_input(calls)))
         for task, part in parts.items():
             part.plan = {task: plan[task]}
