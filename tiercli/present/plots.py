@@ -250,16 +250,16 @@ def plot_compare(data: dict, path: Path) -> None:
         ax.annotate(f"${total:,.2f}", (xi, total), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
     if recommended in names:
         i = names.index(recommended)
+        # outlined; its x label says so (a word above it would cross the baseline line)
         ax.bar(x[i], totals[i], width=0.7, fill=False, edgecolor="black", linewidth=2.5, zorder=3)
-        ax.annotate("recommended", (x[i], totals[i]), textcoords="offset points", xytext=(0, 14), ha="center",
-                    fontsize=9, fontweight="bold", color="tab:green")
     base = ax.axhline(totals[0], color="black", linestyle="--", linewidth=1, label=f"{names[0]} ${totals[0]:,.2f}")
     ax.set_xticks(x, [name + ("\n(recommended)" if name == recommended else "\n(over budget)" if name in over else "")
                       for name in names], rotation=30, ha="right", fontsize=9)
     ax.set_ylim(0, max(totals + [0.0]) * 1.2 or 1)
     ax.set_ylabel("cost in the log (USD)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(handles=[*stacks, base], title="task", fontsize=8, loc="upper right")
+    ax.legend(handles=[*stacks, base], title="task", fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     run = data.get("run_id")
     ax.set_title(f"tiercli compare{f' {run}' if run else ''}: cost per option, by task")
     _save(fig, path)
