@@ -116,3 +116,19 @@ def test_fast_reader_and_reference_reader_keep_the_same_parts(tmp_path):
     reference = [parse_record(json.dumps(r).encode(), i + 1, None, shape) for i, r in enumerate(records)]
     assert [c.parts for c in fast] == [c.parts for c in reference]
     assert fast[0].parts.marks == [0, 1] and fast[0].parts.system_end == 2
+
+
+def test_otel_tool_definitions_are_the_first_parts():
+    """gen_ai.tool.definitions reach compare's parts: each definition one part, before the system."""
+    from pathlib import Path
+
+    import orjson
+
+    path = Path(__file__).resolve().parent / "fixtures" / "otel" / "current.jsonl"
+    calls = read_logs([str(path)], "auto", keep_text=CallShape(Settings(), prompt_parts=True)).calls
+    tool = {"type": "function", "name": "get_listing", "parameters": {"type": "object"}}
+    offered = [c for c in calls if c.bypass and not c.streaming]
+    assert offered
+    parts = offered[0].parts
+    assert parts.lengths[0] == len(orjson.dumps(tool, option=orjson.OPT_SORT_KEYS))
+    assert parts.system_end >= 1

@@ -142,6 +142,11 @@ def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict]:
     tools, tools_field = pick(row, TOOL_DEFINITIONS)
     if not absent(json_value(tools)) and not record.get("use_tools"):
         record["use_tools"], origin["use_tools"] = True, tools_field
+    definitions = json_value(tools)
+    if isinstance(definitions, dict):  # a map of tool name to its definition
+        definitions = [{"name": name, "definition": value} for name, value in definitions.items()]
+    if isinstance(definitions, list) and definitions and all(isinstance(t, dict) for t in definitions):
+        record["tools"], origin["tools"] = definitions, tools_field  # the prompt's first parts (compare)
     with_field_map(row, field_map, record, origin, start_field)
     return record, origin
 

@@ -551,6 +551,7 @@ class Reading:
     response_id: str | None = None
     streaming: bool | None = None  # None: the span does not say
     use_tools: bool | None = None
+    tools: list | None = None  # gen_ai.tool.definitions: the first parts of the prompt (tiercli compare)
 
 
 def _read(span: Span, options: ReadOptions) -> Reading:
@@ -610,6 +611,8 @@ def _read(span: Span, options: ReadOptions) -> Reading:
     if tools or _json(attrs.get("llm.tools")) or any(k.startswith(("llm.tools.", "llm.request.functions."))
                                                      for k in attrs):
         reading.use_tools = True  # tools offered: the call is bypassed, as a native call with use_tools
+    if isinstance(tools, list) and all(isinstance(t, dict) for t in tools):
+        reading.tools = tools
 
     response_id = attrs.get("gen_ai.response.id")
     if response_id is None:
@@ -848,6 +851,9 @@ def _merge(spans: list[Span], options: ReadOptions) -> tuple[dict, dict]:
     for flag in ("streaming", "use_tools"):
         said = [getattr(r, flag) for r in readings if getattr(r, flag) is not None]
         record[flag] = any(said) if said else None
+    tools = next((r.tools for r in readings if r.tools), None)
+    if tools:
+        record["tools"], origin["tools"] = tools, "gen_ai.tool.definitions"
     _apply_map(record, origin, readings, options)
     return record, origin
 
