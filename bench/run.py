@@ -174,12 +174,31 @@ def per_lead_report(workdir: Path, env: dict, full: bool) -> list[tuple]:
              "<= 2x")]
 
 
+def compare_ratio(workdir: Path, env: dict, full: bool) -> list[tuple]:
+    """`tiercli compare` (default rows, with a route and a batch row) against one replay of the
+    same log: the sample day with every tier (warm store), and a longer log with L1+L2."""
+    rows = []
+    for label, days, tiers in (("the sample day, all tiers, warm store", 1, None),
+                               ("a longer log, L1+L2", 21 if full else 5, "l1,l2")):
+        log = workdir / f"compare-{days}.jsonl"
+        records = sample(log, env, days, 500 if days == 1 else 1000)
+        flags = ["--tiers", tiers] if tiers else []
+        replay = [*TIERCLI, "replay", str(log), "--no-save", "--json", *flags]
+        subprocess.run(replay, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm
+        compare = [*TIERCLI, "compare", str(log), "--no-save", "--json", "--route", "lead_scoring=claude-haiku-4-5",
+                   "--batch", "market_context", *flags]
+        one, both = best_of(replay, env, 3), best_of(compare, env, 3)
+        rows.append((f"8. compare (16 rows) / one replay: {label}, {records:,} records", f"{both:.2f} s",
+                     f"/ replay {one:.2f} s = {both / one:.2f}x", "about one replay + a pass"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's sizes (1M calls, 100k L3 entries)")
-    parser.add_argument("--only", type=int, nargs="*", help="figure numbers to run (1-7)")
+    parser.add_argument("--only", type=int, nargs="*", help="figure numbers to run (1-8)")
     args = parser.parse_args()
-    wanted = set(args.only or range(1, 8))
+    wanted = set(args.only or range(1, 9))
     rows = []
     with tempfile.TemporaryDirectory(prefix="tiercli-bench-") as tmp:
         workdir = Path(tmp)
@@ -195,6 +214,8 @@ def main() -> None:
             rows += tune_ratio(workdir, env)
         if 7 in wanted:
             rows += per_lead_report(workdir, env, args.full)
+        if 8 in wanted:
+            rows += compare_ratio(workdir, env, args.full)
     print(f"tiercli benchmarks ({os.cpu_count()} CPU cores, Python {sys.version.split()[0]}"
           f"{', full sizes' if args.full else ', default sizes'})")
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]

@@ -261,6 +261,7 @@ def test_cli_compare_saves_a_run_that_report_shows(tmp_path):
     (["--options", "route"], "no --route TASK=MODEL was given"),
     (["--batch-discount", "150%"], "--batch-discount"),
     (["--prompt-cache-ttl", "10m"], "must be 5m or 1h"),
+    (["--options", "per-task"], "per-task chooses among other options"),
 ])
 def test_cli_errors(tmp_path, args, words):
     log = write(tmp_path / "log.jsonl", [call("2026-11-02T08:00:00Z")])

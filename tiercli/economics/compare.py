@@ -374,6 +374,9 @@ def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, s
     names = options or default_options(routes, batch, recorded_cache) + [PER_TASK]
     pricing = _Pricing(calls, table, settings, pricer, routes, batch)
     per_call = [pricing.option(name) for name in names if name != PER_TASK]
+    if not per_call:
+        raise UsageError("--options: per-task chooses among other options, and none was named",
+                         hint="e.g. --options baseline,cache,prompt-cache,per-task")
     everything = np.ones(len(table), dtype=bool)
     tasks = table["task"].to_numpy()
     by_task, task_choice, parts = {}, {}, {}
