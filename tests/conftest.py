@@ -65,3 +65,14 @@ def redis_client(redis_server):
     client = redis.Redis.from_url(redis_server.url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def ray_instance():
+    """One local Ray instance for every Ray test (starting one costs several seconds on 2
+    cores); commands find it connected and use it. Skipped when Ray is not installed."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'tiercli[ray]')")
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="error")
+    yield ray
+    ray.shutdown()

@@ -145,3 +145,9 @@ def parse_share(text: str, flag: str) -> float:
 
 MaxStaleOption = Annotated[str, typer.Option("--max-stale", help="Budget: stale hits as a share of requests.")]
 MaxMismatchOption = Annotated[str, typer.Option("--max-mismatch", help="Budget: mismatched hits as a share of requests.")]
+ExecutorOption = Annotated[str | None, typer.Option(
+    "--executor", help="Where the work runs: local, or ray (a Ray cluster at --ray-address, else a local Ray "
+    "instance; needs tiercli[ray]) [default: local]", callback=_checked(S.check_executor), show_default=False)]
+RayAddressOption = Annotated[str | None, typer.Option(
+    "--ray-address", metavar="ADDRESS", help="With --executor ray: the cluster, e.g. auto, ray://head:10001 "
+    "[default: a new local instance]", callback=_checked(S.check_ray_address), show_default=False)]

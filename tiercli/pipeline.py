@@ -40,6 +40,16 @@ class ReplayRun:
     summary: dict
 
 
+def default_embedder(settings: Settings) -> Embedder:
+    """The L3 model here, or (--executor ray) on the Ray cluster's actors: the same model and
+    encoding, so both fill the same on-disk store (README "Running on Ray")."""
+    if settings.executor == "ray":
+        from tiercli.executor.ray_embed import RayEmbedder
+
+        return RayEmbedder(settings.l3_model)
+    return SentenceTransformerEmbedder(settings.l3_model)
+
+
 def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format: str = "auto",
                 field_map: list[str] | None = None, skip_invalid: bool = False, digest: bool = True,
                 prompt_parts: bool = False) -> ReadResult:
@@ -106,7 +116,7 @@ def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settin
     l3_off = set() if every_task else {task for task in {c.task for c in read.calls}
                                        if settings.off_for_task("l3", task)}
     texts = list(dict.fromkeys(c.text for c in read.calls if not (c.bypass or c.keyless or c.task in l3_off)))
-    embedder = embedder or SentenceTransformerEmbedder(settings.l3_model)
+    embedder = embedder or default_embedder(settings)
     store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
     update = None  # the bar is made at the first report, which brings the number of texts to compute
 
@@ -139,7 +149,7 @@ def answer_judge(read: ReadResult, embedder: Embedder | None, settings: Settings
     texts = read.answer_texts
     if not texts:
         return AnswerJudge(settings), None
-    embedder = embedder or SentenceTransformerEmbedder(settings.l3_model)
+    embedder = embedder or default_embedder(settings)
     store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
     update = None
 
@@ -162,6 +172,22 @@ def answer_judge(read: ReadResult, embedder: Embedder | None, settings: Settings
     return AnswerJudge(settings, dict(zip(texts, vectors))), {"texts": len(texts), **counts}
 
 
+def executor_used(settings: Settings, progress: ProgressFactory = _no_progress) -> dict:
+    """Where the replay runs: {"used", "asked", "reason"}. On Ray only when it splits exactly
+    into (task, model) partitions (tiercli/executor/partition.py); otherwise here, and why."""
+    if settings.executor != "ray":
+        return {"used": "local", "asked": settings.executor, "reason": None}
+    from tiercli.executor.partition import not_partitionable
+
+    reason = not_partitionable(settings)
+    if reason is not None:
+        note = getattr(progress, "note", None)
+        if note:
+            note(f"ray: the replay runs here, not on Ray: {reason}")
+        return {"used": "local", "asked": "ray", "reason": reason}
+    return {"used": "ray", "asked": "ray", "reason": None}
+
+
 def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | None = None,
                progress: ProgressFactory = _no_progress, run_id: str | None = None) -> ReplayRun:
     run_id = run_id or new_run_id()
@@ -169,7 +195,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     embedding_counts = None
     l3_report = None
     if "l3" in settings.tiers:
-        embedder = embedder or SentenceTransformerEmbedder(settings.l3_model)
+        embedder = embedder or default_embedder(settings)
         vectors, row_of_text, embedding_counts = embeddings_for(read, embedder, settings, progress)
         l3_report = l3_text_report(read, settings, embedder)
     judge, answer_counts = answer_judge(read, embedder, settings, progress)
@@ -179,9 +205,17 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
         ctx = TierContext(settings, vectors, row_of_text, session.client if session else None,
                           session.prefix if session else "")
         tiers = build_tiers(ctx)
+        executor = executor_used(settings, progress)
         try:
-            outcome = replay(read.events, settings, ctx=ctx, tiers=tiers, progress=progress("replaying", len(calls)),
-                             judge=judge)
+            if executor["used"] == "ray":
+                from tiercli.executor.ray_backend import ray_replay
+
+                update = progress("replaying on Ray", len(calls))
+                outcome = ray_replay(read.events, settings, vectors, row_of_text, judge)
+                update(len(calls))
+            else:
+                outcome = replay(read.events, settings, ctx=ctx, tiers=tiers,
+                                 progress=progress("replaying", len(calls)), judge=judge)
         except ReplayAborted as aborted:
             raise _aborted_error(aborted, read, session) from aborted.cause
         finally:
@@ -209,6 +243,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     if answer_counts is not None:
         summary["answer_embeddings"] = answer_counts
     summary["l2_backend"] = "redis" if redis_report else "memory"
+    summary["executor"] = executor
     if redis_report:
         summary["redis"] = redis_report
     summary["settings"] = settings.resolved()

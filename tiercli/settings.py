@@ -68,6 +68,10 @@ class Settings:
     prompt_cache_min_tokens: dict[str, int] = field(default_factory=dict)  # over the documented defaults
     batch_discount: float = 0.5  # the batch APIs' published discount (Anthropic's and OpenAI's)
     batch_latency: float = 3600.0  # seconds a batched call waits for its answer
+    # where the work runs (README "Running on Ray"): "local", or "ray" (a cluster at ray_address,
+    # else a private local instance)
+    executor: str = "local"
+    ray_address: str | None = None
 
     def __post_init__(self):
         # A TTL of 0 turns a tier off: a tier off for every task is not looked up, stored or
@@ -390,6 +394,21 @@ def check_min_tokens(value: Any) -> dict[str, int]:
     return out
 
 
+EXECUTORS = ("local", "ray")
+
+
+def check_executor(value: Any) -> str:
+    if value not in EXECUTORS:
+        raise ValueError(f"must be one of {', '.join(EXECUTORS)}, got {value!r}")
+    return value
+
+
+def check_ray_address(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f'must be a Ray address such as "auto", "ray://head:10001" or "head:6379", got {value!r}')
+    return value.strip()
+
+
 def check_discount(value: Any) -> float:
     """A share off the price: 0.5, or "50%"."""
     number = value
@@ -418,6 +437,8 @@ _CHECKS = {
     "prompt_cache_min_tokens": check_min_tokens,
     "batch_discount": check_discount,
     "batch_latency": check_batch_latency,
+    "executor": check_executor,
+    "ray_address": check_ray_address,
     "same_answer": check_answer_rule,
     "l3_text": check_l3_text,
     "template_share": lambda v: _share_value(v),
@@ -470,6 +491,9 @@ def load_config(path: Path) -> dict[str, Any]:
         if (key in TIER_NAMES or key == "prompt_cache") and isinstance(value, dict):
             for sub, sub_value in value.items():
                 flat[f"{key}_{sub}"] = sub_value
+        elif key == "executor" and isinstance(value, dict):  # [executor] use = "ray", ray_address = "auto"
+            for sub, sub_value in value.items():
+                flat["executor" if sub == "use" else sub if sub == "ray_address" else f"executor.{sub}"] = sub_value
         else:
             flat[key] = value
     out: dict[str, Any] = {}

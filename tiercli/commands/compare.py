@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from tiercli import options as opt
+from tiercli.executor import executor_session
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import UsageError
 from tiercli.settings import check_batch_latency, check_breakpoints, check_discount, check_prompt_cache_ttl, \
@@ -82,6 +83,8 @@ def compare(
     l3_max_entries: opt.L3MaxOption = None,
     l3_threshold: opt.ThresholdOption = None,
     invalidation: opt.InvalidationOption = None,
+    executor: opt.ExecutorOption = None,
+    ray_address: opt.RayAddressOption = None,
     skip_invalid: opt.SkipInvalidOption = False,
     no_save: opt.NoSaveOption = False,
     plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png",
@@ -138,7 +141,8 @@ def compare(
             "tiers": tiers, "workers": workers, "l1_ttl": l1_ttl, "l2_ttl": l2_ttl, "l3_ttl": l3_ttl,
             "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries, "l3_max_entries": l3_max_entries,
             "l3_threshold": l3_threshold, "invalidation": invalidation,
-            "tasks": task, "same_answer": same_answer, "l3_text": l3_text, **checked})
+            "tasks": task, "same_answer": same_answer, "l3_text": l3_text,
+            "executor": executor, "ray_address": ray_address, **checked})
         pricer = Pricer(settings.prices)
         for task_name, model in routes.items():
             if not pricer.knows(model):
@@ -152,7 +156,7 @@ def compare(
         _check_tasks("--batch", batch_tasks, known)
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
-        with progress_bars() as progress:
+        with executor_session(settings), progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
             update = progress("comparing options", None)
             span_s = read.events[-1].ts - read.events[0].ts

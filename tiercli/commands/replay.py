@@ -8,6 +8,7 @@ import sys
 import typer
 
 from tiercli import options as opt
+from tiercli.executor import executor_session
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.pipeline import load_events, run_replay, save
@@ -58,6 +59,8 @@ def replay(
     l3_max_entries: opt.L3MaxOption = None,
     l3_threshold: opt.ThresholdOption = None,
     invalidation: opt.InvalidationOption = None,
+    executor: opt.ExecutorOption = None,
+    ray_address: opt.RayAddressOption = None,
     redis_url: opt.RedisUrlOption = None,
     redis_timeout: opt.RedisTimeoutOption = None,
     l2_maxmemory: opt.MaxmemoryOption = None,
@@ -97,7 +100,7 @@ def replay(
             "l3_threshold": l3_threshold, "invalidation": invalidation, "l2_redis_url": redis_url,
             "tasks": task, "same_answer": same_answer, "l3_text": l3_text,
             "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory, "l2_eviction": l2_eviction,
-            "keep_redis_keys": keep_redis_keys or None,
+            "keep_redis_keys": keep_redis_keys or None, "executor": executor, "ray_address": ray_address,
         })
         if not live and (max_spend is not None or limit is not None or no_spend_cap):
             raise TiercliError("--max-spend, --no-spend-cap and --limit apply to --live runs", hint="add --live")
@@ -115,7 +118,7 @@ def replay(
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
         live_run = None
-        with progress_bars() as progress:
+        with executor_session(settings), progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
             if live:
                 from tiercli.live.send import LiveOptions, live_phase

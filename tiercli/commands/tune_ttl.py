@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from tiercli import options as opt
+from tiercli.executor import executor_session
 from tiercli.economics.noise import floors_of
 from tiercli.engine import tune, tune_tasks
 from tiercli.commands._edge import command_edge, stderr
@@ -117,6 +118,8 @@ def tune_ttl(
     l3_max_entries: opt.L3MaxOption = None,
     l3_threshold: opt.ThresholdOption = None,
     invalidation: opt.InvalidationOption = None,
+    executor: opt.ExecutorOption = None,
+    ray_address: opt.RayAddressOption = None,
     skip_invalid: opt.SkipInvalidOption = False,
     json_output: opt.JsonOption = False,
 ) -> None:
@@ -152,7 +155,8 @@ def tune_ttl(
         base = settings_from_flags(config, {
             "tiers": tiers, "workers": workers, "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries,
             "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation,
-            "tasks": task, "same_answer": same_answer, "l3_text": l3_text})
+            "tasks": task, "same_answer": same_answer, "l3_text": l3_text,
+            "executor": executor, "ray_address": ray_address})
         if base.l2_redis_url:
             raise TiercliError("tune-ttl simulates L2 in process", hint="drop l2_redis_url from the config for tune-ttl")
         for tier_set in tier_sets or ():
@@ -165,7 +169,7 @@ def tune_ttl(
                            digest=False)
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
-        with progress_bars() as progress:
+        with executor_session(base), progress_bars() as progress:
             sweep = _sweep(read, base, progress, above_noise_floor)
             rows = sweep.run(candidates, progress("candidates", len(candidates)))
             fixed_best, _, _ = tune.recommend(rows, stale_budget, mismatch_budget)

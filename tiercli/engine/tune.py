@@ -192,6 +192,11 @@ class Sweep:
         return [{"candidate": c, **self.results[self.effect(c)]} for c in candidates]
 
     def _evaluate_all(self, todo: list[Candidate], processes: int):
+        if self.base.executor == "ray" and todo:  # README "Running on Ray": candidates as Ray tasks
+            from tiercli.executor.ray_backend import ray_sweep
+
+            yield from ray_sweep(self, todo)
+            return
         if processes <= 1:
             for candidate in todo:
                 yield candidate, self.evaluate(candidate)

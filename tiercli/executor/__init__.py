@@ -1,0 +1,18 @@
+"""Where the work runs: here (the default), or on Ray (README "Running on Ray")."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+
+
+@contextmanager
+def executor_session(settings):
+    """A Ray session for the command's work when settings.executor is "ray"; nothing otherwise."""
+    if settings.executor != "ray":
+        with nullcontext():
+            yield None
+        return
+    from tiercli.executor.ray_backend import ray_session
+
+    with ray_session(settings.ray_address) as ray:
+        yield ray

@@ -320,14 +320,22 @@ def embed_texts(texts: list[str], embedder: Embedder, store: EmbeddingStore | No
     todo = sorted(first_of_hash.values(), key=lambda i: -len(cut[i]))
     if progress and todo:
         progress(0, len(todo))
-    for start in range(0, len(todo), BATCH_SIZE):  # one model batch at a time: progress every few seconds
-        batch = todo[start:start + BATCH_SIZE]
-        vectors = embedder.encode([cut[i] for i in batch])
+    # one model batch at a time: progress every few seconds
+    batches = [todo[start:start + BATCH_SIZE] for start in range(0, len(todo), BATCH_SIZE)]
+    # An embedder with encode_batches (RayEmbedder) is given every batch at once, one Ray Data
+    # job whose actors load the model once, and hands each back as it finishes, in any order.
+    encode_batches = getattr(embedder, "encode_batches", None)
+    results = (encode_batches([[cut[i] for i in batch] for batch in batches]) if encode_batches else
+               ((n, embedder.encode([cut[i] for i in batch])) for n, batch in enumerate(batches)))
+    done = 0
+    for n, vectors in results:
+        batch = batches[n]
         if store:
             store.put_many(embedder.model_id, [(hashes[i], v) for i, v in zip(batch, vectors)])
         known.update((hashes[i], v) for i, v in zip(batch, vectors))
+        done += len(batch)
         if progress:
-            progress(start + len(batch), len(todo))
+            progress(done, len(todo))
     counts = {"computed": len(todo), "cut": sum(len(c) < len(t) for c, t in zip(cut, texts)),
               "replaced": len(damaged)}
     if not texts:
