@@ -80,3 +80,40 @@ def test_tune_sweep_on_ray_equals_local(tmp_path):
     assert len(local) == len(on_ray) == len(candidates)
     for a, b in zip(local, on_ray):
         assert a == b
+
+
+def test_files_read_in_ray_tasks_equal_a_local_read(tmp_path):
+    """One Ray task per file (several formats), merged in processing order as read_logs does."""
+    from tiercli.executor.ray_backend import ray_map_sources
+    from tiercli.ingest.logread import read_logs
+    from tiercli.ingest.shape import CallShape
+
+    fixtures = SAMPLE_LOG.parent.parent / "tests" / "fixtures"
+    halves = SAMPLE_LOG.read_text().splitlines(keepends=True)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("".join(halves[1::2]))  # interleaved in time: the merge must sort them
+    second.write_text("".join(halves[::2]))
+    logs = [str(first), str(second), str(fixtures / "otel" / "current.jsonl"),
+            str(fixtures / "langfuse" / "observations.jsonl")]
+    shape = lambda: CallShape(Settings(same_answer="embedding:0.9"), prompt_parts=True)  # noqa: E731
+    local = read_logs(logs, keep_text=shape())
+    on_ray = read_logs(logs, keep_text=shape(), map_sources=ray_map_sources)
+    assert on_ray.events == local.events
+    assert [f.name for f in on_ray.files] == [f.name for f in local.files]
+    assert on_ray.answer_texts == local.answer_texts and on_ray.answer_texts
+    assert on_ray.sha256 == local.sha256
+
+
+def test_a_bad_line_read_in_a_ray_task_is_the_same_one_line_error(tmp_path):
+    from tiercli.errors import LogError
+    from tiercli.executor.ray_backend import ray_map_sources
+    from tiercli.ingest.logread import read_logs
+
+    good = write(tmp_path / "good.jsonl", random_log(4))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"ts": "2026-11-02T08:00:00Z", "lead_id": "A"}\n')
+    with pytest.raises(LogError) as local:
+        read_logs([str(good), str(bad)])
+    with pytest.raises(LogError) as on_ray:
+        read_logs([str(good), str(bad)], map_sources=ray_map_sources)
+    assert str(on_ray.value) == str(local.value)

@@ -17,11 +17,23 @@ class TiercliError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self):
+        # pickled whole, every field kept, without calling __init__ again (a Ray task's error
+        # comes back to tiercli as it was raised)
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
     def to_dict(self) -> dict:
         out = {"type": self.kind, "message": self.message}
         if self.hint:
             out["hint"] = self.hint
         return out
+
+
+def _rebuilt(cls: type, args: tuple, state: dict) -> TiercliError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class LogError(TiercliError):

@@ -64,9 +64,15 @@ def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format:
     read = read_logs(logs, log_format, field_map={**settings.field_map, **parse_map(field_map)},
                      skip_invalid=skip_invalid, known_model=pricer.knows,
                      keep_text=CallShape(settings, keep_text="l3" in settings.tiers, prompt_parts=prompt_parts),
-                     digest=digest)
+                     digest=digest, map_sources=_ray_map_sources() if settings.executor == "ray" else None)
     prepare_l3_texts(read, settings)
     return read
+
+
+def _ray_map_sources():
+    from tiercli.executor.ray_backend import ray_map_sources
+
+    return ray_map_sources
 
 
 def prepare_l3_texts(read: ReadResult, settings: Settings) -> None:

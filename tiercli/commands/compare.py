@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import json
 import sys
 from pathlib import Path
@@ -115,7 +117,7 @@ def compare(
     stale_budget, mismatch_budget = opt.parse_share(max_stale, "--max-stale"), opt.parse_share(max_mismatch,
                                                                                                 "--max-mismatch")
     routes, batch_tasks = _routes(route), list(dict.fromkeys(b.strip() for b in batch or ()))
-    with command_edge(json_output):
+    with command_edge(json_output), ExitStack() as stack:
         from tiercli.commands.progress import progress_bars
         from tiercli.economics.compare import Budgets, compare as compare_options, parse_option
         from tiercli.economics.pricing import Pricer
@@ -149,6 +151,7 @@ def compare(
                 raise UsageError(f"--route {task_name}={model}: no price known for model {model!r}",
                                  hint=f'give its prices in a config file (--config): [prices."{model}"] '
                                       f'input_per_mtok = ... and output_per_mtok = ...')
+        stack.enter_context(executor_session(settings))  # Ray, when asked: reading, embedding, replay
         read = load_events(log, settings, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid,
                            digest=not no_save, prompt_parts=True)
         known = sorted({c.task for c in read.calls})
@@ -156,7 +159,7 @@ def compare(
         _check_tasks("--batch", batch_tasks, known)
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
-        with executor_session(settings), progress_bars() as progress:
+        with progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
             update = progress("comparing options", None)
             span_s = read.events[-1].ts - read.events[0].ts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import json
 import sys
 
@@ -93,7 +95,7 @@ def replay(
       tiercli replay logs.jsonl --redis embedded --l2-maxmemory 64mb
       tiercli replay logs.jsonl --redis-url redis://:PASSWORD@cache.internal:6379/2
     """
-    with command_edge(json_output):
+    with command_edge(json_output), ExitStack() as stack:
         settings = settings_from_flags(config, {
             "tiers": tiers, "workers": workers, "l1_ttl": l1_ttl, "l2_ttl": l2_ttl, "l3_ttl": l3_ttl,
             "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries, "l3_max_entries": l3_max_entries,
@@ -109,6 +111,7 @@ def replay(
 
             spend_cap = _spend_cap(max_spend, no_spend_cap, settings)
             api_key()  # no key: stop now, not after the replay
+        stack.enter_context(executor_session(settings))  # Ray, when asked: reading, embedding, replay
         read = load_events(log, settings, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid,
                            digest=not no_save)
         if live and (len(read.files) != 1 or read.files[0].format != "tiercli" or read.files[0].name == "<stdin>"):
@@ -118,7 +121,7 @@ def replay(
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
         live_run = None
-        with executor_session(settings), progress_bars() as progress:
+        with progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
             if live:
                 from tiercli.live.send import LiveOptions, live_phase

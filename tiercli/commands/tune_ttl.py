@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import json
 import re
 import sys
@@ -149,7 +151,7 @@ def tune_ttl(
     thresholds = _grid(threshold_grid, "--threshold-grid", lambda v: check_threshold(float(v)))
     stale_budget, mismatch_budget = opt.parse_share(max_stale, "--max-stale"), opt.parse_share(max_mismatch, "--max-mismatch")
     tier_sets, l3_texts = _tier_sets(tiers_grid), _l3_texts(l3_text_grid)
-    with command_edge(json_output):
+    with command_edge(json_output), ExitStack() as stack:
         if (tier_sets or l3_texts) and not per_task:
             raise UsageError("--tiers-grid and --l3-text-grid choose settings per task", hint="add --per-task")
         base = settings_from_flags(config, {
@@ -165,11 +167,12 @@ def tune_ttl(
                                  hint=f"the enabled tiers: {','.join(base.tiers)} (--tiers, and a TTL of 0 turns one off)")
         grids = {t: grids[t] or tune.DEFAULT_GRIDS[t] for t in grids}
         candidates = tune.grid_candidates(base, grids, thresholds or (base.l3_threshold,))
+        stack.enter_context(executor_session(base))  # Ray, when asked: reading, embedding, replay
         read = load_events(log, base, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid,
                            digest=False)
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
-        with executor_session(base), progress_bars() as progress:
+        with progress_bars() as progress:
             sweep = _sweep(read, base, progress, above_noise_floor)
             rows = sweep.run(candidates, progress("candidates", len(candidates)))
             fixed_best, _, _ = tune.recommend(rows, stale_budget, mismatch_budget)

@@ -208,3 +208,24 @@ def ray_sweep(sweep, todo: list) -> Iterator[tuple]:
 
 def _evaluate(sweep, candidate):
     return sweep.evaluate(candidate)
+
+
+def ray_map_sources(read_one, jobs: list[tuple]) -> list[tuple]:
+    """read_logs' files, one Ray task each (README "Running on Ray"); results in file order.
+    A task reads its file in one process (no forked helper inside a Ray worker). The files must
+    be readable at the same path on every node (a local instance, or shared storage)."""
+    ray = _ray()
+    read_task = ray.remote(_read_source)
+    refs = [read_task.remote(read_one, job) for job in jobs]
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as exc:  # a bad line, say: the error as tiercli words it
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, TiercliError):
+            raise cause from None
+        raise
+
+
+def _read_source(read_one, job: tuple) -> tuple:
+    index, source, log_format, options, digest, _, sources = job
+    return read_one(index, source, log_format, options, digest, 2**62, sources)

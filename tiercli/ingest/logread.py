@@ -73,13 +73,14 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, 
 
 def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict[str, str] | None = None,
               skip_invalid: bool = False, known_model=None, keep_text=True, digest: bool = True,
-              parallel_min_bytes: int = PARALLEL_MIN_BYTES, on_format=None, sources=None) -> ReadResult:
+              parallel_min_bytes: int = PARALLEL_MIN_BYTES, on_format=None, sources=None,
+              map_sources=None) -> ReadResult:
     """Read and check logs: files, folders, globs or - (README "Bring your logs"), each in its
     format (`auto`: detected per file; `on_format(name, format)` hears which). `known_model(name)
     -> bool` rejects calls whose model has no price. Without `keep_text` (L3 off) the calls'
     texts are not kept, to save memory; without `digest` the SHA-256 (needed only to save a
-    run) is not computed."""
-    from tiercli.ingest import formats
+    run) is not computed. `map_sources(read_one, jobs)`: runs read_source over the files
+    elsewhere (Ray tasks, one a file) and returns their results in order; None: here, in turn."""
     from tiercli.ingest.foreign import ReadOptions
     from tiercli.ingest.sources import expand
 
@@ -92,25 +93,21 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
     events: list[Event] = []
     skipped: list[LogError] = []
     files: list[LogFile] = []
-    for index, source in enumerate(sources):
-        if len(sources) > 1 and not source.head().strip():  # an hour with no traffic, say
-            files.append(LogFile(source.name, "empty", source.size()))
-            continue
-        chosen = (formats.get(log_format) if log_format != "auto"
-                  else formats.detect(source, fallback="map" if options.field_map else None))
-        if on_format is not None:
-            on_format(source.name, chosen.name)
-        if chosen.name == "tiercli":
-            read, sha256 = read_native(source, options, index, names, digest, parallel_min_bytes)
-        else:
-            read, sha256 = chosen.read(source, options, index, names), ""
-            if digest:
-                sha256 = _digest(source)
-        if not read.counts.get("records") and not read.skipped and len(sources) == 1:
-            raise LogError(source.name, None, None, "the log is empty", hint="a log holds one JSON object per line")
-        events += read.events
-        skipped += read.skipped
-        files.append(LogFile(source.name, chosen.name, source.size(), sha256, dict(read.counts), log_format == "auto"))
+    jobs = [(index, source, log_format, options, digest, parallel_min_bytes, len(sources))
+            for index, source in enumerate(sources)]
+    elsewhere = map_sources is not None and len(sources) > 1 and all(source.path is not None for source in sources)
+    if elsewhere:
+        results = map_sources(read_source, jobs)
+    else:
+        results = (read_source(*job, names=names, on_format=on_format) for job in jobs)
+    for file, file_events, file_skipped, answer_texts, regex_unmatched in results:
+        events += file_events
+        skipped += file_skipped
+        files.append(file)
+        if elsewhere:  # gathered by the task's copy of keep_text: added to ours
+            keep_text.answer_texts.update(answer_texts)
+            for task, misses in regex_unmatched.items():
+                keep_text.regex_unmatched[task] = keep_text.regex_unmatched.get(task, 0) + misses
     path = files[0].name if len(files) == 1 else ", ".join(f.name for f in files)
     if not any(type(event) is Call for event in events):
         raise _no_calls(path, sum(type(e) is TagChange for e in events), skipped, files)
@@ -124,6 +121,37 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
         sha256 = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest() if digest else ""
     return ReadResult(events, skipped, path, sum(f.size for f in files), sha256, files,
                       keep_text.answer_texts, regex_unmatched=dict(keep_text.regex_unmatched))
+
+
+def read_source(index: int, source, log_format: str, options, digest: bool, parallel_min_bytes: int, sources: int,
+                *, names: dict[str, str] | None = None, on_format=None) -> tuple:
+    """One file of read_logs: (LogFile, its events, skipped lines, answer texts, regex misses).
+    Run here, or in a Ray task of its own (then `options.keep_text` is the task's copy: what it
+    gathers comes back in the result)."""
+    from tiercli.ingest import formats
+
+    names = {} if names is None else names
+    keep_text = options.keep_text
+    texts_before, unmatched_before = dict(keep_text.answer_texts), dict(keep_text.regex_unmatched)
+    if sources > 1 and not source.head().strip():  # an hour with no traffic, say
+        return LogFile(source.name, "empty", source.size()), [], [], {}, {}
+    chosen = (formats.get(log_format) if log_format != "auto"
+              else formats.detect(source, fallback="map" if options.field_map else None))
+    if on_format is not None:
+        on_format(source.name, chosen.name)
+    if chosen.name == "tiercli":
+        read, sha256 = read_native(source, options, index, names, digest, parallel_min_bytes)
+    else:
+        read, sha256 = chosen.read(source, options, index, names), ""
+        if digest:
+            sha256 = _digest(source)
+    if not read.counts.get("records") and not read.skipped and sources == 1:
+        raise LogError(source.name, None, None, "the log is empty", hint="a log holds one JSON object per line")
+    file = LogFile(source.name, chosen.name, source.size(), sha256, dict(read.counts), log_format == "auto")
+    answer_texts = {k: v for k, v in keep_text.answer_texts.items() if k not in texts_before}
+    unmatched = {task: n - unmatched_before.get(task, 0) for task, n in keep_text.regex_unmatched.items()
+                 if n != unmatched_before.get(task, 0)}
+    return file, read.events, read.skipped, answer_texts, unmatched
 
 
 def _digest(source) -> str:
