@@ -90,3 +90,18 @@ def test_what_cannot_be_partitioned_says_why(settings, words):
     assert words in not_partitionable(settings)
     with pytest.raises(ValueError, match="not partitionable"):
         partitioned_replay([], settings)
+
+
+def test_executor_in_the_config_and_its_errors(tmp_path):
+    from tiercli.errors import ConfigError
+    from tiercli.pipeline import executor_used
+    from tiercli.settings import load_config
+
+    config = tmp_path / "c.toml"
+    config.write_text('[executor]\nuse = "ray"\nray_address = "auto"\n')
+    assert load_config(config) == {"executor": "ray", "ray_address": "auto"}
+    config.write_text('[executor]\nuse = "spark"\n')
+    with pytest.raises(ConfigError, match="executor: must be one of local, ray"):
+        load_config(config)
+    assert executor_used(Settings(executor="ray", l1_max_entries=5))["used"] == "local"
+    assert executor_used(Settings(executor="ray")) == {"used": "ray", "asked": "ray", "reason": None}
