@@ -105,6 +105,9 @@ def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | No
         tiers = build_tiers(ctx)
     result = ReplayOutcome(calls=[e for e in events if isinstance(e, Call)])
     result.invalidated = {t.name: 0 for t in tiers}
+    for tier in tiers:
+        if hasattr(tier, "expect"):  # L3 scores a group's upcoming look-ups a block at a time
+            tier.expect(result.calls)
     step = _Replayer(settings, tiers, result, ctx.ttl_policy, judge or AnswerJudge(settings))
     for done, event in enumerate(events):
         try:
