@@ -122,14 +122,20 @@ def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settin
     l3_off = set() if every_task else {task for task in {c.task for c in read.calls}
                                        if settings.off_for_task("l3", task)}
     texts = list(dict.fromkeys(c.text for c in read.calls if not (c.bypass or c.keyless or c.task in l3_off)))
-    embedder = embedder or default_embedder(settings)
+    vectors, counts = _embed_through_store(texts, embedder or default_embedder(settings), progress, "texts")
+    return vectors, {text: row for row, text in enumerate(texts)}, {"texts": len(texts), **counts}
+
+
+def _embed_through_store(texts: list[str], embedder: Embedder, progress: ProgressFactory, what: str):
+    """embed_texts with the on-disk store, a progress bar "embedding WHAT" (made at the first
+    report, which brings the number of texts to compute) and the store's notes on stderr."""
     store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
-    update = None  # the bar is made at the first report, which brings the number of texts to compute
+    update = None
 
     def report(done: int, total: int) -> None:
         nonlocal update
         if update is None:
-            update = progress("embedding texts", total)
+            update = progress(f"embedding {what}", total)
         update(done)
 
     try:
@@ -141,8 +147,8 @@ def embeddings_for(read: ReadResult, embedder: Embedder | None, settings: Settin
         from tiercli.store.embeddings import embedding_notes
 
         for line in embedding_notes(counts, embedder, store.path):
-            note(line)
-    return vectors, {text: row for row, text in enumerate(texts)}, {"texts": len(texts), **counts}
+            note(line if what == "texts" else f"{what}: {line}")
+    return vectors, counts
 
 
 def answer_judge(read: ReadResult, embedder: Embedder | None, settings: Settings,
@@ -155,26 +161,8 @@ def answer_judge(read: ReadResult, embedder: Embedder | None, settings: Settings
     texts = read.answer_texts
     if not texts:
         return AnswerJudge(settings), None
-    embedder = embedder or default_embedder(settings)
-    store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
-    update = None
-
-    def report(done: int, total: int) -> None:
-        nonlocal update
-        if update is None:
-            update = progress("embedding answers", total)
-        update(done)
-
-    try:
-        vectors, counts = embed_texts(list(texts.values()), embedder, store, progress=report)
-    finally:
-        store.close()
-    note = getattr(progress, "note", None)
-    if note:
-        from tiercli.store.embeddings import embedding_notes
-
-        for line in embedding_notes(counts, embedder, store.path):
-            note(f"answers: {line}")
+    vectors, counts = _embed_through_store(list(texts.values()), embedder or default_embedder(settings), progress,
+                                           "answers")
     return AnswerJudge(settings, dict(zip(texts, vectors))), {"texts": len(texts), **counts}
 
 
