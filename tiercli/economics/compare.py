@@ -112,10 +112,6 @@ class Comparison:
     calls: list[OptionCalls] = field(default_factory=list)
 
 
-def _replace_all(calls, **changes) -> list:
-    return [msgspec.structs.replace(c, **changes) for c in calls]
-
-
 def _recorded_total_input(calls) -> np.ndarray:
     return np.fromiter((c.input_tokens + c.cache_read_tokens + c.cache_write_tokens for c in calls),
                        dtype=np.int64, count=len(calls))
@@ -136,7 +132,7 @@ class _Pricing:
     def __init__(self, calls, table: pd.DataFrame, settings: Settings, pricer: Pricer,
                  routes: dict[str, str], batch: list[str]):
         self.calls, self.table, self.settings, self.pricer = calls, table, settings, pricer
-        self.routes, self.batch = routes, set(batch)
+        self.routes = routes
         tasks = table["task"].to_numpy()
         self.routed_mask = np.isin(tasks, list(routes)) if routes else np.zeros(len(calls), dtype=bool)
         self.batch_mask = np.isin(tasks, list(batch)) if batch else np.zeros(len(calls), dtype=bool)
@@ -269,8 +265,8 @@ class _Rows:
     """Rows of the options over a set of calls (all, or one task's)."""
 
     def __init__(self, table: pd.DataFrame, mask: np.ndarray, span_s: float, settings: Settings,
-                 routes: dict[str, str], batch: list[str], plan: dict[str, str] | None = None):
-        self.mask, self.span_s, self.settings, self.routes, self.batch = mask, span_s, settings, routes, batch
+                 routes: dict[str, str], plan: dict[str, str] | None = None):
+        self.mask, self.span_s, self.settings, self.routes = mask, span_s, settings, routes
         self.plan = plan or {}
         self.requests = int(mask.sum())
         self.leads = int(table["lead"][mask].nunique())
@@ -383,7 +379,7 @@ def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, s
     recorded_ms = table["baseline_ms"].to_numpy()
     for task in sorted(set(tasks.tolist())):
         rows_of_task = tasks == task
-        parts[task] = _Rows(table, rows_of_task, span_s, settings, routes, batch)
+        parts[task] = _Rows(table, rows_of_task, span_s, settings, routes)
         by_task[task] = [parts[task].row(o) for o in per_call]
         # p95 is the whole log's budget: a task already slower than it as recorded may keep its
         # recorded p95, but no option may make it slower than both
@@ -400,7 +396,7 @@ def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, s
             row["over_budget"] = budgets.broken(row)
             row["within_budget"] = not row["over_budget"]
             by_task[task].append(row)
-    whole = _Rows(table, everything, span_s, settings, routes, batch, plan)
+    whole = _Rows(table, everything, span_s, settings, routes, plan)
     rows = [whole.row(o) for o in per_call]
     recommendation = recommend(rows, budgets)
     if recommendation["name"] == PER_TASK:

@@ -172,10 +172,6 @@ def _quiet_ray_data() -> None:
         pass
 
 
-def cluster_cpus(ray) -> int:
-    return max(int(ray.cluster_resources().get("CPU", 1)), 1)
-
-
 def ray_replay(events: Sequence, settings, vectors, row_of_text, judge):
     """The partitioned replay (executor/partition.py) with one Ray task per (task, model)."""
     from tiercli.executor.partition import partitioned_replay, replay_partition
