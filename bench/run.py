@@ -207,17 +207,24 @@ def per_lead_report(workdir: Path, env: dict, full: bool) -> list[tuple]:
              "<= 2x")]
 
 
+def warm_replays(workdir: Path, env: dict, full: bool, prefix: str):
+    """(label, log, records, tier flags, replay command) for the sample day with every tier and
+    a longer log with L1+L2, each replayed once first so the embedding store is warm."""
+    for label, days, tiers in (("the sample day, all tiers, warm store", 1, None),
+                               ("a longer log, L1+L2", 21 if full else 5, "l1,l2")):
+        log = workdir / f"{prefix}-{days}.jsonl"
+        records = sample(log, env, days, 500 if days == 1 else 1000)
+        flags = ["--tiers", tiers] if tiers else []
+        replay = [*TIERCLI, "replay", str(log), "--no-save", "--json", *flags]
+        subprocess.run(replay, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        yield label, log, records, flags, replay
+
+
 def compare_ratio(workdir: Path, env: dict, full: bool) -> list[tuple]:
     """`tiercli compare` (default rows, with a route and a batch row) against one replay of the
     same log: the sample day with every tier (warm store), and a longer log with L1+L2."""
     rows = []
-    for label, days, tiers in (("the sample day, all tiers, warm store", 1, None),
-                               ("a longer log, L1+L2", 21 if full else 5, "l1,l2")):
-        log = workdir / f"compare-{days}.jsonl"
-        records = sample(log, env, days, 500 if days == 1 else 1000)
-        flags = ["--tiers", tiers] if tiers else []
-        replay = [*TIERCLI, "replay", str(log), "--no-save", "--json", *flags]
-        subprocess.run(replay, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm
+    for label, log, records, flags, replay in warm_replays(workdir, env, full, "compare"):
         compare = [*TIERCLI, "compare", str(log), "--no-save", "--json", "--route", "lead_scoring=claude-haiku-4-5",
                    "--batch", "market_context", *flags]
         one, both = best_of(replay, env, 3), best_of(compare, env, 3)
@@ -234,13 +241,7 @@ def ray_ratio(workdir: Path, env: dict, full: bool) -> list[tuple]:
     if importlib.util.find_spec("ray") is None:
         return [("9. --executor ray", "skipped: Ray is not installed", "", "")]
     rows = []
-    for label, days, tiers in (("the sample day, all tiers, warm store", 1, None),
-                               ("a longer log, L1+L2", 21 if full else 5, "l1,l2")):
-        log = workdir / f"ray-{days}.jsonl"
-        records = sample(log, env, days, 500 if days == 1 else 1000)
-        flags = ["--tiers", tiers] if tiers else []
-        replay = [*TIERCLI, "replay", str(log), "--no-save", "--json", *flags]
-        subprocess.run(replay, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm
+    for label, _, records, _, replay in warm_replays(workdir, env, full, "ray"):
         local, on_ray = best_of(replay, env, 3), best_of([*replay, "--executor", "ray"], env, 3)
         rows.append((f"9. replay --executor ray / local: {label}, {records:,} records", f"{on_ray:.2f} s",
                      f"/ local {local:.2f} s = {on_ray / local:.2f}x", "(overhead on 2 cores)"))
