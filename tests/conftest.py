@@ -76,3 +76,21 @@ def ray_instance():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="error")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def embedded_sample(tmp_path_factory, shared_embeddings):
+    """The sample read, with the real model's vectors from the session's embedding store (filled
+    by tests/test_cli.py's cold replay when it ran first). A session fixture is set up before the
+    autouse tiercli_home, so without a home of its own it would embed into the user's real home."""
+    from tiercli.ingest.logread import read_log
+    from tiercli.pipeline import embeddings_for
+    from tiercli.settings import Settings
+
+    home = tmp_path_factory.mktemp("sample-home")
+    (home / "embeddings.sqlite").symlink_to(shared_embeddings)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TIERCLI_HOME", str(home))
+        read = read_log(SAMPLE_LOG)
+        vectors, row_of_text, _ = embeddings_for(read, None, Settings())
+    return read, vectors, row_of_text

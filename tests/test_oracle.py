@@ -5,12 +5,10 @@ import random
 
 import pytest
 
-from conftest import SAMPLE_LOG
 from logs import call, tag, write
 from oracle import oracle_replay
 from tiercli.store.embeddings import HashingEmbedder
 from tiercli.ingest.logread import read_log
-from tiercli.pipeline import embeddings_for
 from tiercli.engine.replay import OUTCOMES, replay
 from tiercli.settings import Settings
 
@@ -94,19 +92,25 @@ RULE_VARIANTS = [
 ]
 
 
+def rule_log(seed: int) -> list[dict]:
+    """random_log with answers drawn from RULE_ANSWERS (some absent)."""
+    rng = random.Random(seed)
+    records = random_log(seed)
+    for record in records:
+        if record.get("type") != "tag_change":
+            record["response"] = rng.choice(RULE_ANSWERS[record["task_type"]])
+            if record["response"] is None:
+                del record["response"]
+    return records
+
+
 def test_engine_matches_oracle_under_answer_rules(tmp_path):
     """The engine judges answers from ingest's digests (and the judge's vectors); the oracle
     from the recorded texts, by its own reading of the rules."""
     from tiercli.engine.answers import AnswerJudge
     from tiercli.ingest.shape import CallShape
 
-    rng = random.Random(99)
-    records = random_log(99)
-    for record in records:
-        if record.get("type") != "tag_change":
-            record["response"] = rng.choice(RULE_ANSWERS[record["task_type"]])
-            if record["response"] is None:
-                del record["response"]
+    records = rule_log(99)
     log = write(tmp_path / "log.jsonl", records)
     responses = {line: r.get("response") for line, r in enumerate(records, start=1)}
     seen = set()
@@ -129,39 +133,25 @@ def test_engine_matches_oracle_under_answer_rules(tmp_path):
     assert {code for v, task, code in seen if v > 0 and task == "intent"} == {0, 1}
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory, shared_embeddings):
-    """The sample read, with the real model's vectors from the session's embedding store (filled
-    by tests/test_cli.py's cold replay when it ran first). A module fixture is set up before the
-    autouse tiercli_home, so without a home of its own it would embed into the user's real home."""
-    home = tmp_path_factory.mktemp("oracle-home")
-    (home / "embeddings.sqlite").symlink_to(shared_embeddings)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("TIERCLI_HOME", str(home))
-        read = read_log(SAMPLE_LOG)
-        vectors, row_of_text, _ = embeddings_for(read, None, Settings())
-    return read, vectors, row_of_text
-
-
 @pytest.mark.parametrize("settings", [Settings(), Settings(workers=3, invalidation="broadcast", l3_threshold=0.85),
                                       Settings(l1_max_entries=50, l2_max_entries=400, l3_max_entries=300)],
                          ids=["defaults", "round-robin-broadcast", "capacities"])
-def test_engine_matches_oracle_on_the_sample_log(sample, settings):
-    read, vectors, row_of_text = sample
+def test_engine_matches_oracle_on_the_sample_log(embedded_sample, settings):
+    read, vectors, row_of_text = embedded_sample
     outcomes = assert_engine_matches_oracle(read.events, settings, vectors, row_of_text)
     assert {"l1", "l2", "l3", "miss", "bypass"} <= set(outcomes)
 
 
 
 @pytest.mark.parametrize("threshold", [0.92, 0.8])
-def test_scoring_per_text_or_per_entry_gives_the_same_answers(sample, monkeypatch, threshold):
+def test_scoring_per_text_or_per_entry_gives_the_same_answers(embedded_sample, monkeypatch, threshold):
     """L3 scores each distinct text once when entries share texts; the answers (outcome, best
     similarity, source) are those of scoring every entry."""
     import numpy as np
 
     from tiercli.engine.tiers import semantic
 
-    read, vectors, row_of_text = sample
+    read, vectors, row_of_text = embedded_sample
     settings = Settings(l3_threshold=threshold, l3_ttl=None)  # entries pile up and share texts
     answers = []
     for share in (0.0, float("inf")):  # never, always per text

@@ -27,6 +27,7 @@ from tiercli.economics.outcomes import baseline_costs, outcome_table
 from tiercli.engine.answers import AnswerJudge
 from tiercli.economics.pricing import Pricer
 from tiercli.engine.replay import TierContext, replay
+from tiercli.engine.shared_replay import SharedReplay, unsupported
 from tiercli.procs import die_with_parent
 from tiercli.settings import TIER_NAMES, Settings
 from tiercli.economics.summary import summarize
@@ -145,11 +146,17 @@ class Sweep:
         self.baseline_pusd = baseline_costs(read.calls, self.pricer)  # once, not per candidate
         self.span_s = read.events[-1].ts - read.events[0].ts
         self.results: dict[tuple, dict] = {}
+        # what every candidate's replay shares, worked out once (README "How the sweep shares work")
+        self.shared = SharedReplay(read.events, base, vectors, row_of_text, self.judge) \
+            if unsupported(base) is None else None
 
     def tabulate(self, settings: Settings) -> tuple[dict, pd.DataFrame]:
         """One replay with these settings: its summary and its per-call table."""
-        outcome = replay(self.read.events, settings, ctx=TierContext(settings, self.vectors, self.row_of_text),
-                         judge=self.judge)
+        if self.shared is not None and self.shared.unsupported(settings) is None:
+            outcome = self.shared.run(settings)
+        else:
+            outcome = replay(self.read.events, settings, ctx=TierContext(settings, self.vectors, self.row_of_text),
+                             judge=self.judge)
         table = with_repeats(outcome_table(outcome, settings, self.pricer, self.baseline_pusd), self.repeats)
         return summarize(table, settings, self.span_s), table
 
@@ -183,6 +190,8 @@ class Sweep:
             processes: int | None = None) -> list[dict]:
         todo = list({self.effect(c): c for c in candidates if self.effect(c) not in self.results}.values())
         processes = processes or _default_processes(len(todo))
+        if self.shared is not None and todo:  # before workers fork or the sweep goes to Ray: made once
+            self.shared.prepare([c.l3_threshold for c in todo if "l3" in c.tiers_on(self.base.tiers)])
         done = len(candidates) - len(todo)
         for candidate, result in self._evaluate_all(todo, processes):
             self.results[self.effect(candidate)] = result
