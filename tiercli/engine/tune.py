@@ -23,7 +23,7 @@ import pandas as pd
 from tiercli.durations import format_duration
 from tiercli.ingest.logread import ReadResult
 from tiercli.economics.noise import find_repeats, mismatched_above_floor, with_repeats
-from tiercli.economics.outcomes import baseline_costs, outcome_table
+from tiercli.economics.outcomes import call_columns, outcome_table
 from tiercli.engine.answers import AnswerJudge
 from tiercli.economics.pricing import Pricer
 from tiercli.engine.replay import TierContext, replay
@@ -143,7 +143,8 @@ class Sweep:
         self.repeats = find_repeats(read.calls, self.judge)
         self.vectors, self.row_of_text = vectors, row_of_text
         self.pricer = Pricer(base.prices)
-        self.baseline_pusd = baseline_costs(read.calls, self.pricer)  # once, not per candidate
+        # once, not per candidate: the per-call table's columns that no setting changes
+        self.columns = call_columns(read.calls, base, self.pricer)
         self.span_s = read.events[-1].ts - read.events[0].ts
         self.results: dict[tuple, dict] = {}
         # what every candidate's replay shares, worked out once (README "How the sweep shares work")
@@ -157,7 +158,7 @@ class Sweep:
         else:
             outcome = replay(self.read.events, settings, ctx=TierContext(settings, self.vectors, self.row_of_text),
                              judge=self.judge)
-        table = with_repeats(outcome_table(outcome, settings, self.pricer, self.baseline_pusd), self.repeats)
+        table = with_repeats(outcome_table(outcome, settings, self.pricer, columns=self.columns), self.repeats)
         return summarize(table, settings, self.span_s), table
 
     def summary(self, settings: Settings) -> dict:
