@@ -50,6 +50,7 @@ L1, L2, L3 = (OUTCOMES.index(t) for t in TIER_NAMES)
 INF = float("inf")
 NO_ANSWER, UNREADABLE = -1, -2  # a call's answer id when none was recorded, or it is UNPARSABLE
 NEAR_BLOCK = 1024  # texts scored at once when the near lists are made
+WALK = 16  # near texts a look-up tries one by one before comparing the rest at once
 
 
 def unsupported(settings: Settings) -> str | None:
@@ -89,6 +90,11 @@ class _NearTexts:
         self.starts = [0, *np.cumsum(counts).tolist()]
         self.ids = np.concatenate(ids_parts).astype(np.int64) if ids_parts else np.zeros(0, dtype=np.int64)
         self.scores = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)
+        self.itemize()
+
+    def itemize(self) -> None:
+        """The lists again as arrays of the standard library, whose items read as Python numbers."""
+        self.id_items, self.score_items = array("q", self.ids.tobytes()), array("f", self.scores.tobytes())
 
 
 class SharedReplay:
@@ -257,7 +263,10 @@ class SharedReplay:
         key_of, text_of = self.key_of, self.text_of
         near = self.near
         starts = near.starts if near is not None else []
-        near_ids, near_scores, slack = (near.ids, near.scores, self.slack) if near is not None else (None, None, 0.0)
+        near_ids = near.ids if near is not None else None
+        ids, scores = (near.id_items, near.score_items) if near is not None else (None, None)
+        slack = self.slack
+        live_until = [-INF] * self.n_texts  # text_expiry as a list: items read one at a time
         pair_product = self._pair_product
         differs: dict[tuple, int] = {}
         judge, digests = self.judge, self.answer_digests
@@ -282,7 +291,7 @@ class SharedReplay:
                         stack = of_text[text]
                         while stack and l3_key.get(key_of[stack[-1]]) != stack[-1]:
                             stack.pop()
-                        text_expiry[text] = l3_expiry[stack[-1]] if stack else -INF
+                        text_expiry[text] = live_until[text] = l3_expiry[stack[-1]] if stack else -INF
                         text_latest[text] = stack[-1] if stack else -1
                 continue
             _, kind, key, worker_key, lead, task, text = step
@@ -304,31 +313,38 @@ class SharedReplay:
                     if on1:
                         l1_store[worker_key] = (t + ttls[task][0], found, position)
             if found < 0 and on3:
+                # the first text of the query's near list with a live entry: a walk over its
+                # head, then one vector comparison over the rest (dense groups, short TTLs)
                 first, end = starts[text], starts[text + 1]
-                if first < end:
-                    texts = near_ids[first:end]
-                    live = text_expiry[texts] > t
-                    at = int(live.argmax())
-                    if live[at]:
-                        edge = near_scores[first + at] - slack
-                        last = at + 1
-                        while last < end - first and near_scores[first + last] >= edge:
-                            last += 1
-                        best_text = int(texts[at])
-                        best = pair_product(text, best_text)
-                        for other in range(at + 1, last):  # within the slack: the pair products decide
-                            if live[other]:
-                                candidate = int(texts[other])
-                                product = pair_product(text, candidate)
-                                if product > best or (product == best and text_latest[candidate] > text_latest[best_text]):
-                                    best, best_text = product, candidate
-                        if best >= thresholds[task]:
-                            found, level = text_latest[best_text], L3
-                            similarity[index] = best
-                            if on1:
-                                l1_store[worker_key] = (t + ttls[task][0], found, position)
-                            if on2:
-                                l2_store[key] = (t + ttls[task][1], found, position)
+                at, head_end = -1, min(end, first + WALK)
+                for j in range(first, head_end):
+                    if live_until[ids[j]] > t:
+                        at = j
+                        break
+                if at < 0 and head_end < end:
+                    live = text_expiry[near_ids[head_end:end]] > t
+                    j = int(live.argmax())
+                    if live[j]:
+                        at = head_end + j
+                if at >= 0:
+                    best_text = ids[at]
+                    best = pair_product(text, best_text)
+                    edge = scores[at] - slack
+                    j = at + 1
+                    while j < end and scores[j] >= edge:  # within the slack: the pair products decide
+                        other = ids[j]
+                        if live_until[other] > t:
+                            product = pair_product(text, other)
+                            if product > best or (product == best and text_latest[other] > text_latest[best_text]):
+                                best, best_text = product, other
+                        j += 1
+                    if best >= thresholds[task]:
+                        found, level = text_latest[best_text], L3
+                        similarity[index] = best
+                        if on1:
+                            l1_store[worker_key] = (t + ttls[task][0], found, position)
+                        if on2:
+                            l2_store[key] = (t + ttls[task][1], found, position)
             if found < 0:  # a miss: stored in every tier on for the task
                 task_ttls = ttls[task]
                 if on1:
@@ -340,7 +356,7 @@ class SharedReplay:
                     l3_key[key] = index
                     l3_expiry[index] = expiry
                     of_text[text].append(index)
-                    text_expiry[text] = expiry
+                    text_expiry[text] = live_until[text] = expiry
                     text_latest[text] = index
                     of_lead[lead].append(index)
                 outcome[index] = MISS
