@@ -125,6 +125,20 @@ def test_ties_go_to_the_latest_stored_and_thresholds_to_the_pair_product(tmp_pat
     assert missed.source_seq[3] == 2
 
 
+def test_near_lists_too_large_leave_l3_to_the_engine(tmp_path, monkeypatch):
+    monkeypatch.setattr(shared_replay, "NEAR_MAX_PAIRS", 3)
+    read = read_log(write(tmp_path / "log.jsonl", [call(0, prompt="a b"), call(10, prompt="a c"), call(20, prompt="a")]))
+    texts = list(dict.fromkeys(c.text for c in read.calls))
+    settings = Settings(l3_threshold=0.5)
+    shared = SharedReplay(read.events, settings, HashingEmbedder().encode(texts), {t: i for i, t in enumerate(texts)},
+                          AnswerJudge(settings))
+    shared.prepare([0.5])  # at 0.5 each of the three texts is near all three: 9 pairs
+    assert shared.near is None
+    assert shared.unsupported(settings) == "the L3 near lists would hold more than 3 pairs of texts"
+    assert shared.unsupported(dataclasses.replace(settings, l3_ttl=0)) is None
+    assert list(shared.run(dataclasses.replace(settings, l3_ttl=0)).outcome) == [OUTCOMES.index("miss")] * 3
+
+
 def test_shared_replay_equals_the_engine_on_the_sample(embedded_sample):
     read, vectors, row_of_text = embedded_sample
     for settings in (Settings(l3_threshold=0.85), Settings(workers=3, invalidation="broadcast", l1_ttl=None,
@@ -143,7 +157,7 @@ def test_a_sweep_reports_the_engines_figures_and_says_what_it_cannot_share(embed
     assert shared.run(grid, processes=1) == engine.run(grid, processes=1)
     assert shared.shared.near.threshold == 0.88
     lower = dataclasses.replace(base, l3_threshold=0.8)  # below the lists made: replayed by the engine
-    assert "below the sweep's lowest" in shared.shared.unsupported(lower)
+    assert "below the lowest the sweep prepared for" in shared.shared.unsupported(lower)
     assert shared.figures(lower) == engine.figures(lower)
     for settings, words in ((Settings(l2_max_entries=5), "capacity limit"), (Settings(adaptive_window=60), "adaptive"),
                             (Settings(l2_redis_url="redis://localhost:1"), "Redis")):

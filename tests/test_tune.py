@@ -39,6 +39,17 @@ def test_recommends_the_cheapest_settings_within_budget(drifting):
     assert loose["recommended"]["settings"]["l2_ttl"] == "15m"
 
 
+def test_the_sweep_says_which_candidates_shared_its_work(drifting, tmp_path):
+    data = ok_json("tune-ttl", drifting, "--tiers", "l2", "--l2-grid", "1m,5m,15m")
+    assert data["replays"] == {"shared": 3, "engine": {}}
+    config = write(tmp_path / "c.toml", ["l2_max_entries = 1"])
+    result = runner.invoke(app, ["tune-ttl", str(drifting), "--tiers", "l2", "--l2-grid", "1m,5m,15m", "--adaptive",
+                                 "--config", str(config), "--json"])
+    assert json.loads(result.stdout)["replays"] == {"shared": 0, "engine": {"l2 has a capacity limit": 21}}
+    assert "note: 21 candidates replayed in full, without the sweep's shared work: l2 has a capacity limit" \
+        in result.stderr
+
+
 def test_nothing_in_budget(drifting, tmp_path):
     data = ok_json("tune-ttl", drifting, "--tiers", "l2", "--l2-grid", "15m", "--max-mismatch", "0")
     assert data["recommended"] is None

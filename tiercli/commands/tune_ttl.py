@@ -204,7 +204,12 @@ def tune_ttl(
             "recommended": _row(best, base), "runner_up": _row(runner_up, base), "why": reasons,
             "frontier": [_row(r, base) for r in tune.frontier(all_rows)],
             "results": [_row(r, base) for r in sorted(all_rows, key=tune.rank)],
+            # README "How the sweep shares work": how many candidates shared the work, and why not the rest
+            "replays": sweep.replays,
         }
+        for reason, count in sweep.replays["engine"].items():
+            stderr.print(f"note: {count} candidate{'s' if count > 1 else ''} replayed in full, without the sweep's "
+                         f"shared work: {reason}", markup=False, highlight=False)
         if "l3" in base.tiers:
             data["thresholds"] = _threshold_sweep(rows, stale_budget, mismatch_budget)
         if adaptive:

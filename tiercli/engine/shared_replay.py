@@ -50,6 +50,7 @@ L1, L2, L3 = (OUTCOMES.index(t) for t in TIER_NAMES)
 INF = float("inf")
 NO_ANSWER, UNREADABLE = -1, -2  # a call's answer id when none was recorded, or it is UNPARSABLE
 NEAR_BLOCK = 1024  # texts scored at once when the near lists are made
+NEAR_MAX_PAIRS = 50_000_000  # 400 MB of near lists at most (8 bytes a pair)
 WALK = 16  # near texts a look-up tries one by one before comparing the rest at once
 
 
@@ -76,7 +77,7 @@ class _NearTexts:
         self.threshold = threshold
         floor = np.float32(threshold - slack)
         counts = np.zeros(len(text_rows), dtype=np.int64)
-        ids_parts, score_parts = [], []
+        ids_parts, score_parts, pairs = [], [], 0
         for first, end in group_bounds:
             own = vectors[text_rows[first:end]]
             for at in range(0, end - first, NEAR_BLOCK):
@@ -85,16 +86,30 @@ class _NearTexts:
                 values = scores[rows, cols]
                 order = np.lexsort((-values, rows))  # by query text, then highest first
                 counts[first + at:first + at + len(scores)] = np.bincount(rows, minlength=len(scores))
-                ids_parts.append(cols[order] + first)
+                ids_parts.append((cols[order] + first).astype(np.int32))
                 score_parts.append(values[order])
+                pairs += len(rows)
+                if pairs > NEAR_MAX_PAIRS:
+                    raise _TooNear(f"the L3 near lists would hold more than {NEAR_MAX_PAIRS:,} pairs of texts")
         self.starts = [0, *np.cumsum(counts).tolist()]
-        self.ids = np.concatenate(ids_parts).astype(np.int64) if ids_parts else np.zeros(0, dtype=np.int64)
+        self.ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, dtype=np.int32)
         self.scores = np.concatenate(score_parts) if score_parts else np.zeros(0, dtype=np.float32)
         self.itemize()
 
     def itemize(self) -> None:
-        """The lists again as arrays of the standard library, whose items read as Python numbers."""
-        self.id_items, self.score_items = array("q", self.ids.tobytes()), array("f", self.scores.tobytes())
+        """Moves the lists into arrays of the standard library, whose items read one at a time
+        as Python numbers, and keeps `ids` and `scores` as numpy views of them (one copy)."""
+        self.id_items, self.score_items = array("i", self.ids.tobytes()), array("f", self.scores.tobytes())
+        self.ids = np.frombuffer(self.id_items, dtype=np.int32)
+        self.scores = np.frombuffer(self.score_items, dtype=np.float32)
+
+    @property
+    def pairs(self) -> int:
+        return len(self.id_items)
+
+
+class _TooNear(Exception):
+    """The near lists would take more memory than they are worth: the engine replays instead."""
 
 
 class SharedReplay:
@@ -186,6 +201,7 @@ class SharedReplay:
         self.steps = [s if s[0] < 0 or s[6] < 0 else (*s[:6], renumber[s[6]]) for s in steps]
         self.slack = _slack(vectors) if vectors is not None and self.n_texts else 0.0
         self.near: _NearTexts | None = None
+        self.too_near: str | None = None  # why there are no near lists, when they would be too large
         self.pair_products: dict[int, float] = {}  # query text * n_texts + entry text -> np.dot of the two
 
     # --- what is shared -------------------------------------------------------------------------
@@ -197,11 +213,15 @@ class SharedReplay:
             return reason
         if (settings.workers, settings.invalidation) != (self.base.workers, self.base.invalidation):
             return "the workers or the invalidation differ from the sweep's"
-        if "l3" in settings.tiers:
-            if any(not settings.off_for_task("l3", task) for task in self.untexted):
+        l3_tasks = [task for task in self.task_names if not settings.off_for_task("l3", task)]
+        if l3_tasks:
+            if self.untexted.intersection(l3_tasks):
                 return "some L3 texts have no vectors"
-            if self.n_texts and (self.near is None or self.near.threshold > self.lowest_threshold(settings)):
-                return "its L3 threshold is below the sweep's lowest"
+            if self.too_near is not None:
+                return self.too_near
+            lowest = min(settings.threshold_for(task) for task in l3_tasks)
+            if self.n_texts and (self.near is None or self.near.threshold > lowest):
+                return "its L3 threshold is below the lowest the sweep prepared for"
         return None
 
     def lowest_threshold(self, settings: Settings) -> float:
@@ -210,8 +230,11 @@ class SharedReplay:
     def prepare(self, thresholds: Sequence[float]) -> None:
         """Makes the near lists down to the lowest of these thresholds and the tasks' own."""
         lowest = min([*thresholds, self.lowest_threshold(self.base)])
-        if self.n_texts and (self.near is None or self.near.threshold > lowest):
-            self.near = _NearTexts(self.vectors, self.text_rows, self.group_bounds, lowest, self.slack)
+        if self.n_texts and self.too_near is None and (self.near is None or self.near.threshold > lowest):
+            try:
+                self.near = _NearTexts(self.vectors, self.text_rows, self.group_bounds, lowest, self.slack)
+            except _TooNear as exc:  # candidates with L3 on are replayed by the engine
+                self.near, self.too_near = None, str(exc)
 
     def _pair_product(self, query: int, text: int) -> float:
         found = self.pair_products.get(query * self.n_texts + text)
@@ -267,7 +290,7 @@ class SharedReplay:
         ids, scores = (near.id_items, near.score_items) if near is not None else (None, None)
         slack = self.slack
         live_until = [-INF] * self.n_texts  # text_expiry as a list: items read one at a time
-        pair_product = self._pair_product
+        pair_product, products, n_texts = self._pair_product, self.pair_products, self.n_texts
         differs: dict[tuple, int] = {}
         judge, digests = self.judge, self.answer_digests
 
@@ -316,7 +339,9 @@ class SharedReplay:
                 # the first text of the query's near list with a live entry: a walk over its
                 # head, then one vector comparison over the rest (dense groups, short TTLs)
                 first, end = starts[text], starts[text + 1]
-                at, head_end = -1, min(end, first + WALK)
+                at, head_end = -1, first + WALK
+                if head_end > end:
+                    head_end = end
                 for j in range(first, head_end):
                     if live_until[ids[j]] > t:
                         at = j
@@ -328,7 +353,9 @@ class SharedReplay:
                         at = head_end + j
                 if at >= 0:
                     best_text = ids[at]
-                    best = pair_product(text, best_text)
+                    best = products.get(text * n_texts + best_text)
+                    if best is None:
+                        best = pair_product(text, best_text)
                     edge = scores[at] - slack
                     j = at + 1
                     while j < end and scores[j] >= edge:  # within the slack: the pair products decide

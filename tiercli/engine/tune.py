@@ -150,6 +150,7 @@ class Sweep:
         # what every candidate's replay shares, worked out once (README "How the sweep shares work")
         self.shared = SharedReplay(read.events, base, vectors, row_of_text, self.judge) \
             if unsupported(base) is None else None
+        self.replays = {"shared": 0, "engine": {}}  # the candidates replayed each way (engine: by reason)
 
     def tabulate(self, settings: Settings) -> tuple[dict, pd.DataFrame]:
         """One replay with these settings: its summary and its per-call table."""
@@ -160,6 +161,13 @@ class Sweep:
                              judge=self.judge)
         table = with_repeats(outcome_table(outcome, settings, self.pricer, columns=self.columns), self.repeats)
         return summarize(table, settings, self.span_s), table
+
+    def _count(self, settings: Settings) -> None:
+        reason = unsupported(settings) if self.shared is None else self.shared.unsupported(settings)
+        if reason is None:
+            self.replays["shared"] += 1
+        else:
+            self.replays["engine"][reason] = self.replays["engine"].get(reason, 0) + 1
 
     def summary(self, settings: Settings) -> dict:
         return self.tabulate(settings)[0]
@@ -193,6 +201,8 @@ class Sweep:
         processes = processes or _default_processes(len(todo))
         if self.shared is not None and todo:  # before workers fork or the sweep goes to Ray: made once
             self.shared.prepare([c.l3_threshold for c in todo if "l3" in c.tiers_on(self.base.tiers)])
+        for candidate in todo:
+            self._count(candidate.settings(self.base))
         done = len(candidates) - len(todo)
         for candidate, result in self._evaluate_all(todo, processes):
             self.results[self.effect(candidate)] = result
