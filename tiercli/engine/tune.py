@@ -148,8 +148,8 @@ class Sweep:
         self.span_s = read.events[-1].ts - read.events[0].ts
         self.results: dict[tuple, dict] = {}
         # what every candidate's replay shares, worked out once (README "How the sweep shares work")
-        self.shared = SharedReplay(read.events, base, vectors, row_of_text, self.judge) \
-            if unsupported(base) is None else None
+        # made by the first run() of candidates: a sweep used for one replay does without
+        self.shared: SharedReplay | None = None
         self.replays = {"shared": 0, "engine": {}}  # the candidates replayed each way (engine: by reason)
 
     def tabulate(self, settings: Settings) -> tuple[dict, pd.DataFrame]:
@@ -199,7 +199,9 @@ class Sweep:
             processes: int | None = None) -> list[dict]:
         todo = list({self.effect(c): c for c in candidates if self.effect(c) not in self.results}.values())
         processes = processes or _default_processes(len(todo))
-        if self.shared is not None and todo:  # before workers fork or the sweep goes to Ray: made once
+        if todo and unsupported(self.base) is None:  # before workers fork or the sweep goes to Ray
+            if self.shared is None:
+                self.shared = SharedReplay(self.read.events, self.base, self.vectors, self.row_of_text, self.judge)
             self.shared.prepare([c.l3_threshold for c in todo if "l3" in c.tiers_on(self.base.tiers)])
         for candidate in todo:
             self._count(candidate.settings(self.base))
