@@ -137,6 +137,12 @@ def test_near_lists_too_large_leave_l3_to_the_engine(tmp_path, monkeypatch):
     assert shared.unsupported(settings) == "the L3 near lists would hold more than 3 pairs of texts"
     assert shared.unsupported(dataclasses.replace(settings, l3_ttl=0)) is None
     assert list(shared.run(dataclasses.replace(settings, l3_ttl=0)).outcome) == [OUTCOMES.index("miss")] * 3
+    monkeypatch.setattr(shared_replay, "NEAR_MAX_PRODUCTS", 8)
+    shared = SharedReplay(read.events, settings, shared.vectors, {t: i for i, t in enumerate(texts)},
+                          AnswerJudge(settings))
+    shared.prepare([0.5])
+    assert shared.unsupported(settings) == ("the L3 near lists would take 9 products of vectors to make (more than 8: "
+                                            "a (task, model) has too many distinct texts)")
 
 
 def test_shared_replay_equals_the_engine_on_the_sample(embedded_sample):

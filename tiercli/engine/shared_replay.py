@@ -51,6 +51,9 @@ INF = float("inf")
 NO_ANSWER, UNREADABLE = -1, -2  # a call's answer id when none was recorded, or it is UNPARSABLE
 NEAR_BLOCK = 1024  # texts scored at once when the near lists are made
 NEAR_MAX_PAIRS = 50_000_000  # 400 MB of near lists at most (8 bytes a pair)
+# and at most this many products to make them (each group's distinct texts squared): about a
+# minute of BLAS on 2 cores, against a replay's blocked scoring of the same texts
+NEAR_MAX_PRODUCTS = 4_000_000_000
 WALK = 16  # near texts a look-up tries one by one before comparing the rest at once
 
 
@@ -75,6 +78,10 @@ class _NearTexts:
     def __init__(self, vectors: np.ndarray | None, text_rows: np.ndarray, group_bounds: list[tuple[int, int]],
                  threshold: float, slack: float):
         self.threshold = threshold
+        products = sum((end - first) ** 2 for first, end in group_bounds)
+        if products > NEAR_MAX_PRODUCTS:
+            raise _TooNear(f"the L3 near lists would take {products:,} products of vectors to make "
+                           f"(more than {NEAR_MAX_PRODUCTS:,}: a (task, model) has too many distinct texts)")
         floor = np.float32(threshold - slack)
         counts = np.zeros(len(text_rows), dtype=np.int64)
         ids_parts, score_parts, pairs = [], [], 0
