@@ -49,7 +49,9 @@ from tiercli.settings import TIER_NAMES, Settings
 L1, L2, L3 = (OUTCOMES.index(t) for t in TIER_NAMES)
 INF = float("inf")
 NO_ANSWER, UNREADABLE = -1, -2  # a call's answer id when none was recorded, or it is UNPARSABLE
-NEAR_BLOCK = 1024  # texts scored at once when the near lists are made
+# texts scored at once when the near lists are made: up to 1,024, and 4M scores (16 MB, and
+# bounded temporaries when nearly every pair is near)
+NEAR_BLOCK, NEAR_BLOCK_CELLS = 1024, 1 << 22
 NEAR_MAX_PAIRS = 50_000_000  # 400 MB of near lists at most (8 bytes a pair)
 # and at most this many products to make them (each group's distinct texts squared): about a
 # minute of BLAS on 2 cores, against a replay's blocked scoring of the same texts
@@ -87,8 +89,9 @@ class _NearTexts:
         ids_parts, score_parts, pairs = [], [], 0
         for first, end in group_bounds:
             own = vectors[text_rows[first:end]]
-            for at in range(0, end - first, NEAR_BLOCK):
-                scores = own[at:at + NEAR_BLOCK] @ own.T
+            block = max(16, min(NEAR_BLOCK, NEAR_BLOCK_CELLS // (end - first)))
+            for at in range(0, end - first, block):
+                scores = own[at:at + block] @ own.T
                 rows, cols = np.nonzero(scores >= floor)
                 values = scores[rows, cols]
                 order = np.lexsort((-values, rows))  # by query text, then highest first
