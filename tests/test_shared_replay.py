@@ -62,7 +62,7 @@ def assert_same(events, settings, vectors, row_of_text, judge=None, thresholds=(
     judge = judge or AnswerJudge(settings)
     engine = replay(events, settings, vectors if "l3" in settings.tiers else None, row_of_text, judge=judge)
     shared = SharedReplay(events, settings, vectors, row_of_text, judge)
-    shared.prepare(thresholds)
+    shared.prepare([settings, *(dataclasses.replace(settings, l3_threshold=t) for t in thresholds)])
     if jostled is not None and shared.near is not None:
         jostle(shared.near, shared.slack, jostled)
     assert shared.unsupported(settings) is None
@@ -132,7 +132,7 @@ def test_near_lists_too_large_leave_l3_to_the_engine(tmp_path, monkeypatch):
     settings = Settings(l3_threshold=0.5)
     shared = SharedReplay(read.events, settings, HashingEmbedder().encode(texts), {t: i for i, t in enumerate(texts)},
                           AnswerJudge(settings))
-    shared.prepare([0.5])  # at 0.5 each of the three texts is near all three: 9 pairs
+    shared.prepare([settings])  # at 0.5 each of the three texts is near all three: 9 pairs
     assert shared.near is None
     assert shared.unsupported(settings) == "the L3 near lists would hold more than 3 pairs of texts"
     assert shared.unsupported(dataclasses.replace(settings, l3_ttl=0)) is None
@@ -140,7 +140,7 @@ def test_near_lists_too_large_leave_l3_to_the_engine(tmp_path, monkeypatch):
     monkeypatch.setattr(shared_replay, "NEAR_MAX_PRODUCTS", 8)
     shared = SharedReplay(read.events, settings, shared.vectors, {t: i for i, t in enumerate(texts)},
                           AnswerJudge(settings))
-    shared.prepare([0.5])
+    shared.prepare([settings])
     assert shared.unsupported(settings) == ("the L3 near lists would take 9 products of vectors to make (more than 8: "
                                             "a (task, model) has too many distinct texts)")
 
@@ -153,19 +153,29 @@ def test_shared_replay_equals_the_engine_on_the_sample(embedded_sample):
         assert np.asarray(engine.outcome).tolist().count(OUTCOMES.index("l3")) > 1000
 
 
-def test_a_sweep_reports_the_engines_figures_and_says_what_it_cannot_share(embedded_sample):
+def test_a_sweep_reports_the_engines_figures_and_says_what_it_cannot_share(embedded_sample, monkeypatch):
     read, vectors, row_of_text = embedded_sample
     base = Settings()
     grid = tune.grid_candidates(base, {"l1": (60.0,), "l2": (900.0, None), "l3": (0.0, 3600.0)}, (0.88, 0.95))
     shared = tune.Sweep(read, base, vectors, row_of_text)
-    engine = tune.Sweep(read, base, vectors, row_of_text)
-    engine.shared = None
-    assert shared.run(grid, processes=1) == engine.run(grid, processes=1)
+    shared_rows = shared.run(grid, processes=1)
+    assert shared.replays == {"shared": 6, "engine": {}}  # L3 off: one replay for both thresholds
     assert shared.shared.near.threshold == 0.88
-    lower = dataclasses.replace(base, l3_threshold=0.8)  # below the lists made: replayed by the engine
-    assert "below the lowest the sweep prepared for" in shared.shared.unsupported(lower)
-    assert shared.figures(lower) == engine.figures(lower)
+    # a base with an adaptive TTL: the grid's candidates have fixed TTLs, and share
+    adaptive = tune.Sweep(read, Settings(adaptive_window=60), vectors, row_of_text)
+    adaptive.run(grid[-2:], processes=1)  # L3 on, two thresholds
+    assert adaptive.shared is not None and adaptive.replays == {"shared": 2, "engine": {}}
     for settings, words in ((Settings(l2_max_entries=5), "capacity limit"), (Settings(adaptive_window=60), "adaptive"),
                             (Settings(l2_redis_url="redis://localhost:1"), "Redis")):
         assert words in unsupported(settings)
-        assert tune.Sweep(read, settings, vectors, row_of_text).shared is None
+    capped = tune.Sweep(read, Settings(l2_max_entries=5), vectors, row_of_text)
+    capped.run(grid[:1], processes=1)
+    assert capped.shared is None and capped.replays == {"shared": 0, "engine": {"l2 has a capacity limit": 1}}
+
+    monkeypatch.setattr(tune, "unsupported", lambda settings: "forced")  # a sweep of engine replays
+    engine = tune.Sweep(read, base, vectors, row_of_text)
+    assert engine.run(grid, processes=1) == shared_rows
+    assert engine.shared is None and engine.replays == {"shared": 0, "engine": {"forced": 6}}
+    lower = dataclasses.replace(base, l3_threshold=0.8)  # below the lists made: replayed by the engine
+    assert "below the lowest the sweep prepared for" in shared.shared.unsupported(lower)
+    assert shared.figures(lower) == engine.figures(lower)

@@ -19,12 +19,11 @@ def baseline_costs(calls, pricer: Pricer) -> np.ndarray:
     return pricer.costs(calls)
 
 
-def call_columns(calls, settings: Settings, pricer: Pricer, baseline_pusd: np.ndarray | None = None) -> dict:
+def call_columns(calls, settings: Settings, pricer: Pricer) -> dict:
     """The per-call table's columns that do not depend on the cache settings' outcomes (a
     sweep makes them once for all its candidates)."""
     n = len(calls)
-    if baseline_pusd is None:
-        baseline_pusd = baseline_costs(calls, pricer)
+    baseline_pusd = baseline_costs(calls, pricer)
     recorded_ms = np.fromiter(map(attrgetter("latency_ms"), calls), dtype=object, count=n).astype(np.float64)
     latency_defaulted = np.isnan(recorded_ms)
     return {
@@ -44,10 +43,10 @@ def call_columns(calls, settings: Settings, pricer: Pricer, baseline_pusd: np.nd
 
 
 def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
-                  baseline_pusd: np.ndarray | None = None, columns: dict | None = None) -> pd.DataFrame:
+                  columns: dict | None = None) -> pd.DataFrame:
     """`columns`: call_columns() of the same calls and settings, made once for many tables."""
     if columns is None:
-        columns = call_columns(result.calls, settings, pricer, baseline_pusd)
+        columns = call_columns(result.calls, settings, pricer)
     outcome = np.asarray(result.outcome, dtype=np.int8)
     paid = (outcome == OUTCOMES.index("miss")) | (outcome == OUTCOMES.index("bypass"))
     baseline_pusd, baseline_ms = columns["baseline_pusd"], columns["baseline_ms"]

@@ -223,24 +223,30 @@ class SharedReplay:
             return reason
         if (settings.workers, settings.invalidation) != (self.base.workers, self.base.invalidation):
             return "the workers or the invalidation differ from the sweep's"
-        l3_tasks = [task for task in self.task_names if not settings.off_for_task("l3", task)]
+        l3_tasks = self._l3_tasks(settings)
         if l3_tasks:
             if self.untexted.intersection(l3_tasks):
                 return "some L3 texts have no vectors"
             if self.too_near is not None:
                 return self.too_near
-            lowest = min(settings.threshold_for(task) for task in l3_tasks)
-            if self.n_texts and (self.near is None or self.near.threshold > lowest):
+            if self.n_texts and (self.near is None or self.near.threshold > self._lowest(settings, l3_tasks)):
                 return "its L3 threshold is below the lowest the sweep prepared for"
         return None
 
-    def lowest_threshold(self, settings: Settings) -> float:
-        return min([settings.l3_threshold, *(settings.threshold_for(task) for task in self.task_names)])
+    def _l3_tasks(self, settings: Settings) -> list[str]:
+        return [task for task in self.task_names if not settings.off_for_task("l3", task)]
 
-    def prepare(self, thresholds: Sequence[float]) -> None:
-        """Makes the near lists down to the lowest of these thresholds and the tasks' own."""
-        lowest = min([*thresholds, self.lowest_threshold(self.base)])
-        if self.n_texts and self.too_near is None and (self.near is None or self.near.threshold > lowest):
+    @staticmethod
+    def _lowest(settings: Settings, l3_tasks: list[str]) -> float:
+        return min(settings.threshold_for(task) for task in l3_tasks)
+
+    def prepare(self, candidates: Sequence[Settings]) -> None:
+        """Makes the near lists down to the lowest threshold these settings use for a task with L3 on."""
+        floors = [self._lowest(s, tasks) for s in candidates if (tasks := self._l3_tasks(s))]
+        if not floors or not self.n_texts or self.too_near is not None:
+            return
+        lowest = min(floors)
+        if self.near is None or self.near.threshold > lowest:
             try:
                 self.near = _NearTexts(self.vectors, self.text_rows, self.group_bounds, lowest, self.slack)
             except _TooNear as exc:  # candidates with L3 on are replayed by the engine
@@ -300,7 +306,7 @@ class SharedReplay:
         ids, scores = (near.id_items, near.score_items) if near is not None else (None, None)
         slack = self.slack
         live_until = [-INF] * self.n_texts  # text_expiry as a list: items read one at a time
-        pair_product, products, n_texts = self._pair_product, self.pair_products, self.n_texts
+        pair_product = self._pair_product
         differs: dict[tuple, int] = {}
         judge, digests = self.judge, self.answer_digests
 
@@ -363,9 +369,7 @@ class SharedReplay:
                         at = head_end + j
                 if at >= 0:
                     best_text = ids[at]
-                    best = products.get(text * n_texts + best_text)
-                    if best is None:
-                        best = pair_product(text, best_text)
+                    best = pair_product(text, best_text)
                     edge = scores[at] - slack
                     j = at + 1
                     while j < end and scores[j] >= edge:  # within the slack: the pair products decide

@@ -154,7 +154,7 @@ class Sweep:
 
     def tabulate(self, settings: Settings) -> tuple[dict, pd.DataFrame]:
         """One replay with these settings: its summary and its per-call table."""
-        if self.shared is not None and self.shared.unsupported(settings) is None:
+        if self._unshared(settings) is None:
             outcome = self.shared.run(settings)
         else:
             outcome = replay(self.read.events, settings, ctx=TierContext(settings, self.vectors, self.row_of_text),
@@ -162,8 +162,14 @@ class Sweep:
         table = with_repeats(outcome_table(outcome, settings, self.pricer, columns=self.columns), self.repeats)
         return summarize(table, settings, self.span_s), table
 
+    def _unshared(self, settings: Settings) -> str | None:
+        """Why the engine replays these settings rather than the shared replay (None: shared)."""
+        if self.shared is None:  # no candidate run so far could share
+            return unsupported(settings) or "no shared work was prepared"
+        return self.shared.unsupported(settings)
+
     def _count(self, settings: Settings) -> None:
-        reason = unsupported(settings) if self.shared is None else self.shared.unsupported(settings)
+        reason = self._unshared(settings)
         if reason is None:
             self.replays["shared"] += 1
         else:
@@ -199,10 +205,11 @@ class Sweep:
             processes: int | None = None) -> list[dict]:
         todo = list({self.effect(c): c for c in candidates if self.effect(c) not in self.results}.values())
         processes = processes or _default_processes(len(todo))
-        if todo and unsupported(self.base) is None:  # before workers fork or the sweep goes to Ray
+        shareable = [settings for c in todo if unsupported(settings := c.settings(self.base)) is None]
+        if shareable:  # made before workers fork or the sweep goes to Ray
             if self.shared is None:
                 self.shared = SharedReplay(self.read.events, self.base, self.vectors, self.row_of_text, self.judge)
-            self.shared.prepare([c.l3_threshold for c in todo if "l3" in c.tiers_on(self.base.tiers)])
+            self.shared.prepare(shareable)
         for candidate in todo:
             self._count(candidate.settings(self.base))
         done = len(candidates) - len(todo)
