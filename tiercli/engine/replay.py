@@ -5,7 +5,7 @@ summaries are computed from its outcomes elsewhere (tiercli/economics/outcomes.p
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,6 +120,26 @@ def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | No
             progress(len(result.outcome))
     result.evictions = {t.name: t.evictions for t in tiers}
     return result
+
+
+def fixed_workers(events: Sequence[Event], settings: Settings) -> Iterator[tuple[Event, str | None]]:
+    """Each event with the worker the replay gives it (_Replayer below): a call's, round-robin
+    counting every call; a tag change's, the worker whose L1 it clears when invalidation is
+    local: its recorded worker unless workers are round-robin, else the lead's last (None when
+    the lead has had no call). For what replays a log apart from this loop (partitions, a
+    sweep's shared replay)."""
+    names = [f"w{i + 1}" for i in range(settings.workers)] if settings.workers else None
+    last_worker: dict[str, str] = {}
+    calls = 0
+    for event in events:
+        if isinstance(event, TagChange):
+            yield event, (event.worker if (event.worker is not None and names is None)
+                          else last_worker.get(event.lead))
+            continue
+        worker = names[calls % len(names)] if names else (event.worker or "default")
+        calls += 1
+        last_worker[event.lead] = worker
+        yield event, worker
 
 
 class _Replayer:

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tiercli.engine.answers import UNPARSABLE, AnswerJudge
-from tiercli.engine.replay import BYPASS, MISS, OUTCOMES, ReplayOutcome
+from tiercli.engine.replay import BYPASS, MISS, OUTCOMES, ReplayOutcome, fixed_workers
 from tiercli.engine.tiers.semantic import _slack
 from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.settings import TIER_NAMES, Settings
@@ -134,7 +134,6 @@ class SharedReplay:
         self.judge = judge if judge.uses_embedding else None  # as the engine: digests decide the rest
         self.calls: list[Call] = [e for e in events if isinstance(e, Call)]
         self.broadcast = base.invalidation == "broadcast"
-        round_robin = [f"w{i + 1}" for i in range(base.workers)] if base.workers else None
         ids: dict[str, dict] = {"key": {}, "lead": {}, "task": {}, "worker": {}, "answer": {}}
 
         def number(kind: str, value) -> int:
@@ -144,7 +143,6 @@ class SharedReplay:
             return found
 
         text_ids: dict[tuple[str, str, int], int] = {}  # (task, model, text row) -> its number, in first-seen order
-        last_worker: dict[str, str] = {}
         last_tag_seq: dict[str, int] = {}
         # One tuple per event. A call: (index, kind, key, (worker, key), lead, task, L3 text),
         # kind 0 looked up, 1 bypassed, 2 keyless; a tag change: (-1, lead, its worker or -1).
@@ -153,18 +151,14 @@ class SharedReplay:
         self.lead_of, self.seq_of, self.tag_before, self.answer_of, self.ts_of = [], [], [], [], []
         self.key_of, self.text_of = [], []
         untexted: set[str] = set()  # tasks with a looked-up call whose text has no vector
-        for event in events:
+        for event, name in fixed_workers(events, base):
             lead = number("lead", event.lead)
             if isinstance(event, TagChange):
-                local = event.worker if (event.worker is not None and round_robin is None) \
-                    else last_worker.get(event.lead)
-                steps.append((-1, lead, -1 if local is None else number("worker", local)))
+                steps.append((-1, lead, -1 if name is None else number("worker", name)))
                 last_tag_seq[event.lead] = event.seq
                 continue
             call, index = event, len(self.worker_of_call)
-            name = round_robin[index % len(round_robin)] if round_robin else (call.worker or "default")
             worker = number("worker", name)
-            last_worker[call.lead] = name
             self.worker_of_call.append(name)
             self.lead_of.append(lead)
             self.seq_of.append(call.seq)

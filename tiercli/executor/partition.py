@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from tiercli.engine.replay import ReplayOutcome, TierContext, replay
+from tiercli.engine.replay import ReplayOutcome, TierContext, fixed_workers, replay
 from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.settings import TIER_NAMES, Settings
 
@@ -56,21 +56,15 @@ class Partition:
 def split(events: Sequence[Event], settings: Settings) -> tuple[list[Partition], int]:
     """The pre-pass: (partitions, number of tag changes). Workers are fixed as the sequential
     replay would assign them (tiercli/engine/replay.py _Replayer)."""
-    worker_names = [f"w{i + 1}" for i in range(settings.workers)] if settings.workers else None
-    last_worker: dict[str, str] = {}
     by_key: dict[tuple[str, str], tuple[list[Event], list[int]]] = {}
     leads_of: dict[tuple[str, str], set[str]] = {}
     changes: list[tuple[int, TagChange]] = []  # (calls seen before it, the change with its worker fixed)
     calls_seen = 0
     replace = msgspec.structs.replace
-    for event in events:
+    for event, worker in fixed_workers(events, settings):
         if isinstance(event, TagChange):
-            local = event.worker if (event.worker is not None and worker_names is None) \
-                else last_worker.get(event.lead)
-            changes.append((calls_seen, event if local == event.worker else replace(event, worker=local)))
+            changes.append((calls_seen, event if worker == event.worker else replace(event, worker=worker)))
             continue
-        worker = worker_names[calls_seen % len(worker_names)] if worker_names else (event.worker or "default")
-        last_worker[event.lead] = worker
         key = (event.task, event.model)
         bucket = by_key.get(key)
         if bucket is None:
