@@ -174,13 +174,18 @@ def nearest_neighbour(workdir: Path, env: dict, full: bool) -> list[tuple]:
     return rows
 
 
+def sweep_64(log: Path) -> list[str]:
+    """The tune-ttl command of figures 6, 9 and 10: 4 x 4 x 4 TTLs, one threshold."""
+    return [*TIERCLI, "tune-ttl", str(log), "--l1-grid", "1m,5m,15m,1h", "--l2-grid", "5m,15m,1h,4h",
+            "--l3-grid", "15m,1h,6h,1d", "--json"]
+
+
 def tune_ratio(workdir: Path, env: dict) -> list[tuple]:
     log = workdir / "day.jsonl"
     sample(log, env, 1, 500)
     replay = [*TIERCLI, "replay", str(log), "--no-save", "--json"]
     subprocess.run(replay, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm the store
-    sweep = [*TIERCLI, "tune-ttl", str(log), "--l1-grid", "1m,5m,15m,1h", "--l2-grid", "5m,15m,1h,4h",
-             "--l3-grid", "15m,1h,6h,1d", "--json"]
+    sweep = sweep_64(log)
     one, many = best_of(replay, env, 3), best_of(sweep, env, 2)
     return [("6. tune-ttl 64-candidate sweep of the sample day, warm store", f"{many:.2f} s",
              f"/ one replay {one:.2f} s = {many / one:.2f}x", "<= 5x")]
@@ -202,8 +207,7 @@ def sweep_scaling(workdir: Path, env: dict, full: bool) -> list[tuple]:
             calls = sum(1 for line in handle if b'"tag_change"' not in line)
         replay = [*TIERCLI, "replay", str(path), "--no-save", "--json"]
         subprocess.run(replay, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm the store
-        sweep = [*TIERCLI, "tune-ttl", str(path), "--l1-grid", "1m,5m,15m,1h", "--l2-grid", "5m,15m,1h,4h",
-                 "--l3-grid", "15m,1h,6h,1d", "--json"]
+        sweep = sweep_64(path)
         repeat = 3 if path == small else 1
         one, many = best_of(replay, env, repeat), best_of(sweep, env, repeat)
         rows.append((f"10. tune-ttl 64-candidate sweep / one replay, {calls:,} calls, warm store", f"{many:.1f} s",
@@ -270,8 +274,7 @@ def ray_ratio(workdir: Path, env: dict, full: bool) -> list[tuple]:
         local, on_ray = best_of(replay, env, 3), best_of([*replay, "--executor", "ray"], env, 3)
         rows.append((f"9. replay --executor ray / local: {label}, {records:,} records", f"{on_ray:.2f} s",
                      f"/ local {local:.2f} s = {on_ray / local:.2f}x", "(overhead on 2 cores)"))
-    sweep = [*TIERCLI, "tune-ttl", str(workdir / "ray-1.jsonl"), "--l1-grid", "1m,5m,15m,1h", "--l2-grid",
-             "5m,15m,1h,4h", "--l3-grid", "15m,1h,6h,1d", "--json"]
+    sweep = sweep_64(workdir / "ray-1.jsonl")
     local, on_ray = best_of(sweep, env, 2), best_of([*sweep, "--executor", "ray"], env, 2)
     rows.append(("9. tune-ttl 64-candidate sweep --executor ray / local: the sample day", f"{on_ray:.2f} s",
                  f"/ local {local:.2f} s = {on_ray / local:.2f}x", "(overhead on 2 cores)"))

@@ -116,6 +116,10 @@ class Settings:
     def max_entries(self, tier: str) -> int | None:
         return getattr(self, f"{tier}_max_entries")
 
+    def capped_tiers(self) -> list[str]:
+        """The enabled tiers with a capacity limit (one LRU across every task and model)."""
+        return [t for t in self.tiers if self.max_entries(t) is not None]
+
     def latency_ms(self, tier: str) -> float:
         return getattr(self, f"{tier}_latency_ms")
 

@@ -61,7 +61,7 @@ WALK = 16  # near texts a look-up tries one by one before comparing the rest at 
 
 def unsupported(settings: Settings) -> str | None:
     """Why candidates with these settings are replayed by the engine instead (None: shared)."""
-    capped = [t for t in TIER_NAMES if t in settings.tiers and settings.max_entries(t) is not None]
+    capped = settings.capped_tiers()
     if capped:
         return f"{capped[0]} has a capacity limit"
     if settings.l2_redis_url:

@@ -31,7 +31,7 @@ from tiercli.settings import TIER_NAMES, Settings
 
 def not_partitionable(settings: Settings) -> str | None:
     """Why a replay with these settings cannot be split exactly (None: it can)."""
-    capped = [t for t in TIER_NAMES if t in settings.tiers and settings.max_entries(t) is not None]
+    capped = settings.capped_tiers()
     if capped:
         return (f"{', '.join(capped)} has a capacity limit ({capped[0]}_max_entries): one LRU over every task "
                 f"and model, which partitions cannot share")
