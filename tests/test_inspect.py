@@ -58,15 +58,19 @@ MIXED_GAPS = [
     "already did is not priced",
     "no latency in 1 of 4 calls: each counts as default_latency_ms (1,200 ms), so latency figures are partly "
     "assumed",
-]  # no stream or tools gap: tiercli's own format defines an absent flag as false
+    "no stream flag in 2 of 4 calls: they count as not streamed, so any streamed one among them is cached where "
+    "replay would bypass it",
+    "no tools flag in 3 of 4 calls: they count as using no tools, so any tool-use call among them is cached where "
+    "replay would bypass it",
+]  # an absent flag reads as false, but the log does not say so: a gap (README "tiercli inspect")
 
 
 def test_native_log_counts_coverage_gaps_and_first_call(tmp_path):
     out = described(write(tmp_path / "log.jsonl", mixed_records()))
     assert out["files"] == [{"name": str(tmp_path / "log.jsonl"), "format": "tiercli", "detected": True, "counts": {
         "records": 5, "calls": 4, "tag_changes": 1, "with_content": 4, "with_response": 3, "with_tokens": 3,
-        "with_cache_tokens": 1, "with_latency": 3, "with_lead": 4, "with_task": 4, "with_stream_flag": 4,
-        "with_tools": 4}}]
+        "with_cache_tokens": 1, "with_latency": 3, "with_lead": 4, "with_task": 4, "with_stream_flag": 2,
+        "with_tools": 1}}]
     assert {k: out[k] for k in ("records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
                                 "source_cache_hits", "skipped")} == {
         "records": 5, "calls": 4, "tag_changes": 1, "keyless": 0, "spans_skipped": 0, "duplicates_merged": 0,
@@ -74,7 +78,7 @@ def test_native_log_counts_coverage_gaps_and_first_call(tmp_path):
     assert out["span"] == {"first": "2026-11-02T08:00:00Z", "last": "2026-11-02T09:30:00Z", "seconds": 5400.0}
     assert out["models"] == [{"model": MODEL, "calls": 4, "priced": True}]
     assert out["coverage"] == {"content": 1.0, "response": 0.75, "tokens": 0.75, "cache_tokens": 0.25,
-                               "latency": 0.75, "lead": 1.0, "task": 1.0, "stream_flag": 1.0, "tools": 1.0}
+                               "latency": 0.75, "lead": 1.0, "task": 1.0, "stream_flag": 0.5, "tools": 0.25}
     assert out["gaps"] == MIXED_GAPS
     key = request_key("intent", MODEL, None, [{"role": "user", "content": [{"type": "text", "text": "hello there"}]}])
     assert out["first_call"] == {
@@ -94,6 +98,25 @@ def test_a_log_with_every_field_has_no_gaps_and_the_first_call_is_first_in_time(
     assert out["first_call"]["lead"] == "A" and out["first_call"]["line"] == 2
     assert out["first_call"]["cache_write_tokens"] == 50
     assert out["span"] == {"first": "2026-09-21T14:13:20Z", "last": "2026-09-21T14:14:20Z", "seconds": 60.0}
+
+
+def test_native_coverage_counts_the_fields_records_carry_not_the_defaults(tmp_path):
+    """An absent streaming or use_tools is a gap (the reader's false is a default); tokens in a
+    usage object, or OpenAI's prompt_tokens, are tokens the record carries."""
+    no_tokens = {"input_tokens": None, "output_tokens": None}
+    out = described(write(tmp_path / "log.jsonl", [
+        call(0, streaming=False),
+        call(1, use_tools=True),
+        call(2, **no_tokens, usage={"input_tokens": 10, "output_tokens": 2, "cache_read_input_tokens": 5}),
+        call(3, **no_tokens, prompt_tokens=50, completion_tokens=5),
+        call(4, **no_tokens),
+    ]))
+    assert {k: v for k, v in out["files"][0]["counts"].items() if k.startswith("with_")} == {
+        "with_content": 5, "with_tokens": 4, "with_cache_tokens": 1, "with_latency": 5, "with_lead": 5,
+        "with_task": 5, "with_stream_flag": 1, "with_tools": 1}
+    assert [gap.split(":")[0] for gap in out["gaps"]] == [
+        "no response in any of the 5 calls", "no token counts in 1 of 5 calls", "no cache tokens in 4 of 5 calls",
+        "no stream flag in 4 of 5 calls", "no tools flag in 4 of 5 calls"]
 
 
 def test_the_default_latency_named_is_the_configured_one(tmp_path):
@@ -127,11 +150,11 @@ def test_two_files_an_empty_one_and_coverage_counted_per_file(tmp_path):
 
 
 def test_skipped_bad_records_are_counted_and_not_covered(tmp_path):
-    log = write(tmp_path / "log.jsonl", [call(0, response="r"), "{oops", json.dumps(call("soon")),
+    log = write(tmp_path / "log.jsonl", [call(0, response="r"), "{oops", json.dumps(call("soon", streaming=False)),
                                          call(2, streaming=True)])
     out = described(log, skip_invalid=True)
     assert (out["records"], out["calls"], out["skipped"]) == (4, 2, 2)
-    assert out["coverage"]["response"] == 0.5 and out["coverage"]["stream_flag"] == 1.0
+    assert out["coverage"]["response"] == 0.5 and out["coverage"]["stream_flag"] == 0.5
 
 
 def test_json_shape_standard_input_and_gzip(tmp_path):
@@ -301,3 +324,12 @@ def test_a_call_without_a_lead_keeps_the_lead_it_counts_as_on_one_line():
     console = Console(file=io.StringIO(), width=80)
     inspect_command._print_coverage(console, out)
     assert '"(no lead)": add --map lead_id=PATH' in console.file.getvalue()
+
+
+def test_the_sample_log_records_a_stream_flag_on_316_calls():
+    from conftest import SAMPLE_LOG
+
+    out = described(SAMPLE_LOG, Settings(tiers=("l1", "l2")))
+    assert out["calls"] == 4695
+    counts = out["files"][0]["counts"]
+    assert (counts["with_stream_flag"], counts["with_tools"], counts["with_content"]) == (316, 737, 4695)

@@ -160,9 +160,21 @@ def native_coverage(source, read: ReadResult) -> Counter:
             if raw.strip() and first_line + i not in skipped:
                 record = orjson.loads(raw)
                 if record.get("type", "call") == "call":
-                    # our format defines an absent streaming or use_tools as false: not a gap
-                    counts.update(coverage({"streaming": False, "use_tools": False, **record}))
+                    counts.update(coverage(carried(record)))
     return counts
+
+
+def carried(record: dict) -> dict:
+    """A native call record's fields as it carries them, for coverage: an absent `streaming` or
+    `use_tools` stays absent (the reader's false is a default, which is the gap), and the token
+    fields are the ones the reader takes, a usage object's included."""
+    from tiercli.ingest.records import USAGE_FIELDS, usage_fields
+
+    fields = {name: value for name, value in record.items() if name not in USAGE_FIELDS}
+    for name, value in usage_fields(record).items():
+        if fields.get(name) is None:
+            fields[name] = value
+    return fields
 
 
 def describe(read: ReadResult, settings: Settings) -> dict:

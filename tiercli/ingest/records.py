@@ -355,7 +355,7 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     if response is not None and not isinstance(response, str):
         raise _Bad("response", "must be a string")
     ints = {}
-    usage = _usage(record)
+    usage = usage_fields(record)
     for name in _CALL_OPTIONAL_INTS:
         value = record.get(name)
         if value is None:
@@ -394,7 +394,7 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     return call
 
 
-def _usage(record: dict) -> dict[str, int | None]:
+def usage_fields(record: dict) -> dict[str, int | None]:
     """Token fields from a usage object (`usage`, in Anthropic's or OpenAI's shape), or from
     top-level OpenAI `prompt_tokens` / `completion_tokens`; normalised by chat.usage_object:
     input excludes cached tokens."""
