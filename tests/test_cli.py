@@ -117,3 +117,29 @@ def test_replay_of_the_sample_log(tiercli_home, shared_embeddings):
     assert again["embeddings"]["computed"] == 0
     assert {k: again[k] for k in ("tiers", "cost", "latency_ms")} == {k: summary[k] for k in ("tiers", "cost", "latency_ms")}
     add_to_store(store, shared_embeddings)
+
+
+def test_compare_prompt_cache_ttl_flag_prices_as_the_config_does(tmp_path):
+    """Four calls 10 minutes apart sharing a long system prompt: a 5-minute cache has expired at
+    each call (every call writes), a 1-hour one is read by the last three. Sonnet 4.5: input
+    $3/Mtok, 5-minute writes 1.25x, 1-hour writes 2x, reads 0.1x, output $15/Mtok."""
+    system = "You are a helpful assistant. " * 200
+    log = write(tmp_path / "log.jsonl", [
+        call(600 * i, lead=f"L{i}", system=system, messages=[{"role": "user", "content": f"question {i}"}],
+             input_tokens=5000) for i in range(4)])
+    config = tmp_path / "c.toml"
+    config.write_text('prompt_cache_ttl = "1h"\n')
+
+    def prompt_cache_row(*args):
+        result = run("compare", log, "--tiers", "l1", "--no-save", "--options", "baseline,prompt-cache", "--json",
+                     *args)
+        assert result.exit_code == 0, result.output
+        return next(o for o in json.loads(result.stdout)["options"] if o["name"] == "prompt-cache")
+
+    one_hour = prompt_cache_row("--prompt-cache-ttl", "1h")
+    assert one_hour == prompt_cache_row("--config", config)
+    assert one_hour["prompt_cache"]["write_tokens"] == 5027 and one_hour["prompt_cache"]["read_tokens"] == 14973
+    assert one_hour["cost_usd"] == 0.0406539  # 5,027 x $6 + 14,973 x $0.3 per Mtok, + 400 output x $15
+    five_minutes = prompt_cache_row("--prompt-cache-ttl", "5m")
+    assert five_minutes == prompt_cache_row()
+    assert five_minutes["cost_usd"] == 0.081  # 20,000 x $3.75 per Mtok, + 400 output x $15

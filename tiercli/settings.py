@@ -544,11 +544,14 @@ def build_settings(config_file: Path | None, overrides: dict[str, Any]) -> Setti
     return settings
 
 
+_TIER_TTLS = tuple(f"{tier}_ttl" for tier in TIER_NAMES)
+
+
 def settings_from_flags(config_file: Path | None, flags: dict[str, Any]) -> Settings:
     """Settings from command-line values: None means the flag was not given; TTLs arrive as
     text, since "none" (never expires) is a real value."""
     tasks = flags.pop("tasks", None)
-    overrides = {name: parse_duration(value) if name.endswith("_ttl") else value
+    overrides = {name: parse_duration(value) if name in _TIER_TTLS else value  # not prompt_cache_ttl: "5m" or "1h"
                  for name, value in flags.items() if value is not None}
     if tasks:  # --task NAME.SETTING=VALUE, already checked by its option
         overrides["task_ttls"], overrides["task_options"] = check_tasks(task_flags(tasks))
