@@ -50,6 +50,44 @@ def true_input_tokens(body: dict) -> int:
     return tokens
 
 
+def _ttl_of(part) -> str | None:
+    marker = part.get("cache_control") if isinstance(part, dict) else None
+    return marker.get("ttl", "5m") if isinstance(marker, dict) else None
+
+
+def cache_split(body: dict) -> tuple[int, int, int]:
+    """(uncached input, 5-minute writes, 1-hour writes) of a request on a cold cache, as the API
+    bills breakpoints: the parts in the cache's order (tools, system blocks, then each message's
+    blocks), the prefix up to the last block marked with a 1-hour TTL written for an hour, from
+    there to the last marked block for 5 minutes, the rest uncached. Nothing is ever read (the
+    dearest case); the three add up to true_input_tokens."""
+    parts = []  # (tokens, ttl or None), in order
+    if body.get("tools"):
+        ttls = [_ttl_of(tool) for tool in body["tools"] if _ttl_of(tool)]
+        parts.append((TOOL_PROMPT_TOKENS + len(json.dumps(body["tools"], ensure_ascii=False).encode()),
+                      "1h" if "1h" in ttls else ttls[-1] if ttls else None))
+    system = body.get("system")
+    if isinstance(system, list):
+        parts += [(_content_tokens([block]), _ttl_of(block)) for block in system]
+    else:
+        parts.append((_content_tokens(system), None))
+    for message in body.get("messages", []):
+        content = message.get("content")
+        parts.append((4, None))
+        if isinstance(content, list):
+            parts += [(_content_tokens([block]), _ttl_of(block)) for block in content]
+        else:
+            parts.append((_content_tokens(content), None))
+    cumulative, one_hour_end, written_end = 3, 0, 0
+    for tokens, ttl in parts:
+        cumulative += tokens
+        if ttl == "1h":
+            one_hour_end = cumulative
+        if ttl is not None:
+            written_end = cumulative
+    return cumulative - written_end, max(written_end - one_hour_end, 0), one_hour_end
+
+
 def _text_of(body: dict) -> str:
     last = body["messages"][-1]["content"]
     return last if isinstance(last, str) else "\n".join(b.get("text", "") for b in last if b.get("type") == "text")
@@ -66,9 +104,13 @@ class MessagesServer:
     ("529", {}), ("500", {}), ("slow", {"seconds": 2}), ("billing", {}), ("permission", {}); when
     empty, requests succeed. Replies say "live answer to: <last user text>" and report the
     request's true_input_tokens (input) and the reply's words (output). /v1/messages/count_tokens
-    answers true_input_tokens too; it takes no fault and is not an attempt (it is never billed)."""
+    answers true_input_tokens too; it takes no fault and is not an attempt (it is never billed).
+    Blocks marked cache_control are billed as cache writes (cache_split), split by TTL in
+    usage.cache_creation as the API reports it, unless `split_writes` is False (a gateway that
+    drops the breakdown)."""
 
-    def __init__(self):
+    def __init__(self, split_writes: bool = True):
+        self.split_writes = split_writes
         self.faults: deque = deque()
         self.requests: list[dict] = []  # bodies of requests that were answered (not faulted)
         self.counted: list[dict] = []  # bodies sent to count_tokens
@@ -121,8 +163,12 @@ class MessagesServer:
                     server.requests.append(body)
                 words = f"live answer to: {_text_of(body)}".split()
                 text = " ".join(words[:body.get("max_tokens", len(words))])  # the API stops at max_tokens
-                usage = {"input_tokens": true_input_tokens(body), "output_tokens": len(text.split()),
-                         "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+                uncached, five_minutes, one_hour = cache_split(body)
+                usage = {"input_tokens": uncached, "output_tokens": len(text.split()),
+                         "cache_read_input_tokens": 0, "cache_creation_input_tokens": five_minutes + one_hour}
+                if server.split_writes:
+                    usage["cache_creation"] = {"ephemeral_5m_input_tokens": five_minutes,
+                                               "ephemeral_1h_input_tokens": one_hour}
                 message = {"id": f"msg_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant",
                            "model": body.get("model"), "content": [{"type": "text", "text": text}],
                            "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}

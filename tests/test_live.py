@@ -146,7 +146,7 @@ def test_not_interactive_without_yes_refuses(log, server):
 
 def test_spend_flags_need_live(log):
     result = runner.invoke(app, ["replay", str(log), "--max-spend", "5"])
-    assert result.exit_code == 1 and "apply to --live runs" in result.stderr
+    assert result.exit_code == 2 and "apply to --live runs" in result.stderr
 
 
 def test_ctrl_c_stops_cleanly_and_saves_an_incomplete_run(log, server, tiercli_home):
@@ -173,3 +173,87 @@ def test_live_answers_are_judged_by_each_tasks_answer_rule(log, server, tiercli_
         assert result.exit_code == 0, result.output
         live_part = summary_of(result)["live"]
         assert (live_part["responses_differ"], live_part["responses_not_compared"]) == (differ, not_compared)
+
+
+# --- issue 21, item 13: requests are read through the reader replay uses ----------------------------
+
+def sent_prompts(server):
+    return sorted(r["messages"][-1]["content"] for r in server.requests)
+
+
+@pytest.mark.parametrize("compress", ["gzip", "zstd"])
+def test_a_compressed_log_sends_what_the_plain_one_does(log, server, tmp_path, compress):
+    import gzip
+
+    import zstandard
+
+    plain = sent_prompts_of(log, server)
+    packed = tmp_path / f"log.jsonl.{'gz' if compress == 'gzip' else 'zst'}"
+    data = log.read_bytes()
+    packed.write_bytes(gzip.compress(data) if compress == "gzip" else zstandard.ZstdCompressor().compress(data))
+    server.requests.clear()
+    result = live(packed, server, "--json", "--no-save")
+    assert result.exit_code == 0, result.output
+    assert summary_of(result)["live"]["sent"] == 14 and sent_prompts(server) == plain
+
+
+def sent_prompts_of(log, server):
+    result = live(log, server, "--json", "--no-save")
+    assert result.exit_code == 0, result.output
+    return sent_prompts(server)
+
+
+def test_a_log_that_starts_with_a_bom(log, server, tmp_path):
+    plain = sent_prompts_of(log, server)
+    with_bom = tmp_path / "bom.jsonl"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + log.read_bytes())
+    server.requests.clear()
+    result = live(with_bom, server, "--json", "--no-save")
+    assert result.exit_code == 0, result.output
+    assert sent_prompts(server) == plain and "question 0" in plain
+
+
+@pytest.mark.parametrize("value, shown", [('"abc"', "text"), ("[1]", "a list"), ('{"a": 1}', "an object"),
+                                          ("-5", "-5"), ("1e20", "1e+20"), ("0", "0"), ("true", "true"),
+                                          ("1.7", "1.7"), ("128001", "128001")])
+def test_a_bad_max_tokens_is_a_line_error_and_nothing_is_sent(tmp_path, server, value, shown):
+    log = tmp_path / "log.jsonl"
+    good, bad = (json.dumps(call(t, prompt=f"q{t}")) for t in (0, 1))
+    log.write_text(good + "\n" + bad[:-1] + f', "max_tokens": {value}}}\n')
+    result = live(log, server)
+    assert result.exit_code == 1 and server.attempts == 0
+    assert result.stderr.splitlines()[0] == (f"error: {log}:2: max_tokens: must be a whole number from 1 to 128,000 "
+                                             f"(the most output a Claude model allows), got {shown}; nothing was sent")
+    assert "internal error" not in result.output
+
+
+def test_max_tokens_is_sent_as_recorded(tmp_path, server):
+    log = write(tmp_path / "log.jsonl", [call(0, prompt="a", max_tokens=128_000), call(1, prompt="b", max_tokens=7.0),
+                                         call(2, prompt="c", output_tokens=70_000)])
+    result = live(log, server, "--json", "--no-save", "--max-spend", 5)
+    assert result.exit_code == 0, result.output
+    # the log's, a whole number written as 7.0, and for none max(1,024, 2 x 70,000) bounded by 128,000
+    assert [r["max_tokens"] for r in server.requests] == [128_000, 7, 128_000]
+
+
+def test_tools_that_are_not_a_list_of_definitions(tmp_path, server):
+    log = write(tmp_path / "log.jsonl", [call(0, tools="sk-ant-secret", use_tools=True),
+                                         call(1, tools=[{"name": "t", "input_schema": {}}, 5], use_tools=True)])
+    result = live(log, server)
+    assert result.exit_code == 1 and server.attempts == 0
+    assert result.stderr.splitlines()[0] == (f"error: {log}:1: tools: must be a list of tool definitions, got text; "
+                                             "nothing was sent")
+    assert "sk-ant-secret" not in result.output
+
+
+def test_live_refuses_a_foreign_format_clearly(tmp_path, server):
+    span = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "ab" * 16, "spanId": "cd" * 8, "name": "chat claude-sonnet-4-5",
+        "startTimeUnixNano": "1767225600000000000", "endTimeUnixNano": "1767225601000000000",
+        "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "claude-sonnet-4-5"}},
+                       {"key": "gen_ai.usage.input_tokens", "value": {"intValue": 10}},
+                       {"key": "gen_ai.usage.output_tokens", "value": {"intValue": 5}}]}]}]}]}
+    log = write(tmp_path / "spans.jsonl", [span])
+    result = live(log, server)
+    assert result.exit_code == 2 and server.attempts == 0, result.output
+    assert result.stderr.splitlines()[0] == "error: --live sends the recorded requests of one log file in tiercli's own format"

@@ -249,3 +249,85 @@ def test_a_server_tool_cannot_be_capped(tmp_path, server):
     assert result.stderr.splitlines()[0] == (
         f"error: {log}:2: tools[0].type: 'web_search_20250305' is not a custom tool: what it fetches or runs "
         "is billed as input, so no spend cap can bound it; nothing was sent")
+
+
+# --- issue 21, item 12: one-hour cache writes are billed at 2x input -------------------------------
+
+HAIKU = "claude-haiku-4-5"  # $1/MTok input, $5/MTok output; cache writes $1.25 (5 minutes), $2 (1 hour)
+
+
+def cached_block(text, ttl="1h"):
+    return {"type": "text", "text": text, "cache_control": {"type": "ephemeral", "ttl": ttl}}
+
+
+def one_hour_calls(count):
+    """Calls of 50,000 characters each, all in one block marked for a one-hour cache (issue 21's
+    reproduction). Each is truly billed 3 + 4 + 50,000 = 50,007 one-hour write tokens ($0.100014)
+    and 5 output tokens ("live answer to: NN xxx...", $0.000025): $0.100039."""
+    return [call(i, model=HAIKU, max_tokens=10, messages=[
+        {"role": "user", "content": [cached_block(f"{i:02d} " + "x" * 49_997)]}]) for i in range(count)]
+
+
+def live_pusd(result, tiercli_home):
+    s = json.loads(result.stdout)
+    calls = pd.read_parquet(tiercli_home / "runs" / s["run_id"] / "calls.parquet")
+    return s, calls.loc[calls["live_sent"], "live_pusd"].tolist()
+
+
+def test_one_hour_writes_are_priced_at_the_one_hour_rate_and_the_cap_holds(tmp_path, server, tiercli_home):
+    log = write(tmp_path / "log.jsonl", one_hour_calls(20))
+    result = live(log, server, "--json", "--max-spend", 0.3)
+    assert result.exit_code == 0, result.output
+    s, pusd = live_pusd(result, tiercli_home)
+    # A call's worst case: its request's 50,159 bytes of JSON at $2/MTok + 10 output tokens at
+    # $5/MTok = $0.100368. After two calls ($0.200078 spent) the third could bring it to $0.300446:
+    # two are sent. Priced at the 5-minute rate ($0.062534 a call), four were sent: $0.400156 billed.
+    assert s["live"]["sent"] == 2 == len(server.requests)
+    assert pusd == [100_039_000_000] * 2 and s["live"]["live_usd"] == 0.200078
+    assert s["live"]["stopped"] == ("--max-spend $0.3 reached: $0.2001 spent, the next call could cost "
+                                    "up to $0.1004")
+
+
+def test_writes_are_priced_by_their_ttl_streamed_or_not(tmp_path, server, tiercli_home):
+    # Each request: a block cached for an hour, one for 5 minutes, then an unmarked question. The
+    # answer has 7 words: "live answer to:", the two blocks (one word each), the question's two.
+    records = [call(0, model=HAIKU, max_tokens=50, messages=[{"role": "user", "content": [
+                   cached_block("a" * 1000), cached_block("b" * 500, "5m"), {"type": "text", "text": "question one"}]}]),
+               call(1, model=HAIKU, max_tokens=50, streaming=True, messages=[{"role": "user", "content": [
+                   cached_block("A" * 2000), cached_block("B" * 1000, "5m"), {"type": "text", "text": "stream me"}]}])]
+    result = live(write(tmp_path / "log.jsonl", records), server, "--json", "--max-spend", 1)
+    assert result.exit_code == 0, result.output
+    s, pusd = live_pusd(result, tiercli_home)
+    # first: 1h writes 3 + 4 + 1,000 = 1,007 at $2, 5m writes 500 at $1.25, 12 uncached at $1, 7 out at $5
+    # = $0.002014 + $0.000625 + $0.000012 + $0.000035 = $0.002686; the stream: 2,007 x 2 + 1,000 x 1.25
+    # + 9 x 1 + 7 x 5 = $0.005308
+    assert pusd == [2_686_000_000, 5_308_000_000] and s["live"]["live_usd"] == 0.007994
+
+
+def test_writes_without_a_ttl_breakdown_are_priced_as_the_request_asked(tmp_path):
+    # A gateway that drops usage.cache_creation: the writes of a request that asks for a one-hour
+    # TTL are priced at the one-hour rate (never below the bill), those of one that does not at 5m.
+    records = [call(0, model=HAIKU, max_tokens=50, messages=[{"role": "user", "content": [cached_block("a" * 1000)]}]),
+               call(1, model=HAIKU, max_tokens=50, messages=[{"role": "user", "content": [
+                   cached_block("b" * 1000, "5m")]}])]
+    log = write(tmp_path / "log.jsonl", records)
+    with MessagesServer(split_writes=False) as server:
+        result = live(log, server, "--json", "--no-save", "--max-spend", 1)
+    assert result.exit_code == 0, result.output
+    # 1,007 writes at $2 + 4 output words ("live answer to: aaa...") at $5 = $0.002034;
+    # 1,007 at $1.25 + $0.00002 = $0.00127875
+    assert json.loads(result.stdout)["live"]["live_usd"] == 0.00331275
+
+
+def test_the_worst_case_uses_a_configured_one_hour_write_price(tmp_path, server, tiercli_home):
+    config = tmp_path / "prices.toml"
+    config.write_text(f'[prices."{HAIKU}"]\ninput_per_mtok = 1\noutput_per_mtok = 5\ncache_write_1h_per_mtok = 4\n')
+    log = write(tmp_path / "log.jsonl", one_hour_calls(5))
+    result = live(log, server, "--json", "--max-spend", 0.35, "--config", config)
+    assert result.exit_code == 0, result.output
+    s, pusd = live_pusd(result, tiercli_home)
+    # a call costs 50,007 x $4/MTok + $0.000025 = $0.200053; its worst case, 50,159 x $4/MTok +
+    # $0.00005 = $0.200686, so a second would not fit. At 2x input ($0.100368) a second was sent:
+    # $0.400106 spent under a $0.35 cap.
+    assert s["live"]["sent"] == 1 == len(server.requests) and pusd == [200_053_000_000]
+    assert s["live"]["worst_case_usd"] == pytest.approx(5 * 0.200686)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from bisect import bisect_left
 import threading
 import time
 import warnings
@@ -25,6 +26,9 @@ from tiercli.economics.pricing import PICO, Pricer
 from tiercli.live.journal import Journal
 
 DEFAULT_MAX_TOKENS = 1024
+# The most output any Claude model allows (Opus 4.6; Sonnet 3.7 with its 128k-output beta): a
+# log's max_tokens above it is an error, not a request the API would refuse after the plan.
+MAX_TOKENS_BOUND = 128_000
 MAX_429_WITHOUT_RETRY_AFTER = 3
 # Tokens of the system prompt the API adds when a request has tools: documented as 313-530
 # depending on the model and tool_choice; the tool definitions themselves are in the request.
@@ -57,7 +61,8 @@ class LiveCall:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_write_tokens: int = 0  # every cache write
+    cache_write_1h_tokens: int = 0  # the 1-hour writes among them (billed at 2x input, not 1.25x)
     cost_pusd: int = 0
     latency_ms: float = float("nan")
     ttft_ms: float = float("nan")
@@ -96,27 +101,89 @@ def api_key() -> str:
 
 
 def load_requests(path: str, calls: list[Call]) -> dict[int, dict]:
-    """The recorded requests of these calls, read again from the log by line number."""
+    """The recorded requests of these calls, read again from the log by line number through the
+    reader replay uses (tiercli.ingest.sources: gzip and zstd, the line numbering, a leading BOM
+    dropped as the native reader drops it)."""
+    from tiercli.ingest.logread import UTF8_BOM
+    from tiercli.ingest.sources import expand, lines_of
+
     wanted = {c.line: c for c in calls}
-    out = {}
-    with open(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            call = wanted.get(line_no)
+    out: dict[int, dict] = {}
+    if not wanted:
+        return out
+    (source,) = expand([path])
+    lines_wanted = sorted(wanted)
+    for first_line, lines, block in lines_of(source):
+        at = bisect_left(lines_wanted, first_line)
+        if at == len(lines_wanted):
+            break
+        if lines_wanted[at] >= first_line + lines:
+            continue  # no wanted line in this block
+        if first_line == 1 and block.startswith(UTF8_BOM):
+            block = block[len(UTF8_BOM):]
+        for offset, raw in enumerate(block.split(b"\n")):
+            call = wanted.get(first_line + offset)
             if call is not None:
-                out[call.seq] = request_of(orjson.loads(raw), call)
+                out[call.seq] = request_of(_record_at(path, call.line, raw), call, path)
+    missing = sorted(c.line for c in calls if c.seq not in out)
+    if missing:
+        raise LogError(path, missing[0], None, "this call's record is no longer there: the log changed "
+                       "after it was read; nothing was sent", hint="run the replay again on a log that is not being written")
     return out
 
 
-def request_of(record: dict, call: Call) -> dict:
+def _record_at(path: str, line: int, raw: bytes) -> dict:
+    """The JSON object on a line the replay read as a call (the log may have changed since)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict):
+        raise LogError(path, line, None, "this call's record is no longer a JSON object: the log changed "
+                       "after it was read; nothing was sent", hint="run the replay again on a log that is not being written")
+    return record
+
+
+def _kind(value) -> str:
+    """A field's value as an error may show it: numbers and booleans as written, anything else
+    by its kind only (a record's text never appears in a message)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return {str: "text", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def max_tokens_of(record: dict, call: Call, path: str) -> int:
+    """The log's max_tokens, checked; absent or null: max(1024, 2 x the recorded output tokens)."""
+    value = record.get("max_tokens")
+    if value is None:
+        return min(max(DEFAULT_MAX_TOKENS, 2 * call.output_tokens), MAX_TOKENS_BOUND)
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+    if not whole or not 1 <= value <= MAX_TOKENS_BOUND:
+        raise LogError(path, call.line, "max_tokens", f"must be a whole number from 1 to {MAX_TOKENS_BOUND:,} "
+                       f"(the most output a Claude model allows), got {_kind(value)}; nothing was sent",
+                       hint="fix or remove it (without it, live mode sends max(1,024, 2 x the recorded output tokens))")
+    return int(value)
+
+
+def request_of(record: dict, call: Call, path: str = "") -> dict:
     """SDK arguments for a recorded call. max_tokens: the log's, else max(1024, 2 x the recorded
     output tokens). Tool definitions are sent when the log has them (`tools`)."""
     messages = record.get("messages") or [{"role": "user", "content": record["prompt"]}]
-    request = {"model": call.model, "messages": messages,
-               "max_tokens": int(record.get("max_tokens") or max(DEFAULT_MAX_TOKENS, 2 * call.output_tokens))}
+    request = {"model": call.model, "messages": messages, "max_tokens": max_tokens_of(record, call, path)}
     if record.get("system") is not None:
         request["system"] = record["system"]
-    if record.get("tools"):
-        request["tools"] = record["tools"]
+    tools = record.get("tools")
+    if tools:
+        if not isinstance(tools, list):
+            raise LogError(path, call.line, "tools", f"must be a list of tool definitions, got {_kind(tools)}; "
+                           "nothing was sent", hint="the Messages API's `tools`, as the request sent them")
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                raise LogError(path, call.line, f"tools[{i}]", f"must be a tool definition (an object), got "
+                               f"{_kind(tool)}; nothing was sent", hint="the Messages API's `tools`, as the request sent them")
+        request["tools"] = tools
     return request
 
 
@@ -165,14 +232,48 @@ def input_bound(request: dict, count_tokens: Callable[[dict], int]) -> int:
 
 def worst_case_pusd(call: Call, request: dict, pricer: Pricer, input_tokens_bound: int) -> int:
     """An upper bound on what sending this call can cost: every input token at the dearest input
-    rate (a one-hour cache write, 2x the input price; a 5-minute write, 1.25x, unless the config
-    prices it higher) and max_tokens of output. Input tokens: the larger of the bound from the
-    request itself and the log's record (which may understate: it is what the log says)."""
+    rate, and max_tokens of output. The dearest rate: a one-hour cache write as priced (the
+    config's cache_write_1h_per_mtok, or genai-prices'), and never below 2x the input price, the
+    API's one-hour rate, whatever the request marks (a log may not show every marker), nor
+    below a 5-minute write as priced. Input tokens: the larger of the bound from the request
+    itself and the log's record (which may understate: it is what the log says)."""
     recorded = call.input_tokens + call.cache_read_tokens + call.cache_write_tokens
     tokens = max(input_tokens_bound, recorded)
     now, model, output = time.time(), call.model, request["max_tokens"]
-    one_hour_write = pricer.price(model, now, tokens, output) + pricer.price(model, now, tokens, 0)
-    return max(one_hour_write, pricer.price(model, now, 0, output, 0, tokens))
+    twice_input = pricer.price(model, now, tokens, output) + pricer.price(model, now, tokens, 0)
+    return max(twice_input, pricer.price(model, now, 0, output, 0, tokens),
+               pricer.price(model, now, 0, output, 0, tokens, tokens))
+
+
+def asks_one_hour(request: dict) -> bool:
+    """Whether any block or tool of the request is marked cache_control {"ttl": "1h"}."""
+    stack = [request.get("tools"), request.get("system"), request["messages"]]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            marker = value.get("cache_control")
+            if isinstance(marker, dict) and marker.get("ttl") == "1h":
+                return True
+            stack.extend(v for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend(v for v in value if isinstance(v, (dict, list)))
+    return False
+
+
+def cache_writes(usage, one_hour_asked: bool) -> tuple[int, int]:
+    """(all cache-write tokens, the 1-hour ones among them) of an answer's usage. The API splits
+    cache_creation_input_tokens by TTL in usage.cache_creation (ephemeral_5m_input_tokens,
+    ephemeral_1h_input_tokens). Writes it does not split (a gateway that drops the breakdown, a
+    stream whose last count grew) are priced as 1-hour writes when the request asked for a
+    1-hour TTL anywhere: the dearer rate, so what is counted as spent is never below the bill."""
+    total = getattr(usage, "cache_creation_input_tokens", 0) or 0
+    split = getattr(usage, "cache_creation", None)
+    five_minutes = (getattr(split, "ephemeral_5m_input_tokens", 0) or 0) if split is not None else 0
+    one_hour = (getattr(split, "ephemeral_1h_input_tokens", 0) or 0) if split is not None else 0
+    total = max(total, five_minutes + one_hour)
+    if one_hour_asked:
+        one_hour = total - five_minutes
+    return total, one_hour
 
 
 def _api_message(exc) -> str:
@@ -274,10 +375,11 @@ class Sender:
         result.input_tokens = usage.input_tokens or 0
         result.output_tokens = usage.output_tokens or 0
         result.cache_read_tokens = getattr(usage, "cache_read_input_tokens", 0) or 0
-        result.cache_write_tokens = getattr(usage, "cache_creation_input_tokens", 0) or 0
+        result.cache_write_tokens, result.cache_write_1h_tokens = cache_writes(usage, asks_one_hour(request))
         result.response = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
         result.cost_pusd = self.pricer.price(call.model, time.time(), result.input_tokens, result.output_tokens,
-                                             result.cache_read_tokens, result.cache_write_tokens)
+                                             result.cache_read_tokens, result.cache_write_tokens,
+                                             result.cache_write_1h_tokens)
 
     def _stream(self, request: dict, result: LiveCall, started: float):
         with self.client.messages.stream(**request) as stream:
@@ -292,7 +394,8 @@ def _journal_entry(result: LiveCall) -> dict:
     return {"seq": result.seq, "line": result.line, "ok": result.ok, "error": result.error,
             "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
             "cache_read_tokens": result.cache_read_tokens, "cache_write_tokens": result.cache_write_tokens,
-            "cost_pusd": result.cost_pusd, "cost_usd": result.cost_pusd / PICO, "latency_ms": result.latency_ms,
+            "cache_write_1h_tokens": result.cache_write_1h_tokens, "cost_pusd": result.cost_pusd,
+            "cost_usd": result.cost_pusd / PICO, "latency_ms": result.latency_ms,
             "ttft_ms": result.ttft_ms, "request_id": result.request_id, "attempts": result.attempts}
 
 
