@@ -155,7 +155,8 @@ def _kind(value) -> str:
 
 
 def max_tokens_of(record: dict, call: Call, path: str) -> int:
-    """The log's max_tokens, checked; absent or null: max(1024, 2 x the recorded output tokens)."""
+    """The log's max_tokens, checked; absent or null: max(1024, 2 x the recorded output tokens),
+    at most MAX_TOKENS_BOUND. A whole number written as a float (7.0) is that number."""
     value = record.get("max_tokens")
     if value is None:
         return min(max(DEFAULT_MAX_TOKENS, 2 * call.output_tokens), MAX_TOKENS_BOUND)
@@ -167,9 +168,10 @@ def max_tokens_of(record: dict, call: Call, path: str) -> int:
     return int(value)
 
 
-def request_of(record: dict, call: Call, path: str = "") -> dict:
-    """SDK arguments for a recorded call. max_tokens: the log's, else max(1024, 2 x the recorded
-    output tokens). Tool definitions are sent when the log has them (`tools`)."""
+def request_of(record: dict, call: Call, path: str) -> dict:
+    """SDK arguments for a recorded call (the record as the replay read it, so its messages or
+    prompt and system are checked). max_tokens: see max_tokens_of. Tool definitions are sent
+    when the log has them (`tools`)."""
     messages = record.get("messages") or [{"role": "user", "content": record["prompt"]}]
     request = {"model": call.model, "messages": messages, "max_tokens": max_tokens_of(record, call, path)}
     if record.get("system") is not None:
