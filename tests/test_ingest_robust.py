@@ -138,7 +138,7 @@ HOSTILE = {
                                                 + b"[" * DEEP + b"]" * DEEP + b"}", None, "nested more than 1,024"),
     "content nested 300 levels": (json.dumps(call(1, messages=[{"role": "user", "content": [
         {"type": "tool_result", "content": "@"}]}])).encode().replace(b'"@"', b"[" * 300 + b"]" * 300),
-        "messages", "content nested more than 254 levels deep in the record"),
+        "messages", "content nested more than 200 levels deep in the record"),
     "ts -1e12": (json.dumps(call(-1e12)).encode(), "ts", "out of range: -1000000000000.0 (from 1970-01-01"),
     "ts 1e15": (json.dumps(call(1e15)).encode(), "ts", "out of range: 1000000000000000.0"),
     "ts 1e20": (json.dumps(call(1e20)).encode(), "ts", "out of range: 1e+20"),

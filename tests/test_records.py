@@ -153,4 +153,4 @@ def test_fast_path_equals_reference_on_hostile_lines():
             kinds.add(expected[2].split(" (")[0].split(":")[0])
     assert differ == []
     assert {"given twice in one record", "not valid UTF-8", "not valid JSON",
-            "content nested more than 254 levels deep in the record"} <= kinds
+            "content nested more than 200 levels deep in the record"} <= kinds

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 class TiercliError(Exception):
@@ -43,6 +45,11 @@ class LogError(TiercliError):
 
     def __init__(self, path: str, line: int | None, field: str | None, problem: str, hint: str | None = None,
                  record: str | None = None):
+        # what came from the record (an attribute's key as a field, a span's name) is masked and
+        # cut here too, whatever the caller quoted; the problem, masked (its values are quoted cut)
+        field, record = (None if part is None else shown(part, quote=False, limit=NAME_SHOWN_MAX)
+                         for part in (field, record))
+        problem = shown(problem, quote=False, limit=None)
         where = path if line is None else f"{path}:{line}"
         if record:  # where in the line or file, when a line is not enough: "record 3", "span 5f2a..."
             where = f"{where}: {record}"
@@ -85,3 +92,89 @@ def of_log(path: str, names: list[str] | None = None) -> Iterator[None]:
         if names and exc.line is not None and exc.file < len(names):
             path = names[exc.file]
         raise LogError(path, exc.line, exc.field, exc.problem, exc.hint) from None
+
+
+# --- values in error messages ---------------------------------------------------------------------
+
+SHOWN_MAX = 60  # characters of an offending value an error quotes (README "Bad input")
+NAME_SHOWN_MAX = 120  # characters of a field's name or a record's place (a span: its name and id)
+INTERNAL_SHOWN_MAX = 160  # characters of an internal error's text (commands/_edge.py)
+MASK = "***"
+# Names whose value is a credential, as an HTTP header, a dict key or a query field spells them.
+_SECRET_NAME = (r"(?:proxy-)?authorization|x-api-key|x-goog-api-key|api[-_]?key|apikey|access[-_]token|"
+                r"refresh[-_]token|auth[-_]token|x-auth-token|id[-_]token|client[-_]secret|secret[-_]key|secret|"
+                r"password|passwd|pwd|set-cookie|cookie|helicone-auth|private[-_]key")
+_SECRET_KEY = re.compile(rf"(?i)(?:^|[._/-])(?:{_SECRET_NAME})$")
+_SECRET_TEXT = [
+    # name: value, name=value, "name": "value" (an HTTP header, a query field, a JSON or Python dict)
+    (re.compile(rf"(?i)(?<![\w-])({_SECRET_NAME})(['\"]?\s*[:=]\s*)(['\"]?)(?:[^'\"\s,;&}}\]]+)"
+                r"(?:\s+[^'\"\s,;&}\]]+)?"),
+     rf"\1\2\3{MASK}"),
+    (re.compile(r"(?i)\b(bearer)\s+[^'\"\s,;]{6,}"), rf"\1 {MASK}"),  # an Authorization value
+    (re.compile(r"\b(Basic)\s+[A-Za-z0-9+/]{8,}=*"), rf"\1 {MASK}"),
+    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@\s/'\"]+@"), rf"\1{MASK}@"),  # scheme://user:password@
+    # API keys by their shape: Anthropic, OpenAI, Langfuse, Helicone (sk-, pk-, rk-), GitHub,
+    # Hugging Face, AWS, Google, Slack, GitLab
+    (re.compile(r"\b((?:sk|pk|rk)-(?>(?:(?:ant|proj|svcacct|admin|lf|helicone|or|live|test)-)?(?:api\d\d-)?))"
+                r"[A-Za-z0-9_-]{8,}"), rf"\1{MASK}"),  # the kind of key kept: sk-ant-api03-***
+    (re.compile(r"\b(gh[pousr]_|github_pat_|hf_|glpat-|xox[abprs]-)[A-Za-z0-9_-]{8,}"), rf"\1{MASK}"),
+    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), rf"\1{MASK}"),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), f"AIza{MASK}"),
+]
+_LEVELS_SHOWN = 4  # nested containers shown inside a value; deeper ones are "..."
+
+
+def shown(value: Any, *, limit: int | None = SHOWN_MAX, quote: bool = True) -> str:
+    """An offending value as an error message may quote it: never a record's raw value.
+
+    Secret-shaped text is masked as ***: Bearer/Basic tokens, API keys by their shape (sk-...,
+    sk-ant-..., pk-..., ghp_..., AKIA..., ...), the value of a credential named as a header, key
+    or query field (authorization, x-api-key, api-key, password, cookie, ...), and the password
+    of a URL (scheme://user:password@). Then the text is cut to `limit` characters (SHOWN_MAX,
+    60; None: not cut), ending in "...". Strings are quoted as Python writes them (repr), unless
+    `quote` is False; containers are written as Python writes them, with credential keys' values
+    masked, at most a few levels deep, and only as far as the limit needs. Every error path that
+    echoes a value from a log goes through here (and LogError masks its parts again)."""
+    budget = None if limit is None else limit + 1
+    text = value if isinstance(value, str) and not quote else _written(value, budget, 0)
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    if limit is not None and len(text) > limit:
+        text = text[:max(limit - 3, 0)] + "..."
+    return text
+
+
+def _written(value: Any, budget: int | None, level: int) -> str:
+    """repr(value), secrets in it masked, stopped soon after `budget` characters (the caller
+    cuts); never recursing without bound (a value nested 1,000 deep is written 4 levels deep)."""
+    if isinstance(value, str):
+        masked = value
+        for pattern, replacement in _SECRET_TEXT:
+            masked = pattern.sub(replacement, masked)
+        return repr(masked if budget is None else masked[:budget])
+    if isinstance(value, dict):
+        opening, closing, entries = "{", "}", value.items()
+    elif isinstance(value, (list, tuple)):
+        opening, closing = ("[", "]") if isinstance(value, list) else ("(", ")")
+        entries = ((None, element) for element in value)
+    else:
+        try:
+            written = repr(value)
+        except Exception:  # a repr that fails (or recurses without end) says nothing we need
+            written = f"<{type(value).__name__}>"
+        return written if budget is None else written[:budget]
+    if level >= _LEVELS_SHOWN:
+        return opening + "..." + closing
+    parts, used = [], 1
+    pair_key = value.get("key") if isinstance(value, dict) else None  # OTLP's {"key": name, "value": ...}
+    for key, element in entries:
+        if budget is not None and used > budget:
+            parts.append("...")
+            break
+        secret = isinstance(key, str) and _SECRET_KEY.search(key) or (
+            key == "value" and isinstance(pair_key, str) and _SECRET_KEY.search(pair_key))
+        inner = repr(MASK) if secret else _written(element, None if budget is None else budget - used, level + 1)
+        part = inner if key is None else f"{_written(key, None if budget is None else budget - used, level + 1)}: {inner}"
+        parts.append(part)
+        used += len(part) + 2
+    return opening + ", ".join(parts) + closing

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tiercli.errors import TiercliError
+from tiercli.errors import INTERNAL_SHOWN_MAX, TiercliError, shown
 from tiercli.procs import exit_code
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -30,6 +30,15 @@ def print_error(error: dict, as_json: bool) -> None:
     stderr.print(f"[bold red]error:[/] {escape(error['message'])}", markup=True, highlight=False)
     if error.get("hint"):
         stderr.print(f"[bold]hint:[/] {escape(error['hint'])}", markup=True, highlight=False)
+
+
+def _text_of(exc: Exception) -> str:
+    """An internal error's text, masked and cut (errors.shown): it may hold a record's values."""
+    try:
+        text = str(exc)
+    except Exception:  # a text that cannot be made (a value nested too deeply to write) says nothing we need
+        return "(its text cannot be written)"
+    return shown(text, quote=False, limit=INTERNAL_SHOWN_MAX)
 
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipeline's cut writer
@@ -64,6 +73,6 @@ def command_edge(as_json: bool = False) -> Iterator[None]:
     except Exception as exc:  # a bug of ours: say so in one line, keep the traceback for TIERCLI_DEBUG
         if debug():
             raise
-        print_error({"type": "internal", "message": f"internal error: {type(exc).__name__}: {exc}",
+        print_error({"type": "internal", "message": f"internal error: {type(exc).__name__}: {_text_of(exc)}",
                      "hint": "run again with TIERCLI_DEBUG=1 for a traceback, and report it"}, as_json)
         raise typer.Exit(1) from None

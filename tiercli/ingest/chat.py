@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from tiercli.errors import shown
 from tiercli.ingest.foreign import number
 from tiercli.ingest.records import RecordProblem
 
@@ -101,7 +102,7 @@ def split_messages(messages: Any, field: str = "messages", system: Any = None) -
                                "name": function.get("name"), "input": arguments})
             out.append({"role": role, "content": blocks})
         else:
-            raise RecordProblem(f"{where}.role", f"must be system, user, assistant or tool, got {role!r}")
+            raise RecordProblem(f"{where}.role", f"must be system, user, assistant or tool, got {shown(role)}")
     if not out:
         raise RecordProblem(field, "holds no user or assistant message")
     return (system_blocks or None), out
@@ -152,7 +153,7 @@ def _int(value: Any, field: str) -> int | None:
     if read is None:
         return None
     if not read.is_integer() or read < 0:
-        raise RecordProblem(field, f"must be a non-negative integer, got {value!r}")
+        raise RecordProblem(field, f"must be a non-negative integer, got {shown(value)}")
     return int(read)
 
 

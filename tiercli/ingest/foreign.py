@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from tiercli.errors import LogError
+from tiercli.errors import LogError, shown
 from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.ingest.items import Item
 from tiercli.ingest.records import RecordProblem, TS_MAX, TS_MIN, call_of_record, parse_tag_change
@@ -179,7 +179,7 @@ def timestamp(value: Any, field_name: str) -> float:
     elif isinstance(value, date):
         ts = datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
     elif isinstance(value, bool) or value is None:
-        raise RecordProblem(field_name, "missing (required)" if value is None else f"not a time: {value!r}")
+        raise RecordProblem(field_name, "missing (required)" if value is None else f"not a time: {shown(value)}")
     elif isinstance(value, (int, float)):
         ts = _epoch(float(value), field_name)
     elif isinstance(value, str):
@@ -190,18 +190,18 @@ def timestamp(value: Any, field_name: str) -> float:
             try:
                 parsed = datetime.fromisoformat(text.replace(" UTC", "+00:00"))
             except ValueError:
-                raise RecordProblem(field_name, f"not a timestamp: {value!r}") from None
+                raise RecordProblem(field_name, f"not a timestamp: {shown(value)}") from None
             ts = (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
     else:
         raise RecordProblem(field_name, f"not a timestamp: {type(value).__name__}")
     if not TS_MIN <= ts < TS_MAX:
-        raise RecordProblem(field_name, f"out of range: {value!r} (from 1970-01-01 to 2100-01-01 UTC)")
+        raise RecordProblem(field_name, f"out of range: {shown(value)} (from 1970-01-01 to 2100-01-01 UTC)")
     return ts
 
 
 def _epoch(number: float, field_name: str) -> float:
     if not math.isfinite(number) or number < 0:
-        raise RecordProblem(field_name, f"not a timestamp: {number!r}")
+        raise RecordProblem(field_name, f"not a timestamp: {shown(number)}")
     for scale in (1.0, 1e3, 1e6, 1e9):  # s, ms, us, ns since the epoch
         if number / scale < TS_MAX:
             return number / scale
@@ -215,9 +215,9 @@ def number(value: Any, field_name: str) -> float | None:
         try:
             value = float(value)
         except ValueError:
-            raise RecordProblem(field_name, f"must be a number, got {value!r}") from None
+            raise RecordProblem(field_name, f"must be a number, got {shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RecordProblem(field_name, f"must be a number, got {value!r}")
+        raise RecordProblem(field_name, f"must be a number, got {shown(value)}")
     return float(value)
 
 
@@ -230,7 +230,7 @@ def boolean(value: Any, field_name: str) -> bool | None:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
         return value.strip().lower() in ("true", "1", "yes")
-    raise RecordProblem(field_name, f"must be true or false, got {value!r}")
+    raise RecordProblem(field_name, f"must be true or false, got {shown(value)}")
 
 
 def text(value: Any) -> str | None:

@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 
-from tiercli.errors import LogError
+from tiercli.errors import LogError, shown
+from tiercli.ingest.depth import TOO_DEEP, TooDeep, canonical_json, within
 from tiercli.ingest.events import Call, Event, TagChange
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
@@ -29,7 +30,6 @@ MAX_TOKENS = 10**9
 MAX_LATENCY_MS = 86_400_000.0  # a day
 TS_MIN, TS_MAX = 0.0, 4_102_444_800.0  # 1970-01-01 to 2100-01-01 UTC: what datetime and pandas both hold
 PARSER_MAX_DEPTH = 1024  # orjson's limit: deeper JSON is not valid JSON here
-KEY_MAX_DEPTH = 254  # orjson.dumps' limit, which the request key's canonical JSON meets first
 # Usage as APIs report it: read for the token fields a record does not give (README "Log format").
 USAGE_FIELDS = ("usage", "prompt_tokens", "completion_tokens")
 
@@ -155,6 +155,8 @@ class Reader:
             _fallback()  # usage objects are read by the reference
         if type(self.keep_text) is not bool and self.keep_text.needs_record(task):
             _fallback()  # L3 embeds a field of the record, which the reference keeps
+        if r.tools is not None and not within(r.tools, 2):
+            _fallback()  # the reference names it
         call = _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
                           r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens, r.streaming,
                           r.use_tools, r.latency_ms, self.keep_text)
@@ -285,7 +287,7 @@ def parse_record(raw: bytes, line_no: int, known_model=None, keep_text=True,
         return _parse_call(record, line_no, known_model, keep_text, names)
     if kind == "tag_change":
         return parse_tag_change(record, line_no, names)
-    raise _Bad("type", f"unknown type {kind!r} (expected \"call\" or \"tag_change\")")
+    raise _Bad("type", f"unknown type {shown(kind)} (expected \"call\" or \"tag_change\")")
 
 
 def json_problem(raw: bytes, exc: orjson.JSONDecodeError) -> str:
@@ -342,9 +344,10 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     model = _string(record, "model", required=True)
     model = names.setdefault(model, model)
     if known_model is not None and not known_model(model):
-        raise _Bad("model", f"no price known for model {model!r}",
+        raise _Bad("model", f"no price known for model {shown(model)}",
                    hint=f'give its prices in a config file (--config), in USD per million tokens: '
-                        f'[prices.{orjson.dumps(model).decode()}] input_per_mtok = 3.0 and output_per_mtok = 15.0 '
+                        f'[prices.{orjson.dumps(model).decode() if shown(model) == repr(model) else "MODEL"}] '
+                        f'input_per_mtok = 3.0 and output_per_mtok = 15.0 '
                         f'(README "Cost")')
     system = _system(record.get("system"))
     messages = _messages(record)
@@ -361,7 +364,7 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
         if value is None:
             value = usage.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise _Bad(name, f"must be a non-negative integer, got {value!r}")
+            raise _Bad(name, f"must be a non-negative integer, got {shown(value)}")
         if value is not None and value > MAX_TOKENS:
             raise _Bad(name, f"{value:,} tokens is beyond the plausible bound of {MAX_TOKENS:,} for one call")
         ints[name] = value
@@ -369,16 +372,18 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     for name in _CALL_OPTIONAL_BOOLS:
         value = record.get(name, False)
         if not isinstance(value, bool):
-            raise _Bad(name, f"must be true or false, got {value!r}")
+            raise _Bad(name, f"must be true or false, got {shown(value)}")
         flags[name] = value
     latency = record.get("latency_ms")
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
-        raise _Bad("latency_ms", f"must be a non-negative number, got {latency!r}")
+        raise _Bad("latency_ms", f"must be a non-negative number, got {shown(latency)}")
     if latency is not None and latency > MAX_LATENCY_MS:
         raise _Bad("latency_ms", f"{latency:,} ms is beyond the plausible bound of {MAX_LATENCY_MS:,.0f} ms (a day)")
     attrs = record.get("attrs")
     if attrs is not None and not isinstance(attrs, dict):
         raise _Bad("attrs", "must be an object")
+    if record.get("tools") is not None and not within(record["tools"], 2):  # as compare and live key them
+        raise _Bad("tools", TOO_DEEP)
 
     call = _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
                       ints["output_tokens"], ints["cache_read_input_tokens"], ints["cache_creation_input_tokens"],
@@ -439,21 +444,12 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
         digest = keep_text.digest(task, response)
     try:
         key = request_key(task, model, system, messages)
-    except orjson.JSONEncodeError:
-        nested = "system" if system is not None and _too_deep_to_key(system) else "messages"
-        raise _Bad(nested, f"content nested more than {KEY_MAX_DEPTH} levels deep in the record") from None
+    except TooDeep:
+        raise _Bad("system" if system is not None and not within(system, 2) else "messages", TOO_DEEP) from None
     return Call(0, line_no, ts, lead, task, model, worker, key,
                 text, streaming or use_tools, streaming, input_tokens,
                 output_tokens, cache_read or 0, cache_write or 0, estimated,
                 float(latency) if latency is not None else None, digest)
-
-
-def _too_deep_to_key(blocks: list[dict]) -> bool:
-    try:
-        orjson.dumps([[blocks]])  # at the depth it has in the key
-    except orjson.JSONEncodeError:
-        return True
-    return False
 
 
 # --- fields ---------------------------------------------------------------------------------------
@@ -466,18 +462,18 @@ def _ts(record: dict) -> float:
 
 def _ts_value(value: Any) -> float:
     if isinstance(value, bool):
-        raise _Bad("ts", f"must be an RFC 3339 string or seconds since the epoch, got {value!r}")
+        raise _Bad("ts", f"must be an RFC 3339 string or seconds since the epoch, got {shown(value)}")
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
-            raise _Bad("ts", f"must be a finite number, got {value!r}")
+            raise _Bad("ts", f"must be a finite number, got {shown(value)}")
         ts = float(value)
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise _Bad("ts", f"not an RFC 3339 timestamp: {value!r}") from None
+            raise _Bad("ts", f"not an RFC 3339 timestamp: {shown(value)}") from None
         if parsed.tzinfo is None:
-            raise _Bad("ts", f"timestamp has no UTC offset: {value!r} (add Z or +00:00)")
+            raise _Bad("ts", f"timestamp has no UTC offset: {shown(value)} (add Z or +00:00)")
         try:
             ts = parsed.timestamp()
         except (OverflowError, ValueError):  # year 1 with a positive offset
@@ -485,7 +481,7 @@ def _ts_value(value: Any) -> float:
     else:
         raise _Bad("ts", f"must be an RFC 3339 string or seconds since the epoch, got {type(value).__name__}")
     if not TS_MIN <= ts < TS_MAX:
-        raise _Bad("ts", f"out of range: {value!r} (from 1970-01-01 to 2100-01-01 UTC, "
+        raise _Bad("ts", f"out of range: {shown(value)} (from 1970-01-01 to 2100-01-01 UTC, "
                          f"that is 0 to {TS_MAX:,.0f} seconds since the epoch)")
     return ts
 
@@ -496,7 +492,7 @@ def _lead(record: dict) -> str:
         raise _Bad("lead_id", "missing (required; contact_id is accepted too)")
     value = record[name]
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-        raise _Bad(name, f"must be a non-empty string or integer, got {value!r}")
+        raise _Bad(name, f"must be a non-empty string or integer, got {shown(value)}")
     return str(value)
 
 
@@ -507,7 +503,7 @@ def _string(record: dict, name: str, required: bool = False) -> str | None:
             raise _Bad(name, "missing (required)")
         return None
     if not isinstance(value, str) or (required and not value):
-        raise _Bad(name, f"must be a non-empty string, got {value!r}")
+        raise _Bad(name, f"must be a non-empty string, got {shown(value)}")
     return value
 
 
@@ -549,7 +545,7 @@ def _messages(record: dict) -> list[dict]:
             raise _Bad(f"messages[{i}]", "must be an object with role and content")
         role = message.get("role")
         if role not in ("user", "assistant"):
-            raise _Bad(f"messages[{i}].role", f"must be \"user\" or \"assistant\", got {role!r}")
+            raise _Bad(f"messages[{i}].role", f"must be \"user\" or \"assistant\", got {shown(role)}")
         if "content" not in message:
             raise _Bad(f"messages[{i}].content", "missing (required)")
         messages.append({"role": role, "content": _text_blocks(message["content"], f"messages[{i}].content")})
@@ -569,7 +565,7 @@ def response_digest(text: str | None) -> bytes | None:
 
 def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict]) -> bytes:
     """The exact-match key (L1 and L2): a hash of task, model, system and messages in canonical JSON."""
-    canonical = orjson.dumps([task, model, system, messages], option=orjson.OPT_SORT_KEYS)
+    canonical = canonical_json([task, model, system, messages])  # in the record's place: TooDeep as the record is
     return hashlib.sha256(canonical).digest()  # bytes, not hex: half the memory on long logs
 
 

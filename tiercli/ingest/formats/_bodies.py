@@ -12,7 +12,9 @@ from typing import Any
 
 import orjson
 
+from tiercli.errors import shown
 from tiercli.ingest import chat
+from tiercli.ingest.depth import TOO_DEEP, TooDeep, canonical_json, require_within
 from tiercli.ingest.foreign import boolean, timestamp
 from tiercli.ingest.formats.map import LATENCY_DECIMALS, mapped_fields
 from tiercli.ingest.records import RecordProblem
@@ -67,8 +69,11 @@ def pick(row: dict, names: tuple[str, ...]) -> tuple[Any, str]:
     return None, names[-1] if snake else names[0]
 
 
-def _canonical(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+def _canonical(value: Any, field: str) -> str:
+    try:
+        return canonical_json(value, 2).decode()
+    except TooDeep:
+        raise RecordProblem(field, TOO_DEEP) from None
 
 
 def _with_parts(messages: list) -> list:
@@ -111,7 +116,7 @@ def request_fields(value: Any, field: str, *, whole_body: bool = False) -> tuple
     elif isinstance(value, dict) and isinstance(value.get("prompt"), str):
         fields["prompt"] = value["prompt"]
     else:
-        fields["prompt"] = _canonical(value)
+        fields["prompt"] = _canonical(value, field)
     return fields, {name: field for name in fields}
 
 
@@ -122,7 +127,7 @@ def _answer_shaped(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) or _answer_shaped(v) for v in value)
 
 
-def answer_text(value: Any) -> str | None:
+def answer_text(value: Any, field: str) -> str | None:
     """The answer's text from a recorded output: text, a Messages or Chat Completions response,
     a message, a list of messages or content blocks (None when it holds no text: a tool call).
     Any other JSON (an application's structured answer) is the answer as its text: the text as
@@ -130,8 +135,9 @@ def answer_text(value: Any) -> str | None:
     parsed = json_value(value)
     if isinstance(parsed, str):
         return parsed
+    require_within(parsed, field)  # _answer_shaped walks it
     if not _answer_shaped(parsed):
-        return value if isinstance(value, str) else _canonical(parsed)
+        return value if isinstance(value, str) else _canonical(parsed, field)
     if isinstance(parsed, list):
         parsed = _with_parts(parsed)
     elif "content" not in parsed and "parts" in parsed:
@@ -143,7 +149,7 @@ def latency_ms(start: Any, start_field: str, end: Any, end_field: str) -> float:
     """Milliseconds from a start to an end time, both as the export writes them."""
     begun, ended = timestamp(start, start_field), timestamp(end, end_field)
     if ended < begun:
-        raise RecordProblem(end_field, f"before the start ({start_field}): {end!r}")
+        raise RecordProblem(end_field, f"before the start ({start_field}): {shown(end)}")
     return round((ended - begun) * 1000, LATENCY_DECIMALS)
 
 

@@ -119,7 +119,7 @@ def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict]:
     record.update(fields)
     origin.update(content_origin)
     if response is not None:
-        record["response"], origin["response"] = answer_text(response), "response_body"
+        record["response"], origin["response"] = answer_text(response, "response_body"), "response_body"
     _usage(row, response, record, origin)
     with_field_map(row, field_map, record, origin, "request_created_at")
     return record, origin

@@ -134,7 +134,7 @@ def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict]:
     origin.update(content_origin)
     output, output_field = pick(row, OUTPUT)
     if output is not None:
-        record["response"], origin["response"] = answer_text(output), output_field
+        record["response"], origin["response"] = answer_text(output, output_field), output_field
     _usage(row, record, origin)
     streaming, streaming_field = _streaming(row)
     if streaming is not None and record.get("streaming") is None:

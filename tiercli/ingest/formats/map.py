@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from tiercli.ingest import chat, fieldmap
+from tiercli.ingest.depth import require_within
 from tiercli.ingest.foreign import Builder, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.items import items, json_text
@@ -87,6 +88,7 @@ def _response(value: Any, path: str) -> str:
     if answer is None:
         if not isinstance(value, (dict, list)):
             raise RecordProblem(path, f"must be a string or a response object, got {type(value).__name__}")
+        require_within(value, path)
         return json.dumps(value, ensure_ascii=False)
     return answer
 

@@ -25,9 +25,10 @@ from typing import Any
 
 import orjson
 
-from tiercli.errors import LogError
+from tiercli.errors import LogError, shown
 from tiercli.ingest import fieldmap
 from tiercli.ingest.chat import response_text, split_messages, usage_from, usage_object
+from tiercli.ingest.depth import MAX_DEPTH, TOO_DEEP, require_within
 from tiercli.ingest.foreign import Builder, FormatRead, ReadOptions, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.items import Item, items
@@ -71,11 +72,14 @@ def _key(obj: dict, camel: str) -> Any:
 _VALUE_KINDS = ("stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue")
 
 
-def any_value(value: Any, field_name: str) -> Any:
+def any_value(value: Any, field_name: str, level: int = 1) -> Any:
     """An OTLP AnyValue as Python: strings, booleans, integers (written as text or numbers),
-    doubles, lists (arrayValue), dicts (kvlistValue); an empty AnyValue is None."""
+    doubles, lists (arrayValue), dicts (kvlistValue); an empty AnyValue is None. Lists and dicts
+    nest at most depth.MAX_DEPTH levels (a span's resource is hashed whole)."""
+    if level > MAX_DEPTH:
+        raise RecordProblem(field_name, TOO_DEEP)
     if not isinstance(value, dict):
-        raise RecordProblem(field_name, f"must be an AnyValue object such as {{\"stringValue\": ...}}, got {value!r}")
+        raise RecordProblem(field_name, f"must be an AnyValue object such as {{\"stringValue\": ...}}, got {shown(value)}")
     for kind in _VALUE_KINDS:
         raw = _key(value, kind)
         if raw is None:
@@ -87,27 +91,27 @@ def any_value(value: Any, field_name: str) -> Any:
                 return raw
             if isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw):
                 return int(raw)
-            raise RecordProblem(field_name, f"intValue {raw!r} is not an integer")
+            raise RecordProblem(field_name, f"intValue {shown(raw)} is not an integer")
         if kind == "doubleValue":
             try:
                 return float(raw)
             except (TypeError, ValueError):
-                raise RecordProblem(field_name, f"doubleValue {raw!r} is not a number") from None
+                raise RecordProblem(field_name, f"doubleValue {shown(raw)} is not a number") from None
         if kind == "arrayValue":
             values = (_key(raw, "values") or []) if isinstance(raw, dict) else None
             if not isinstance(values, list):
                 raise RecordProblem(field_name, "arrayValue must hold a list of values")
-            return [any_value(v, f"{field_name}[{i}]") for i, v in enumerate(values)]
+            return [any_value(v, f"{field_name}[{i}]", level + 1) for i, v in enumerate(values)]
         if kind == "kvlistValue":
             values = (_key(raw, "values") or []) if isinstance(raw, dict) else None
             if not isinstance(values, list):
                 raise RecordProblem(field_name, "kvlistValue must hold a list of key-values")
-            return attributes(values, field_name + ".")
+            return attributes(values, field_name + ".", level + 1)
         return raw  # bytesValue: base64 text, kept as it is
     return None
 
 
-def attributes(pairs: Any, prefix: str = "") -> dict[str, Any]:
+def attributes(pairs: Any, prefix: str = "", level: int = 1) -> dict[str, Any]:
     """A list of OTLP KeyValue as a dict; a key given twice keeps its last value, as the SDKs do."""
     if pairs is None:
         return {}
@@ -117,8 +121,8 @@ def attributes(pairs: Any, prefix: str = "") -> dict[str, Any]:
     for pair in pairs:
         if not isinstance(pair, dict) or not isinstance(pair.get("key"), str):
             raise RecordProblem(prefix.rstrip(".") or "attributes",
-                                f"holds an entry that is not {{key, value}}: {pair!r}")
-        out[pair["key"]] = any_value(pair.get("value", {}), prefix + pair["key"])
+                                f"holds an entry that is not {{key, value}}: {shown(pair)}")
+        out[pair["key"]] = any_value(pair.get("value", {}), prefix + pair["key"], level)
     return out
 
 
@@ -127,15 +131,15 @@ def _hex_id(value: Any, field_name: str) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise RecordProblem(field_name, f"must be an id in hex or base64, got {value!r}")
+        raise RecordProblem(field_name, f"must be an id in hex or base64, got {shown(value)}")
     if _HEX_ID.fullmatch(value):
         return value.lower()
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise RecordProblem(field_name, f"not an id in hex or base64: {value!r}") from None
+        raise RecordProblem(field_name, f"not an id in hex or base64: {shown(value)}") from None
     if len(raw) not in (8, 16):
-        raise RecordProblem(field_name, f"not an 8- or 16-byte id: {value!r}")
+        raise RecordProblem(field_name, f"not an 8- or 16-byte id: {shown(value)}")
     return raw.hex() if raw.strip(b"\0") else None  # all zeros: no id (a root span's parent)
 
 
@@ -151,7 +155,7 @@ def _nanos(value: Any, field_name: str) -> int | None:
     elif isinstance(value, float) and value.is_integer():
         nanos = int(value)
     else:
-        raise RecordProblem(field_name, f"must be nanoseconds since the epoch, got {value!r}")
+        raise RecordProblem(field_name, f"must be nanoseconds since the epoch, got {shown(value)}")
     return nanos
 
 
@@ -222,7 +226,11 @@ def _span(raw: Any, item: Item, position: int, number_in_record: int, scope: str
         raise RecordProblem(f"span {number_in_record}", "must be an object")
     name = raw.get("name") if isinstance(raw.get("name"), str) else ""
     raw_id = _key(raw, "spanId")
-    where = f"span {number_in_record} ({name!r}, spanId {raw_id})" if raw_id else f"span {number_in_record} ({name!r})"
+    if raw_id:
+        shown_id = raw_id if isinstance(raw_id, str) and _HEX_ID.fullmatch(raw_id) else shown(raw_id)
+        where = f"span {number_in_record} ({shown(name)}, spanId {shown_id})"
+    else:
+        where = f"span {number_in_record} ({shown(name)})"
     try:
         span_id = _hex_id(raw_id, "spanId")
         status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
@@ -284,6 +292,8 @@ def _unflatten(attrs: dict, prefix: str) -> list:
             continue
         node = tree
         parts = key[len(prefix):].split(".")
+        if len(parts) > MAX_DEPTH:  # each part is a level of the tree, walked by _as_lists
+            raise RecordProblem(key, TOO_DEEP)
         for part in parts[:-1]:
             child = node.get(part)
             if not isinstance(child, dict):
@@ -365,7 +375,7 @@ def _assemble(turns: list[tuple[str, list[dict]]], field_name: str) -> tuple[lis
             messages.append({"role": "assistant" if role == "assistant" else "user", "content": list(blocks)})
             after_tool = role == "tool"
         else:
-            raise RecordProblem(field_name, f"a message's role must be system, user, assistant or tool, got {role!r}")
+            raise RecordProblem(field_name, f"a message's role must be system, user, assistant or tool, got {shown(role)}")
     if not messages:
         raise RecordProblem(field_name, "holds no user or assistant message")
     return (system or None), messages
@@ -576,6 +586,9 @@ def _read(span: Span, options: ReadOptions) -> Reading:
     reading.times = (ts, latency)
 
     reading.content = _request(span, attrs, both)
+    if reading.content is not None:  # as every command keys it (depth.py)
+        for part in reading.content[:2]:
+            require_within(part, reading.content[2])
     reading.response = _answer(span, attrs, both)
 
     # tokens, as one unit: every convention read here counts cached tokens in its input
@@ -612,6 +625,7 @@ def _read(span: Span, options: ReadOptions) -> Reading:
                                                      for k in attrs):
         reading.use_tools = True  # tools offered: the call is bypassed, as a native call with use_tools
     if isinstance(tools, list) and all(isinstance(t, dict) for t in tools):
+        require_within(tools, "gen_ai.tool.definitions")
         reading.tools = tools
 
     response_id = attrs.get("gen_ai.response.id")
@@ -725,15 +739,51 @@ class _Groups:
             self.up[b] = a
 
 
-def _link(spans: list[Span]) -> None:
-    """Parents and depths from parent span ids, within the file."""
+def _link(spans: list[Span], builder: Builder) -> list[Span]:
+    """Parents and depths from parent span ids, within the file. Spans whose parents form a
+    cycle are bad records (raised, or skipped and left out: the spans returned)."""
     by_id = {(s.trace, s.span_id): s for s in spans if s.span_id}
     for span in spans:
         if span.parent_id:
             parent = by_id.get((span.trace, span.parent_id))
             span.parent = parent if parent is not span else None
+    cyclic = _in_cycles(spans)
+    for span in spans:
+        if span in cyclic:
+            chain = [span.span_id or ""]
+            for ancestor in span.ancestors():
+                chain.append(ancestor.span_id or "")
+                if ancestor is span:
+                    break
+            builder.problem(span.item, "parentSpanId", "the span's parents form a cycle (spanId "
+                            + " -> parentSpanId ".join(chain) + ")",
+                            "a span cannot be its own ancestor: are two exports' span ids mixed in one file?",
+                            span.where)
+    if cyclic:
+        spans = [span for span in spans if span not in cyclic]
+        for span in spans:
+            if span.parent in cyclic:
+                span.parent = None
     for span in spans:
         span.depth = sum(1 for _ in span.ancestors())
+    return spans
+
+
+def _in_cycles(spans: list[Span]) -> set[Span]:
+    """The spans on a cycle of parents: each span's chain of parents is walked once."""
+    walked: dict[Span, bool] = {}  # span -> on the chain being walked now (False: done)
+    cyclic: set[Span] = set()
+    for span in spans:
+        chain, node = [], span
+        while node is not None and node not in walked:
+            walked[node] = True
+            chain.append(node)
+            node = node.parent
+        if node is not None and walked[node]:  # back on this chain: a cycle from node on
+            cyclic.update(chain[chain.index(node):])
+        for node in chain:
+            walked[node] = False
+    return cyclic
 
 
 def _content_key(reading: Reading) -> bytes | None:
@@ -982,7 +1032,7 @@ class Otel:
             except RecordProblem as bad:
                 builder.problem(item, bad.field, bad.problem, bad.hint, getattr(bad, "where", None))
         counts["records"] = len(spans)
-        _link(spans)
+        spans = _link(spans, builder)
         llm_spans = []
         for span in spans:
             with builder.checking(span.item, span.where) as ok:
