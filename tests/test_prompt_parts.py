@@ -132,3 +132,69 @@ def test_otel_tool_definitions_are_the_first_parts():
     parts = offered[0].parts
     assert parts.lengths[0] == len(orjson.dumps(tool, option=orjson.OPT_SORT_KEYS))
     assert parts.system_end >= 1
+
+
+# --- one depth bound on request content, checked when the log is read (issue 21, item 14) ---------
+
+def nested(levels: int) -> dict:
+    """An object `levels` deep (itself the first level)."""
+    value: dict = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def schema_record(levels: int) -> dict:
+    # the record is level 1, tools 2, the tool 3: an input_schema `levels` deep reaches 3 + levels
+    return call("2026-11-02T08:00:00Z", tools=[{"name": "lookup", "input_schema": nested(levels)}])
+
+
+def test_tools_nested_at_the_bound_read_and_one_level_more_is_a_line_error_in_every_command(tmp_path):
+    from tiercli.ingest.depth import MAX_DEPTH
+    from formats_common import run
+
+    at_bound = write(tmp_path / "at_bound.jsonl", [schema_record(MAX_DEPTH - 3)])
+    assert len(_read(at_bound)) == len(_read(at_bound, parts=False)) == 1
+    # 900 levels (the probe's): replay read it, compare and live failed on it with an internal error
+    for levels in (MAX_DEPTH - 2, 900):
+        log = write(tmp_path / f"deep_{levels}.jsonl", [call("2026-11-02T07:59:00Z"), schema_record(levels)])
+        for command in ("replay", "compare"):
+            result = run(command, log, "--tiers", "l1,l2", "--no-save")
+            assert result.exit_code == 1, result.output
+            assert result.stderr.splitlines()[0] == (
+                f"error: {log}:2: tools: content nested more than 200 levels deep in the record")
+
+
+def test_otel_tool_call_arguments_nested_800_deep_are_a_line_error(tmp_path):
+    """The probe's second reproduction: was an internal "Recursion limit reached" in replay."""
+    from formats_common import run
+
+    messages = [{"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+                {"role": "assistant", "parts": [{"type": "tool_call", "id": "t1", "name": "f",
+                                                 "arguments": '{"a":' * 799 + "{}" + "}" * 799}]},
+                {"role": "user", "parts": [{"type": "tool_call_response", "id": "t1", "response": "r"}]}]
+    attributes = [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                  {"key": "gen_ai.request.model", "value": {"stringValue": "claude-haiku-4-5"}},
+                  {"key": "gen_ai.input.messages", "value": {"stringValue": json.dumps(messages)}}]
+    span = {"traceId": "11" * 16, "spanId": "aa" * 8, "name": "chat", "startTimeUnixNano": "1793606400000000000",
+            "endTimeUnixNano": "1793606400500000000", "attributes": attributes}
+    deep_resource = '{"stringValue": "x"}'  # as text: json.dumps would recurse too deeply writing it
+    for _ in range(210):
+        deep_resource = '{"kvlistValue": {"values": [{"key": "k", "value": ' + deep_resource + "}]}}"
+    dotted = [{"key": "llm.input_messages.0" + ".a" * 300, "value": {"stringValue": "x"}}]
+    in_span = f"span 1 ('chat', spanId {'aa' * 8}): "
+    cases = [({"attributes": []}, span, in_span + "gen_ai.input.messages"),
+             ({"attributes": [{"key": "service.name", "value": "DEEP"}]}, dict(span, attributes=attributes[:2]),
+              "resource.service.name" + ".k" * 200),  # a field's name is cut at 120 characters
+             ({"attributes": []}, dict(span, attributes=attributes[:2] + dotted),
+              in_span + "llm.input_messages.0" + ".a" * 300)]
+    for resource, span, field in cases:
+        record = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {"name": "s"}, "spans": [span]}]}]}
+        log = tmp_path / "deep.jsonl"
+        log.write_text(json.dumps(record).replace('"DEEP"', deep_resource) + "\n")
+        result = run("replay", log, "--tiers", "l1,l2", "--no-save")
+        assert result.exit_code == 1, result.output
+        first = result.stderr.splitlines()[0]
+        named = first.removeprefix(f"error: {log}:1: ").removesuffix(": content nested more than 200 levels deep "
+                                                                      "in the record")
+        assert field.startswith(named.removesuffix("...")), first
