@@ -216,3 +216,13 @@ def test_a_json_answer_kept_as_text_is_the_answer(tmp_path):
     native[0]["response"] = '{"score": 5, "label": "Warm"}'
     assert ours == replay_of(read(write(tmp_path / "native.jsonl", native), "tiercli"), tiers=("l1", "l2"))
     assert orjson.loads(rows[1]["output"])["label"] == "Warm"
+
+
+def test_a_start_time_after_2100_is_out_of_range(tmp_path):
+    """2100-01-01T00:00:01Z in epoch milliseconds was read as microseconds: February 1970."""
+    row = next(r for r in map(json.loads, BLOB.read_text().splitlines()) if r["type"] == "GENERATION")
+    log = write(tmp_path / "late.jsonl", [dict(row, start_time=4_102_444_801_000, end_time=4_102_444_802_000)])
+    result = run("replay", log, "--format", "langfuse", "--tiers", "l1,l2", "--no-save")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == \
+        f"error: {log}:1: start_time: out of range: 4102444801000 (from 1970-01-01 to 2100-01-01 UTC)"

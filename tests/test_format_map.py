@@ -217,6 +217,30 @@ def test_bad_records_name_file_line_and_the_mapped_path(tmp_path):
         "LOG:2: prompt: missing (required; or chat)"
 
 
+AFTER_2100 = 4_102_444_801  # 2100-01-01T00:00:01Z: one second past the native range
+
+
+@pytest.mark.parametrize("logged_at, unit", [(AFTER_2100, "s"), (AFTER_2100 * 1000, "ms"),
+                                             (AFTER_2100 * 10**6, "us"), (str(AFTER_2100 * 10**9), "ns"),
+                                             ("2100-01-01T00:00:01Z", "text")])
+def test_a_time_after_2100_is_out_of_range_in_any_unit(tmp_path, logged_at, unit):
+    """Was read again in the next unit, as a time in February 1970."""
+    good = json.loads(ORCHESTRATOR.read_text().splitlines()[0])
+    shown = repr(logged_at) if isinstance(logged_at, str) else str(logged_at)
+    assert _bad(tmp_path, [good, dict(good, logged_at=logged_at)]) == \
+        f"LOG:2: logged_at: out of range: {shown} (from 1970-01-01 to 2100-01-01 UTC)"
+
+
+def test_times_in_each_unit_read_alike():
+    from tiercli.ingest.foreign import timestamp
+
+    seconds = 1_793_606_400  # 2026-11-02T08:00:00Z
+    for number in (seconds, seconds * 10**3, seconds * 10**6, seconds * 10**9, str(seconds * 10**9)):
+        assert timestamp(number, "t") == seconds
+    assert timestamp(seconds * 10**9 + 500, "t", unit=1e9) == seconds * 10**9 / 1e9 + 500 / 1e9
+    assert timestamp(1.5, "t") == 1.5  # small numbers are seconds, as before
+
+
 def test_bad_csv_row_and_through_the_cli(tmp_path):
     rows = WAREHOUSE.read_text().splitlines()
     rows[2] = rows[2].replace(",15,40,", ",fifteen,40,")

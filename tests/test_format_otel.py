@@ -277,6 +277,19 @@ def test_content_cut_short_by_the_sdk_says_so(tmp_path):
     assert "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" in result.stderr
 
 
+def test_a_start_after_2100_is_out_of_range(tmp_path):
+    """2100-01-01T00:00:01Z in nanoseconds was divided into seconds, then read as milliseconds:
+    1970-02-17."""
+    record, span = first_record(FIXTURES / "bad_tokens.jsonl")
+    span["attributes"][2]["value"] = {"intValue": "10"}
+    span["startTimeUnixNano"], span["endTimeUnixNano"] = str(4_102_444_801 * 10**9), str(4_102_444_802 * 10**9)
+    result = run("replay", write(tmp_path / "late.jsonl", [record]), "--tiers", "l1,l2", "--no-save")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0].endswith(
+        "spanId 0000000000000032): startTimeUnixNano: out of range: 4102444801000000000 "
+        "(from 1970-01-01 to 2100-01-01 UTC)")
+
+
 def test_skip_invalid_skips_the_bad_span():
     from tiercli.errors import LogError
 

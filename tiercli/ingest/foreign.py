@@ -171,9 +171,11 @@ def coverage(record: dict) -> list[str]:
 
 # --- values as exports write them --------------------------------------------------------------
 
-def timestamp(value: Any, field_name: str) -> float:
+def timestamp(value: Any, field_name: str, unit: float | None = None) -> float:
     """Seconds since the epoch from an RFC 3339 / ISO 8601 text (no offset: UTC), a datetime,
-    or a number of seconds, milliseconds, microseconds or nanoseconds (told by its size)."""
+    or a number of seconds, milliseconds, microseconds or nanoseconds: `unit` of them a second
+    (1e9: nanoseconds), or told by its size (EPOCH_UNITS). Out of the native range (1970 to
+    2100), an error, as in a native log: never read again in another unit."""
     if isinstance(value, datetime):
         ts = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
     elif isinstance(value, date):
@@ -181,11 +183,11 @@ def timestamp(value: Any, field_name: str) -> float:
     elif isinstance(value, bool) or value is None:
         raise RecordProblem(field_name, "missing (required)" if value is None else f"not a time: {shown(value)}")
     elif isinstance(value, (int, float)):
-        ts = _epoch(float(value), field_name)
+        ts = _epoch(value, field_name, unit)
     elif isinstance(value, str):
         text = value.strip()
         try:
-            ts = _epoch(float(text), field_name)
+            ts = _epoch(float(text), field_name, unit)
         except ValueError:
             try:
                 parsed = datetime.fromisoformat(text.replace(" UTC", "+00:00"))
@@ -199,13 +201,23 @@ def timestamp(value: Any, field_name: str) -> float:
     return ts
 
 
-def _epoch(number: float, field_name: str) -> float:
+# A number's unit, by its size: seconds below 1e11 (in milliseconds, before 1973-03-04), then
+# milliseconds below 1e14, microseconds below 1e17, else nanoseconds. Each unit's span of real
+# times (2001 to 2100: 1e9 to 4.1e9 seconds) sits inside its band, so a time after 2100 stays
+# in its unit and is out of range, never a time in 1970 in the next unit.
+EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (math.inf, 1e9))
+
+
+def _epoch(number: int | float, field_name: str, unit: float | None) -> float:
+    try:
+        number = float(number)
+    except OverflowError:  # an integer beyond any float (OTLP writes nanoseconds as text of any length)
+        raise RecordProblem(field_name, f"out of range: {shown(number)} (from 1970-01-01 to 2100-01-01 UTC)") from None
     if not math.isfinite(number) or number < 0:
         raise RecordProblem(field_name, f"not a timestamp: {shown(number)}")
-    for scale in (1.0, 1e3, 1e6, 1e9):  # s, ms, us, ns since the epoch
-        if number / scale < TS_MAX:
-            return number / scale
-    return number / 1e9
+    if unit is None:
+        unit = next(scale for below, scale in EPOCH_UNITS if number < below)
+    return number / unit
 
 
 def number(value: Any, field_name: str) -> float | None:

@@ -577,7 +577,7 @@ def _read(span: Span, options: ReadOptions) -> Reading:
 
     if span.start is None:
         raise RecordProblem("startTimeUnixNano", "missing (required)")
-    ts = timestamp(span.start / 1e9, "startTimeUnixNano")
+    ts = timestamp(span.start, "startTimeUnixNano", unit=1e9)
     latency = None
     if span.end is not None:
         if span.end < span.start:
@@ -987,7 +987,7 @@ def _tag_change(span: Span, options: ReadOptions) -> dict | None:
     kind, _ = _lookup(span, path)
     if text(kind if kind is not fieldmap.MISSING else None) != "tag_change":
         return None
-    record: dict[str, Any] = {"type": "tag_change", "ts": timestamp(span.start / 1e9, "startTimeUnixNano")
+    record: dict[str, Any] = {"type": "tag_change", "ts": timestamp(span.start, "startTimeUnixNano", unit=1e9)
                               if span.start is not None else None}
     for target in ("ts", "lead_id", "tag", "worker"):
         if target in options.field_map:
