@@ -67,8 +67,8 @@ def test_export_replays_as_native(tmp_path):
     summary, table = assert_same_replay(EXPORT, native_calls(), tmp_path, "helicone")
     counts = read(EXPORT, "helicone").files[0].counts
     assert {k: counts[k] for k in ("records", "calls", "rows_skipped", "failed_calls_skipped",
-                                   "duplicates_merged", "source_cache_hits", "keyless")} == {
-        "records": 10, "calls": 7, "rows_skipped": 1, "failed_calls_skipped": 1, "duplicates_merged": 1,
+                                   "duplicates_dropped", "source_cache_hits", "keyless")} == {
+        "records": 10, "calls": 7, "rows_skipped": 1, "failed_calls_skipped": 1, "duplicates_dropped": 1,
         "source_cache_hits": 1, "keyless": 0}
     # r2 hits r1's entry; r5 (which Helicone's own cache served) comes after the L1 and L2 TTLs
     assert (summary["requests"], summary["hits"], summary["bypassed"]) == (7, 1, 2)
@@ -169,3 +169,20 @@ def test_fits_its_export_and_no_other_format():
 
 def test_auto_detects_the_export():
     assert read(EXPORT).files[0].format == "helicone"
+
+
+def test_the_same_export_given_twice_counts_each_request_once(tmp_path):
+    """Request ids were de-duplicated within a file only: the same export twice was 14 calls."""
+    copy = tmp_path / "again.jsonl"
+    copy.write_bytes(EXPORT.read_bytes())
+    twice = read([EXPORT, copy], "helicone")
+    assert replay_of(twice, tiers=("l1", "l2")) == replay_of(read(EXPORT, "helicone"), tiers=("l1", "l2"))
+    # the copy: r6 again within it (1), and its 7 calls read from the first file
+    assert [(f.counts["calls"], f.counts["duplicates_dropped"]) for f in twice.files] == [(7, 1), (0, 8)]
+    assert twice.files[1].counts["with_content"] == twice.files[1].counts["source_cache_hits"] == 0
+    result = run("replay", EXPORT, copy, "--tiers", "l1,l2", "--no-save")
+    assert result.exit_code == 0, result.output
+    assert ("note: 9 duplicate records dropped (the id of a record read already, in the same file or an earlier "
+            "one): each call is counted once") in result.stderr.splitlines()
+    described = json.loads(run("inspect", EXPORT, copy, "--json").stdout)
+    assert (described["calls"], described["duplicates_dropped"]) == (7, 9)

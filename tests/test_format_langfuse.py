@@ -63,9 +63,9 @@ def native_calls() -> list[dict]:
 def test_blob_export_replays_as_native(tmp_path):
     summary, table = assert_same_replay(BLOB, native_calls(), tmp_path, "langfuse")
     counts = read(BLOB, "langfuse").files[0].counts
-    assert {k: counts[k] for k in ("records", "calls", "rows_skipped", "duplicates_merged",
+    assert {k: counts[k] for k in ("records", "calls", "rows_skipped", "duplicates_dropped",
                                    "failed_calls_skipped", "keyless")} == {
-        "records": 10, "calls": 6, "rows_skipped": 2, "duplicates_merged": 1, "failed_calls_skipped": 1,
+        "records": 10, "calls": 6, "rows_skipped": 2, "duplicates_dropped": 1, "failed_calls_skipped": 1,
         "keyless": 0}
     assert (summary["requests"], summary["hits"], summary["bypassed"], summary["mismatched_hits"]) == (6, 1, 2, 1)
     assert summary["estimated_token_calls"] == 1  # the generation with no usage
@@ -108,7 +108,7 @@ def test_parquet_export_replays_as_native(tmp_path):
     path = tmp_path / "observations.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
     assert_same_replay(path, native_calls(), tmp_path, "langfuse")
-    assert read(path, "langfuse").files[0].counts["duplicates_merged"] == 1
+    assert read(path, "langfuse").files[0].counts["duplicates_dropped"] == 1
 
 
 def test_compressed_files_and_a_folder_of_them(tmp_path):
@@ -180,7 +180,7 @@ def test_inspect_describes_the_export():
     assert result.exit_code == 0, result.output
     described = json.loads(result.stdout)
     assert described["files"][0]["format"] == "langfuse"
-    assert (described["records"], described["calls"], described["duplicates_merged"]) == (10, 6, 1)
+    assert (described["records"], described["calls"], described["duplicates_dropped"]) == (10, 6, 1)
     assert described["files"][0]["counts"]["rows_skipped"] == 2
     coverage = described["coverage"]
     assert coverage["content"] == 1 and coverage["lead"] == 1 and coverage["tokens"] == pytest.approx(5 / 6)
@@ -226,3 +226,12 @@ def test_a_start_time_after_2100_is_out_of_range(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == \
         f"error: {log}:1: start_time: out of range: 4102444801000 (from 1970-01-01 to 2100-01-01 UTC)"
+
+
+def test_the_same_export_given_twice_counts_each_observation_once(tmp_path):
+    """Observation ids were de-duplicated within a file only: the same export twice was 12 calls."""
+    copy = tmp_path / "again.csv"
+    copy.write_bytes(CSV.read_bytes())
+    twice = read([BLOB, copy], "langfuse")  # the same observations, as a blob export and as the UI's CSV
+    assert replay_of(twice, tiers=("l1", "l2")) == replay_of(read(BLOB, "langfuse"), tiers=("l1", "l2"))
+    assert [(f.counts["calls"], f.counts["duplicates_dropped"]) for f in twice.files] == [(6, 1), (0, 7)]

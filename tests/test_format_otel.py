@@ -175,6 +175,20 @@ def test_one_call_in_several_spans_is_counted_once(tmp_path):
         [(c.ts, c.lead, c.key, c.input_tokens, c.output_tokens, c.latency_ms) for c in ours.calls]
 
 
+def test_a_span_written_twice_is_one_call(tmp_path):
+    """The same span (traceId and spanId) twice in a file, or in two files, was two calls."""
+    record, _ = first_record(FIXTURES / "current.jsonl")
+    once = write(tmp_path / "once.jsonl", [record])
+    twice = write(tmp_path / "twice.jsonl", [record, record])
+    calls = len(read(once, "otel").calls)
+    assert calls >= 1
+    spans = counts_of(once)["records"]
+    assert counts_of(twice) == {**counts_of(once), "records": 2 * spans, "duplicates_dropped": spans}
+    both = read([once, twice], "otel")
+    assert len(both.calls) == calls
+    assert [f.counts.get("duplicates_dropped", 0) for f in both.files] == [0, spans + calls]
+
+
 def test_many_identical_requests_are_not_compared_pairwise(tmp_path, monkeypatch):
     # the same request asked 1,000 times, a second apart: a time sweep compares none of them
     from tiercli.ingest.formats import otel

@@ -163,7 +163,7 @@ def test_json_shape_standard_input_and_gzip(tmp_path):
     assert piped.exit_code == 0, piped.output
     out = json.loads(piped.stdout)
     assert list(out) == ["files", "records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
-                         "source_cache_hits", "skipped", "span", "models", "coverage", "gaps", "first_call", "l3_text"]
+                         "duplicates_dropped", "source_cache_hits", "skipped", "span", "models", "coverage", "gaps", "first_call", "l3_text"]
     assert out["files"][0]["name"] == "<stdin>" and out["files"][0]["counts"]["with_latency"] == 3
     assert out["gaps"] == MIXED_GAPS
     packed = tmp_path / "log.jsonl.gz"
@@ -244,8 +244,8 @@ def test_map_format(tmp_path):
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
-COUNTED = ("records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged", "source_cache_hits",
-           "skipped")
+COUNTED = ("records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged", "duplicates_dropped",
+           "source_cache_hits", "skipped")
 # One committed fixture per format (written by each format's tests from its published schema),
 # with what inspect must find in it: the counts, the calls recording each field, the models,
 # and the first call's lead, task, tokens (in, out, cache read, cache write), latency, keyless.
@@ -261,7 +261,7 @@ FORMAT_CASES = {
     # 10 rows: a SPAN and an EVENT skipped, g1 twice, g5 failed (level ERROR); g6 has no usage,
     # g7 answered with a tool call (no text)
     "langfuse": ("langfuse/observations.csv",
-                 {"records": 10, "calls": 6, "duplicates_merged": 1},
+                 {"records": 10, "calls": 6, "duplicates_dropped": 1},
                  {"content": 6, "response": 5, "tokens": 5, "cache_tokens": 3, "latency": 6, "lead": 6, "task": 6,
                   "stream_flag": 1, "tools": 1},
                  [("claude-sonnet-4-5", 3), ("gpt-4o-mini", 2), ("claude-haiku-4-5", 1)],
@@ -278,7 +278,7 @@ FORMAT_CASES = {
     # 10 requests: an embedding skipped, a 529 failed, r6 twice, r5 served from Helicone's cache,
     # r9 answered with a tool call
     "helicone": ("helicone/export.jsonl",
-                 {"records": 10, "calls": 7, "duplicates_merged": 1, "source_cache_hits": 1},
+                 {"records": 10, "calls": 7, "duplicates_dropped": 1, "source_cache_hits": 1},
                  {"content": 7, "response": 6, "tokens": 7, "cache_tokens": 6, "latency": 7, "lead": 7, "task": 7,
                   "stream_flag": 7, "tools": 7},
                  [("claude-sonnet-4-5", 4), ("gpt-4o-mini", 2), ("claude-haiku-4-5", 1)],

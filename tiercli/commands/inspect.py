@@ -34,12 +34,13 @@ COUNT_LABELS = {
     "source_cache_hits": "Calls the source's own cache served",
     "spans_skipped": "Spans skipped (not LLM calls)",
     "duplicates_merged": "Duplicates merged (one call, several records)",
+    "duplicates_dropped": "Duplicates dropped (a record's id read already)",
     "rows_skipped": "Rows skipped (not calls)",
     "skipped": "Bad records skipped (--skip-invalid)",
 }
 # The top-level counts of --json: always there, 0 when no file counted them.
 JSON_COUNTS = ("records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
-               "source_cache_hits", "skipped")
+               "duplicates_dropped", "source_cache_hits", "skipped")
 
 COVERAGE_LABELS = {
     "content": "content (prompt or messages)",
@@ -91,8 +92,8 @@ def inspect(
 
     With --json, stdout holds one object: {"files": [{"name", "format", "detected", "counts"}],
     "records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
-    "source_cache_hits", "skipped", "span": {"first", "last", "seconds"}, "models": [{"model",
-    "calls", "priced"}], "coverage": {NAME: share}, "gaps": [TEXT], "first_call": {...},
+    "duplicates_dropped", "source_cache_hits", "skipped", "span": {"first", "last", "seconds"},
+    "models": [{"model", "calls", "priced"}], "coverage": {NAME: share}, "gaps": [TEXT], "first_call": {...},
     "l3_text": {"window", "over_window": {TASK: texts}, "templates": {TASK: {...}}} or null
     when L3 is off} (README "Bring your logs", "What L3 embeds").
 

@@ -40,6 +40,11 @@ class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level ty
     file: int = 0  # which of the logs read it came from (ReadResult.files)
     # what the provider's prompt cache would see (tiercli compare); None when not asked for, or keyless
     parts: PromptParts | None = None
+    # the record's own id in its source (a Langfuse observation, a span), to drop the same
+    # record read from another file (foreign.drop_repeats); and which fields it carried (bits
+    # in foreign.COVERAGE's order), to take it out of its file's counts then
+    source_id: str | None = None
+    coverage: int = 0
 
 
 class TagChange(msgspec.Struct, gc=False, array_like=True, tag=True):

@@ -48,11 +48,13 @@ class Builder:
         self.seen_ids: set[str] = set()  # records' own ids, for repeated()
 
     def call(self, item: Item, record: dict, origin: dict[str, str] | None = None, *, where: str | None = None,
-             source_cache_hit: bool = False, source_record: dict | None = None) -> Call | None:
+             source_cache_hit: bool = False, source_record: dict | None = None,
+             identity: str | None = None) -> Call | None:
         """A call from a record in tiercli's shape (fields it lacks absent or None); None when
         it was skipped. A call with no lead is the lead NO_LEAD, with no task the task NO_TASK:
         `inspect` shows how many. `source_record`: what an l3_text field:PATH reads (default:
-        the item's record as the source wrote it)."""
+        the item's record as the source wrote it). `identity`: the record's own id, by which
+        the same record in another file is dropped (drop_repeats)."""
         record = {k: v for k, v in record.items() if v is not None}
         present = coverage(record)
         record.setdefault("lead_id", NO_LEAD)
@@ -67,6 +69,8 @@ class Builder:
             return None
         call.file = self.file_index
         call.source_cache_hit = source_cache_hit
+        call.source_id = identity
+        call.coverage = sum(1 << bit for bit, name in enumerate(COVERAGE) if f"with_{name}" in present)
         self.out.events.append(call)
         self.out.counts["calls"] += 1
         self.out.counts.update(present)
@@ -88,23 +92,24 @@ class Builder:
 
     def calls_of_objects(self, to_call) -> FormatRead:
         """Calls from the source's object records: `to_call(item)` gives (record, origin,
-        source_cache_hit), or None for a record that is no call (having counted why); a
-        RecordProblem it raises is that record's error (raised, or skipped)."""
+        source_cache_hit, the record's id or None), or None for a record that is no call (having
+        counted why); a RecordProblem it raises is that record's error (raised, or skipped)."""
         for item in self.objects():
             with self.checking(item) as ok:
                 taken = to_call(item)
             if ok[0] and taken is not None:
-                record, origin, cached = taken
-                self.call(item, record, origin, source_cache_hit=cached)
+                record, origin, cached, identity = taken
+                self.call(item, record, origin, source_cache_hit=cached, identity=identity)
         return self.out
 
     def repeated(self, identity: str | None) -> bool:
         """Whether a record with this id was read already in this source (counted in
-        duplicates_merged); an exported call written again is one call. No id: never."""
+        duplicates_dropped); an exported call written again is one call. No id: never.
+        Repeats across files: drop_repeats."""
         if identity is None:
             return False
         if identity in self.seen_ids:
-            self.out.counts["duplicates_merged"] += 1
+            self.out.counts["duplicates_dropped"] += 1
             return True
         self.seen_ids.add(identity)
         return False
@@ -167,6 +172,41 @@ def coverage(record: dict) -> list[str]:
     """The `with_NAME` counts a call adds: which of COVERAGE's fields its record has."""
     return [f"with_{name}" for name, fields in COVERAGE.items()
             if any(record.get(f) is not None for f in fields)]
+
+
+def drop_repeats(events: list[Event], files: list) -> list[Event]:
+    """The events without calls whose record was read already from an earlier file (the same
+    id, in the same format: a Langfuse or Helicone export given twice, overlapping OTel files);
+    each dropped call is taken out of its file's counts and counted in its duplicates_dropped.
+    Repeats within a file were dropped as the file was read (Builder.repeated). Done once every
+    file is read: files may be read in Ray tasks of their own. `events` in file order."""
+    first_file: dict[tuple[str, str], int] = {}
+    kept: list[Event] = []
+    for event in events:
+        identity = event.source_id if type(event) is Call else None
+        if identity is not None:
+            first = first_file.setdefault((files[event.file].format, identity), event.file)
+            if first != event.file:
+                counts = files[event.file].counts
+                taken = ["calls"] + [f"with_{name}" for bit, name in enumerate(COVERAGE) if event.coverage >> bit & 1]
+                taken += ["keyless"] * event.keyless + ["source_cache_hits"] * event.source_cache_hit
+                for name in taken:
+                    counts[name] -= 1
+                counts["duplicates_dropped"] = counts.get("duplicates_dropped", 0) + 1
+                continue
+        kept.append(event)
+    return kept
+
+
+def repeats_note(totals: dict[str, int]) -> list[str]:
+    """What a command says on stderr of the records dropped as repeats (logread.format_notes)."""
+    dropped = totals.get("duplicates_dropped", 0)
+    if not dropped:
+        return []
+    from tiercli.present.words import count
+
+    return [f"note: {count(dropped, 'duplicate record')} dropped (the id of a record read already, in the same "
+            f"file or an earlier one): each call is counted once"]
 
 
 # --- values as exports write them --------------------------------------------------------------

@@ -81,7 +81,7 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
     texts are not kept, to save memory; without `digest` the SHA-256 (needed only to save a
     run) is not computed. `map_sources(read_one, jobs)`: runs read_source over the files
     elsewhere (Ray tasks, one a file) and returns their results in order; None: here, in turn."""
-    from tiercli.ingest.foreign import ReadOptions
+    from tiercli.ingest.foreign import ReadOptions, drop_repeats
     from tiercli.ingest.sources import expand
 
     from tiercli.ingest.shape import shape_of
@@ -108,6 +108,8 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
             keep_text.answer_texts.update(answer_texts)
             for task, misses in regex_unmatched.items():
                 keep_text.regex_unmatched[task] = keep_text.regex_unmatched.get(task, 0) + misses
+    if len(files) > 1:
+        events = drop_repeats(events, files)  # the same record in two files: one call
     path = files[0].name if len(files) == 1 else ", ".join(f.name for f in files)
     if not any(type(event) is Call for event in events):
         raise _no_calls(path, sum(type(e) is TagChange for e in events), skipped, files)
@@ -299,6 +301,9 @@ def format_notes(files: list[LogFile]) -> list[str]:
         keyless = totals["keyless"]
         notes.append(f"warning: {count(keyless, 'call')} recorded without {'its' if keyless == 1 else 'their'} "
                      f"request (no content) cannot be keyed: counted as misses, never cached")
+    from tiercli.ingest.foreign import repeats_note
+
+    notes += repeats_note(totals)
     if totals.get("source_cache_hits"):
         notes.append(f"note: {count(totals['source_cache_hits'], 'call')} the logging proxy's own cache already "
                      f"served (LiteLLM cache_hit, Helicone cache): replayed as calls to the API, priced at full cost")

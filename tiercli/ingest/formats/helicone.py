@@ -14,7 +14,7 @@ Rows for embeddings, moderations, images and audio are not chat calls (`rows_ski
 request whose response status is not 2xx failed (`failed_calls_skipped`); a request Helicone
 served from its own cache (`cache_reference_id` set) is a call the source's cache served.
 The export pages by offset, newest first, so a request can come twice: repeats of a
-request_id are merged (`duplicates_merged`)."""
+request_id, in the file or in another file read with it, are dropped (`duplicates_dropped`)."""
 
 from __future__ import annotations
 
@@ -153,12 +153,13 @@ class Helicone:
         return builder.calls_of_objects(lambda item: self._request(item, options.field_map, builder))
 
     @staticmethod
-    def _request(item: Item, field_map: dict[str, str], builder: Builder) -> tuple[dict, dict, bool] | None:
+    def _request(item: Item, field_map: dict[str, str], builder: Builder) -> tuple[dict, dict, bool, str] | None:
         row = item.value
         for name in REQUIRED:
             if absent(row.get(name)):
                 raise RecordProblem(name, "missing (required)")
-        if builder.repeated(text(row["request_id"])):
+        identity = text(row["request_id"])
+        if builder.repeated(identity):
             return None
         reason = _skip_reason(row)
         if reason is not None:
@@ -167,7 +168,7 @@ class Helicone:
         record, origin = call_record(row, field_map)
         reference = row.get("cache_reference_id")
         cached = not absent(reference) and str(reference) != NIL_UUID
-        return record, origin, cached
+        return record, origin, cached, identity
 
 
 FORMAT = Helicone()

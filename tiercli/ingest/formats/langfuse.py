@@ -178,7 +178,7 @@ class Langfuse:
         return builder.calls_of_objects(lambda item: self._generation(item, options.field_map, builder))
 
     @staticmethod
-    def _generation(item: Item, field_map: dict[str, str], builder: Builder) -> tuple[dict, dict, bool] | None:
+    def _generation(item: Item, field_map: dict[str, str], builder: Builder) -> tuple[dict, dict, bool, str] | None:
         """The call of a GENERATION row; None (and counted) for any other row, a repeat of an
         observation already read (the blob export writes an observation again when it is
         updated), or a failed generation."""
@@ -186,12 +186,13 @@ class Langfuse:
         if _kind(row, field_map) != "GENERATION":
             builder.out.counts["rows_skipped"] += 1
             return None
-        if builder.repeated(text(pick(row, ID)[0])):
+        identity = text(pick(row, ID)[0])
+        if builder.repeated(identity):
             return None
         if str(pick(row, LEVEL)[0] or "").upper() == FAILED_LEVEL:
             builder.out.counts["failed_calls_skipped"] += 1
             return None
-        return (*call_record(row, field_map), False)
+        return (*call_record(row, field_map), False, identity)
 
 
 FORMAT = Langfuse()

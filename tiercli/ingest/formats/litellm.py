@@ -81,9 +81,12 @@ class LiteLLM:
                     if not _a_call(row):
                         builder.out.counts["rows_skipped"] += 1
                         continue
+                    identity = text(row.get("request_id", row.get("id")))
+                    if builder.repeated(identity):  # a spend log dumped twice, or a page read again
+                        continue
                     record, origin, cache_hit = call_record(row, options)
                 if ok[0]:
-                    builder.call(item, record, origin, where=where, source_cache_hit=cache_hit)
+                    builder.call(item, record, origin, where=where, source_cache_hit=cache_hit, identity=identity)
         return builder.out
 
 

@@ -769,6 +769,12 @@ def _link(spans: list[Span], builder: Builder) -> list[Span]:
     return spans
 
 
+def _first_of_each(spans: list[Span], builder: Builder) -> list[Span]:
+    """The spans without repeats of a span read already (the same traceId and spanId: an export
+    written twice), each counted in duplicates_dropped."""
+    return [span for span in spans if span.span_id is None or not builder.repeated(f"{span.trace}:{span.span_id}")]
+
+
 def _in_cycles(spans: list[Span]) -> set[Span]:
     """The spans on a cycle of parents: each span's chain of parents is walked once."""
     walked: dict[Span, bool] = {}  # span -> on the chain being walked now (False: done)
@@ -1032,7 +1038,7 @@ class Otel:
             except RecordProblem as bad:
                 builder.problem(item, bad.field, bad.problem, bad.hint, getattr(bad, "where", None))
         counts["records"] = len(spans)
-        spans = _link(spans, builder)
+        spans = _link(_first_of_each(spans, builder), builder)
         llm_spans = []
         for span in spans:
             with builder.checking(span.item, span.where) as ok:
@@ -1057,7 +1063,8 @@ class Otel:
             with builder.checking(first.item, first.where) as ok:
                 record, origin = _merge(group, options)
             if ok[0]:
-                builder.call(first.item, record, origin, where=first.where, source_record=span_attributes(first))
+                builder.call(first.item, record, origin, where=first.where, source_record=span_attributes(first),
+                             identity=f"{first.trace}:{first.span_id}" if first.span_id else None)
         return builder.out
 
 
