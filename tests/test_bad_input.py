@@ -141,3 +141,28 @@ def test_bad_config_files(tmp_path):
         assert result.stderr.startswith(f"error: {config}: ") and words in result.stderr, result.stderr
     missing = run("replay", log, "--config", tmp_path / "none.toml")
     assert missing.exit_code == 1 and "cannot read config file" in missing.stderr
+
+
+
+@pytest.mark.parametrize("forced, fixture, detected", [
+    ("otel", None, "tiercli"),  # the probe's case: a native log read as OTLP
+    ("langfuse", None, "tiercli"),
+    ("tiercli", "otel/current.jsonl", "otel"),
+    ("otel", "langfuse/observations.csv", "langfuse"),
+])
+def test_a_wrong_format_flag_hints_the_format_detection_finds(tmp_path, forced, fixture, detected):
+    from pathlib import Path
+
+    log = Path(__file__).parent / "fixtures" / fixture if fixture else write(tmp_path / "log.jsonl", [call(0)])
+    result = run("replay", log, "--format", forced, "--tiers", "l1,l2", "--no-save")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[1] == (
+        f"hint: the file looks like {detected}, not {forced} (from its first records): give --format {detected}, "
+        f"or --format auto (the default) to detect each file's format")
+
+
+def test_a_bad_record_in_the_right_format_keeps_its_own_hint(tmp_path):
+    bad = write(tmp_path / "log.jsonl", [call(0), call(0, model="gpt-nope-9")])
+    result = run("replay", bad, "--format", "tiercli", "--tiers", "l1,l2", "--no-save")
+    assert result.exit_code == 1
+    assert "[prices." in result.stderr and "looks like" not in result.stderr

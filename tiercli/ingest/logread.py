@@ -141,12 +141,13 @@ def read_source(index: int, source, log_format: str, options, digest: bool, para
               else formats.detect(source, fallback="map" if options.field_map else None))
     if on_format is not None:
         on_format(source.name, chosen.name)
-    if chosen.name == "tiercli":
-        read, sha256 = read_native(source, options, index, names, digest, parallel_min_bytes)
-    else:
-        read, sha256 = chosen.read(source, options, index, names), ""
-        if digest:
-            sha256 = _digest(source)
+    with formats.forced(source, log_format, options.field_map):  # a wrong --format: the hint says which
+        if chosen.name == "tiercli":
+            read, sha256 = read_native(source, options, index, names, digest, parallel_min_bytes)
+        else:
+            read, sha256 = chosen.read(source, options, index, names), ""
+            if digest:
+                sha256 = _digest(source)
     if not read.counts.get("records") and not read.skipped and sources == 1:
         raise LogError(source.name, None, None, "the log is empty", hint="a log holds one JSON object per line")
     file = LogFile(source.name, chosen.name, source.size(), sha256, dict(read.counts), log_format == "auto")

@@ -12,6 +12,8 @@ Adding a format is adding a module here and its name to NAMES."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -91,3 +93,31 @@ def detect(source: Source, fallback: str | None = None) -> LogFormat:
     raise LogError(source.name, None, None, "not a log format tiercli knows (" + "; ".join(reasons) + ")",
                    hint="for an application's own JSON, CSV or Parquet, give --format map and --map FIELD=PATH "
                         "(README \"Bring your logs\")")
+
+
+@contextmanager
+def forced(source: Source, log_format: str, field_map: dict | None = None) -> Iterator[None]:
+    """Reading a source in a format --format named: an error it raises, when that format does
+    not fit the file's first records and detection reads them as another format, says so in its
+    hint (a native log given --format otel, say)."""
+    try:
+        yield
+    except LogError as error:
+        if log_format != "auto":
+            other = _detected_instead(source, log_format, field_map)
+            if other is not None:
+                error.hint = (f"the file looks like {other}, not {log_format} (from its first records): "
+                              f"give --format {other}, or --format auto (the default) to detect each file's format")
+        raise
+
+
+def _detected_instead(source: Source, log_format: str, field_map: dict | None) -> str | None:
+    """The format detection reads the source as, when `log_format` does not fit it."""
+    try:
+        found = sample(source)
+        if not found.records or get(log_format).fits(found) is None:
+            return None
+        detected = detect(source, fallback="map" if field_map else None)
+    except LogError:
+        return None
+    return detected.name if detected.name != log_format else None
