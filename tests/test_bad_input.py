@@ -108,7 +108,7 @@ def test_traceback_only_with_tiercli_debug(tmp_path):
 
 
 @pytest.mark.parametrize("flag, value, words", [
-    ("--l1-ttl", "5 minutes", "not a duration"),
+    ("--l1-ttl", "5 fortnights", "not a duration"),
     ("--l2-ttl", "-3", "not a duration"),
     ("--tiers", "l1,l4", "unknown tier 'l4'"),
     ("--tiers", "l1,l1", "named twice"),

@@ -4,6 +4,8 @@ import hashlib
 import json
 import sqlite3
 
+import pytest
+
 from typer.testing import CliRunner
 
 from conftest import SAMPLE_LOG
@@ -143,3 +145,117 @@ def test_compare_prompt_cache_ttl_flag_prices_as_the_config_does(tmp_path):
     five_minutes = prompt_cache_row("--prompt-cache-ttl", "5m")
     assert five_minutes == prompt_cache_row()
     assert five_minutes["cost_usd"] == 0.081  # 20,000 x $3.75 per Mtok, + 400 output x $15
+
+
+@pytest.mark.parametrize("args, message, hint", [
+    (["replay", "--bogus"], "no such option: --bogus", "see tiercli replay --help"),
+    (["replay", "{log}", "--max-stal", "1%"], "no such option: --max-stal",
+     "did you mean --max-retries or --max-spend? see tiercli replay --help"),
+    (["replay"], "missing argument 'LOG'", "see tiercli replay --help"),
+    (["replay", "{log}", "--workers"], "option '--workers' requires an argument", "see tiercli replay --help"),
+    (["replay", "{log}", "--l1-ttl", "soon"], "--l1-ttl: not a duration: 'soon' (use seconds (300), 30s, 5m, 1h, "
+                                               "2d (or 5 min, 2 hours...) or none)", "see tiercli replay --help"),
+    (["report", "a", "b"], "got unexpected extra argument(s) (b)", "see tiercli report --help"),
+    (["nosuch"], "no such command 'nosuch'", "see tiercli --help"),
+    (["runs", "rm"], "missing argument 'RUN'", "see tiercli runs rm --help"),
+])
+def test_click_errors_are_tiercli_errors(tmp_path, args, message, hint):
+    """click's and typer's own usage errors print as tiercli's do: `error:` and `hint:`, no
+    `Usage:` block, exit 2; with --json, the error object on stdout too."""
+    log = small_log(tmp_path)
+    args = [str(log) if a == "{log}" else a for a in args]
+    result = run(*args)
+    assert (result.exit_code, result.stderr, result.stdout) == (2, f"error: {message}\nhint: {hint}\n", "")
+    if args[0] != "nosuch":
+        as_json = run(args[0], "--json", *args[1:])  # runs --json rm: --json is the group's option there
+        assert as_json.exit_code == 2
+        assert json.loads(as_json.stdout) == {"error": {"type": "usage", "message": message, "hint": hint}}
+
+
+def test_durations_in_words(tmp_path):
+    from tiercli.durations import parse_duration
+
+    assert [parse_duration(v) for v in ("5 min", "5 mins", "5 minutes", "90 s", "90 seconds", "1 hour", "2 hrs",
+                                        "1.5h", "2 days", "300", "5M")] == \
+        [300.0, 300.0, 300.0, 90.0, 90.0, 3600.0, 7200.0, 5400.0, 172800.0, 300.0, 300.0]
+    result = run("replay", small_log(tmp_path), "--tiers", "l1,l2", "--l1-ttl", "5 min", "--l2-ttl", "1 hour",
+                 "--json", "--no-save")
+    assert result.exit_code == 0, result.output
+    settings = json.loads(result.stdout)["settings"]
+    assert (settings["l1_ttl"], settings["l2_ttl"]) == ("5m", "1h")
+
+
+def test_every_help_names_its_values_not_their_python_types():
+    from tiercli.docgen import helps
+
+    for path, _, text in helps():
+        for internal in ("<list", "<int", "range>", "<float", "<str", "<path", "<bool", "{LOG}", "{out}"):
+            assert internal not in text, f"{path} --help shows {internal!r}:\n{text}"
+    usage = {path: text.splitlines()[0] for path, _, text in helps()}
+    assert usage["tiercli replay"] == "Usage: tiercli replay [OPTIONS] LOG..."
+    assert usage["tiercli report"] == "Usage: tiercli report [OPTIONS] [RUN]"
+    assert usage["tiercli sample"] == "Usage: tiercli sample [OPTIONS] FILE"
+
+
+def test_bad_choices_and_flag_combinations_are_usage_errors(tmp_path):
+    log = small_log(tmp_path)
+    assert run("replay", log, "--tiers", "l1,l2").exit_code == 0
+    for args, words in ((["report", "--by", "tasks"], "error: --by: unknown breakdown 'tasks'"),
+                        (["report", "--per-lead", "--sort", "cost"], "error: --sort: unknown column 'cost'"),
+                        (["report", "--per-lead", "--by", "task"], "error: --per-lead and --by are two different views"),
+                        (["replay", log, "--max-spend", "1"], "error: --max-spend, --no-spend-cap and --limit apply")):
+        result = run(*args)
+        assert result.exit_code == 2 and result.stderr.startswith(words), result.output
+
+
+@pytest.mark.parametrize("value, error", [
+    ("1", "'1': a bare number is a fraction under 1 (0.01 is 1%); for 1 percent write 1%"),
+    ("2", "'2': a bare number is a fraction under 1 (0.01 is 1%); for 2 percent write 2%"),
+    ("1.0", "'1.0': a bare number is a fraction under 1 (0.01 is 1%); for 1.0 percent write 1.0%"),
+    ("150%", "must be between 0% and 100%, got '150%'"),
+    ("nan", "must be between 0% and 100%, got 'nan'"),
+    ("1%", None), ("0.01", None), ("100%", None), ("0", None),
+])
+def test_a_bare_share_of_one_or_more_is_refused(tmp_path, value, error):
+    """--max-stale 1 once meant 100% without a word; a bare number must be a fraction under 1."""
+    log = small_log(tmp_path)
+    for command in (["compare", log, "--tiers", "l1,l2", "--no-save"], ["tune-ttl", log, "--tiers", "l1,l2",
+                                                                         "--l1-grid", "5m", "--l2-grid", "15m"]):
+        result = run(*command, "--max-stale", value, "--max-mismatch", value, "--json")
+        if error is None:
+            assert result.exit_code == 0, result.output
+            budgets = json.loads(result.stdout)["budgets"]
+            expected = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+            assert (budgets["max_stale"], budgets["max_mismatch"]) == (expected, expected)
+        else:
+            assert result.exit_code == 2 and result.stderr.startswith(f"error: --max-stale: {error}\n"), \
+                result.output
+
+
+@pytest.mark.parametrize("args, error", [
+    (["compare", "{log}", "--max-p95-ms", "inf"], "--max-p95-ms: must be a number of milliseconds >= 0, got inf"),
+    (["compare", "{log}", "--max-p95-ms", "1e400"], "--max-p95-ms: must be a number of milliseconds >= 0, got inf"),
+    (["compare", "{log}", "--max-p95-ms", "nan"], "--max-p95-ms: must be a number of milliseconds >= 0, got nan"),
+    (["compare", "{log}", "--max-p95-ms", "-1"], "--max-p95-ms: must be a number of milliseconds >= 0, got -1.0"),
+    (["compare", "{log}", "--batch-discount", "inf%"], "--batch-discount: must be a discount"),
+    (["replay", "{log}", "--l3-threshold", "nan"], "--l3-threshold: must be a cosine similarity between -1 and 1"),
+    (["replay", "{log}", "--live", "--max-spend", "1e400"], "--max-spend: must be a number of US dollars >= 0"),
+    (["tune-ttl", "{log}", "--threshold-grid", "0.9,inf"], "--threshold-grid: must be a cosine similarity"),
+    (["sample", "{out}", "--days", "inf"], "--days: must be a number of days from 0.01 to 3650, got inf"),
+])
+def test_numbers_that_are_not_finite_are_usage_errors(tmp_path, args, error):
+    """inf, 1e400 and nan are floats to Python: each float flag refuses them, so that no budget
+    or figure of Infinity reaches --json or a saved run."""
+    args = [str(small_log(tmp_path)) if a == "{log}" else str(tmp_path / "out.jsonl") if a == "{out}" else a
+            for a in args]
+    result = run(*args, "--json") if args[0] != "sample" else run(*args)
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {error}"), result.output
+    assert "Infinity" not in result.stdout and "NaN" not in result.stdout
+    if args[0] == "sample":
+        assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_p95_budget_is_kept_as_given(tmp_path):
+    result = run("compare", small_log(tmp_path), "--tiers", "l1,l2", "--no-save", "--max-p95-ms", "3000", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["budgets"] == {"max_stale": 0.01, "max_mismatch": 0.02, "max_p95_ms": 3000.0}

@@ -361,9 +361,10 @@ CURRENT_SONNET = "claude-sonnet-4-6"  # the SDK warns on every call to claude-so
 
 class CachingServer(MessagesServer):
     """The test Messages server, reporting prompt caching as the API does: a system prompt with a
-    cache_control block is written to the cache on first use (cache_creation_input_tokens) and
-    read from it afterwards (cache_read_input_tokens); input_tokens counts the rest. `answers`
-    holds each answered request's (body, usage, text), in order."""
+    cache_control block is written to the cache on first use (cache_creation_input_tokens, as the
+    base server bills every marked prefix) and read from it afterwards (cache_read_input_tokens);
+    input_tokens counts the rest. `answers` holds each answered request's (body, usage, text), in
+    order."""
 
     def __init__(self):
         super().__init__()
@@ -391,9 +392,11 @@ class CachingServer(MessagesServer):
         system = body.get("system")
         if isinstance(system, list) and any("cache_control" in block for block in system):
             prefix = json.dumps(system, sort_keys=True)
-            tokens = sum(len(block["text"].encode()) for block in system)  # the server's count: a token a byte
-            usage["input_tokens"] -= tokens
-            usage["cache_read_input_tokens" if prefix in self.cached else "cache_creation_input_tokens"] = tokens
+            if prefix in self.cached:  # written before: read now
+                usage["cache_read_input_tokens"] = usage["cache_creation_input_tokens"]
+                usage["cache_creation_input_tokens"] = 0
+                if "cache_creation" in usage:
+                    usage["cache_creation"] = dict.fromkeys(usage["cache_creation"], 0)
             self.cached.add(prefix)
         self.answers.append((body, dict(usage), text))
 

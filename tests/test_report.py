@@ -170,9 +170,9 @@ def test_report_errors(log, tiercli_home, monkeypatch):
     listed = ok_json("runs")["runs"]
     assert [r["status"] for r in listed] == ["unreadable", "ok"] and listed[0]["problem"] == "missing"
     bad_by = run("report", "--by", "colour")
-    assert bad_by.exit_code == 1 and "unknown breakdown 'colour'" in bad_by.stderr
+    assert bad_by.exit_code == 2 and "unknown breakdown 'colour'" in bad_by.stderr
     bad_sort = run("report", "--per-lead", "--sort", "size")
-    assert bad_sort.exit_code == 1 and "unknown column 'size'" in bad_sort.stderr
+    assert bad_sort.exit_code == 2 and "unknown column 'size'" in bad_sort.stderr
     monkeypatch.setenv("TIERCLI_HOME", str(tiercli_home / "missing"))
     missing = run("report")
     assert missing.exit_code == 1 and "no tiercli home at" in missing.stderr

@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from tiercli.commands._edge import TiercliCommand, TiercliGroup
 from tiercli.commands.compare import compare
 from tiercli.commands.inspect import inspect
 from tiercli.commands.replay import replay
@@ -17,19 +18,20 @@ from tiercli.procs import install_signal_handlers
 
 app = typer.Typer(
     name="tiercli",
+    cls=TiercliGroup,  # click's own errors as tiercli's error:/hint: lines
     help="What would an L1/L2/L3 cache do for your LLM calls? Replay your own logs and see.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click errors: one line, greppable
 )
-app.command()(replay)
-app.command()(report)
-app.command("tune-ttl")(tune_ttl)
-app.command()(compare)
-app.command()(inspect)
+app.command(cls=TiercliCommand)(replay)
+app.command(cls=TiercliCommand)(report)
+app.command("tune-ttl", cls=TiercliCommand)(tune_ttl)
+app.command(cls=TiercliCommand)(compare)
+app.command(cls=TiercliCommand)(inspect)
 app.add_typer(runs_app, name="runs")
-app.command()(sample)
+app.command(cls=TiercliCommand)(sample)
 
 
 def main() -> None:

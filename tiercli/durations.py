@@ -1,4 +1,4 @@
-"""Durations as users write them: 300, "30s", "5m", "1h", "2d", "none" (never expires)."""
+"""Durations as users write them: 300, "30s", "5m", "1h", "2d", "5 min", "90 seconds", "none" (never expires)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import math
 import re
 
 MAX_SECONDS = 3650 * 86400.0  # ten years: longer is "none" in effect, and Redis expiries stay in range
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT_NAMES = {1.0: ("", "s", "sec", "secs", "second", "seconds"), 60.0: ("m", "min", "mins", "minute", "minutes"),
+               3600.0: ("h", "hr", "hrs", "hour", "hours"), 86400.0: ("d", "day", "days")}
+_UNITS = {name: size for size, names in _UNIT_NAMES.items() for name in names}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+FORMS = "seconds (300), 30s, 5m, 1h, 2d (or 5 min, 2 hours...) or none"
 
 
 def parse_duration(value: str | int | float | None) -> float | None:
@@ -23,8 +26,8 @@ def parse_duration(value: str | int | float | None) -> float | None:
         if text in ("none", "never", "inf"):
             return None
         match = _PATTERN.match(text)
-        if not match:
-            raise ValueError(f"not a duration: {value!r} (use seconds, 30s, 5m, 1h, 2d or none)")
+        if not match or match.group(2) not in _UNITS:
+            raise ValueError(f"not a duration: {value!r} (use {FORMS})")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"not a duration: {value!r} (must be a non-negative number of seconds)")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +11,7 @@ import typer
 
 from tiercli import options as opt
 from tiercli.executor import executor_session
-from tiercli.commands._edge import command_edge, stderr
+from tiercli.commands._edge import command_edge, print_json, stderr
 from tiercli.errors import UsageError
 from tiercli.settings import check_batch_latency, check_breakpoints, check_discount, check_prompt_cache_ttl, \
     settings_from_flags
@@ -56,19 +54,19 @@ def compare(
     max_stale: opt.MaxStaleOption = "1%",
     max_mismatch: opt.MaxMismatchOption = "2%",
     max_p95_ms: Annotated[float | None, typer.Option(
-        "--max-p95-ms", metavar="MS", min=0, help="Budget: the 95th percentile latency in ms [default: none].",
-        show_default=False)] = None,
+        "--max-p95-ms", metavar="MS", help="Budget: the 95th percentile latency in ms [default: none].",
+        callback=opt.finite_number(0, None, "a number of milliseconds >= 0"), show_default=False)] = None,
     prompt_cache_ttl: Annotated[str | None, typer.Option(
-        "--prompt-cache-ttl", help="The provider's cache lifetime: 5m (writes 1.25x input) or 1h (writes 2x) "
+        "--prompt-cache-ttl", metavar="5m|1h", help="The provider's cache lifetime: 5m (writes 1.25x input) or 1h (writes 2x) "
         "[default: 5m]", show_default=False)] = None,
     prompt_cache_breakpoints: Annotated[str | None, typer.Option(
-        "--prompt-cache-breakpoints", help="Where a request without cache_control markers caches: system, last, "
+        "--prompt-cache-breakpoints", metavar="WHERE", help="Where a request without cache_control markers caches: system, last, "
         "or system,last [default: system,last]", show_default=False)] = None,
     batch_latency: Annotated[str | None, typer.Option(
-        "--batch-latency", help="How long a batched call waits for its answer [default: 1h]",
+        "--batch-latency", metavar="DURATION", help="How long a batched call waits for its answer [default: 1h]",
         show_default=False)] = None,
     batch_discount: Annotated[str | None, typer.Option(
-        "--batch-discount", help="The batch API's discount, e.g. 50% or 0.5 [default: 50%]", show_default=False)] = None,
+        "--batch-discount", metavar="SHARE", help="The batch API's discount, e.g. 50% or 0.5 [default: 50%]", show_default=False)] = None,
     config: opt.ConfigOption = None,
     log_format: opt.FormatOption = "auto",
     field_map: opt.MapOption = None,
@@ -197,6 +195,6 @@ def show_comparison(result: dict, json_output: bool, csv: Path | None, plot: Pat
         plot_compare(result, plot)
         stderr.print(f"wrote {plot}", markup=False, highlight=False)
     if json_output:
-        sys.stdout.write(json.dumps(result) + "\n")
+        print_json(result)
     else:
         print_compare_options(report_console(), result)

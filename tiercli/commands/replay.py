@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-import json
 import sys
 
 import typer
 
 from tiercli import options as opt
 from tiercli.executor import executor_session
-from tiercli.commands._edge import command_edge, stderr
+from tiercli.commands._edge import command_edge, print_json, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.pipeline import load_events, run_replay, save
 from tiercli.errors import TiercliError, UsageError
@@ -105,7 +104,7 @@ def replay(
             "keep_redis_keys": keep_redis_keys or None, "executor": executor, "ray_address": ray_address,
         })
         if not live and (max_spend is not None or limit is not None or no_spend_cap):
-            raise TiercliError("--max-spend, --no-spend-cap and --limit apply to --live runs", hint="add --live")
+            raise UsageError("--max-spend, --no-spend-cap and --limit apply to --live runs", hint="add --live")
         if live:
             from tiercli.live.send import api_key
 
@@ -137,7 +136,7 @@ def replay(
         if live_run is not None:
             live_run.journal.remove()  # the saved run (or --no-save) now accounts for every billed call
         if json_output:
-            sys.stdout.write(json.dumps(run.summary) + "\n")
+            print_json(run.summary)
         else:
             print_summary(run.summary, report_console())
         if live_run is not None and live_run.stopped:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +10,8 @@ import pandas as pd
 import typer
 
 from tiercli import options as opt
-from tiercli.commands._edge import command_edge, stderr
-from tiercli.errors import TiercliError
+from tiercli.commands._edge import command_edge, print_json, stderr
+from tiercli.errors import TiercliError, UsageError
 from tiercli.present.render import print_compare, print_frame, print_summary, report_console
 from tiercli.present.words import count
 from tiercli.store.runs import load_run
@@ -25,13 +23,13 @@ from tiercli.present.views import (BREAKDOWNS, COLUMNS, NOISE_COLUMNS, compare, 
 def report(
     run: opt.RunArgument = None,
     per_lead: Annotated[bool, typer.Option("--per-lead", help="One row per lead, sorted by cached cost.")] = False,
-    by: Annotated[str | None, typer.Option("--by", help=f"Break down by one of: {', '.join(BREAKDOWNS)}.",
+    by: Annotated[str | None, typer.Option("--by", metavar="DIMENSION", help=f"Break down by one of: {', '.join(BREAKDOWNS)}.",
                                            show_default=False)] = None,
     top: Annotated[int | None, typer.Option(
-        "--top", min=1, help="Show only the first N rows: the N dearest (cached_usd), or the first N by --sort.",
+        "--top", metavar="N", min=1, help="Show only the first N rows: the N dearest (cached_usd), or the first N by --sort.",
         show_default=False)] = None,
     sort: Annotated[str | None, typer.Option(
-        "--sort", help=f"Sort rows by this column, largest first ({', '.join(COLUMNS)}), or by the row key "
+        "--sort", metavar="COLUMN", help=f"Sort rows by this column, largest first ({', '.join(COLUMNS)}), or by the row key "
                        "(lead, or the --by dimension) in its order. Default: cached_usd for --per-lead and "
                        "with --top, else the row key.", show_default=False)] = None,
     compare_runs: Annotated[tuple[str, str] | None, typer.Option(
@@ -63,12 +61,12 @@ def report(
             _compare(*compare_runs, json_output, csv)
             return
         if by is not None and by not in BREAKDOWNS:
-            raise TiercliError(f"--by: unknown breakdown {by!r}", hint=f"use one of {', '.join(BREAKDOWNS)}")
+            raise UsageError(f"--by: unknown breakdown {by!r}", hint=f"use one of {', '.join(BREAKDOWNS)}")
         if per_lead and by:
-            raise TiercliError("--per-lead and --by are two different views", hint="give one of them")
+            raise UsageError("--per-lead and --by are two different views", hint="give one of them")
         columns = COLUMNS + (NOISE_COLUMNS if by == "task" else ())
         if sort is not None and sort not in columns and sort not in ("lead", by):
-            raise TiercliError(f"--sort: unknown column {sort!r}", hint=f"use one of {', '.join(columns)}")
+            raise UsageError(f"--sort: unknown column {sort!r}", hint=f"use one of {', '.join(columns)}")
         saved = load_run(run)
         view = "lead" if per_lead else by
         if view is None and "compare" in saved.summary:  # a compare run: its options again
@@ -106,7 +104,7 @@ def report(
             }
             if "repeats" in total:  # the whole run's floor, as in the replay's summary
                 data["noise_floor"] = floor(total["repeats"], total["repeats_differ"])
-            sys.stdout.write(json.dumps(data) + "\n")
+            print_json(data)
             return
         title = f"Run {saved.id}: " + ("per lead" if view == "lead" else f"by {view}")
         if top and top < len(all_rows):
@@ -142,7 +140,7 @@ def write_csv(rows: pd.DataFrame, path: Path) -> None:
 
 def _print(data: dict, json_output: bool, human) -> None:
     if json_output:
-        sys.stdout.write(json.dumps(data) + "\n")
+        print_json(data)
     else:
         human(report_console())
 

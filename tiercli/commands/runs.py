@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
 
 from tiercli import options as opt
-from tiercli.commands._edge import command_edge, stderr
+from tiercli.commands._edge import TiercliCommand, TiercliGroup, command_edge, print_json, stderr
 from tiercli.errors import TiercliError
 from tiercli.live.journal import orphaned_journals
 from tiercli.present.render import Column, print_table, printable, report_console
 from tiercli.present.words import count
 from tiercli.store.runs import ListedRun, list_runs, read_run, remove_run, runs_to_remove
 
-app = typer.Typer(no_args_is_help=False)  # the help is the callback's docstring
+app = typer.Typer(no_args_is_help=False, cls=TiercliGroup)  # the help is the callback's docstring
 
 
 @app.callback(invoke_without_command=True)
@@ -40,7 +39,7 @@ def runs(ctx: typer.Context, json_output: opt.JsonOption = False) -> None:
         rows = [_row(listed) for listed in list_runs()]
         journals = orphaned_journals()  # live runs killed before they could save
         if json_output:
-            sys.stdout.write(json.dumps({"runs": rows, "unsaved_live_runs": journals}) + "\n")
+            print_json({"runs": rows, "unsaved_live_runs": journals})
             return
         _print_runs(rows, bool(journals))
         _print_journals(journals)
@@ -105,7 +104,7 @@ def _print_journals(journals: list[dict]) -> None:
                   markup=False, highlight=False)
 
 
-@app.command("rm")
+@app.command("rm", cls=TiercliCommand)
 def rm(
     given: list[str] = typer.Argument(..., metavar="RUN", show_default=False,
                                      help="Run ids, or unique starts of them ('latest' is not taken here)."),

@@ -9,14 +9,16 @@ import typer
 
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
+from tiercli.options import finite_number
 
 
 def sample(
-    out: Annotated[Path, typer.Argument(help="Where to write the JSONL log.", show_default=False)],
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same file.")] = 7,
-    leads: Annotated[int, typer.Option(min=1, help="Number of leads.")] = 500,
-    days: Annotated[float, typer.Option(min=0.01, help="Days of traffic.")] = 1.0,
-    workers: Annotated[int, typer.Option(min=1, help="Number of workers.")] = 3,
+    out: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write the JSONL log.", show_default=False)],
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed: the same seed gives the same file.")] = 7,
+    leads: Annotated[int, typer.Option(metavar="N", min=1, help="Number of leads.")] = 500,
+    days: Annotated[float, typer.Option(metavar="DAYS", help="Days of traffic, from 0.01 to 3650.",
+                                        callback=finite_number(0.01, 3650, "a number of days from 0.01 to 3650"))] = 1.0,
+    workers: Annotated[int, typer.Option(metavar="N", min=1, help="Number of workers.")] = 3,
 ) -> None:
     """Generate a sample log of the reference case: SMS bots scoring, classifying and answering leads.
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-import json
 import re
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +15,7 @@ from tiercli import options as opt
 from tiercli.executor import executor_session
 from tiercli.economics.noise import floors_of
 from tiercli.engine import tune, tune_tasks
-from tiercli.commands._edge import command_edge, stderr
+from tiercli.commands._edge import command_edge, print_json, stderr
 from tiercli.commands.progress import progress_bars
 from tiercli.config_write import write_config
 from tiercli.durations import format_duration, parse_duration
@@ -82,14 +80,14 @@ def tune_ttl(
     task: opt.TaskOption = None,
     same_answer: opt.SameAnswerOption = None,
     l3_text: opt.L3TextOption = None,
-    l1_grid: Annotated[str | None, typer.Option("--l1-grid", help="L1 TTLs to try [default: 1m,5m,15m]",
+    l1_grid: Annotated[str | None, typer.Option("--l1-grid", metavar="DURATIONS", help="L1 TTLs to try [default: 1m,5m,15m]",
                                                 show_default=False)] = None,
-    l2_grid: Annotated[str | None, typer.Option("--l2-grid", help="L2 TTLs to try [default: 5m,15m,1h,4h]",
+    l2_grid: Annotated[str | None, typer.Option("--l2-grid", metavar="DURATIONS", help="L2 TTLs to try [default: 5m,15m,1h,4h]",
                                                 show_default=False)] = None,
-    l3_grid: Annotated[str | None, typer.Option("--l3-grid", help="L3 TTLs to try; 0 turns L3 off [default: 0,15m,1h,6h]",
+    l3_grid: Annotated[str | None, typer.Option("--l3-grid", metavar="DURATIONS", help="L3 TTLs to try; 0 turns L3 off [default: 0,15m,1h,6h]",
                                                 show_default=False)] = None,
     threshold_grid: Annotated[str | None, typer.Option(
-        "--threshold-grid", help="L3 thresholds to try, e.g. 0.85,0.88,0.90,0.92,0.95 [default: the configured one]",
+        "--threshold-grid", metavar="COSINES", help="L3 thresholds to try, e.g. 0.85,0.88,0.90,0.92,0.95 [default: the configured one]",
         show_default=False)] = None,
     max_stale: opt.MaxStaleOption = "1%",
     max_mismatch: opt.MaxMismatchOption = "2%",
@@ -242,7 +240,7 @@ def tune_ttl(
                       task_curves=data["per_task"]["tasks"] if per_task else None, max_mismatch=mismatch_budget)
             stderr.print(f"wrote {plot}", markup=False, highlight=False)
         if json_output:
-            sys.stdout.write(json.dumps(data) + "\n")
+            print_json(data)
         else:
             tune_report(data, report_console())
 
