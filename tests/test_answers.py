@@ -2,6 +2,7 @@
 and replays whose mismatch counts follow each task's rule, unparsable answers counted apart."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -226,3 +227,85 @@ def test_same_answer_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     scoring = json.loads(result.stdout)["by_task"][SCORING]
     assert (scoring["mismatched_hits"], scoring["mismatched_unparsable"], scoring["unparsable_answers"]) == (3, 2, 2)
+
+
+# --- bounds on a rule's work (issue 21 item 15) ----------------------------------------------------
+
+def thread_seconds(work):
+    """The result of work() and the CPU time this thread spent on it."""
+    start = time.thread_time()
+    result = work()
+    return result, time.thread_time() - start
+
+
+def test_a_pattern_that_backtracks_is_abandoned_per_answer_and_the_answer_is_unparsable():
+    """(a|a)+$ over "a"*32 + "!" takes 2^32 steps to fail: each search stops after
+    MATCH_SECONDS (0.1 s), and the answer counts as unparsable; answers it matches are read."""
+    rule = parse_rule("regex:(a|a)+$")
+    digests, seconds = thread_seconds(lambda: [answer_digest(rule, "a" * 32 + "!") for _ in range(4)])
+    assert digests == [UNPARSABLE] * 4 and seconds < 2
+    assert same("regex:(a|a)+$", "xa", "ya")  # a match is quick: its group "a" is compared
+    # the issue's own pattern: fails at once here, unparsable as an answer it does not match
+    digests, seconds = thread_seconds(lambda: [answer_digest(parse_rule("regex:(a+)+$"), "a" * 32 + "b")] * 4)
+    assert digests == [UNPARSABLE] * 4 and seconds < 2
+
+
+def test_a_backtracking_pattern_in_a_replay_counts_unparsable_answers(tmp_path):
+    log = write(tmp_path / "log.jsonl", [call(i, prompt="same", response="a" * 32 + "!") for i in range(4)])
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["replay", str(log), "--json", "--no-save", "--tiers", "l1,l2",
+                                      "--same-answer", "regex:(a|a)+$"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["unparsable_answers"], summary["mismatched_hits"], summary["mismatched_unparsable"]) == (4, 3, 3)
+    assert time.monotonic() - started < 30
+
+
+BAD_PATTERNS = [
+    ("(a){4294967296}", "not a valid regular expression (the repetition number is too large"),
+    ("(" * 3000 + "a" + ")" * 3000, "not a valid regular expression (nested too deeply)"),
+    ("(a{65535}){65535}", "too large: its repeats write out to over 100,000 items"),
+    ("(a", "not a valid regular expression (missing ), unterminated subpattern at position 0)"),
+]
+
+
+@pytest.mark.parametrize("pattern, problem", BAD_PATTERNS)
+def test_a_pattern_that_cannot_be_used_is_a_value_error(pattern, problem):
+    with pytest.raises(ValueError) as caught:
+        parse_rule(f"regex:{pattern}")
+    message = str(caught.value)
+    assert problem in message and len(message) < 200  # the pattern is quoted cut, not whole
+
+
+@pytest.mark.parametrize("pattern, problem", BAD_PATTERNS)
+def test_a_bad_pattern_is_a_usage_error_as_a_flag_and_a_config_error_in_a_file(tmp_path, pattern, problem):
+    log = write(tmp_path / "log.jsonl", [call(0)])
+    result = CliRunner().invoke(app, ["replay", str(log), "--no-save", "--tiers", "l1", "--same-answer",
+                                      f"regex:{pattern}"])
+    assert result.exit_code == 2 and "--same-answer" in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    config = tmp_path / "c.toml"
+    for text in (f"same_answer = {json.dumps('regex:' + pattern)}\n",
+                 f"[tasks.t]\nl3_text = {json.dumps('regex:' + pattern)}\n"):
+        config.write_text(text)
+        result = CliRunner().invoke(app, ["replay", str(log), "--no-save", "--tiers", "l1", "--config", str(config)])
+        assert result.exit_code == 1 and result.stderr.startswith(f"error: {config}: ") and problem in result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 2 and "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("answer", [
+    "[" * 2_000_000,  # a million starts, each nested past the recursion limit
+    "[" * 900 + "1," * 1_000_000,  # 2 MB nested 900 deep, never closed: each start reads to the end
+    '{"a":' * 400_000,
+    '"' + "[" * 2_000_000,
+])
+def test_the_search_for_json_is_bounded(answer):
+    """Each was quadratic (55 s to over 130 s); the search stops after JSON_SECONDS of CPU."""
+    digest, seconds = thread_seconds(lambda: answer_digest(parse_rule("json:a"), answer))
+    assert digest == UNPARSABLE and seconds < 1.5
+
+
+def test_a_large_answer_of_json_is_still_read():
+    answer = "Here: " + json.dumps({"a": 7, "pad": ["x" * 100] * 20_000}) + " done"  # 2 MB
+    digest, seconds = thread_seconds(lambda: answer_digest(parse_rule("json:a"), answer))
+    assert digest == answer_digest(parse_rule("json:a"), '{"a": 7}') and seconds < 1

@@ -337,3 +337,29 @@ def test_calls_a_regex_l3_text_matches_nothing_in_are_counted_and_said(tmp_path)
     assert json.loads(result.stdout)["l3_text"]["regex_unmatched"] == {"intent": 1}
     assert ("warning: the l3_text regex matched nothing in 1 call (intent 1): L3 embeds their whole last user "
             "message instead") in result.stderr
+
+
+def test_a_regex_that_backtracks_embeds_the_whole_text_and_is_counted(tmp_path):
+    """(a|a)+$ over "a"*32 + "!" would take 2^32 steps: the search stops after 0.1 s and the call
+    is one the pattern matched nothing in (issue 21 item 15)."""
+    import time
+
+    from tiercli.ingest.logread import read_log
+    from tiercli.ingest.shape import CallShape
+
+    hostile = "a" * 32 + "!"
+    started = time.thread_time()
+    assert regex_text("(a|a)+$", hostile) == hostile
+    assert time.thread_time() - started < 1
+    log = write(tmp_path / "log.jsonl", [call(i, prompt=hostile, lead=f"L{i}") for i in range(3)])
+    read = read_log(log, keep_text=CallShape(Settings(l3_text="regex:(a|a)+$")))
+    assert read.regex_unmatched == {"intent": 3} and {event.text for event in read.events} == {hostile}
+
+
+@pytest.mark.parametrize("pattern", ["(a){4294967296}", "(" * 3000 + "a" + ")" * 3000, "(a{65535}){65535}"])
+def test_an_l3_text_pattern_that_cannot_be_used_is_a_usage_error(tmp_path, pattern):
+    from formats_common import run
+
+    log = write(tmp_path / "log.jsonl", [call(0)])
+    result = run("replay", log, "--l3-text", f"regex:{pattern}", "--tiers", "l1", "--no-save")
+    assert result.exit_code == 2 and "--l3-text" in result.stderr and "Traceback" not in result.stderr

@@ -9,11 +9,13 @@ import hashlib
 import json
 import re
 import sys
+import time
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import regex
 
 RULE_KINDS = ("exact", "normalized", "json", "regex", "embedding", "any")
 
@@ -27,15 +29,78 @@ class AnswerRule:
     threshold: float | None = None  # embedding: the least cosine of two answers that are the same
 
 
+# A user's pattern is read by Python's re (its syntax and errors are those documented) and
+# matched by the `regex` module, whose searches take a timeout: a pattern can backtrack
+# exponentially ((a|a)+$ over "aaa...!"), and one search of an answer or a text is abandoned after
+# MATCH_SECONDS. `regex` compiles a fixed repeat by writing its body out that many times, so a
+# pattern whose repeats write out to more than MAX_PATTERN_SIZE items is refused before it is.
+MATCH_SECONDS = 0.1
+MAX_PATTERN_SIZE = 100_000
+
+
+def _written_out_size(subpattern) -> int:
+    """The items of a pattern as re parses it, each repeat's body counted as many times as its
+    least count (as `regex` writes it out); stops counting past MAX_PATTERN_SIZE."""
+    from re._constants import MAX_REPEAT, MIN_REPEAT, POSSESSIVE_REPEAT
+    from re._parser import SubPattern
+
+    def parts(value):
+        if isinstance(value, SubPattern):
+            yield value
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                yield from parts(item)
+
+    total = 0
+    for op, argument in subpattern:
+        size = sum(_written_out_size(part) for part in parts(argument))
+        if op in (MAX_REPEAT, MIN_REPEAT, POSSESSIVE_REPEAT):
+            size *= max(argument[0], 1)
+        total += 1 + size
+        if total > MAX_PATTERN_SIZE:
+            break
+    return total
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit - 3]) + "..."
+
+
 def capture_pattern(text: str, pattern: str, example: str) -> str:
-    """A regex:PATTERN's pattern, checked: it compiles and has a capture group."""
+    """A regex:PATTERN's pattern, checked: it compiles, writes out small enough, and has a
+    capture group. Every way it can fail is a ValueError (a hostile pattern makes re raise
+    OverflowError or RecursionError, not only re.error)."""
+    from re._parser import parse
+
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"{text!r}: not a valid regular expression ({exc})") from None
+        size = _written_out_size(parse(pattern))
+        compiled = _compiled(pattern) if size <= MAX_PATTERN_SIZE else None
+    except RecursionError:
+        raise ValueError(f"{_quoted(text)}: not a valid regular expression (nested too deeply)") from None
+    except Exception as exc:  # re.error, OverflowError, MemoryError, ...: the pattern cannot be used
+        raise ValueError(f"{_quoted(text)}: not a valid regular expression ({exc})") from None
+    if compiled is None:
+        raise ValueError(f"{_quoted(text)}: too large: its repeats write out to over {MAX_PATTERN_SIZE:,} items "
+                         f"(a{{1000}} is 1,000)")
     if compiled.groups < 1:
-        raise ValueError(f"{text!r}: the pattern needs a capture group, e.g. {example}")
+        raise ValueError(f"{_quoted(text)}: the pattern needs a capture group, e.g. {example}")
     return pattern
+
+
+def first_group(pattern: str, text: str) -> str | None:
+    """The first capture group of the pattern's first match in the text; None when the pattern
+    does not match, its first group takes no part in the match, or the search takes longer
+    than MATCH_SECONDS."""
+    try:
+        match = _compiled(pattern).search(text, timeout=MATCH_SECONDS)
+    except TimeoutError:
+        return None
+    return None if match is None else match.group(1)
+
+
+@lru_cache(maxsize=64)
+def _compiled(pattern: str) -> regex.Pattern:
+    return regex.compile(pattern)
 
 
 def parse_rule(text: str) -> AnswerRule:
@@ -91,18 +156,11 @@ def answer_digest(rule: AnswerRule, response: str | None) -> bytes | None:
         values = json_fields(response, rule.fields)
         return UNPARSABLE if values is None else _hash(values)
     if kind == "regex":
-        match = _compiled(rule.pattern).search(response)
-        if match is None or match.group(1) is None:
-            return UNPARSABLE
-        return _hash(match.group(1))
+        group = first_group(rule.pattern, response)
+        return UNPARSABLE if group is None else _hash(group)
     if kind == "any":
         return _ANY
     raise ValueError(f"unknown answer rule {rule.text!r}")
-
-
-@lru_cache(maxsize=None)
-def _compiled(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
 
 
 @lru_cache(maxsize=1)
@@ -138,15 +196,25 @@ _NOT_FOUND = object()  # find_json: no JSON in the answer
 _MISSING = object()  # _field: no such field
 
 
+JSON_SECONDS = 0.1  # of the thread's CPU time: the search for an answer's JSON stops after it
+
+
 def find_json(response: str):
     """The JSON value in an answer, or _NOT_FOUND: the whole answer (whitespace stripped) if it
     is JSON; else the body of the first ``` code fence that is JSON; else the value that starts
-    at the first { or [ from which a JSON value parses (text after it is ignored)."""
+    at the first { or [ from which a JSON value parses (text after it is ignored).
+
+    Each try reads up to the whole answer, and an answer can hold a million { or [ that start
+    no value (nested, unclosed): no try starts after JSON_SECONDS, and the answer's JSON is then
+    _NOT_FOUND."""
+    deadline = time.thread_time() + JSON_SECONDS
     try:
         return _DECODER.decode(response.strip())
     except (ValueError, _NotJson, RecursionError):
         pass
     for fence in _FENCE.finditer(response):
+        if time.thread_time() > deadline:
+            return _NOT_FOUND
         body = fence.group(1)
         first, newline, rest = body.partition("\n")
         if newline and _INFO_STRING.fullmatch(first.strip()):
@@ -156,6 +224,8 @@ def find_json(response: str):
         except (ValueError, _NotJson, RecursionError):
             continue
     for start in _JSON_START.finditer(response):
+        if time.thread_time() > deadline:
+            return _NOT_FOUND
         try:
             return _DECODER.raw_decode(response, start.start())[0]
         except (ValueError, _NotJson, RecursionError):

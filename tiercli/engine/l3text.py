@@ -9,12 +9,10 @@ template (`learn_template`) and replaces each text by what varies (`strip_templa
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tiercli.engine.answers import capture_pattern
-from functools import lru_cache
+from tiercli.engine.answers import capture_pattern, first_group
 
 L3_TEXT_KINDS = ("last-user", "all-user", "regex", "field", "strip-template")
 
@@ -73,16 +71,11 @@ def all_user_text(messages: list[dict]) -> str:
     return "\n".join(text for m in messages if m["role"] == "user" and (text := embedding_text([m])))
 
 
-@lru_cache(maxsize=64)
-def _compiled(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
-
-
 def regex_group(pattern: str, text: str) -> str | None:
-    """The first capture group of the pattern's first match in the text (re.search); None
-    when the pattern does not match or its first group took no part in the match."""
-    match = _compiled(pattern).search(text)
-    return None if match is None else match.group(1)
+    """The first capture group of the pattern's first match in the text; None when the
+    pattern does not match, its first group took no part in the match, or the search took
+    longer than answers.MATCH_SECONDS (the whole text is embedded then, as for no match)."""
+    return first_group(pattern, text)
 
 
 def regex_text(pattern: str, text: str) -> str:
