@@ -13,14 +13,24 @@ SCHEMES = ("redis", "rediss", "unix")  # what redis-py's parse_url accepts (lowe
 _SCHEME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,19}")  # safe to name in a message
 URL_FORMS = ("redis://[[user]:password@]host:port/db, rediss://... for TLS, "
              "unix://[[user]:password@]/path/to/socket[?db=N], or embedded")
-# Query fields whose values are shown; every other value is masked, since redis-py passes any
-# field on to the connection (password=, ssl_password=, and a misspelt pasword= alike).
-_SHOWN_FIELDS = frozenset((
-    "db", "username", "client_name", "protocol", "socket_timeout", "socket_connect_timeout",
-    "socket_read_size", "socket_keepalive", "retry_on_timeout", "retry_on_error", "max_connections",
-    "health_check_interval", "timeout", "legacy_responses", "ssl_check_hostname", "ssl_cert_reqs",
-    "ssl_min_version", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile",
-    "ssl_include_verify_flags", "ssl_exclude_verify_flags"))
+# The query fields a URL may carry: redis-py's URL fields that make sense for tiercli's connection,
+# per scheme (TLS settings only with rediss://, keep-alive only over TCP). Any other field is
+# refused up front: redis-py would pass it on to the connection, which fails on it later (a
+# TypeError naming the field, a misspelt `Password=` included) or silently changes how replies
+# are read (decode_responses).
+_COMMON_FIELDS = ("db", "username", "password", "client_name", "protocol", "socket_timeout",
+                  "socket_connect_timeout", "socket_read_size", "retry_on_timeout", "retry_on_error",
+                  "health_check_interval", "max_connections", "legacy_responses")
+_SCHEME_FIELDS = {
+    "redis": ("socket_keepalive",),
+    "rediss": ("socket_keepalive", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path",
+               "ssl_password", "ssl_check_hostname", "ssl_min_version", "ssl_ciphers", "ssl_include_verify_flags",
+               "ssl_exclude_verify_flags", "ssl_validate_ocsp", "ssl_validate_ocsp_stapled"),
+    "unix": (),
+}
+# A field whose name looks like one of these holds a secret: its value is never shown.
+_SECRET_NAME = re.compile(r"pass|pwd|token|secret|key|auth|cred", re.IGNORECASE)
+_FIELD_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,39}")  # a field name that may be named in a message
 
 
 @dataclass(frozen=True)
@@ -82,25 +92,79 @@ def url_problem(url: str) -> str | None:
             return "a unix:// URL needs the socket's path: unix:///path/to/socket"
     elif not re.fullmatch(r"(/\d*)?", parts.path):
         return "after host:port comes only the db number, as in redis://host:6379/0" + encode
+    problem = _field_problem(parts)
+    if problem is not None:
+        return problem
     from redis.connection import parse_url
 
     try:
-        parse_url(url)
+        options = parse_url(url)
     except ValueError as exc:
         message = str(exc)  # "Invalid value for 'db' in connection URL." names a field, not a value
         if message.startswith("Invalid value for '"):
             return message.rstrip(".")
         return "the host and port cannot be read (host:port, with a port from 0 to 65535)" + encode
+    options.pop("max_connections", None)  # the pool's, not the connection's
+    try:  # builds the connection object, which checks the fields' values; it does not connect
+        options.pop("connection_class", _connection_class(parts.scheme))(**options)
+    except Exception as exc:  # its message may quote a value: named by the field it is about
+        about = [name for _, name, _ in parts.fields() if name in str(exc)]
+        return f"invalid value for {about[0]!r}" if about else f"redis-py cannot use these settings ({type(exc).__name__})"
     return None
 
 
+def _connection_class(scheme: str):
+    from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+
+    return {"redis": Connection, "rediss": SSLConnection, "unix": UnixDomainSocketConnection}[scheme]
+
+
+def known_fields(scheme: str) -> tuple[str, ...]:
+    """The query fields a `scheme` URL may carry: ours, as far as the installed redis-py's
+    connection takes them."""
+    import inspect
+
+    from redis.connection import ConnectionPool
+
+    taken = {name for cls in (*_connection_class(scheme).__mro__, ConnectionPool)
+             for name in inspect.signature(cls.__init__).parameters} if scheme in _SCHEME_FIELDS else set()
+    return tuple(name for name in (*_COMMON_FIELDS, *_SCHEME_FIELDS.get(scheme, ())) if name in taken)
+
+
+def _field_problem(parts: _Parts) -> str | None:
+    """An unknown or repeated query field, named (its value masked), with what was meant."""
+    import difflib
+
+    known = known_fields(parts.scheme)
+    seen = set()
+    for position, (_, name, _) in enumerate(parts.fields(), 1):
+        named = f"{name}=***" if _FIELD_WORD.fullmatch(name) else f"number {position} (name not shown)"
+        if name not in known:
+            alike = [k for k in known if k.lower() == name.lower()] or difflib.get_close_matches(name, known, 1)
+            meant = f"; did you mean {alike[0]}?" if alike else ""
+            if "=" in name:  # `password%3DSECRET=x`: an encoded '=' made the value part of the name
+                meant = "; its name holds an encoded '=' (%3D): write name=value with a plain '='"
+            other = [s for s in _SCHEME_FIELDS if s != parts.scheme and name in _SCHEME_FIELDS[s]]
+            where = f"; {name} applies to {other[0]}:// URLs" if other and not alike else ""
+            return f"unknown field {named} after '?'{meant}{where} (known: {', '.join(known)})"
+        if name in seen:
+            return f"the field {name} is given twice after '?'"
+        seen.add(name)
+    return None
+
+
+def _secret_field(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
 def mask_url(url: str) -> str:
-    """The URL as it may be shown: a password, a lone user name (often a password meant) and
-    every query value that might be secret become ***, in whatever form they were written."""
+    """The URL as it may be shown: the userinfo's password (or a lone user name, often a
+    password meant) and the value of every query field whose name looks secret become ***.
+    Masked by the URL's structure, never by searching for the secret in text."""
     parts = _Parts.of(url)
     if parts is None:
         return url if url == "embedded" else "***"
-    if url_problem(url) is not None:  # cut where redis-py would not: show nothing of it
+    if url_problem(url) is not None:  # cut where redis-py would not, or unknown fields: show nothing of it
         return f"{parts.scheme}://***" if _SCHEME_WORD.fullmatch(parts.scheme) else "***"
     shown = f"{parts.scheme}://"
     if parts.userinfo is not None:
@@ -108,34 +172,31 @@ def mask_url(url: str) -> str:
         shown += f"{user}:***@" if colon else "***@"
     shown += parts.host + parts.path
     if parts.query is not None:
-        shown += "?" + "&".join(field if name in _SHOWN_FIELDS else f"{field.partition('=')[0]}=***"
+        shown += "?" + "&".join(f"{field.partition('=')[0]}=***" if _secret_field(name) else field
                                 for field, name, _ in parts.fields())
     return shown
 
 
 def _secrets(url: str) -> list[str]:
-    """Every secret of the URL, as written and as decoded, longest first."""
+    """The URL's secrets (the userinfo's password or lone user name, secret fields' values), as
+    written and as decoded."""
     parts = _Parts.of(url)
     if parts is None:
         return [] if url == "embedded" else [url]
-    if url_problem(url) is not None:
-        return [url.partition("://")[2]]
     raw = []
     if parts.userinfo is not None:
         user, colon, password = parts.userinfo.partition(":")
         raw.append(password if colon else user)
-    raw += [value for _, name, value in parts.fields() if name not in _SHOWN_FIELDS and value]
-    found = {form for text in raw for form in (text, unquote(text), unquote_plus(text)) if form}
-    return sorted(found, key=len, reverse=True)
+    raw += [value for _, name, value in parts.fields() if _secret_field(name) and value]
+    return sorted({form for text in raw for form in (text, unquote(text), unquote_plus(text)) if form})
 
 
-def scrub(text: str, url: str | None) -> str:
-    """Text with the URL's secrets removed, wherever and however they appear."""
-    if not url:
-        return text
-    text = text.replace(url, mask_url(url))
-    for secret in _secrets(url):
-        text = text.replace(secret, "***")
+def _shown_detail(exc: Exception, url: str) -> str:
+    """The error's own text, unless it holds one of the URL's secrets: then only its type
+    (withheld whole rather than cut, which would leave a part of the secret or mangle the text)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if not text or any(secret in text for secret in _secrets(url)):
+        return type(exc).__name__
     return text
 
 
@@ -155,8 +216,6 @@ def connect(url: str, timeout_s: float = 2.0):
             # a few quick tries, then give up: at most ~1 s of waiting on a dead server
             retry=Retry(ExponentialBackoff(cap=0.4, base=0.05), retries=4))
         client.ping()
-    except (ValueError, TypeError) as exc:  # TypeError: a query field redis-py does not know
-        raise TiercliError(f"redis url {shown}: {scrub(str(exc), url)}", hint=f"use {URL_FORMS}") from None
     except Exception as exc:
         raise redis_error(exc, url, "cannot use Redis") from None
     return client
@@ -167,16 +226,17 @@ def redis_error(exc: Exception, url: str, what: str) -> TiercliError:
     import redis
 
     shown = mask_url(url)
-    detail = scrub(str(exc), url) or type(exc).__name__
+    text = str(exc)  # read, never shown as such: _shown_detail decides what of it is shown
+    detail = _shown_detail(exc, url)
     scheme = url.partition("://")[0]
-    if isinstance(exc, redis.AuthenticationError) or "NOAUTH" in detail or "WRONGPASS" in detail \
-            or "invalid password" in detail or "invalid username-password" in detail:
+    if isinstance(exc, redis.AuthenticationError) or any(
+            word in text for word in ("NOAUTH", "WRONGPASS", "invalid password", "invalid username-password")):
         return TiercliError(f"{what} at {shown}: authentication failed ({detail})",
                             hint="check the password in the URL: redis://:PASSWORD@host:port/db")
-    if "DB index is out of range" in detail or "invalid DB index" in detail:
+    if "DB index is out of range" in text or "invalid DB index" in text:
         return TiercliError(f"{what} at {shown}: no such database ({detail})",
                             hint="the db number at the end of the URL must be below the server's 'databases' setting")
-    if "SSL" in detail or "ssl" in detail or "TLS" in detail or "record layer" in detail:
+    if any(word in text for word in ("SSL", "ssl", "TLS", "record layer")):
         return TiercliError(f"{what} at {shown}: TLS handshake failed ({detail})",
                             hint="use rediss:// only for a server that speaks TLS, redis:// otherwise")
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError, OSError)):
