@@ -16,6 +16,7 @@ from tiercli.present.plots import plot_compare
 
 TASKS = {"intent": 1_052, "memory": 1_052, "market_context": 313}
 LEADS = 354
+TASK_LEADS = {"intent": 300, "memory": 354, "market_context": 120}  # a task's own leads: its $/lead's divisor
 SPAN_S = 86_400.0
 OPTIONS = ("baseline", "cache", "prompt-cache", "cache+prompt-cache", "route", "batch")
 
@@ -65,13 +66,13 @@ def _row(name: str, requests: int, leads: int, cost: float, base: float, wrong, 
     if budgets["max_stale"] is not None and stale / requests > budgets["max_stale"]:
         over.append(f"stale {stale / requests * 100:.1f}% > {budgets['max_stale'] * 100:g}%")
     if budgets["max_p95_ms"] is not None and p95 > budgets["max_p95_ms"]:
-        over.append(f"p95 {p95:,.0f} ms > {budgets['max_p95_ms']:,.0f} ms")
+        over.append(f"p95 {'1 h' if p95 == 3_600_000 else f'{p95:,.0f} ms'} > {budgets['max_p95_ms']:,.0f} ms")
     prompt = None
     if read_share is not None:
         total = requests * 1_000
         prompt = {"read_tokens": round(total * read_share), "write_tokens": 7_000,
                   "uncached_tokens": total - round(total * read_share) - 7_000, "read_share": read_share}
-    return {"name": name, "requests": requests, "cost_usd": cost, "monthly_usd": cost * 30,
+    return {"name": name, "requests": requests, "leads": leads, "cost_usd": cost, "monthly_usd": cost * 30,
             "savings_pct": (base - cost) / base * 100, "cost_per_lead_usd": cost / leads,
             "latency_ms": {"mean": p95 / 2, "p50": p95 / 3, "p95": p95}, "hit_rate": hit_rate,
             "tiers": {"l1": hit_rate * 0.75, "l2": hit_rate * 0.25, "l3": 0.0}, "prompt_cache": prompt,
@@ -84,7 +85,7 @@ def compare_data(run_id: str | None = "20261102-0815-compare", budgets: dict = B
     by_task = {}
     for task, requests in TASKS.items():
         base = FIGURES[task]["baseline"][0]
-        by_task[task] = [_row(name, requests, LEADS, *FIGURES[task][name][:1], base, *FIGURES[task][name][1:],
+        by_task[task] = [_row(name, requests, TASK_LEADS[task], *FIGURES[task][name][:1], base, *FIGURES[task][name][1:],
                               budgets=budgets) for name in OPTIONS]
     requests = sum(TASKS.values())
     options = []
@@ -163,31 +164,34 @@ def test_text_fits_and_shows_every_option_and_mark(data, width):
         assert cell_len(line) <= width, f"{cell_len(line)} cells at width {width}: {line!r}"
     assert "…" not in text
     found = tables(text)
-    assert list(found) == ["Options", *(f"Task {task} ({requests:,} requests)" for task, requests in TASKS.items())]
+    assert list(found) == ["Options", *(f"Task {task} ({requests:,} requests, {TASK_LEADS[task]} leads)"
+                                        for task, requests in TASKS.items())]
     for table in found.values():
         assert list(table) == list(OPTIONS)
     # marks: the recommended row, the rows over budget, and what the marks mean
     assert {name: row["mark"] for name, row in found["Options"].items()} == {
         "baseline": "", "cache": "x", "prompt-cache": "*", "cache+prompt-cache": "x", "route": "", "batch": "x"}
-    assert {name: row["mark"] for name, row in found["Task intent (1,052 requests)"].items()} == {
+    assert {name: row["mark"] for name, row in found["Task intent (1,052 requests, 300 leads)"].items()} == {
         "baseline": "", "cache": "x", "prompt-cache": "", "cache+prompt-cache": "x", "route": "*", "batch": "x"}
-    assert [row["mark"] for row in found["Task memory (1,052 requests)"].values()] == ["", "", "", "*", "", "x"]
+    assert [row["mark"] for row in found["Task memory (1,052 requests, 354 leads)"].values()] == ["", "", "", "*", "", "x"]
     flat = " ".join(text.split())
     assert ("* recommended; x over budget; Wrong n/a: not measured; Wrong (mismatched) and Stale: hits, with their "
             "share of requests.") in flat
     assert ("Recommended: prompt-cache ($8.00 in the log, $240.00/month, 33.3% saved). The cheapest option within "
             "the budgets; cache and cache+prompt-cache cost less but answer wrongly too often.") in flat
     assert ("Over budget: cache: mismatched 12.5% > 2% cache+prompt-cache: mismatched 12.5% > 2% "
-            "batch: p95 3,600,000 ms > 3,000 ms Risk of each option:") in flat
+            "batch: p95 1 h > 3,000 ms Risk of each option:") in flat
     assert "Budgets: stale <= 1%, mismatched <= 2%, p95 <= 3,000 ms" in flat
-    assert "Options compared over 2,417 requests, 354 leads, 24.0 h; run 20261102-0815-compare" in flat
+    assert "Options compared over 2,417 requests, 354 leads, 24 h; run 20261102-0815-compare" in flat
     # the risk of every option below the table, before the tables per task; the notes last
     risks = flat[flat.index("Risk of each option:"):flat.index("Task intent")]
     for row in data["options"]:
         assert f"{row['name']}: {row['risk']}" in risks
     assert flat.index("Notes: - Routed calls are priced") > flat.rindex("Task market_context")
-    # each task's cheapest option within the budgets, under its table
-    assert "Cheapest within the budgets: route. 80.0% saved; answer quality not measured." in flat
+    # each task's cheapest option within the budgets, under its table; under the first, what its $/lead divides by
+    assert ("$/lead in the tables per task: the task's cost over its own leads (those with a call of the task). "
+            "Cheapest within the budgets: route. 80.0% saved; answer quality not measured.") in flat
+    assert flat.count("$/lead in the tables per task") == 1
     assert flat.count("Cheapest within the budgets: cache+prompt-cache. 80.0% saved.") == 2
 
 
@@ -196,27 +200,31 @@ def test_numbers_are_formatted_the_same_at_80_and_120_columns(data):
     assert narrow == wide
     options = wide["Options"]
     assert list(options["baseline"]) == [
-        "mark", "Option", "$ in log", "$/month", "Saved", "$/lead", "p95 ms", "Wrong", "Stale", "Mean ms", "p50 ms",
+        "mark", "Option", "$ in log", "$/month", "Saved", "$/lead", "p95 latency", "Wrong", "Stale", "Mean latency",
+        "p50 latency",
         "Hit rate", "L1", "L2", "Prompt read", "Delayed", "Routed"]  # no L3: no option hit it
     assert list(options["baseline"].values())[1:] == [
-        "baseline", "$12.00", "$360.00", "0.0%", "$0.0339", "2,500", "0", "0", "1,250", "833", "0.0%", "0.0%", "0.0%",
+        "baseline", "$12.00", "$360.00", "0.0%", "$0.0339", "2,500 ms", "0", "0", "1,250 ms", "833 ms", "0.0%", "0.0%",
+        "0.0%",
         "-", "0", "0"]
     assert list(options["cache"].values())[1:] == [
-        "cache", "$5.00", "$150.00", "58.3%", "$0.0141", "2,000", "302 (12.5%)", "10 (0.4%)", "1,000", "667",
+        "cache", "$5.00", "$150.00", "58.3%", "$0.0141", "2,000 ms", "302 (12.5%)", "10 (0.4%)", "1,000 ms", "667 ms",
         "52.6%", "39.5%", "13.2%", "-", "0", "0"]
     assert options["cache+prompt-cache"]["$ in log"] == "$3.60"
     assert options["cache+prompt-cache"]["Prompt read"] == "49.5%"
     route = options["route"]
     assert (route["Wrong"], route["Routed"], route["Saved"]) == ("n/a", "2,417", "26.7%")
-    assert (options["batch"]["p95 ms"], options["batch"]["Mean ms"], options["batch"]["Delayed"]) == (
-        "3,600,000", "1,800,000", "2,417")
-    intent = wide["Task intent (1,052 requests)"]
+    # a batched call's hour reads as one: never "3,600,000" ms
+    assert (options["batch"]["p95 latency"], options["batch"]["Mean latency"], options["batch"]["Delayed"]) == (
+        "1 h", "30 min", "2,417")
+    intent = wide["Task intent (1,052 requests, 300 leads)"]
     assert list(intent["cache"]) == [
-        "mark", "Option", "$ in log", "$/month", "Saved", "$/lead", "p95 ms", "Wrong", "Stale", "Hit rate",
+        "mark", "Option", "$ in log", "$/month", "Saved", "$/lead", "p95 latency", "Wrong", "Stale", "Hit rate",
         "Prompt read", "Delayed", "Routed"]
     assert list(intent["cache"].values())[1:] == [
-        "cache", "$2.50", "$75.00", "37.5%", "$0.0071", "1,400", "300 (28.5%)", "0", "40.0%", "-", "0", "0"]
-    assert intent["route"]["$/lead"] == "$0.0023" and intent["route"]["Wrong"] == "n/a"
+        "cache", "$2.50", "$75.00", "37.5%", "$0.0083", "1,400 ms", "300 (28.5%)", "0", "40.0%", "-", "0", "0"]
+    # a task's $/lead is over its own 300 leads, and the text says so once, under the first task's table
+    assert intent["route"]["$/lead"] == "$0.0027" and intent["route"]["Wrong"] == "n/a"
 
 
 def test_at_80_columns_the_options_table_comes_in_parts_that_repeat_the_option(data):
@@ -226,7 +234,7 @@ def test_at_80_columns_the_options_table_comes_in_parts_that_repeat_the_option(d
     assert "Options (part" not in shown(data, 120).replace("Options (part 1 of 2)", "").replace(
         "Options (part 2 of 2)", "")
     part1 = text.split("Options (part 1 of 3)")[1].split("\n\n")[0]
-    for header in ("$/month", "Saved", "$/lead", "p95 ms"):  # the decision's columns come first
+    for header in ("$/month", "Saved", "$/lead", "p95"):  # the decision's columns come first
         assert header in part1
     for name in OPTIONS:
         assert re.search(rf"^[*x ]  {re.escape(name)} ", part1, re.M)
@@ -237,11 +245,15 @@ def test_money_that_rounds_to_zero_and_a_log_under_an_hour(data):
     for row in short["options"] + [r for rows in short["by_task"].values() for r in rows]:
         row["monthly_usd"] = None
     short["options"][0]["cost_usd"] = 0.004
+    short["options"][1]["cost_usd"] = 0.00004
     short["recommendation"] = {"name": None, "reason": "", "by_task": {}}
     text = shown(short, 120)
     flat = " ".join(text.split())
-    baseline = tables(text)["Options"]["baseline"]
-    assert (baseline["$ in log"], baseline["$/month"]) == ("<$0.01", "n/a")
+    options = tables(text)["Options"]
+    # one precision for the column: 4 places, since one amount is under 10 cents; under that, "<"
+    assert (options["baseline"]["$ in log"], options["baseline"]["$/month"]) == ("$0.0040", "n/a")
+    assert [row["$ in log"] for row in options.values()] == [
+        "$0.0040", "<$0.0001", "$8.0000", "$3.6000", "$8.8000", "$6.0000"]
     assert "$/month n/a: the log spans under an hour" in flat
     assert "Budgets: none (every option is within them)" in flat
     assert "Recommended: none." in flat
@@ -255,7 +267,7 @@ def test_a_task_name_with_control_characters_is_escaped():
     data["notes"].append("Task mem\x1b[2Jory is routed.")
     text = shown(data, 80)
     assert "\x1b" not in text
-    assert "Task mem\\x1b[2Jory (1,052 requests)" in text and "- Task mem\\x1b[2Jory is routed." in text
+    assert "Task mem\\x1b[2Jory (1,052 requests, 354 leads)" in text and "- Task mem\\x1b[2Jory is routed." in text
 
 
 def test_options_frame_rows_columns_and_values(data):
@@ -270,7 +282,7 @@ def test_options_frame_rows_columns_and_values(data):
         "recommended", "risk"]
     row = frame.loc[("intent", "cache+prompt-cache")]
     assert row["requests"] == 1_052 and row["cost_usd"] == 2.0 and row["monthly_usd"] == 60.0
-    assert row["savings_pct"] == 50.0 and row["cost_per_lead_usd"] == 2.0 / LEADS
+    assert row["savings_pct"] == 50.0 and row["cost_per_lead_usd"] == 2.0 / TASK_LEADS["intent"]
     assert (row["latency_mean_ms"], row["latency_p50_ms"], row["latency_p95_ms"]) == (690.0, 460.0, 1_380.0)
     tiers = data["by_task"]["intent"][3]["tiers"]
     assert (row["hit_rate"], row["l1_hit_rate"], row["l2_hit_rate"], row["l3_hit_rate"]) == (
@@ -288,7 +300,7 @@ def test_options_frame_rows_columns_and_values(data):
     assert frame.loc[("all", "route"), "mismatched_hits"] is pd.NA
     assert frame.loc[("all", "baseline"), "prompt_read_tokens"] is pd.NA
     assert math.isnan(frame.loc[("all", "baseline"), "prompt_read_share"])
-    assert frame.loc[("all", "batch"), "over_budget"] == "p95 3,600,000 ms > 3,000 ms"
+    assert frame.loc[("all", "batch"), "over_budget"] == "p95 1 h > 3,000 ms"
     assert frame.loc[("all", "batch"), "delayed_calls"] == 2_417
     csv = frame.to_csv().splitlines()
     assert csv[0].startswith("task,option,requests,cost_usd,monthly_usd,")

@@ -98,7 +98,8 @@ def test_every_table_fits_the_terminal_and_cuts_no_number_or_id(many_leads, tmp_
     shown = set(re.findall(r"^(L\d+)\s", per_lead, re.M))
     assert shown == {f"L{i:05d}" for i in range(40)}  # every id whole, in every part
     totals = ok_json("report", "--per-lead")["totals"]
-    assert f"${totals['baseline_usd']:,.2f}" in per_lead and f"{totals['requests']:,}" in per_lead
+    # the column holds leads under 10 cents, so all its amounts, the total too, have 4 places
+    assert f"${totals['baseline_usd']:,.4f}" in per_lead and f"{totals['requests']:,}" in per_lead
 
     assert_fits(ok("report", "--by", "hour", columns=width), width)
     other = ok_json("replay", many_leads, "--tiers", "l2", "--workers", "4")["run_id"]
@@ -112,12 +113,20 @@ def test_every_table_fits_the_terminal_and_cuts_no_number_or_id(many_leads, tmp_
     assert "Verdict" in tuned and "recommended" in tuned  # the last column has a header
 
 
-def test_not_a_terminal_without_columns_keeps_one_line_per_row(many_leads):
+def test_not_a_terminal_without_columns_is_100_columns_and_json_and_csv_never_wrap(many_leads, tmp_path):
+    """Piped to less or head, a table fits 100 columns unless COLUMNS says otherwise; --json and
+    --csv are written whole whatever the width."""
     ok_json("replay", many_leads, "--tiers", "l1,l2")
     out = ok("report", "--per-lead")
-    assert "(part" not in out
-    row = next(line for line in out.splitlines() if line.startswith("L00007"))
-    assert len(row.split()) == 14  # the lead and its 13 figures on one line
+    assert_fits(out, 100)
+    assert "(part 1 of 2)" in out and max(map(cell_len, out.splitlines())) > 80
+    assert "(part" not in ok("report", "--per-lead", columns=200)  # COLUMNS still rules
+    assert_fits(ok("report", "--per-lead", columns=60), 60)
+    line = ok("report", "--per-lead", "--json").splitlines()
+    assert len(line) == 1 and len(line[0]) > 1000 and json.loads(line[0])["totals"]["requests"] == 120
+    ok("report", "--per-lead", "--csv", tmp_path / "leads.csv")
+    csv = (tmp_path / "leads.csv").read_text().splitlines()
+    assert len(csv) == 41 and all(len(row.split(",")) == 14 for row in csv)  # the header and a line per lead
 
 
 def test_layout_never_cuts_a_cell_even_when_nothing_fits():
@@ -164,13 +173,35 @@ def test_counts_agree_with_their_nouns(tmp_path):
     ])
     out = ok("replay", one, "--tiers", "l1")
     assert not re.search(r"\b1 (hits|calls|leads|keys|round trips)\b", out), out
-    assert re.search(r"L1 hit rate\s+50\.0%\s+1 hit$", out, re.M)
+    assert re.search(r"^L1 hit rate \(1 hit\)\s+50\.0%$", out, re.M)
     assert "Cost per lead (1 lead)" in out
     assert out.startswith("Results (1 of 2 calls, 50%, has estimated tokens)\n")
     assert "Estimated tokens: 1 call has no recorded token counts" in out
     assert "Default latency: 1 call had no latency_ms" in out
     assert "Cost per lead (1 lead):" in ok("report", "--per-lead")
     assert render.count(1, "entry", "entries") == "1 entry" and render.count(2_000, "entry", "entries") == "2,000 entries"
+
+
+def test_a_one_minute_log_money_at_one_precision_per_column_and_changes_under_change(tmp_path):
+    """Issue 21 item 10: the span in human units, hit counts beside their label (not under
+    "Change"), and each money column at one precision (4 places: one amount is under 10 cents)."""
+    log = write(tmp_path / "minute.jsonl", [
+        call("2026-11-02T08:00:00Z", task="big", prompt="p", input_tokens=1_000_000),  # $6 + $0.00225 (long context)
+        call("2026-11-02T08:00:30Z", task="small", prompt="q"),  # $0.0045 a call
+        call("2026-11-02T08:01:00Z", task="small", prompt="q")])  # an L1 hit
+    out = ok("replay", log, "--tiers", "l1", "--no-save", columns=120)
+    lines = out.splitlines()
+    results = lines[lines.index("Results") + 1:lines.index("")]
+    assert results[0].split() == ["Metric", "Before", "After", "Change"]
+    assert re.match(r"^Cost in the log \(1 min\)\s+\$6\.01\s+\$6\.01\s+-0\.1%$", results[2])
+    change = results[0].index("Change")
+    assert [line[change - 2:].strip() for line in results[2:]] == [
+        "-0.1%", "-0.1%", "-33.3%", "+0.0%", "+0.0%", "+0.0%", "", "", "", ""]
+    assert [line[:change].split()[:5] for line in results[-4:]] == [
+        ["L1", "hit", "rate", "(1", "hit)"], ["L2", "hit", "rate", "(off)", "0.0%"], ["L3", "hit", "rate", "(off)", "0.0%"],
+        ["Total", "hit", "rate", "(1", "of"]]
+    tasks = {line.split()[0]: line.split()[-3:] for line in lines[lines.index("By task type") + 3:][:2]}
+    assert tasks == {"big": ["$6.0023", "$6.0023", "0.0%"], "small": ["$0.0090", "$0.0045", "50.0%"]}
 
 
 def test_results_title_counts_estimated_calls(log):
@@ -194,7 +225,7 @@ def test_non_finite_figures_read_n_a(log):
     out = console.file.getvalue()
     assert not re.search(r"\binf\b|\bnan\b", out, re.I), out
     assert re.search(r"^Latency mean\s+1,000 ms\s+n/a\s+n/a$", out, re.M)
-    assert re.search(r"^Cost in the log \(26\.0 h\)\s+\$0\.0360\s+n/a\s+n/a$", out, re.M)
+    assert re.search(r"^Cost in the log \(26 h\)\s+\$0\.0360\s+n/a\s+n/a$", out, re.M)
     metrics, differ = views.compare(summary, {**summary, "hit_rate": math.nan})
     console = Console(file=io.StringIO(), width=120)
     render.print_compare(console, "a", "b", metrics, differ, True)

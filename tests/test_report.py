@@ -2,6 +2,12 @@
 
 import csv
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -128,6 +134,51 @@ def test_plot_writes_a_png(log, tmp_path):
     assert result.exit_code == 0, result.output
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def _errors(result) -> list[str]:
+    return result.stderr.splitlines()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_plot_or_csv_that_cannot_be_written_is_an_error_not_wrote(log, tmp_path):
+    """Issue 21 item 23: /dev/full takes no byte (it is written in place: a device cannot be
+    renamed over, and stays a device); a folder is not a file; a name no format has is refused."""
+    ok_json("replay", log, "--tiers", "l1,l2")
+    for args, what in ((["report", "--plot"], "plot"), (["report", "--by", "task", "--csv"], "CSV")):
+        result = run(*args, "/dev/full")
+        assert result.exit_code == 1 and _errors(result) == [
+            f"error: /dev/full: cannot write the {what}: No space left on device",
+            "hint: check that the folder exists and is writable, and that its disk has space"], result.output
+        assert Path("/dev/full").is_char_device()
+        result = run(*args, tmp_path)
+        assert result.exit_code == 1 and _errors(result)[0] == f"error: {tmp_path}: cannot write the {what}: Is a directory"
+    result = run("report", "--plot", tmp_path / "run.xyz")
+    assert result.exit_code == 2 and _errors(result)[0] == f"error: {tmp_path / 'run.xyz'}: cannot draw a .xyz file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "tiercli-home"]
+
+
+def test_a_full_disk_leaves_no_partial_plot_or_csv_and_keeps_the_old_file(log, tmp_path):
+    """A file-size limit (RLIMIT_FSIZE, set on a real tiercli process) stands for a full disk:
+    the write fails part way, and the plot or CSV is whole or not there at all."""
+    ok_json("replay", log, "--tiers", "l1,l2")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kept.png").write_bytes(b"the plot from before")
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))  # the CSV has a few hundred bytes, the plot far more
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+
+    for args, what in ((["report", "--plot", out / "new.png"], "plot"), (["report", "--plot", out / "kept.png"], "plot"),
+                       (["report", "--per-lead", "--csv", out / "new.csv"], "CSV")):
+        result = subprocess.run([sys.executable, "-m", "tiercli", *map(str, args)], capture_output=True, text=True,
+                                preexec_fn=limited, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, timeout=120)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.splitlines()[0] == f"error: {args[-1]}: cannot write the {what}: File too large"
+        assert "wrote" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["kept.png"]  # no temporary file left behind
+    assert (out / "kept.png").read_bytes() == b"the plot from before"
 
 
 def test_no_save(log, tiercli_home):

@@ -298,8 +298,9 @@ def test_a_damaged_run_is_listed_and_breaks_nothing_else(case, good_and_damaged)
     assert bad["message"].startswith(f"saved run {damaged}: {folder / file_name}: "), bad["message"]
     assert problem in bad["message"] and f"tiercli runs rm {damaged}" in bad["hint"]
     human = run("runs")
-    assert human.exit_code == 0 and f"unreadable {damaged}: {folder / file_name}: {bad['problem']}\n" in human.stdout
-    assert "hint: remove an unreadable run with: tiercli runs rm ID" in human.stdout
+    said = " ".join(human.stdout.split())  # notes wrap at 100 columns when stdout is not a terminal
+    assert human.exit_code == 0 and f"unreadable {damaged}: {folder / file_name}: {bad['problem']} " in said + " "
+    assert "hint: remove an unreadable run with: tiercli runs rm ID" in said
     for view in ([], ["--per-lead"], ["--by", "task"]):
         one_clean_error(run("report", damaged, *view), f"saved run {damaged}: {folder / file_name}: {problem}")
     one_clean_error(run("report", "--compare", good[0], damaged), f"saved run {damaged}:")
@@ -404,7 +405,8 @@ def test_a_run_that_stopped_early_is_listed_as_incomplete(log, tiercli_home):
         "incomplete", False, "spend cap reached")
     human = run("runs")
     assert human.exit_code == 0
-    assert f"incomplete {stopped}: stopped early (spend cap reached); its figures cover only the calls" in human.stdout
+    assert (f"incomplete {stopped}: stopped early (spend cap reached); its figures cover only the calls"
+            in " ".join(human.stdout.split()))
     assert ok_json("report", stopped)["requests"] == 3  # still reported
 
 
@@ -489,3 +491,31 @@ def test_two_replays_saving_at_once(log, tiercli_home):
         assert all(r["status"] == "ok" for r in json.loads(listing.stdout)["runs"])
     assert sorted(r["id"] for r in ok_json("runs")["runs"]) == sorted(ids)
     assert sorted(p.name for p in runs_dir(tiercli_home).iterdir()) == sorted(ids)  # no staging left
+
+
+# --- issue 21, item 8: a compare run's savings --------------------------------------------------
+
+def test_a_compare_run_is_listed_with_its_recommended_options_savings(tmp_path):
+    """Not its cache row's (the replay it made): that row is over the mismatch budget here."""
+    system = "s" * 9000  # one shared prefix over Sonnet's 1,024-token minimum: prompt caching reads it
+    log = write(tmp_path / "log.jsonl", [
+        call("2026-11-02T08:00:00Z", lead="A", prompt="a", system=system, input_tokens=3000, response="x"),
+        call("2026-11-02T08:01:00Z", lead="A", prompt="a", system=system, input_tokens=3000, response="y"),  # wrong
+        call("2026-11-02T08:02:00Z", lead="B", prompt="b", system=system, input_tokens=3000, response="z")])
+    compared = ok_json("compare", log, "--tiers", "l1")
+    options = {row["name"]: row for row in compared["options"]}
+    chosen = compared["recommendation"]["name"]
+    assert chosen == "prompt-cache" and not options["cache"]["within_budget"]
+    assert options["cache"]["savings_pct"] != options[chosen]["savings_pct"] > 0
+    listed = next(r for r in ok_json("runs")["runs"] if r["id"] == compared["run_id"])
+    assert (listed["kind"], listed["option"], listed["savings_pct"]) == ("compare", chosen, options[chosen]["savings_pct"])
+    human = next(line for line in run("runs").stdout.splitlines() if line.startswith(compared["run_id"]))
+    assert human.split() == [compared["run_id"], "log.jsonl", "(compare:", "prompt-cache)", listed["settings_digest"],
+                             "3", f"{options[chosen]['savings_pct']:.1f}%"]
+    # no option within the budgets: none is named, and there are no savings to show
+    strict = ok_json("compare", log, "--tiers", "l1", "--max-p95-ms", "1")
+    assert strict["recommendation"]["name"] is None
+    listed = next(r for r in ok_json("runs")["runs"] if r["id"] == strict["run_id"])
+    assert (listed["option"], listed["savings_pct"]) == (None, None)
+    human = next(line for line in run("runs").stdout.splitlines() if line.startswith(strict["run_id"]))
+    assert human.split()[2:5] == ["(compare:", "none", "in"] and human.split()[-1] == "n/a"

@@ -4,6 +4,7 @@ writes. Embeddings are HashingEmbedder's (texts sharing k of their n distinct wo
 k/n; for n1 and n2 words, k/sqrt(n1 n2)): what is tested is the choosing, not the model."""
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -222,3 +223,55 @@ def test_library_sweep_reads_each_l3_text_once(log):
     assert reads == ["last-user", SMS, "last-user"]  # the confirming replay reads with per-task l3_text
     assert p.candidates == 4 + 3  # l1+l2+l3 at three thresholds and l1+l2; three again with the SMS
     assert p.settings.task_options["intent"] == {"l3_text": SMS, "l3_threshold": 0.75}
+
+
+# --- issue 21, item 9: what the tune-ttl tables say ---------------------------------------------
+
+SWEEP = ["--l1-grid", "1h", "--l2-grid", "1h", "--l3-grid", "0,1h", "--max-stale", "0"]
+
+
+def shown(*args, columns=80):
+    result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_l3_off_reads_off_once_and_the_recommendation_wraps_indented(log, hashing):
+    args = ["tune-ttl", log, *SWEEP, "--threshold-grid", "0.75,0.85,0.95", "--max-mismatch", "10%"]
+    data = ok_json(*args)
+    assert [(r["settings"]["l3_ttl"], r["settings"]["l3_threshold"]) for r in data["results"]] == [
+        ("1h", 0.75), ("1h", 0.85), ("0s", 0.75), ("0s", 0.85), ("0s", 0.95), ("1h", 0.95)]
+    # the runner-up is another setting, not the recommendation again at another threshold
+    assert (data["recommended"]["label"], data["runner_up"]["label"]) == ("L1 1h, L2 1h, L3 off", "L1 1h, L2 1h, L3 1h, θ 0.95")
+    text = shown(*args)
+    table = text[text.index("Cheapest candidates"):text.index("Recommended:")]
+    rows = [line.split() for line in table.splitlines() if re.match(r"^\d  ", line)]
+    # part 1 of 2: #, the three TTLs, the threshold, ...; L3 off once, as "off" and "-"
+    assert [row[:5] for row in rows[:4]] == [["1", "1h", "1h", "1h", "0.75"], ["2", "1h", "1h", "1h", "0.85"],
+                                             ["3", "1h", "1h", "off", "-"], ["4", "1h", "1h", "1h", "0.95"]]
+    assert [row[-1] for row in rows[4:]] == ["budget", "budget", "recommended", "budget"]
+    assert ("2 candidates with L3 off that differ only in the threshold are not shown again\n"
+            "(--json lists every candidate).") in table
+    lines = text[text.index("Recommended:"):].splitlines()[:6]
+    assert lines == [
+        "Recommended: L1 1h, L2 1h, L3 off: $0.0405 (18.2% saved), stale 0.0%, mismatched",
+        "  0.0%",
+        "  the cheapest candidate overall costs $0.0270 less but breaks the budget:",
+        "    mismatch rate 36.36% > 10%",
+        "  the runner-up costs the same but serves more stale or wrong answers, or is",
+        "    slower, or keeps entries longer"]
+
+
+def test_the_chosen_threshold_footnote_only_under_a_table_with_a_mark(log, hashing):
+    marked = shown("tune-ttl", log, *SWEEP, "--threshold-grid", "0.75,0.85,0.95", "--max-mismatch", "10%",
+                   "--per-task", columns=120)
+    assert "0.85 *" in marked and "\n* the task's chosen threshold. A hit is wrong when" in marked
+    # at 0.75 every task's L3 answers wrongly: each goes without L3, so no threshold is marked
+    unmarked = shown("tune-ttl", log, *SWEEP, "--threshold-grid", "0.75", "--max-mismatch", "0%", "--per-task",
+                     columns=120)
+    curves = unmarked[unmarked.index("Threshold curves per task"):]
+    assert "*" not in curves and "chosen threshold" not in curves
+    assert "\nA hit is wrong when its answer differs from the one the call recorded" in curves
+    per_task = unmarked[unmarked.index("Per task (each"):unmarked.index("Threshold curves")]
+    assert [line.split()[:5] for line in per_task.splitlines()[4:7]] == [
+        ["faq", "1h", "1h", "off", "-"], ["intent", "1h", "off", "off", "-"], ["memory", "1h", "1h", "off", "-"]]

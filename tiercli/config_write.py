@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from tiercli.durations import format_duration
-from tiercli.errors import TiercliError
 from tiercli.settings import Settings
 
 
@@ -68,10 +67,7 @@ def config_text(settings: Settings, comments: list[str]) -> str:
 
 
 def write_config(path: Path, settings: Settings, comments: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(config_text(settings, comments))
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TiercliError(f"{path}: cannot write the config: {exc.strerror or exc}") from None
+    from tiercli.present.files import write_output  # whole or not at all; a device is written in place
+
+    text = config_text(settings, comments)
+    write_output(path, lambda file: file.write(text.encode()), "config")

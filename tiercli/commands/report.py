@@ -127,14 +127,10 @@ def _no_nan(row: dict) -> dict:
 
 
 def write_csv(rows: pd.DataFrame, path: Path) -> None:
-    """The rows as CSV, written whole or not at all (through a temporary file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        rows.to_csv(tmp)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TiercliError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    """The rows as CSV, written whole or not at all (tiercli.present.files)."""
+    from tiercli.present.files import write_output
+
+    write_output(path, lambda file: file.write(rows.to_csv().encode()), "CSV")
     stderr.print(f"wrote {path}", markup=False, highlight=False)
 
 

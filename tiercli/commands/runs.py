@@ -53,9 +53,22 @@ def _row(listed: ListedRun) -> dict:
            "created": meta["created"], "log": meta["log"]["path"], "settings_digest": meta["settings_digest"],
            "requests": summary["requests"], "savings_pct": summary["cost"]["savings_pct"],
            "kind": "compare" if "compare" in summary else "replay"}
+    if "compare" in summary:  # its savings are the recommended option's, not its cache row's (the replay's)
+        row["option"], row["savings_pct"] = _recommended_savings(summary["compare"])
     if not listed.run.complete:
         row["stopped"] = (summary.get("live") or {}).get("stopped")
     return row
+
+
+def _recommended_savings(compared) -> tuple[str | None, float | None]:
+    """A compare run's recommended option and its savings; (None, None) when no option was
+    within the budgets (or the saved result does not say)."""
+    recommendation = compared.get("recommendation") if isinstance(compared, dict) else None
+    name = recommendation.get("name") if isinstance(recommendation, dict) else None
+    for option in compared.get("options") or [] if name is not None else []:
+        if isinstance(option, dict) and option.get("name") == name and isinstance(option.get("savings_pct"), (int, float)):
+            return name, option["savings_pct"]
+    return None, None
 
 
 def _print_runs(rows: list[dict], journals: bool = False) -> None:
@@ -78,14 +91,15 @@ def _print_runs(rows: list[dict], journals: bool = False) -> None:
     readable = [row if row["status"] != "unreadable" else {} for row in rows]
     # a run's state stands with its log: a column of its own would not fit 80 columns
     logs = [Path(row["log"]).name + (" (incomplete)" if row["status"] == "incomplete" else "")
-            + (" (compare)" if row.get("kind") == "compare" else "")
+            + (f" (compare: {row['option'] or 'none in budget'})" if row.get("kind") == "compare" else "")
             if row["status"] != "unreadable" else "(unreadable)" for row in rows]
     print_table(console, "Saved runs, oldest first (an id starts with its UTC date and time)", [
         Column("Run", [row["id"] for row in rows], left=True, key=True),
         Column("Log", printable(logs), left=True),
         Column("Settings", [row.get("settings_digest", "") for row in readable], left=True),
         Column("Requests", [f"{row['requests']:,}" if row else "" for row in readable]),
-        Column("Savings", [f"{row['savings_pct']:.1f}%" if row else "" for row in readable])], notes)
+        Column("Savings", [("n/a" if row["savings_pct"] is None else f"{row['savings_pct']:.1f}%") if row else ""
+                           for row in readable])], notes)
 
 
 def _print_journals(journals: list[dict]) -> None:

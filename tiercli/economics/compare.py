@@ -21,7 +21,7 @@ from tiercli.durations import format_duration
 from tiercli.economics.pricing import Pricer, to_usd
 from tiercli.economics.summary import DAYS_PER_MONTH, MIN_SPAN_FOR_MONTHLY_S
 from tiercli.errors import UsageError
-from tiercli.present.words import count
+from tiercli.present.words import count, latency
 from tiercli.settings import TIER_NAMES, Settings
 
 PARTS = ("cache", "route", "batch", "prompt-cache")  # the order a combination's name lists them in
@@ -88,7 +88,7 @@ class Budgets:
         if self.max_mismatch is not None and row["mismatched_hits"] / requests > self.max_mismatch:
             out.append(f"mismatched {row['mismatched_hits'] / requests * 100:.1f}% > {self.max_mismatch * 100:g}%")
         if self.max_p95_ms is not None and row["latency_ms"]["p95"] > self.max_p95_ms:
-            out.append(f"p95 {row['latency_ms']['p95']:,.0f} ms > {self.max_p95_ms:,.0f} ms")
+            out.append(f"p95 {latency(row['latency_ms']['p95'])} > {latency(self.max_p95_ms)}")
         return out
 
 
@@ -104,6 +104,7 @@ class OptionCalls:
     routed: np.ndarray
     cached: np.ndarray  # the response cache is in front of the call: its replay hit, stale, mismatched count
     prompt: dict[str, np.ndarray] | None = None  # read, write, uncached tokens per call (0 where not sent)
+    too_short: np.ndarray | None = None  # sent calls of which no prefix reaches the model's minimum
 
 
 @dataclass
@@ -140,6 +141,7 @@ class _Pricing:
         self.replay_sent = (outcome == "miss") | (outcome == "bypass")
         self._recorded: dict[bool, np.ndarray] = {}
         self._prompt: dict[tuple[bool, bool], tuple] = {}
+        self.minimum_of: dict[str, int] = {}  # a model's minimum cacheable prefix, for the too-short note
         self.notes: dict[str, str] = {}
 
     def model_of(self, routed: bool):
@@ -168,9 +170,9 @@ class _Pricing:
                 for c, t in zip(self.calls, totals)]
         return self.pricer.costs(flat)
 
-    def prompt_cached(self, sent: np.ndarray, routed: bool, cached: bool) -> tuple[np.ndarray, dict]:
-        """Costs and token split of the calls in `sent` (the only ones the provider sees), run
-        through the prompt-cache engine in processing order."""
+    def prompt_cached(self, sent: np.ndarray, routed: bool, cached: bool) -> tuple[np.ndarray, dict, np.ndarray]:
+        """Costs, token split and too-short calls of the calls in `sent` (the only ones the
+        provider sees), run through the prompt-cache engine in processing order."""
         key = (routed, cached)
         if key not in self._prompt:
             from tiercli.engine.prompt_cache import prompt_cache_costs, simulate
@@ -186,8 +188,11 @@ class _Pricing:
                 column = np.zeros(len(self.calls), dtype=np.int64)
                 column[rows] = getattr(result, name)
                 tokens[name] = column
-            self._note_engine(result, fed, model_of)
-            self._prompt[key] = (pusd, tokens)
+            too_short = np.zeros(len(self.calls), dtype=bool)
+            too_short[rows] = result.too_short_mask
+            self.minimum_of.update({model: minimum for model, _, minimum in result.too_short})
+            self._note_engine(result)
+            self._prompt[key] = (pusd, tokens, too_short)
         return self._prompt[key]
 
     def rules(self):
@@ -197,7 +202,7 @@ class _Pricing:
         return PromptCacheRules(ttl=s.prompt_cache_ttl, breakpoints=tuple(s.prompt_cache_breakpoints),
                                 min_tokens={**DEFAULT_MIN_TOKENS, **s.prompt_cache_min_tokens})
 
-    def _note_engine(self, result, fed, model_of) -> None:
+    def _note_engine(self, result) -> None:
         """What the engine could not model, said once (the first option fed the most calls)."""
         notes = []
         if result.unmodelled_calls:
@@ -207,21 +212,45 @@ class _Pricing:
         if result.no_parts_calls:
             notes.append(("no_parts", f"{count(result.no_parts_calls, 'call')} had no recorded request content: "
                                       f"their input is priced uncached under prompt caching"))
-        if result.too_short:
-            minimum_of = {model: minimum for model, _, minimum in result.too_short}
-            short: dict[tuple[str, str], int] = {}
-            for call in (c for c, too_short in zip(fed, result.too_short_mask) if too_short):
-                key = (call.task, call.model if model_of is None else model_of(call))
-                short[key] = short.get(key, 0) + 1
-            notes.append(("too_short", "prompt caching cannot help " + ", ".join(
-                f"{task} ({count(calls, 'call')} of {model}: no prefix reaches its minimum of "
-                f"{minimum_of.get(model, 0):,} tokens)" for (task, model), calls in sorted(short.items()))))
         if result.default_min_calls:
             notes.append(("default_min", f"{count(result.default_min_calls, 'call')} used a model with no minimum "
                                          f"cacheable length in [prompt_cache.min_tokens] "
                                          f"({', '.join(result.default_min_models)}): 1,024 tokens assumed"))
         for key, text in notes:
             self.notes.setdefault(key, text)
+
+    def too_short_note(self, o: OptionCalls, task_rows: dict[str, dict]) -> str | None:
+        """Which tasks' calls prompt caching cannot help under option `o` (no prefix reaches the
+        model's minimum), counted among the calls `o` sends, so that the note and the task's row
+        in the table speak of the same calls. A task whose row reads and writes nothing, yet
+        differs from baseline, is told why: the log's own cache tokens are priced as plain input."""
+        if o.too_short is None or not o.too_short.any():
+            return None
+        model_of = self.model_of("route" in o.name.split("+"))
+        tasks = self.table["task"].to_numpy()
+        short: dict[str, dict[str, int]] = {}
+        for i in np.flatnonzero(o.too_short):
+            call = self.calls[i]
+            model = call.model if model_of is None else model_of(call)
+            per_model = short.setdefault(str(tasks[i]), {})
+            per_model[model] = per_model.get(model, 0) + 1
+        said = []
+        for task in sorted(short):
+            calls, sent = sum(short[task].values()), int((o.sent & (tasks == task)).sum())
+            models = ", ".join(f"{count(k, 'call')} of {model}: no prefix reaches its minimum of "
+                               f"{self.minimum_of.get(model, 0):,} tokens" for model, k in sorted(short[task].items()))
+            row = task_rows[task]
+            prompt = row["prompt_cache"] or {}
+            if o.name == "prompt-cache" and not prompt.get("read_tokens") and not prompt.get("write_tokens") \
+                    and round(row["savings_pct"], 1) != 0:
+                change = (f"the {row['savings_pct']:.1f}% {task} saves" if row["savings_pct"] > 0
+                          else f"the {-row['savings_pct']:.1f}% more {task} costs")
+                models += (f"; {change} under prompt-cache comes only from pricing its recorded cache tokens as "
+                           f"plain input, as no-prompt-cache does")
+            text = f"{task} ({models})" if calls == sent else f"{calls:,} of {count(sent, 'call')} of {task} ({models})"
+            said.append(text)
+        under = "" if o.name == "prompt-cache" else f" under {o.name}"
+        return f"prompt caching cannot help{under} " + "; ".join(said)
 
     def option(self, name: str) -> OptionCalls:
         table = self.table
@@ -235,9 +264,9 @@ class _Pricing:
         parts = set(name.split("+"))
         cached, routed, batched = "cache" in parts, "route" in parts, "batch" in parts
         sent = self.replay_sent if cached else ~nothing
-        prompt = None
+        prompt = too_short = None
         if "prompt-cache" in parts:
-            pusd, prompt = self.prompt_cached(sent, routed, cached)
+            pusd, prompt, too_short = self.prompt_cached(sent, routed, cached)
             pusd = pusd.copy()
         else:
             pusd = np.where(sent, self.recorded(routed), 0).astype(np.int64)
@@ -247,7 +276,7 @@ class _Pricing:
             pusd = _discounted(pusd, delayed, self.settings.batch_discount)
             ms[delayed] = self.settings.batch_latency * 1000 + (table["lookup_ms"].to_numpy()[delayed] if cached else 0)
         return OptionCalls(name, pusd, ms, sent, delayed, sent & self.routed_mask if routed else nothing,
-                           ~nothing if cached else nothing, prompt)
+                           ~nothing if cached else nothing, prompt, too_short)
 
 
 def _latency(ms: np.ndarray) -> dict[str, float]:
@@ -283,7 +312,7 @@ class _Rows:
         tier_hits = {t: int((self.tier_of[t] & cached).sum()) for t in TIER_NAMES}
         hits = sum(tier_hits.values())
         row = {
-            "name": o.name, "requests": requests, "cost_usd": cost,
+            "name": o.name, "requests": requests, "leads": self.leads, "cost_usd": cost,
             "monthly_usd": cost * DAYS_PER_MONTH * 86400 / self.span_s if self.span_s >= MIN_SPAN_FOR_MONTHLY_S
             else None,
             "savings_pct": _pct(to_usd(self.baseline) - cost, to_usd(self.baseline)),
@@ -333,8 +362,9 @@ def _parts(name: str) -> int:
     return len(PARTS) + 1 if name == PER_TASK else name.count("+")
 
 
-def recommend(rows: list[dict], budgets: Budgets) -> dict:
-    """The cheapest row within the budgets (ties: the one with fewer parts), and why."""
+def recommend(rows: list[dict], budgets: Budgets, batch_latency: float | None = None) -> dict:
+    """The cheapest row within the budgets (ties: the one with fewer parts), and why.
+    `batch_latency`: how long a batched call waits, said when no p95 budget weighs it."""
     for row in rows:
         row["over_budget"] = budgets.broken(row)
         row["within_budget"] = not row["over_budget"]
@@ -344,10 +374,12 @@ def recommend(rows: list[dict], budgets: Budgets) -> dict:
         return {"name": None, "reason": "No option is within the budgets: relax a budget, or change the settings."}
     best = within[0]
     cheaper = [r["name"] for r in rows if r["cost_usd"] < best["cost_usd"] and not r["within_budget"]]
-    if best["name"] in ALONE or best["savings_pct"] <= 0:
+    if best["name"] == "baseline" or best["savings_pct"] <= 0:
         reason = "No option that saves is within the budgets"
     else:
-        reason = f"The cheapest of {count(len(within), 'option')} within the budgets: saves {best['savings_pct']:.1f}%"
+        # no-prompt-cache saves when the log's own cache writes cost more than its reads save
+        saves = ("dropping the log's own prompt caching saves" if best["name"] == "no-prompt-cache" else "saves")
+        reason = f"The cheapest of {count(len(within), 'option')} within the budgets: {saves} {best['savings_pct']:.1f}%"
         baseline = next((r for r in rows if r["name"] == "baseline"), None)
         if best["monthly_usd"] is not None and baseline is not None:
             reason += f", ${baseline['monthly_usd'] - best['monthly_usd']:,.2f} a month"
@@ -357,6 +389,10 @@ def recommend(rows: list[dict], budgets: Budgets) -> dict:
         reason += "; over budget: " + ", ".join(over)
     if best["routed_calls"]:
         reason += "; check the routed tasks' answers on their new model before switching"
+    if best["delayed_calls"] and budgets.max_p95_ms is None:
+        wait = f" after {format_duration(batch_latency)}" if batch_latency is not None else " later"
+        reason += (f"; it answers {count(best['delayed_calls'], 'batched call')}{wait}, which no budget limits: "
+                   f"give --max-p95-ms to rule that out")
     return {"name": best["name"], "reason": reason + "."}
 
 
@@ -386,7 +422,7 @@ def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, s
         task_budgets = budgets if budgets.max_p95_ms is None else Budgets(
             budgets.max_stale, budgets.max_mismatch,
             max(budgets.max_p95_ms, float(np.percentile(recorded_ms[rows_of_task], 95))))
-        task_choice[task] = recommend(by_task[task], task_budgets)
+        task_choice[task] = recommend(by_task[task], task_budgets, settings.batch_latency)
     plan = {task: choice["name"] for task, choice in task_choice.items()}
     if PER_TASK in names and None not in plan.values() and len(set(plan.values())) > 1:
         per_call.append(_composed(per_call, plan, tasks, _recorded_total_input(calls)))
@@ -398,11 +434,19 @@ def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, s
             by_task[task].append(row)
     whole = _Rows(table, everything, span_s, settings, routes, plan)
     rows = [whole.row(o) for o in per_call]
-    recommendation = recommend(rows, budgets)
+    recommendation = recommend(rows, budgets, settings.batch_latency)
     if recommendation["name"] == PER_TASK:
         recommendation["reason"] += " Per task: " + "; ".join(f"{t}: {n}" for t, n in plan.items()) + "."
     recommendation["by_task"] = task_choice
     notes = list(pricing.notes.values())
+    # the note speaks of the plain prompt-cache row (else the first with prompt caching): the
+    # calls it counts are the ones that row's figures are made of
+    prompted = sorted((o for o in per_call if o.too_short is not None), key=lambda o: o.name != "prompt-cache")
+    if prompted:
+        short = pricing.too_short_note(prompted[0], {task: next(r for r in rows if r["name"] == prompted[0].name)
+                                                     for task, rows in by_task.items()})
+        if short:
+            notes.append(short)
     if any("route" in n for n in names):
         notes.append("route: calls are priced at the routed model with their recorded token counts; "
                      "a smaller model's answers (and token counts) may differ, and are not measured")

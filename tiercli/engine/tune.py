@@ -268,6 +268,11 @@ def rank(row: dict) -> tuple:
     return (row["cached_usd"], row["stale_rate"] + row["mismatch_rate"], row["latency_p95_ms"], row["candidate"].key())
 
 
+def _acting(candidate: Candidate) -> Candidate:
+    """The candidate as it acts: with L3 off (TTL 0) its threshold does not matter."""
+    return dataclasses.replace(candidate, l3_threshold=0.0) if candidate.l3_ttl == 0 else candidate
+
+
 def recommend(rows: list[dict], max_stale: float, max_mismatch: float) -> tuple[dict | None, dict | None, list[str]]:
     """The cheapest row within the budgets, the runner-up, and why the runner-up (and any cheaper
     row over budget) lost."""
@@ -275,7 +280,8 @@ def recommend(rows: list[dict], max_stale: float, max_mismatch: float) -> tuple[
     feasible = [r for r in ordered if within(r, max_stale, max_mismatch)]
     reasons = []
     best = feasible[0] if feasible else None
-    runner_up = feasible[1] if len(feasible) > 1 else None
+    # the runner-up is another setting, not the best one again at another threshold with L3 off
+    runner_up = next((r for r in feasible[1:] if _acting(r["candidate"]) != _acting(best["candidate"])), None)
     if best is not None:
         cheaper = [r for r in ordered if r["cached_usd"] < best["cached_usd"]]
         if cheaper:

@@ -8,14 +8,14 @@ terminal in parts that repeat the option's name; the columns a decision turns on
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Callable, Sequence
 
 import pandas as pd
 from rich.console import Console
 
-from tiercli.present.render import NA, Column, print_table, printable, write
-from tiercli.present.words import count
+from tiercli.present.render import (NA, Column, _ms, _usd, print_table, printable, sentence_lines, usd_cells,
+                                    usd_decimals, write)
+from tiercli.present.words import count, duration
 
 TIERS = ("l1", "l2", "l3")
 ALL_TASKS = "all"  # options_frame's task for the whole log
@@ -31,15 +31,9 @@ def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def _money(value: float | None, decimals: int = 2) -> str:
-    """$1,234.56 (per lead: $0.0622). An amount that is not zero but rounds to zero is shown as
-    under the last digit ("<$0.01"), never as a free "$0.00"."""
-    if not _finite(value):
-        return NA
-    smallest = 10.0 ** -decimals
-    if value != 0 and abs(value) < smallest / 2:
-        return f"{'-' if value < 0 else ''}<${smallest:.{decimals}f}"
-    return f"{'-' if value < 0 else ''}${abs(value):,.{decimals}f}"
+def _money(value: float | None) -> str:
+    """An amount said on its own (in a sentence): at the precision a column of it would have."""
+    return _usd(value, usd_decimals([value if _finite(value) else math.nan]))
 
 
 def _percent(value: float | None) -> str:
@@ -50,10 +44,6 @@ def _percent(value: float | None) -> str:
 def _share(value: float | None) -> str:
     """A share of requests (0.264) in percent: 26.4%."""
     return _percent(value * 100) if _finite(value) else NA
-
-
-def _ms(value: float | None) -> str:
-    return f"{value:,.0f}" if _finite(value) else NA
 
 
 def _hits(hits: int | None, requests: int) -> str:
@@ -103,16 +93,16 @@ def _columns(rows: list[dict], recommended: str | None, whole_log: bool) -> list
     marks = cells(lambda r: _mark(r, recommended))
     columns = [Column("", marks, left=True, key=True)] if any(marks) else []
     columns += [Column("Option", cells(lambda r: r["name"]), left=True, key=True),
-               Column("$ in log", cells(lambda r: _money(r["cost_usd"]))),
-               Column("$/month", cells(lambda r: _money(r["monthly_usd"]))),
+               Column("$ in log", usd_cells([r["cost_usd"] for r in rows])),
+               Column("$/month", usd_cells([r["monthly_usd"] for r in rows])),
                Column("Saved", cells(lambda r: _percent(r["savings_pct"]))),
-               Column("$/lead", cells(lambda r: _money(r["cost_per_lead_usd"], 4))),
-               Column("p95 ms", cells(lambda r: _ms(r["latency_ms"]["p95"]))),
+               Column("$/lead", usd_cells([r["cost_per_lead_usd"] for r in rows])),
+               Column("p95 latency", cells(lambda r: _ms(r["latency_ms"]["p95"]))),
                Column("Wrong", cells(lambda r: _hits(r["mismatched_hits"], r["requests"]))),
                Column("Stale", cells(lambda r: _hits(r["stale_hits"], r["requests"])))]
     if whole_log:
-        columns += [Column("Mean ms", cells(lambda r: _ms(r["latency_ms"]["mean"]))),
-                    Column("p50 ms", cells(lambda r: _ms(r["latency_ms"]["p50"])))]
+        columns += [Column("Mean latency", cells(lambda r: _ms(r["latency_ms"]["mean"]))),
+                    Column("p50 latency", cells(lambda r: _ms(r["latency_ms"]["p50"])))]
     columns.append(Column("Hit rate", cells(lambda r: _share(r["hit_rate"]))))
     if whole_log:
         columns += [Column(t.upper(), cells(lambda r, t=t: _share(r["tiers"][t])))
@@ -146,8 +136,7 @@ def _lines(text: str, width: int, indent: int = 0) -> list[str]:
     """A sentence wrapped to the width; continuation lines indented two more spaces. Names
     (option names carry '+' and '-') are never broken; control characters (a task name from
     the log, quoted in a reason) are escaped."""
-    return textwrap.wrap(printable([text])[0], max(width, 1), initial_indent=" " * indent, subsequent_indent=" " * (indent + 2),
-                         break_long_words=False, break_on_hyphens=False) or [""]
+    return sentence_lines(printable([text])[0], width, indent)
 
 
 def _over_budget_lines(rows: list[dict], width: int) -> list[str]:
@@ -174,7 +163,12 @@ def _recommendation_lines(rec: dict, rows: list[dict], width: int) -> list[str]:
 
 def _task_title(task: str, rows: list[dict]) -> str:
     requests = rows[0]["requests"] if rows else 0
-    return f"Task {printable([task])[0]} ({count(requests, 'request')})"
+    leads = f", {count(rows[0]['leads'], 'lead')}" if rows and "leads" in rows[0] else ""  # runs saved before: none
+    return f"Task {printable([task])[0]} ({count(requests, 'request')}{leads})"
+
+
+# under the first task's table: a task's $/lead is not over the whole log's leads
+TASK_PER_LEAD = "$/lead in the tables per task: the task's cost over its own leads (those with a call of the task)."
 
 
 def _task_verdict(rec: dict | None) -> str:
@@ -193,7 +187,7 @@ def print_compare_options(console: Console, data: dict) -> None:
     width = console.width
     rows, rec = data["options"], data["recommendation"]
     head = (f"{count(data['requests'], 'request')}, {count(data['leads'], 'lead')}, "
-            f"{data['span_s'] / 3600:,.1f} h" + (f"; run {data['run_id']}" if data.get("run_id") else ""))
+            f"{duration(data['span_s'])}" + (f"; run {data['run_id']}" if data.get("run_id") else ""))
     write(console, _lines(f"Options compared over {head}", width) + _lines(budgets_line(data["budgets"]), width) + [""])
     print_table(console, "Options", _columns(rows, rec.get("name"), whole_log=True),
                 below=[_legend(rows, rec.get("name"))])
@@ -205,10 +199,11 @@ def print_compare_options(console: Console, data: dict) -> None:
     write(console, lines)
 
     by_task_rec = rec.get("by_task") or {}
-    for task, task_rows in data["by_task"].items():
+    for number, (task, task_rows) in enumerate(data["by_task"].items()):
         name = (by_task_rec.get(task) or {}).get("name")
         write(console, [""])
-        print_table(console, _task_title(task, task_rows), _columns(task_rows, name, whole_log=False))
+        print_table(console, _task_title(task, task_rows), _columns(task_rows, name, whole_log=False),
+                    below=[] if number else [TASK_PER_LEAD])
         write(console, _lines(_task_verdict(by_task_rec.get(task)), width)
               + _over_budget_lines(task_rows, width))
     if data.get("notes"):

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tiercli.errors import TiercliError
+from tiercli.errors import UsageError
 from tiercli.economics.pricing import PICO
+from tiercli.present.files import write_output
 
 
 def plot_run(calls: pd.DataFrame, run_id: str, path: Path) -> None:
@@ -26,12 +27,17 @@ def plot_run(calls: pd.DataFrame, run_id: str, path: Path) -> None:
 
 
 def _save(fig, path: Path) -> None:
+    """The figure written whole or not at all (tiercli.present.files), in the format its name
+    says (.png, .svg, .pdf...; PNG when it says none)."""
     import matplotlib.pyplot as plt
 
     try:
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise TiercliError(f"{path}: cannot write the plot: {exc.strerror or exc}") from None
+        kind = Path(path).suffix.lstrip(".").lower() or "png"
+        known = fig.canvas.get_supported_filetypes()
+        if kind not in known:
+            raise UsageError(f"{path}: cannot draw a .{kind} file",
+                             hint=f"name the plot .png, or one of: {', '.join(sorted(known))}")
+        write_output(Path(path), lambda file: fig.savefig(file, format=kind, dpi=120), "plot")
     finally:
         plt.close(fig)
 

@@ -19,15 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
 
 from tiercli.durations import format_duration
 from tiercli.engine.tune import within
-from tiercli.present.words import count
+from tiercli.present.words import count, duration, latency
 from tiercli.settings import TIER_NAMES
 
 GAP = "  "  # between columns
-UNLIMITED_WIDTH = 100_000  # stdout that is not a terminal, without COLUMNS: one line per row
+PIPE_WIDTH = 100  # stdout that is not a terminal (less, head, a file), without COLUMNS
 NBSP = "\u00a0"
 NA = "n/a"  # a figure that cannot be shown (not finite, or no base to compare with)
 CHEAPEST_SHOWN = 15  # tune-ttl's table of candidates (--json has them all)
@@ -39,16 +38,36 @@ def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def _usd(value: float | None) -> str:
+CENTS_FROM_USD = 0.10  # amounts shown together in cents when none is smaller (and not 0)
+
+
+def usd_decimals(values) -> int:
+    """One precision for amounts shown together (a column, or a row's before and after): cents,
+    or 4 decimals when one of them is under 10 cents and not 0, so that it keeps two digits."""
+    amounts = np.abs(np.asarray(values, dtype=np.float64).reshape(-1))
+    small = np.isfinite(amounts) & (amounts > 0) & (amounts < CENTS_FROM_USD)
+    return 4 if small.any() else 2
+
+
+def _usd(value: float | None, decimals: int = 2) -> str:
+    """$1,234.56 at `decimals` places (usd_decimals picks them for a column); an amount that is
+    not 0 but rounds to it reads "<$0.0001", never a free "$0.0000"."""
     if not _finite(value):
         return NA
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+    sign = "-" if value < 0 else ""
+    if value != 0 and abs(value) < 0.5 * 10.0 ** -decimals:
+        return f"{sign}<${10.0 ** -decimals:.{decimals}f}"
+    return f"{sign}${abs(value):,.{decimals}f}"
+
+
+def usd_cells(values: Sequence[float | None]) -> list[str]:
+    """A column of amounts, all at one precision."""
+    decimals = usd_decimals([v if _finite(v) else np.nan for v in values])
+    return [_usd(v, decimals) for v in values]
 
 
 def _ms(value: float | None) -> str:
-    if not _finite(value):
-        return NA
-    return f"{value:,.0f} ms" if abs(value) >= 10 else f"{value:,.2f} ms"
+    return latency(value) if _finite(value) else NA
 
 
 def _pct(share: float | None, digits: int = 1) -> str:
@@ -117,7 +136,15 @@ def _join(padded: list[pa.Array]) -> list[str]:
 def _wrap(text: str, width: int) -> list[str]:
     """Words to lines of at most `width` cells; a word longer than that (an id, a path) stays
     whole, and words joined by NBSP stay together."""
-    lines = textwrap.wrap(text, max(width, 1), break_long_words=False, break_on_hyphens=False) or [""]
+    return sentence_lines(text, width, indent=None)
+
+
+def sentence_lines(text: str, width: int, indent: int | None = 0) -> list[str]:
+    """A sentence wrapped to the width, indented by `indent` and the lines it wraps onto two
+    more spaces (as compare's sentences are); indent None: no indent at all (a table's title)."""
+    first, rest = ("", "") if indent is None else (" " * indent, " " * (indent + 2))
+    lines = textwrap.wrap(text, max(width, 1), initial_indent=first, subsequent_indent=rest,
+                          break_long_words=False, break_on_hyphens=False) or [""]
     return [line.replace(NBSP, " ") for line in lines]
 
 
@@ -206,12 +233,13 @@ def write(console: Console, lines: list[str]) -> None:
 
 def report_console() -> Console:
     """stdout, and the width tables must fit in. A terminal: its width (or COLUMNS). Not a
-    terminal (a pipe, a file): COLUMNS when it is set, else no limit, so that every table
-    keeps one line per row for grep, sort and less -S."""
+    terminal (a pipe to less or head, a file): COLUMNS when it is set, else 100 columns, so
+    that what is read through a pager on a usual terminal does not wrap. --json and --csv
+    are written whole, never through this console."""
     console = Console(highlight=False)
     if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
         return console
-    return Console(highlight=False, width=UNLIMITED_WIDTH)
+    return Console(highlight=False, width=PIPE_WIDTH)
 
 
 def _column(values, fmt: Callable[[object], str]) -> np.ndarray:
@@ -235,25 +263,32 @@ def _results_title(summary: dict) -> str:
     return f"Results ({estimated:,} of {count(requests, 'call')}, {shown}, {verb} estimated tokens)"
 
 
+def _money_row(label: str, before: float, after: float) -> tuple[str, str, str, str]:
+    """A row of amounts: before and after at one precision (the rows are different figures)."""
+    decimals = usd_decimals([v if _finite(v) else np.nan for v in (before, after)])
+    return label, _usd(before, decimals), _usd(after, decimals), _change(before, after)
+
+
 def print_results(summary: dict, console: Console) -> None:
     rows: list[tuple[str, str, str, str]] = []
     cost, per_lead = summary["cost"], summary["cost_per_lead"]
     monthly = summary.get("monthly_cost")
     if monthly:
-        rows.append(("Cost per month (30 d, scaled)", _usd(monthly["baseline_usd"]), _usd(monthly["cached_usd"]),
-                     _change(monthly["baseline_usd"], monthly["cached_usd"])))
-    rows.append((f"Cost in the log ({summary['span_s'] / 3600:,.1f} h)", _usd(cost["baseline_usd"]),
-                 _usd(cost["cached_usd"]), _change(cost["baseline_usd"], cost["cached_usd"])))
-    rows.append((f"Cost per lead ({count(summary['leads'], 'lead')})", _usd(per_lead["baseline_usd"]),
-                 _usd(per_lead["cached_usd"]), _change(per_lead["baseline_usd"], per_lead["cached_usd"])))
+        rows.append(_money_row("Cost per month (30 d, scaled)", monthly["baseline_usd"], monthly["cached_usd"]))
+    rows.append(_money_row(f"Cost in the log ({duration(summary['span_s'])})", cost["baseline_usd"],
+                           cost["cached_usd"]))
+    rows.append(_money_row(f"Cost per lead ({count(summary['leads'], 'lead')})", per_lead["baseline_usd"],
+                           per_lead["cached_usd"]))
     before, after = summary["latency_ms"]["baseline"], summary["latency_ms"]["cached"]
     for stat in ("mean", "p50", "p95", "p99"):
         rows.append((f"Latency {stat}", _ms(before[stat]), _ms(after[stat]), _change(before[stat], after[stat])))
+    # the hit counts stand in the label, as the span and the leads do: the Change column holds changes only
     for name in TIER_NAMES:
         tier = summary["tiers"][name]
-        label = f"{name.upper()} hit rate" + ("" if tier["enabled"] else " (off)")
-        rows.append((label, "", _pct(tier["hit_rate"]), count(tier["hits"], "hit")))
-    rows.append(("Total hit rate", "", _pct(summary["hit_rate"]), f"{summary['hits']:,} of {summary['requests']:,}"))
+        said = count(tier["hits"], "hit") if tier["enabled"] else "off"
+        rows.append((f"{name.upper()} hit rate ({said})", "", _pct(tier["hit_rate"]), ""))
+    rows.append((f"Total hit rate ({summary['hits']:,} of {summary['requests']:,})", "", _pct(summary["hit_rate"]),
+                 ""))
     metric, before_cells, after_cells, change = zip(*rows)
     print_table(console, _results_title(summary), [
         Column("Metric", metric, left=True, key=True), Column("Before", before_cells),
@@ -272,8 +307,8 @@ def print_tasks(summary: dict, console: Console) -> None:
         Column("L1", numbers("l1")), Column("L2", numbers("l2")), Column("L3", numbers("l3")),
         Column("Miss", numbers("misses")), Column("Bypass", numbers("bypassed")),
         Column("Stale", numbers("stale_hits")), Column("Wrong", numbers("mismatched_hits")),
-        Column("Before", [_usd(row["baseline_usd"]) for row in rows]),
-        Column("After", [_usd(row["cached_usd"]) for row in rows]),
+        Column("Before", usd_cells([row["baseline_usd"] for row in rows])),
+        Column("After", usd_cells([row["cached_usd"] for row in rows])),
         Column("Saved", [_saved(row["baseline_usd"], row["cached_usd"]) for row in rows])])
 
 
@@ -383,7 +418,7 @@ def notes(summary: dict) -> list[str]:
 
 
 def print_live(live: dict, console: Console) -> None:
-    rows = [("Cost", _usd(live["recorded_usd"]), _usd(live["live_usd"]))]
+    rows = [_money_row("Cost", live["recorded_usd"], live["live_usd"])[:3]]
     for stat in ("mean", "p50", "p95"):
         rec, got = live["latency_ms"]["recorded"][stat], live["latency_ms"]["live"][stat]
         rows.append((f"Latency {stat}", "" if rec is None else _ms(rec), "" if got is None else _ms(got)))
@@ -395,7 +430,9 @@ def print_live(live: dict, console: Console) -> None:
         rows.append(("Answers not compared (embedding rule)", "", f"{live['responses_not_compared']:,}"))
     rows.append(("Failed calls / retries", "", f"{live['failed']:,} / {live['retries']:,}"))
     cap = live["max_spend_usd"]
-    rows.append(("Spend cap / worst case", "", f"{'none' if cap is None else _usd(cap)} / {_usd(live['worst_case_usd'])}"))
+    decimals = usd_decimals([live["worst_case_usd"]] + ([] if cap is None else [cap]))
+    rows.append(("Spend cap / worst case", "",
+                 f"{'none' if cap is None else _usd(cap, decimals)} / {_usd(live['worst_case_usd'], decimals)}"))
     label, recorded, got = zip(*rows)
     print_table(console, f"Recorded against live ({live['sent']:,} of {count(live['planned'], 'call')} sent)", [
         Column("Sent calls", label, left=True, key=True), Column("Recorded", recorded), Column("Live", got)],
@@ -425,13 +462,15 @@ _HEADERS = {"requests": "Requests", "l1": "L1", "l2": "L2", "l3": "L3", "misses"
             "repeats": "Repeats", "repeats_differ": "Differ", "noise_floor": "Noise floor"}
 
 
-def _cell_format(column: str) -> Callable[[object], str]:
+def _cell_format(column: str, values: np.ndarray, total) -> Callable[[object], str]:
+    """How a column's cells (and its footer) are written; amounts at one precision."""
     if column in ("hit_rate", "noise_floor"):
         return _pct
     if column == "saved_pct":
         return lambda value: f"{value:.1f}%" if _finite(value) else NA
     if column.endswith("_usd"):
-        return _usd
+        decimals = usd_decimals(np.append(values.astype(np.float64), total))
+        return lambda value: _usd(value, decimals)
     return _int
 
 
@@ -442,8 +481,9 @@ def print_frame(console: Console, title: str, rows: pd.DataFrame, total: dict) -
     keys = printable(rows.index.astype(str).to_numpy(dtype=object))
     columns = [Column(key.capitalize(), keys, left=True, key=True, footer="Total")]
     for name in rows.columns:
-        fmt = _cell_format(name)
-        columns.append(Column(_HEADERS.get(name, name), _column(rows[name].to_numpy(), fmt), footer=fmt(total[name])))
+        values = rows[name].to_numpy()
+        fmt = _cell_format(name, values, total[name])
+        columns.append(Column(_HEADERS.get(name, name), _column(values, fmt), footer=fmt(total[name])))
     print_table(console, title, columns)
 
 
@@ -532,9 +572,21 @@ def _verdict(row: dict, budgets: dict, mark: str | None) -> str:
     return "in budget" if within(row, budgets["max_stale"], budgets["max_mismatch"]) else "over budget"
 
 
-def _print_candidates(console: Console, title: str, rows: list[dict], data: dict, mark: str | None) -> None:
+OFF_TTL = "0s"  # a tier's TTL of 0 as the sweep's rows write it: the tier is off
+
+
+def distinct_candidates(rows: list[dict]) -> list[dict]:
+    """Rows with distinct settings: the grid's thresholds with L3 off are one candidate in effect
+    (one replay, the same label), shown once."""
+    seen: set[str] = set()
+    return [row for row in rows if not (row["label"] in seen or seen.add(row["label"]))]
+
+
+def _print_candidates(console: Console, title: str, rows: list[dict], data: dict, mark: str | None,
+                      below: Sequence[str] = ()) -> None:
     """Candidates numbered (the number is repeated when the table is printed in parts); columns
-    for the tiers the sweep used only."""
+    for the tiers the sweep used only. A tier that is off reads "off", and the threshold of a
+    candidate with L3 off "-", as the recommendation's label says."""
     budgets, tiers = data["budgets"], data.get("tiers", list(TIER_NAMES))
     settings = [row["settings"] for row in rows]
 
@@ -542,9 +594,11 @@ def _print_candidates(console: Console, title: str, rows: list[dict], data: dict
         return [fmt(row) for row in rows]
 
     columns = [Column("#", [f"{n:,}" for n in range(1, len(rows) + 1)], key=True)]
-    columns += [Column(f"{t.upper()} TTL", [s[f"{t}_ttl"] for s in settings]) for t in tiers]
+    columns += [Column(f"{t.upper()} TTL", ["off" if s[f"{t}_ttl"] == OFF_TTL else s[f"{t}_ttl"] for s in settings])
+                for t in tiers]
     if "l3" in tiers:
-        columns.append(Column("Threshold", [f"{s['l3_threshold']:g}" for s in settings]))
+        columns.append(Column("Threshold", ["-" if s["l3_ttl"] == OFF_TTL else f"{s['l3_threshold']:g}"
+                                            for s in settings]))
     if any(s["adaptive_window"] is not None for s in settings):  # a column of "no" says nothing
         columns.append(Column("Adaptive", ["no" if s["adaptive_window"] is None
                                            else f"{s['adaptive_window']}, {s['adaptive_scale']:g}/min"
@@ -552,48 +606,54 @@ def _print_candidates(console: Console, title: str, rows: list[dict], data: dict
     columns.append(Column("Hit rate", cells(lambda r: _pct(r["hit_rate"]))))
     columns += [Column(f"{t.upper()} hits", cells(lambda r, t=t: _pct(r["tiers"][t]["hit_rate"]))) for t in tiers]
     columns += [
-        Column("Cost after", cells(lambda r: _usd(r["cached_usd"]))),
+        Column("Cost after", usd_cells([r["cached_usd"] for r in rows])),
         Column("Saved", cells(lambda r: f"{r['savings_pct']:.1f}%" if _finite(r["savings_pct"]) else NA)),
-        Column("Per lead", cells(lambda r: _usd(r["cost_per_lead_usd"]))),
+        Column("Per lead", usd_cells([r["cost_per_lead_usd"] for r in rows])),
         Column("Stale", cells(lambda r: _pct(r["stale_rate"]))), Column("Wrong", cells(lambda r: _pct(r["mismatch_rate"]))),
         *([Column("Wrong over floor", cells(lambda r: _pct(r["mismatch_rate_above_floor"])))]
           if budgets.get("above_noise_floor") else []),
         Column("Latency mean", cells(lambda r: _ms(r["latency_mean_ms"]))),
         Column("Latency p95", cells(lambda r: _ms(r["latency_p95_ms"]))),
         Column("Verdict", cells(lambda r: _verdict(r, budgets, mark)), left=True)]
-    print_table(console, title, columns)
+    print_table(console, title, columns, below)
 
 
 def tune_report(data: dict, console: Console) -> None:
+    width = console.width
     budgets = data["budgets"]
     best = data["recommended"]
     mark = best["label"] if best else None
     above = budgets.get("above_noise_floor")
-    console.print(f"{count(data['candidates'], 'candidate')} over {count(data['requests'], 'request')}; budgets: stale <= "
-                  f"{budgets['max_stale'] * 100:g}%, mismatched{' above the noise floor' if above else ''} <= "
-                  f"{budgets['max_mismatch'] * 100:g}% of requests", markup=False)
+    lines = sentence_lines(f"{count(data['candidates'], 'candidate')} over {count(data['requests'], 'request')}; "
+                           f"budgets: stale <= {budgets['max_stale'] * 100:g}%, mismatched"
+                           f"{' above the noise floor' if above else ''} <= {budgets['max_mismatch'] * 100:g}% of "
+                           f"requests", width)
     floors = data.get("noise_floor") or {}
     repeated = {task: f for task, f in floors.items() if f["repeats"]}
     if repeated:
-        console.print("Noise floor (identical requests whose answers differ): "
-                      + ", ".join(f"{printable([task])[0]} {_pct(f['share'])} ({f['differ']:,} of {f['repeats']:,})"
-                                  for task, f in repeated.items()), markup=False, highlight=False)
-    write(console, [""])
-    shown = data["results"][:CHEAPEST_SHOWN]
-    _print_candidates(console, "Cheapest candidates" + (f", {len(shown)} of {len(data['results']):,}"
-                                                        if len(shown) < len(data["results"]) else ""),
-                      shown, data, mark)
-    write(console, [""])
+        lines += sentence_lines("Noise floor (identical requests whose answers differ): " + ", ".join(
+            f"{printable([task])[0]} {_pct(f['share'])} ({f['differ']:,} of {f['repeats']:,})"
+            for task, f in repeated.items()), width)
+    write(console, lines + [""])
+    distinct = distinct_candidates(data["results"])
+    shown = distinct[:CHEAPEST_SHOWN]
+    merged = len(data["results"]) - len(distinct)
+    _print_candidates(console, "Cheapest candidates" + (f", {len(shown)} of {len(distinct):,}"
+                                                        if len(shown) < len(distinct) else ""),
+                      shown, data, mark,
+                      below=[f"{count(merged, 'candidate')} with L3 off that differ only in the threshold "
+                             f"{'is' if merged == 1 else 'are'} not shown again (--json lists every candidate)."]
+                      if merged else [])
     if best is None:
-        console.print("[bold red]No candidate is within the budgets.[/] Raise --max-stale/--max-mismatch or widen the grids.")
+        lines = ["", "No candidate is within the budgets. Raise --max-stale/--max-mismatch or widen the grids."]
     else:
-        console.print(f"[bold]Recommended:[/] {escape(best['label'])}: ${best['cached_usd']:,.4f} "
-                      f"({best['savings_pct']:.1f}% saved), stale {_pct(best['stale_rate'])}, "
-                      f"mismatched {_pct(best['mismatch_rate'])}"
-                      + (f" ({_pct(best['mismatch_rate_above_floor'])} above the noise floor)" if above else ""))
+        lines = [""] + sentence_lines(
+            f"Recommended: {best['label']}: ${best['cached_usd']:,.4f} ({best['savings_pct']:.1f}% saved), "
+            f"stale {_pct(best['stale_rate'])}, mismatched {_pct(best['mismatch_rate'])}"
+            + (f" ({_pct(best['mismatch_rate_above_floor'])} above the noise floor)" if above else ""), width)
         for reason in data["why"]:
-            console.print(f"  {escape(reason)}", highlight=False)
-    write(console, [""])
+            lines += sentence_lines(reason, width, indent=2)
+    write(console, lines + [""])
     _print_candidates(console, "Frontier: cost against stale+mismatched rate", data["frontier"], data, mark)
     if data.get("thresholds"):
         rows = data["thresholds"]
@@ -605,19 +665,19 @@ def tune_report(data: dict, console: Console) -> None:
             Column("L3 hits", [f"{r['l3_hits']:,}" for r in rows]),
             Column("Mismatched", [f"{r['l3_mismatched_hits']:,}" for r in rows]),
             Column("Share mismatched", [_pct(r["l3_mismatch_share"]) for r in rows]),
-            Column("Cost after", [_usd(r["cached_usd"]) for r in rows]),
+            Column("Cost after", usd_cells([r["cached_usd"] for r in rows])),
             Column("Verdict", ["in budget" if r["within_budgets"] else "over budget" for r in rows], left=True)])
     if data.get("adaptive"):
         a = data["adaptive"]
         fixed, adaptive = a["best_fixed"], a["best_adaptive"]
-        write(console, [""])
         if adaptive is None:
-            console.print("Adaptive TTL: no adaptive candidate is within the budgets.")
+            said = "Adaptive TTL: no adaptive candidate is within the budgets."
         else:
             verdict = "beats" if a["beats_fixed"] else "does not beat"
-            against = f"${fixed['cached_usd']:,.4f} ({escape(fixed['label'])})" if fixed else "no fixed candidate in budget"
-            console.print(f"Adaptive TTL {verdict} the best fixed TTLs: ${adaptive['cached_usd']:,.4f} "
-                          f"({escape(adaptive['label'])}) against {against}")
+            against = f"${fixed['cached_usd']:,.4f} ({fixed['label']})" if fixed else "no fixed candidate in budget"
+            said = (f"Adaptive TTL {verdict} the best fixed TTLs: ${adaptive['cached_usd']:,.4f} "
+                    f"({adaptive['label']}) against {against}")
+        write(console, [""] + sentence_lines(said, width))
     if data.get("per_task"):
         _print_per_task(console, data["per_task"], data.get("tiers", list(TIER_NAMES)))
 
@@ -642,7 +702,7 @@ def _print_per_task(console: Console, p: dict, tiers: Sequence[str]) -> None:
            Column("L3 text", [row.get("l3_text") or "-" for row in rows], left=True)] if "l3" in tiers else []),
         Column("Requests", [f"{row['requests']:,}" for row in rows]),
         Column("Hits", ["0" if row.get("not_cached") else f"{row['hits']:,}" for row in rows]),
-        Column("Cost after", [_usd(row["cached_usd"]) for row in rows]),
+        Column("Cost after", usd_cells([row["cached_usd"] for row in rows])),
         Column("Stale", [f"{row['stale_hits']:,}" for row in rows]),
         Column("Wrong", [f"{row['mismatched_hits']:,}" for row in rows]),
         Column("Noise floor", [_pct(row.get("noise_floor")) for row in rows])],
@@ -651,10 +711,11 @@ def _print_per_task(console: Console, p: dict, tiers: Sequence[str]) -> None:
 
     print_threshold_curves(console, p)
     total = p["total"]
-    console.print(f"Per-task settings together (defaults from: {escape(p['anchor'])}): "
-                  f"${total['cached_usd']:,.4f} ({total['savings_pct']:.1f}% saved), "
-                  f"stale {_pct(total['stale_rate'])}, mismatched {_pct(total['mismatch_rate'])}"
-                  + (f"; ${p['saves_vs_single_usd']:,.4f} less than the single recommendation"
-                     if p["saves_vs_single_usd"] else "; the same as the single recommendation"
-                     if p["saves_vs_single_usd"] is not None else "")
-                  + ("" if p["within_budgets"] else " [red](over budget)[/]"))
+    write(console, sentence_lines(
+        f"Per-task settings together (defaults from: {p['anchor']}): "
+        f"${total['cached_usd']:,.4f} ({total['savings_pct']:.1f}% saved), "
+        f"stale {_pct(total['stale_rate'])}, mismatched {_pct(total['mismatch_rate'])}"
+        + (f"; ${p['saves_vs_single_usd']:,.4f} less than the single recommendation"
+           if p["saves_vs_single_usd"] else "; the same as the single recommendation"
+           if p["saves_vs_single_usd"] is not None else "")
+        + ("" if p["within_budgets"] else " (over budget)"), console.width))
