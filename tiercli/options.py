@@ -183,5 +183,5 @@ ExecutorOption = Annotated[str | None, typer.Option(
     "else a local Ray instance; needs tiercli[ray]) [default: local]", callback=_checked(S.check_executor),
     show_default=False)]
 RayAddressOption = Annotated[str | None, typer.Option(
-    "--ray-address", metavar="ADDRESS", help="With --executor ray: the cluster, e.g. auto, ray://head:10001 "
+    "--ray-address", metavar="ADDRESS", help="With --executor ray: the cluster, e.g. auto or head:6379 "
     "[default: a new local instance]", callback=_checked(S.check_ray_address), show_default=False)]

@@ -408,9 +408,9 @@ def check_executor(value: Any) -> str:
 
 
 def check_ray_address(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f'must be a Ray address such as "auto", "ray://head:10001" or "head:6379", got {value!r}')
-    return value.strip()
+    from tiercli.executor import check_ray_address as check  # auto or HOST:PORT; ray:// refused, with what instead
+
+    return check(value)
 
 
 def check_discount(value: Any) -> float:

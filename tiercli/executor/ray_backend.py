@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from tiercli.errors import TiercliError
+from tiercli.executor import RAY_CONNECT_TIMEOUT_S, RAY_WAIT_S, host_and_port
 
 INSTALL_HINT = "install the extra: pip install 'tiercli[ray]' (Ray 2.60 for Python 3.11)"
 
@@ -33,13 +35,49 @@ def _ray():
     return ray
 
 
+ADDRESS_HINT = ("check --ray-address (or [executor] ray_address): HOST:PORT of the head node (the port of "
+                "`ray start --head`, 6379 by default); 'auto' finds a cluster started on this machine")
+
+
+def _check_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """A TCP connection to HOST:PORT within timeout_s, before Ray's own (which waits minutes on
+    an address where nothing answers); TiercliError naming the address otherwise."""
+    where = host_and_port(address)
+    if where is None:  # auto: Ray finds the address, and says so at once when there is none
+        return
+    host, port = where
+    try:  # as Ray does: a local address means this node's own address, where a cluster listens
+        from ray._private.services import resolve_ip_for_localhost
+
+        host = resolve_ip_for_localhost(host)
+    except Exception:
+        pass
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except socket.gaierror:
+        raise TiercliError(f"cannot connect to the Ray cluster at {address}: no such host", hint=ADDRESS_HINT) from None
+    except TimeoutError:
+        raise TiercliError(f"cannot connect to the Ray cluster at {address}: no answer within {timeout_s:g} s",
+                           hint=ADDRESS_HINT) from None
+    except OSError as exc:  # refused, unreachable
+        raise TiercliError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}",
+                           hint=ADDRESS_HINT) from None
+
+
 @contextmanager
 def ray_session(address: str | None) -> Iterator[object]:
-    """Ray, connected: to `address` (a cluster: "auto", "ray://HOST:10001", "HOST:6379"), or to
-    a new local instance when None. The connection (and a local instance) ends on exit."""
+    """Ray, connected: to `address` (a cluster: "auto", or "HOST:6379", checked by
+    tiercli.executor.check_ray_address), or to a new local instance when None. The connection
+    (and a local instance) ends on exit."""
     # Ray's C++ failure-signal handler turns a SIGTERM that lands in Ray's code into a stack
     # dump and an abort (exit -6) before tiercli can clean up; tiercli handles its signals
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    if address is not None:
+        # Ray waits for a cluster's control store (GCS) up to 20 x 30 s, and a signal lands only
+        # between its waits: each bounded, before Ray reads them at import (a user's own are kept)
+        for name in ("RAY_gcs_rpc_server_connect_timeout_s", "RAY_py_gcs_connect_timeout_s"):
+            os.environ.setdefault(name, str(RAY_WAIT_S))
+        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "1")  # one try: the address answered
     ray = _ray()
     if ray.is_initialized():  # a caller (a test, a notebook) already connected: use it, leave it
         yield ray
@@ -50,6 +88,8 @@ def ray_session(address: str | None) -> Iterator[object]:
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                    runtime_env={"env_vars": env})
     temp = watchdog = None
+    if address is not None:
+        _check_reachable(address)  # before Ray's waits: nothing listens there, say so at once
     if address is None:
         temp = tempfile.mkdtemp(prefix="tiercli-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
         options["_temp_dir"] = temp
@@ -67,8 +107,7 @@ def ray_session(address: str | None) -> Iterator[object]:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise TiercliError(f"cannot connect to {where}: {str(exc).splitlines()[0] if str(exc) else exc}",
-                               hint="check --ray-address (or [executor] ray_address); 'auto' finds a cluster "
-                                    "started on this machine with `ray start --head`") from None
+                               hint=ADDRESS_HINT) from None
         _quiet_ray_data()
         _take_back_signals()
         yield ray
