@@ -91,7 +91,7 @@ def test_config_prices_are_bounded(tmp_path, value):
     config.write_text(f'[prices."my-model"]\ninput_per_mtok = {value}\noutput_per_mtok = 15\n')
     code, _, err = run("replay", log, "--config", config, "--no-save")
     assert code == 1
-    assert err.startswith(f"error: {config}: prices.my-model: input_per_mtok must be") and "internal" not in err
+    assert err.startswith(f"error: {config}: prices.my-model.input_per_mtok: must be") and "internal" not in err
 
 
 @pytest.mark.parametrize("flag, value", [("--workers", "65537"), ("--workers", "0"), ("--l1-ttl", "99999999999"),

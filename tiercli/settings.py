@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import difflib
 import math
 import re
 import tomllib
@@ -11,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tiercli.durations import format_duration, parse_duration
-from tiercli.errors import ConfigError
+from tiercli.errors import ConfigError, shown
 
 TIER_NAMES = ("l1", "l2", "l3")
 INVALIDATION_MODES = ("local", "broadcast")
@@ -151,9 +153,64 @@ class Settings:
 
 # --- checking single values: shared by the config file and the command line -------------------
 
+class SettingError(ValueError):
+    """A problem with a key inside a table, named in full (tasks.NAME.KEY, map.FIELD, prices.MODEL):
+    the config loader names it so rather than by the table's key."""
+
+    def __init__(self, key: str, problem: str, hint: str | None = None):
+        super().__init__(f"{key}: {problem}" + (f" ({hint})" if hint else ""))  # as a flag's message says it
+        self.key, self.problem, self.hint = key, problem, hint
+
+
+def described(value: Any) -> str:
+    """A value as an error says what it got: a string quoted (cut, secrets masked), a number
+    or boolean with its TOML type, an array, a table or a date by its type alone."""
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a float ({value!r})"
+    if isinstance(value, (list, tuple)):
+        return "an array" if value else "an empty array"
+    if isinstance(value, dict):
+        return "a table" if value else "an empty table"
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime.datetime is a date
+        return "a date or time"
+    return f"a {type(value).__name__}"
+
+
+def did_you_mean(key: str, known: list[str] | tuple[str, ...], listing: str) -> str:
+    """The hint for an unknown key: the known keys close to it (difflib's ratio at least 0.6
+    and within 0.1 of the closest, at most three), else `listing` and every known key."""
+    scored = sorted(((-difflib.SequenceMatcher(None, key, name).ratio(), name) for name in known))
+    close = [name for ratio, name in scored if -ratio >= max(0.6, -scored[0][0] - 0.1)][:3] if scored else []
+    if not close:
+        return f"{listing}: {', '.join(sorted(known))}"
+    return "did you mean " + (close[0] if len(close) == 1 else ", ".join(close[:-1]) + " or " + close[-1]) + "?"
+
+
+def _names(value: Any, expected: str) -> list[str]:
+    """The names in a comma-separated string or an array of strings, stripped and lower-cased."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        wrong = [item for item in value if not isinstance(item, str)]
+        if wrong:
+            raise ValueError(f"must be {expected}, got an array holding {described(wrong[0])}")
+        items = value
+    else:
+        raise ValueError(f"must be {expected}, got {described(value)}")
+    return [item.strip().lower() for item in items]
+
+
+TIERS_FORM = 'a list of tier names such as ["l1", "l2"] (or "l1,l2")'
+
+
 def check_tiers(value: str | list[str]) -> tuple[str, ...]:
-    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
-    names = [n for n in names if n]
+    names = [n for n in _names(value, TIERS_FORM) if n]
     unknown = [n for n in names if n not in TIER_NAMES]
     if unknown or not names:
         raise ValueError(f"unknown tier {unknown[0]!r}" if unknown else "no tier named")
@@ -164,19 +221,19 @@ def check_tiers(value: str | list[str]) -> tuple[str, ...]:
 
 def check_positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+        raise ValueError(f"must be a whole number >= 1, got {described(value)}")
     return value
 
 
 def check_threshold(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
-        raise ValueError(f"must be a cosine similarity between -1 and 1, got {value!r}")
+        raise ValueError(f"must be a cosine similarity between -1 and 1, got {described(value)}")
     return float(value)
 
 
 def check_invalidation(value: Any) -> str:
     if value not in INVALIDATION_MODES:
-        raise ValueError(f"must be one of {', '.join(INVALIDATION_MODES)}, got {value!r}")
+        raise ValueError(f"must be one of {', '.join(INVALIDATION_MODES)}, got {described(value)}")
     return value
 
 
@@ -186,14 +243,14 @@ EVICTION_POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random
 
 def check_eviction(value: Any) -> str:
     if value not in EVICTION_POLICIES:
-        raise ValueError(f"must be one of {', '.join(EVICTION_POLICIES)}, got {value!r}")
+        raise ValueError(f"must be one of {', '.join(EVICTION_POLICIES)}, got {described(value)}")
     return value
 
 
 def check_memory(value: Any) -> str:
     text = str(value).strip().lower()
     if isinstance(value, bool) or not re.fullmatch(r"[1-9]\d*(b|k|kb|m|mb|g|gb)?", text):
-        raise ValueError(f"must be a size like 64mb, 1gb or 1000000, got {value!r}")
+        raise ValueError(f"must be a size like 64mb, 1gb or 1000000, got {described(value)}")
     return text
 
 
@@ -215,20 +272,30 @@ def check_redis_url(value: Any) -> str:
 
 def check_bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
+        raise ValueError(f"must be true or false, got {described(value)}")
     return value
 
 
+DURATION_FORM = 'a duration: seconds (300), or text such as "5m", "1h" or "none"'
+
+
+def check_duration(value: Any) -> float | None:
+    """Seconds, or None (no expiry), from a number or text (durations.parse_duration)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"must be {DURATION_FORM}, got {described(value)}")
+    return parse_duration(value)
+
+
 def check_timeout(value: Any) -> float:
-    seconds = parse_duration(value)
+    seconds = check_duration(value)
     if seconds is None or seconds <= 0:
-        raise ValueError(f"must be a positive duration, got {value!r}")
+        raise ValueError(f"must be a positive duration, got {described(value)}")
     return seconds
 
 
 def check_scale(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise ValueError(f"must be a positive number of calls per minute, got {value!r}")
+        raise ValueError(f"must be a positive number of calls per minute, got {described(value)}")
     return float(value)
 
 
@@ -270,22 +337,25 @@ _TASK_CHECKS = {"tiers": check_task_tiers, "l3_threshold": lambda v: check_thres
 def check_tasks(value: Any) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, Any]]]:
     """[tasks.NAME] tables: (TTLs per task, other settings per task)."""
     if not isinstance(value, dict):
-        raise ValueError("must be tables [tasks.NAME] with " + ", ".join(TASK_SETTINGS))
+        raise SettingError("tasks", "must be tables [tasks.NAME] with " + ", ".join(TASK_SETTINGS) +
+                           f", got {described(value)}")
     ttls_of, options_of = {}, {}
     for task, table in value.items():
         if not isinstance(table, dict):
-            raise ValueError(f"tasks.{task}: must be a table with " + ", ".join(TASK_SETTINGS))
+            raise SettingError(f"tasks.{task}", "must be a table with " + ", ".join(TASK_SETTINGS) +
+                               f", got {described(table)}")
         ttls, options = {}, {}
         for key, setting in table.items():
+            if key not in TASK_SETTINGS:
+                raise SettingError(f"tasks.{task}.{key}", "unknown setting",
+                                   did_you_mean(key, TASK_SETTINGS, "[tasks.NAME] takes"))
             try:
                 if key in ("l1_ttl", "l2_ttl", "l3_ttl"):
-                    ttls[key.removesuffix("_ttl")] = parse_duration(setting)
-                elif key in _TASK_CHECKS:
-                    options[key] = _TASK_CHECKS[key](setting)
+                    ttls[key.removesuffix("_ttl")] = check_duration(setting)
                 else:
-                    raise ValueError("unknown setting (use " + ", ".join(TASK_SETTINGS) + ")")
+                    options[key] = _TASK_CHECKS[key](setting)
             except ValueError as exc:
-                raise ValueError(f"tasks.{task}.{key}: {exc}") from None
+                raise SettingError(f"tasks.{task}.{key}", str(exc)) from None
         if ttls:
             ttls_of[task] = ttls
         if options:
@@ -311,14 +381,14 @@ MAX_LATENCY_MS = 3_600_000.0  # an hour: beyond any real call or look-up; keeps 
 
 def check_latency(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_LATENCY_MS:
-        raise ValueError(f"must be a number of milliseconds from 0 to {MAX_LATENCY_MS:,.0f}, got {value!r}")
+        raise ValueError(f"must be a number of milliseconds from 0 to {MAX_LATENCY_MS:,.0f}, got {described(value)}")
     return float(value)
 
 
 def check_max_spend(value: Any) -> float:
     """Live mode's spend cap in USD: a finite number >= 0 (0 sends nothing)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"must be a number of US dollars >= 0, got {value!r}")
+        raise ValueError(f"must be a number of US dollars >= 0, got {described(value)}")
     return float(value)
 
 
@@ -328,7 +398,7 @@ MAX_WORKERS = 65_536  # each worker has an L1 of its own; the bound keeps memory
 def check_workers(value: Any) -> int:
     workers = check_positive_int(value)
     if workers > MAX_WORKERS:
-        raise ValueError(f"must be at most {MAX_WORKERS:,}, got {value!r}")
+        raise ValueError(f"must be at most {MAX_WORKERS:,}, got {described(value)}")
     return workers
 
 
@@ -337,32 +407,50 @@ def check_workers(value: Any) -> int:
 MAX_PRICE_PER_MTOK = 10_000
 
 
-def _check_price(value: Any) -> ModelPrice:
+PRICE_KEYS = tuple(f.name for f in dataclasses.fields(ModelPrice))
+
+
+def check_prices(value: Any) -> dict[str, ModelPrice]:
+    """[prices."MODEL"] tables: input_per_mtok and output_per_mtok, and the optional cache rates."""
     if not isinstance(value, dict):
-        raise ValueError("must be a table with input_per_mtok and output_per_mtok")
-    try:
-        price = ModelPrice(**value)
-    except TypeError as exc:
-        raise ValueError(f"must have input_per_mtok and output_per_mtok, and nothing else ({exc})") from None
-    for name, number in dataclasses.asdict(price).items():
-        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))
-                                   or not 0 <= number <= MAX_PRICE_PER_MTOK):
-            raise ValueError(f"{name} must be a number of USD per million tokens from 0 to "
-                             f"{MAX_PRICE_PER_MTOK:,}, got {number!r}")
-    return price
+        raise SettingError("prices", f'must be a table of [prices."MODEL"] tables, got {described(value)}')
+    prices = {}
+    for model, table in value.items():
+        if not isinstance(table, dict):
+            raise SettingError(f"prices.{model}", "must be a table with input_per_mtok and output_per_mtok, "
+                                                  f"got {described(table)}")
+        for name, number in table.items():
+            if name not in PRICE_KEYS:
+                raise SettingError(f"prices.{model}.{name}", "unknown setting",
+                                   did_you_mean(name, PRICE_KEYS, '[prices."MODEL"] takes'))
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number <= MAX_PRICE_PER_MTOK:
+                raise SettingError(f"prices.{model}.{name}", f"must be a number of USD per million tokens from 0 "
+                                                             f"to {MAX_PRICE_PER_MTOK:,}, got {described(number)}")
+        if "input_per_mtok" not in table or "output_per_mtok" not in table:
+            raise SettingError(f"prices.{model}", "must have input_per_mtok and output_per_mtok")
+        prices[model] = ModelPrice(**table)
+    return prices
 
 
 def check_map(value: Any) -> dict[str, str]:
     """A [map] table: tiercli field = "path in the log's records" (tiercli/ingest/fieldmap.py)."""
     from tiercli.errors import UsageError
-    from tiercli.ingest.fieldmap import parse_map
+    from tiercli.ingest.fieldmap import TARGETS, parse_map
 
     if not isinstance(value, dict):
-        raise ValueError('must be a table of FIELD = "PATH", e.g. [map] lead_id = "metadata.contact_id"')
+        raise SettingError("map", f'must be a table of FIELD = "PATH", e.g. [map] lead_id = "metadata.contact_id", '
+                                  f"got {described(value)}")
+    for field_name, path in value.items():
+        if field_name not in TARGETS and field_name != "contact_id":
+            raise SettingError(f"map.{field_name}", "not a field tiercli reads",
+                               did_you_mean(field_name, TARGETS, "one of"))
+        if not isinstance(path, str) or not path:
+            raise SettingError(f"map.{field_name}", f'must be a path into the records as a string, e.g. '
+                                                    f'"metadata.{field_name}", got {described(path)}')
     try:
         return parse_map(value, "map")
     except UsageError as exc:
-        raise ValueError(exc.message.removeprefix("map: ") + (f" ({exc.hint})" if exc.hint else "")) from None
+        raise SettingError("map", exc.message.removeprefix("map: "), exc.hint) from None
 
 
 PROMPT_CACHE_TTLS = ("5m", "1h")
@@ -372,15 +460,17 @@ PROMPT_CACHE_BREAKPOINTS = ("system", "last")
 def check_prompt_cache_ttl(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in PROMPT_CACHE_TTLS:
-        raise ValueError(f"must be 5m or 1h (the provider's two cache lifetimes), got {value!r}")
+        raise ValueError(f"must be 5m or 1h (the provider's two cache lifetimes), got {described(value)}")
     return text
 
 
+BREAKPOINTS_FORM = 'system, last, or both (["system", "last"] or "system,last")'
+
+
 def check_breakpoints(value: Any) -> tuple[str, ...]:
-    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)] \
-        if isinstance(value, (str, list, tuple)) else None
-    if names is None or not [n for n in names if n]:
-        raise ValueError(f"must be system, last, or both (system,last), got {value!r}")
+    names = _names(value, BREAKPOINTS_FORM)
+    if not [n for n in names if n]:
+        raise ValueError(f"must be {BREAKPOINTS_FORM}, got {described(value)}")
     unknown = [n for n in names if n and n not in PROMPT_CACHE_BREAKPOINTS]
     if unknown:
         raise ValueError(f"unknown breakpoint {unknown[0]!r} (use system, last, or both)")
@@ -389,11 +479,13 @@ def check_breakpoints(value: Any) -> tuple[str, ...]:
 
 def check_min_tokens(value: Any) -> dict[str, int]:
     if not isinstance(value, dict):
-        raise ValueError('must be a table of "MODEL" = TOKENS, e.g. [prompt_cache.min_tokens] "claude-haiku-4-5" = 4096')
+        raise SettingError("prompt_cache_min_tokens", 'must be a table of "MODEL" = TOKENS, e.g. '
+                           f'[prompt_cache.min_tokens] "claude-haiku-4-5" = 4096, got {described(value)}')
     out = {}
     for model, tokens in value.items():
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
-            raise ValueError(f"{model}: must be a whole number of tokens >= 0, got {tokens!r}")
+            raise SettingError(f"prompt_cache_min_tokens.{model}",
+                               f"must be a whole number of tokens >= 0, got {described(tokens)}")
         out[str(model)] = tokens
     return out
 
@@ -401,9 +493,15 @@ def check_min_tokens(value: Any) -> dict[str, int]:
 EXECUTORS = ("local", "ray")
 
 
+def check_model_path(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be the path of a local sentence-transformers model folder, got {described(value)}")
+    return value
+
+
 def check_executor(value: Any) -> str:
     if value not in EXECUTORS:
-        raise ValueError(f"must be one of {', '.join(EXECUTORS)}, got {value!r}")
+        raise ValueError(f"must be one of {', '.join(EXECUTORS)}, got {described(value)}")
     return value
 
 
@@ -423,14 +521,14 @@ def check_discount(value: Any) -> float:
         except ValueError:
             number = None
     if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number < 1:
-        raise ValueError(f"must be a discount from 0 to under 1 (0.5) or a percentage (50%), got {value!r}")
+        raise ValueError(f"must be a discount from 0 to under 1 (0.5) or a percentage (50%), got {described(value)}")
     return float(number)
 
 
 def check_batch_latency(value: Any) -> float:
-    seconds = parse_duration(value)
+    seconds = check_duration(value)
     if seconds is None or seconds < 0 or seconds * 1000 > MAX_LATENCY_MS * 24:
-        raise ValueError(f"must be a duration from 0 to 24h, e.g. 30s or 1h, got {value!r}")
+        raise ValueError(f"must be a duration from 0 to 24h, e.g. 30s or 1h, got {described(value)}")
     return seconds
 
 
@@ -450,7 +548,7 @@ _CHECKS = {
     "workers": check_workers,
     "l3_threshold": check_threshold,
     "invalidation": check_invalidation,
-    "l3_model": lambda v: str(v),
+    "l3_model": check_model_path,
     "default_latency_ms": check_latency,
     "l2_redis_url": check_redis_url,
     "l2_redis_timeout": check_timeout,
@@ -461,17 +559,18 @@ _CHECKS = {
     "adaptive_window": check_timeout,
     "adaptive_scale": check_scale,
     "max_spend": check_max_spend,
+    "prices": check_prices,
 }
 _FIELD_OF = {"map": "field_map"}  # config key -> Settings field, where they differ
 for _tier in TIER_NAMES:
-    _CHECKS[f"{_tier}_ttl"] = parse_duration
+    _CHECKS[f"{_tier}_ttl"] = check_duration
     _CHECKS[f"{_tier}_max_entries"] = check_positive_int
     _CHECKS[f"{_tier}_latency_ms"] = check_latency
 
 
 def _share_value(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"must be a share above 0 and at most 1, e.g. 0.5, got {value!r}")
+        raise ValueError(f"must be a share above 0 and at most 1, e.g. 0.5, got {described(value)}")
     return float(value)
 
 
@@ -490,41 +589,47 @@ def load_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return _checked_config(raw)
+    except SettingError as exc:
+        raise ConfigError(f"{path}: {exc.key}: {exc.problem}", hint=exc.hint) from None
+
+
+_EXECUTOR_KEYS = {"use": "executor", "ray_address": "ray_address"}  # [executor] key -> setting
+
+
+def _checked_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config's settings, checked; SettingError names the key."""
     flat: dict[str, Any] = {}
     for key, value in raw.items():
-        if (key in TIER_NAMES or key == "prompt_cache") and isinstance(value, dict):
+        if key in TIER_NAMES or key == "prompt_cache":
+            if not isinstance(value, dict):
+                subs = [name.removeprefix(key + "_") for name in _CHECKS if name.startswith(key + "_")]
+                raise SettingError(key, f"must be a table [{key}] with {', '.join(subs)}, got {described(value)}")
             for sub, sub_value in value.items():
                 flat[f"{key}_{sub}"] = sub_value
         elif key == "executor" and isinstance(value, dict):  # [executor] use = "ray", ray_address = "auto"
             for sub, sub_value in value.items():
-                flat["executor" if sub == "use" else sub if sub == "ray_address" else f"executor.{sub}"] = sub_value
+                if sub not in _EXECUTOR_KEYS:
+                    raise SettingError(f"executor.{sub}", "unknown setting",
+                                       did_you_mean(sub, tuple(_EXECUTOR_KEYS), "[executor] takes"))
+                flat[_EXECUTOR_KEYS[sub]] = sub_value
         else:
             flat[key] = value
     out: dict[str, Any] = {}
     for key, value in flat.items():
-        if key == "prices":
-            if not isinstance(value, dict):
-                raise ConfigError(f"{path}: prices: must be a table of [prices.\"MODEL\"] tables")
-            prices = {}
-            for model, table in value.items():
-                try:
-                    prices[model] = _check_price(table)
-                except ValueError as exc:
-                    raise ConfigError(f"{path}: prices.{model}: {exc}") from None
-            out["prices"] = prices
-            continue
-        if key == "tasks":
-            try:
-                out["task_ttls"], out["task_options"] = check_setting("tasks", value)
-            except ValueError as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            continue
         if key not in _CHECKS:
-            raise ConfigError(f"{path}: {key}: unknown setting", hint=f"known settings: {', '.join(sorted(_CHECKS))}, prices")
+            raise SettingError(key, "unknown setting", did_you_mean(key, tuple(_CHECKS), "known settings"))
         try:
-            out[_FIELD_OF.get(key, key)] = check_setting(key, value)
+            checked = check_setting(key, value)
+        except SettingError:
+            raise
         except ValueError as exc:
-            raise ConfigError(f"{path}: {key}: {exc}") from None
+            raise SettingError(key, str(exc)) from None
+        if key == "tasks":
+            out["task_ttls"], out["task_options"] = checked
+        else:
+            out[_FIELD_OF.get(key, key)] = checked
     return out
 
 

@@ -106,7 +106,9 @@ def _compiled(pattern: str) -> regex.Pattern:
 def parse_rule(text: str) -> AnswerRule:
     """The rule a `same_answer` value names; ValueError says what is wrong and what is allowed."""
     if not isinstance(text, str):
-        raise ValueError(f"must be a string such as \"exact\" or \"json:score\", got {text!r}")
+        from tiercli.settings import described
+
+        raise ValueError(f"must be a string such as \"exact\" or \"json:score\", got {described(text)}")
     kind, colon, argument = text.partition(":")
     kind = kind.strip()
     if kind in ("exact", "normalized", "any") and not colon:

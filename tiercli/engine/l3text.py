@@ -28,7 +28,9 @@ class L3Text:
 def parse_l3_text(text: str) -> L3Text:
     """The choice an `l3_text` value names; ValueError says what is wrong and what is allowed."""
     if not isinstance(text, str):
-        raise ValueError(f"must be a string such as \"last-user\", got {text!r}")
+        from tiercli.settings import described
+
+        raise ValueError(f"must be a string such as \"last-user\", got {described(text)}")
     kind, colon, argument = text.partition(":")
     kind = kind.strip()
     if kind in ("last-user", "all-user", "strip-template") and not colon:
