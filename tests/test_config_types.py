@@ -26,7 +26,7 @@ TOP_LEVEL = {
     "max_spend": NUMBER, "same_answer": set(), "l3_text": set(), "template_share": set(), "l3_threshold": set(),
     "map": {"empty table"}, "tasks": {"empty table"}, "prices": {"empty table"},
     "prompt_cache_ttl": set(), "prompt_cache_breakpoints": set(), "prompt_cache_min_tokens": {"table", "empty table"},
-    "batch_discount": set(), "batch_latency": DURATION, "executor": {"empty table"}, "ray_address": {"string"},
+    "batch_discount": set(), "batch_latency": DURATION, "executor": {"empty table"}, "ray_address": set(),
     **{f"{tier}_ttl": DURATION for tier in ("l1", "l2", "l3")},
     **{f"{tier}_max_entries": {"integer"} for tier in ("l1", "l2", "l3")},
     **{f"{tier}_latency_ms": NUMBER for tier in ("l1", "l2", "l3")},
