@@ -155,6 +155,8 @@ def test_compare_prompt_cache_ttl_flag_prices_as_the_config_does(tmp_path):
     (["replay", "{log}", "--workers"], "option '--workers' requires an argument", "see tiercli replay --help"),
     (["replay", "{log}", "--l1-ttl", "soon"], "--l1-ttl: not a duration: 'soon' (use seconds (300), 30s, 5m, 1h, "
                                                "2d (or 5 min, 2 hours...) or none)", "see tiercli replay --help"),
+    (["replay", "{log}", "--l1-ttl", "5", "min"], "LOG: 'min' is not a log file: a duration with a space needs "
+                                                   "quotes, e.g. --l1-ttl '5 min'", "see tiercli replay --help"),
     (["report", "a", "b"], "got unexpected extra argument(s) (b)", "see tiercli report --help"),
     (["nosuch"], "no such command 'nosuch'", "see tiercli --help"),
     (["runs", "rm"], "missing argument 'RUN'", "see tiercli runs rm --help"),

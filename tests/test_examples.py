@@ -106,7 +106,8 @@ def small_log() -> list[dict]:
             lead, task = "ABCDE"[i % 5], list(prompts)[i % 3]
             ts = day * 86400 + 8 * 3600 + i * 240
             records.append(call(ts, lead=lead, task=task, prompt=prompts[task].format(lead=lead, z=i % 2),
-                                worker=f"w{i % 2}", response=f"{task} answer for {lead}, {i % 4}", latency_ms=800 + 50 * i))
+                                worker=f"w{i % 2}", response=f"{task} answer for {lead}, {i % 4}",
+                                latency_ms=800 + 50 * i))
         records += [tag(ts + 10, lead="A"), call(ts + 20, lead="A", prompt="stream this", streaming=True, response="s")]
     return records
 

@@ -9,6 +9,7 @@ MAX_SECONDS = 3650 * 86400.0  # ten years: longer is "none" in effect, and Redis
 _UNIT_NAMES = {1.0: ("", "s", "sec", "secs", "second", "seconds"), 60.0: ("m", "min", "mins", "minute", "minutes"),
                3600.0: ("h", "hr", "hrs", "hour", "hours"), 86400.0: ("d", "day", "days")}
 _UNITS = {name: size for size, names in _UNIT_NAMES.items() for name in names}
+UNIT_WORDS = frozenset(name for name in _UNITS if len(name) > 1)  # "min", "hours": not "s", "m"
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 FORMS = "seconds (300), 30s, 5m, 1h, 2d (or 5 min, 2 hours...) or none"
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tiercli import settings as S
-from tiercli.durations import parse_duration
+from tiercli.durations import UNIT_WORDS, parse_duration
 
 
 def _checked(check):
@@ -55,9 +55,19 @@ def _duration_text(value: str | None) -> str | None:
     return value  # kept as text: None means "not given", while "none" means "never expires"
 
 
+def _logs(values: list[str]) -> list[str]:
+    """`--l1-ttl 5 min` unquoted leaves `min` as a log: say so, rather than that no file `min` exists."""
+    for value in values:
+        if value.lower() in UNIT_WORDS and not Path(value).exists():
+            raise typer.BadParameter(f"{value!r} is not a log file: a duration with a space needs quotes, "
+                                     f"e.g. --l1-ttl '5 {value}'")
+    return values
+
+
 LogArgument = Annotated[list[str], typer.Argument(
     metavar="LOG", help="The logs: files (.gz and .zst too), folders, globs, or - for stdin; "
-    "tiercli's JSON Lines or another tool's export (README \"Bring your logs\").", show_default=False)]
+    "tiercli's JSON Lines or another tool's export (README \"Bring your logs\").", callback=_logs,
+    show_default=False)]
 FormatOption = Annotated[str, typer.Option(
     "--format", metavar="FORMAT", help="The logs' format: auto (detected per file), tiercli, otel, langfuse, "
     "litellm, helicone or map.", callback=_checked(lambda v: _format_choice(v)))]
