@@ -261,3 +261,20 @@ def test_a_p95_budget_is_kept_as_given(tmp_path):
     result = run("compare", small_log(tmp_path), "--tiers", "l1,l2", "--no-save", "--max-p95-ms", "3000", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["budgets"] == {"max_stale": 0.01, "max_mismatch": 0.02, "max_p95_ms": 3000.0}
+
+
+def test_a_run_saved_with_an_infinite_budget_reports_strict_json(tmp_path, tiercli_home):
+    """A compare run saved by an older tiercli, whose --max-p95-ms inf was kept as Infinity:
+    report --json shows it as null, never as Infinity (which strict JSON readers refuse)."""
+    saved = run("compare", small_log(tmp_path), "--tiers", "l1,l2", "--json")
+    assert saved.exit_code == 0, saved.output
+    run_id = json.loads(saved.stdout)["run_id"]
+    summary_file = tiercli_home / "runs" / run_id / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    summary["compare"]["budgets"]["max_p95_ms"] = float("inf")
+    summary_file.write_text(json.dumps(summary))
+    assert "Infinity" in summary_file.read_text()
+    result = run("report", run_id, "--json")
+    assert result.exit_code == 0, result.output
+    assert "Infinity" not in result.stdout
+    assert json.loads(result.stdout)["budgets"] == {"max_stale": 0.01, "max_mismatch": 0.02, "max_p95_ms": None}

@@ -4,6 +4,7 @@ a traceback unless TIERCLI_DEBUG=1."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -27,9 +28,24 @@ def debug() -> bool:
 
 
 def print_json(data: dict) -> None:
-    """A command's --json output: one strict JSON object. No Infinity or NaN, which most JSON
-    readers refuse: a figure that is not finite is a bug, and fails loudly here."""
-    sys.stdout.write(json.dumps(data, allow_nan=False) + "\n")
+    """A command's --json output: one strict JSON object. Never Infinity or NaN, which most JSON
+    readers refuse: the flags refuse them, and a run saved with one by an older tiercli (a
+    budget of Infinity) shows it as null."""
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(data), allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def print_error(error: dict, as_json: bool) -> None:
