@@ -81,7 +81,7 @@ def test_unreadable_file(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: {missing}: cannot read: No such file or directory"
     folder = run("replay", tmp_path)
-    assert folder.exit_code == 1 and f"error: {tmp_path}: the folder holds no files" in folder.stderr
+    assert folder.exit_code == 1 and f"error: {tmp_path}: the folder holds no log files" in folder.stderr
 
 
 def test_skip_invalid_skips_and_counts(tmp_path):

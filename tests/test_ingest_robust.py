@@ -274,3 +274,117 @@ def test_an_error_in_the_helpers_half_keeps_its_hint(tmp_path):
         read_log(log, known_model=Pricer().knows, parallel_min_bytes=1)  # the helper reads the second half
     assert (raised.value.line, raised.value.field) == (41, "model")
     assert raised.value.hint and '[prices."gpt-99"]' in raised.value.hint
+
+
+# --- issue 21, item 16: over-long lines, one-document logs and decompression bombs ---------------
+
+BOUND = 2 << 20  # sources.MAX_LINE_BYTES in these tests: the same code, far less to write and read
+SPACES = b" " * (1 << 20)
+BOMB_MIB = 96  # decompressed; the reader must stop soon after BOUND
+
+
+@pytest.fixture
+def small_bound(monkeypatch):
+    from tiercli.ingest import sources
+
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", BOUND)
+
+
+def _bomb(tmp_path, how: str):
+    """Two good lines, then `{"ts":` and BOMB_MIB MiB of spaces with no newline: compressed,
+    several members or frames of a MiB each (a small file), or plain (just over the bound)."""
+    start = (GOOD + "\n" + GOOD + "\n" + '{"ts":').encode()
+    if how == "plain":
+        path = tmp_path / "log.jsonl"
+        path.write_bytes(start + SPACES * 3)
+        return path, None
+    if how in ("gzip", "stdin"):
+        import gzip
+
+        data = gzip.compress(start) + gzip.compress(SPACES) * BOMB_MIB
+    else:
+        import zstandard
+
+        compressor = zstandard.ZstdCompressor()
+        data = compressor.compress(start) + compressor.compress(SPACES) * BOMB_MIB
+    if how == "stdin":
+        return "-", data
+    path = tmp_path / ("log.jsonl.gz" if how == "gzip" else "log.jsonl.zst")
+    path.write_bytes(data)
+    return path, None
+
+
+@pytest.mark.parametrize("how", ["plain", "gzip", "zstd", "stdin"])
+def test_a_line_over_the_bound_is_a_line_numbered_error_read_in_bounded_memory(tmp_path, monkeypatch, small_bound,
+                                                                                how):
+    import io
+    import sys
+    import time
+    import tracemalloc
+
+    from tiercli.ingest.logread import read_logs
+
+    path, piped = _bomb(tmp_path, how)
+    if piped is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(piped)))
+    name = "<stdin>" if piped is not None else str(path)
+    started = time.monotonic()
+    tracemalloc.start()
+    try:
+        with pytest.raises(LogError) as raised:
+            read_logs([str(path)], known_model=None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert raised.value.message == f"{name}:3: line longer than 2 MiB, the longest tiercli reads"
+    assert raised.value.hint == ('a record is one line of JSON, far shorter than this: is this a log? '
+                                 '(README "Log format")')
+    assert peak < 8 * BOUND, f"{peak:,} bytes at most in memory while reading"  # not the 96 MiB
+    assert time.monotonic() - started < 10
+    result = run("replay", path, "--tiers", "l1,l2", "--no-save") if piped is None else \
+        runner.invoke(app, ["replay", "-", "--tiers", "l1,l2", "--no-save"], input=piped)
+    assert_error(result, f"{name}:3: ", "line longer than 2 MiB")
+
+
+def test_a_long_line_within_the_bound_is_read_in_linear_time():
+    """A 16 MiB line read 4 KiB at a time: joined once (milliseconds), not rebuilt for every
+    read (32 GiB of copying: tens of seconds)."""
+    import io
+    import time
+
+    from tiercli.ingest.sources import line_blocks
+
+    line = b'{"prompt": "' + b"x" * (16 << 20) + b'"}\n'
+    started = time.monotonic()
+    blocks = list(line_blocks(io.BytesIO(line + line[:100]), "log.jsonl", block_bytes=4096))
+    assert time.monotonic() - started < 2
+    assert [(first, lines) for first, lines, _ in blocks] == [(1, 1), (2, 1)]
+    assert b"".join(block for _, _, block in blocks) == line + line[:100]
+
+
+def test_a_long_legal_record_replays(tmp_path):
+    import gzip
+
+    prompt = "Summarise: " + "lorem ipsum " * 300_000  # 3.6 MB, above a read, below the bound
+    log = tmp_path / "log.jsonl.gz"
+    log.write_bytes(gzip.compress("".join(json.dumps(call(i, prompt=prompt)) + "\n" for i in range(2)).encode()))
+    result, summary = replay_json(log)
+    assert result.exit_code == 0, result.output
+    assert (summary["requests"], summary["hits"]) == (2, 1)
+
+
+ONE_DOCUMENT = {  # logs that are one JSON document, each as its format writes it
+    "spend_logs.json": [{"request_id": "r1", "startTime": "2026-11-02T08:00:00Z", "spend": 0.1}],
+    "spans.json": {"resourceSpans": []},
+    "observations.json": {"data": [{"type": "GENERATION", "name": "x"}]},
+}
+
+
+@pytest.mark.parametrize("name", list(ONE_DOCUMENT))
+def test_a_one_document_log_over_the_bound_is_an_error_naming_the_file(tmp_path, small_bound, name):
+    doc = tmp_path / name
+    doc.write_text(json.dumps(ONE_DOCUMENT[name], indent=1) + " " * BOUND)
+    result = run("replay", doc, "--tiers", "l1,l2", "--no-save")
+    assert_error(result, f"{doc}: ", "one JSON document longer than 2 MiB, the longest tiercli reads")
+    assert "jq -c" in result.stderr
+

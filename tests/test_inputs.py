@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
 import json
+import tarfile
+import zipfile
+from pathlib import Path
 
 import pytest
 
-from formats_common import assert_same_replay, comparable, gzipped, read, run, zstd_compressed
+from formats_common import assert_same_replay, comparable, gzipped, read, replay_of, run, zstd_compressed
 from logs import MODEL, call, two_day_records, write
 from tiercli.errors import LogError
 from tiercli.ingest.events import Call
+from tiercli.ingest.sources import HEAD_BYTES
+
+ROOT = Path(__file__).parent.parent
+SPEND_LOGS = ROOT / "tests" / "fixtures" / "litellm" / "spend_logs.jsonl"
 
 
 def _leads(result) -> list[str]:
@@ -141,3 +150,111 @@ def test_with_a_field_map_a_file_no_format_fits_is_read_through_it_beside_native
     result = read([app, tags], field_map={"ts": "time", "lead_id": "contact"})
     assert [(f.format, f.detected) for f in result.files] == [("map", True), ("tiercli", True)]
     assert_same_replay([app, tags], records, tmp_path, field_map={"ts": "time", "lead_id": "contact"})
+
+
+# --- files that are not logs -------------------------------------------------------------------
+
+def test_a_config_file_given_as_a_log_is_named_so(tmp_path, monkeypatch):
+    config = ROOT / "sample_logs" / "per_task.toml"
+    result = run("replay", config, "--tiers", "l1,l2", "--no-save")
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: {config}: this is a TOML config file, not a log\n"
+                             f"hint: pass it with --config {config}\n")
+    # told by its content too: tiercli's tables and settings, under another name or piped
+    renamed = tmp_path / "settings.txt"
+    renamed.write_text(config.read_text())
+    result = run("replay", renamed, "--tiers", "l1,l2", "--no-save")
+    assert result.stderr == (f"error: {renamed}: this is a TOML config file, not a log\n"
+                             f"hint: pass it with --config {renamed}\n")
+    piped = run("replay", "-", "--tiers", "l1,l2", "--no-save", input=config.read_text())
+    assert piped.stderr == ("error: <stdin>: this is a TOML config file, not a log\n"
+                            "hint: save it to a file and pass that with --config FILE\n")
+    flat = tmp_path / "flat.cfg"
+    flat.write_text('tiers = ["l1", "l2"]\nl2_ttl = "1h"\n')
+    assert run("inspect", flat).stderr.startswith(f"error: {flat}: this is a TOML config file, not a log\n")
+
+
+def _zip(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("day.jsonl", json.dumps(call(0)) + "\n")
+
+
+def _tar_gz(path: Path) -> None:
+    data = (json.dumps(call(0)) + "\n").encode()
+    with tarfile.open(path, "w:gz") as archive:
+        member = tarfile.TarInfo("day.jsonl")
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+
+
+LOG_KINDS = ('a log is JSON Lines, JSON, CSV or Parquet, plain or compressed with gzip or zstd '
+             '(README "Bring your logs")')
+NOT_LOGS = {  # name: (how to make it, the error after the file's name, the hint)
+    "image.png": (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256))), "a PNG image, not a log",
+                  LOG_KINDS),
+    "logs.zip": (_zip, "a ZIP archive, not a log",
+                 "unpack it (unzip {path}) and give the logs inside, or their folder"),
+    "logs.tar.gz": (_tar_gz, "a tar archive, gzip-compressed, not a log",
+                    "unpack it (tar -xf {path}) and give the logs inside, or their folder"),
+    "day.jsonl.bz2": (lambda p: p.write_bytes(bz2.compress(json.dumps(call(0)).encode())),
+                      "a bzip2-compressed file, not a log",
+                      "tiercli reads gzip and zstd: bunzip2 it, or recompress it with gzip"),
+    "day.jsonl": (lambda p: p.write_bytes((json.dumps(call(0)) + "\n").encode("utf-16")), "UTF-16 text, not a log",
+                  "tiercli reads UTF-8: convert it (iconv -f UTF-16 -t UTF-8 {path} > {path}.utf8)"),
+    "blob.bin": (lambda p: p.write_bytes(b"{" + bytes(range(256)) * 4), "a binary file, not a log", LOG_KINDS),
+    "empty.jsonl": (lambda p: p.write_text(""), "the log is empty", "a log holds one JSON object per line"),
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_LOGS))
+def test_a_file_that_is_not_a_log_is_one_line_naming_what_it_is(tmp_path, name):
+    make, problem, hint = NOT_LOGS[name]
+    path = tmp_path / name
+    make(path)
+    for args in ([], ["--format", "tiercli"]):  # whatever format is asked for
+        result = run("replay", path, *args, "--tiers", "l1,l2", "--no-save")
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"error: {path}: {problem}\nhint: {hint.format(path=path)}")
+        assert len(result.stderr.splitlines()) == 2
+
+
+def test_a_folder_without_log_files_says_what_it_holds(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / ".state").write_text("x")
+    (tmp_path / "nested" / "day").mkdir(parents=True)
+    cases = {"empty": ("it is empty", "'logs/*.jsonl.gz'"),
+             "hidden": ("only hidden files, which are not read", "'logs/*.jsonl.gz'"),
+             "nested": ("only a folder, which is not searched", f"'{tmp_path / 'nested' / 'day'}/*.jsonl'")}
+    for folder, (held, example) in cases.items():
+        result = run("replay", tmp_path / folder, "--tiers", "l1,l2", "--no-save")
+        assert result.exit_code == 1
+        assert result.stderr == (f"error: {tmp_path / folder}: the folder holds no log files ({held})\n"
+                                 f"hint: give log files, a folder of them, or a glob such as {example}\n")
+
+
+# --- one JSON document -------------------------------------------------------------------------
+
+def test_a_json_array_on_one_line_is_read_whatever_its_size(tmp_path):
+    """What `curl .../spend/logs > spend_logs.json` writes: one line, under or over the bytes
+    that detection looks at."""
+    rows = [json.loads(line) for line in SPEND_LOGS.read_text().splitlines() if line.strip()]
+    small = tmp_path / "spend_logs.json"
+    small.write_text(json.dumps(rows))
+    assert small.stat().st_size < HEAD_BYTES
+    assert replay_of(read(small), tiers=("l1", "l2")) == replay_of(read(SPEND_LOGS), tiers=("l1", "l2"))
+    large = tmp_path / "large.json"
+    copies = HEAD_BYTES // small.stat().st_size + 2
+    large.write_text(json.dumps(rows * copies))
+    assert large.stat().st_size > HEAD_BYTES
+    result = read(large)
+    assert (result.files[0].format, result.files[0].counts["records"]) == ("litellm", len(rows) * copies)
+
+
+def test_a_csv_cell_longer_than_the_csv_modules_default_limit_is_read(tmp_path):
+    prompt = "Describe the listing. " + "x" * 200_000  # csv's own limit is 131,072 characters
+    log = tmp_path / "calls.csv"
+    log.write_text("when,lead,task,model,prompt,input_tokens,output_tokens\n"
+                   f'2026-11-02T08:00:00Z,A,intent,{MODEL},"{prompt}",1000,100\n')
+    result = read(log, "map", field_map={"ts": "when", "lead_id": "lead", "task_type": "task"})
+    assert [(call.lead, len(call.text)) for call in result.calls] == [("A", len(prompt))]

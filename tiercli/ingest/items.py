@@ -5,7 +5,6 @@ native one read their records through here; each record comes with where it is, 
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,8 @@ import orjson
 
 from tiercli.errors import LogError
 from tiercli.ingest.records import json_problem
-from tiercli.ingest.sources import PARQUET_MAGIC, Source
+from tiercli.ingest import sources
+from tiercli.ingest.sources import PARQUET_MAGIC, Source, size_text
 
 SAMPLE_RECORDS = 20  # what format detection looks at
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -44,13 +44,10 @@ def container(source: Source, head: bytes | None = None) -> str:
     if stripped[:1] not in (b"{", b"["):
         return "csv"
     first = stripped.split(b"\n", 1)[0]
-    try:
-        orjson.loads(first)
-        return "jsonl"
-    except orjson.JSONDecodeError:
-        pass
-    # a document over several lines opens with a line of its own, or an array; anything else
-    # is JSON Lines with a bad line, which the reader names
+    # A document over several lines opens with a line of its own; an array is a document of
+    # records however it is laid out (on one line: what `curl .../spend/logs > FILE` writes),
+    # whether or not the head holds all of it. Anything else is JSON Lines (a bad line
+    # among them the reader names).
     return "json" if first.strip() in (b"{", b"[") or first.startswith(b"[") else "jsonl"
 
 
@@ -69,10 +66,8 @@ def items(source: Source, kind: str | None = None, *, limit: int | None = None) 
 
 
 def _json_lines(source: Source, limit: int | None) -> Iterator[Item]:
-    from tiercli.ingest.sources import lines_of
-
     given = 0
-    for first_line, _, block in lines_of(source):
+    for first_line, _, block in sources.lines_of(source):
         if first_line == 1 and block.startswith(UTF8_BOM):
             block = block[len(UTF8_BOM):]
         for i, raw in enumerate(block.split(b"\n")):
@@ -91,7 +86,7 @@ def _json_lines(source: Source, limit: int | None) -> Iterator[Item]:
 
 
 def _document(source: Source, limit: int | None) -> Iterator[Item]:
-    data = source.read_bytes()
+    data = source.read_document()
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM):]
     try:
@@ -120,30 +115,28 @@ def json_text(value: Any) -> Any:
 
 
 def _csv(source: Source, limit: int | None) -> Iterator[Item]:
-    data = source.read_bytes() if limit is None else source.head(1 << 22)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as bad:
-        if limit is None:
-            line = data[:bad.start].count(b"\n") + 1
-            raise LogError(source.name, line, None, f"not valid UTF-8 (byte 0x{data[bad.start]:02x})") from None
-        text = data[:bad.start].decode("utf-8-sig", errors="ignore")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        raise LogError(source.name, 1, None, f"not valid CSV ({exc})") from None
-    given, line = 0, reader.line_num + 1
+    """Rows as a stream of lines (each at most sources.MAX_LINE_BYTES, as a cell and a row may be);
+    bytes that are not UTF-8 are an error naming their line (detection stops before them)."""
+    lines = _CsvLines(source)
+    csv.field_size_limit(sources.MAX_LINE_BYTES)  # a cell as long as a line may be (csv's default: 128 KiB)
+    reader = csv.reader(lines)
+    line, header, given = 1, None, 0
     while True:
+        lines.row_starts(line)
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
             raise LogError(source.name, line, None, f"not valid CSV ({exc})") from None
-        if row and any(cell.strip() for cell in row):
+        bad = _not_utf8(row)
+        if bad is not None:
+            if limit is not None:
+                return
+            raise LogError(source.name, line + bad[0], None, f"not valid UTF-8 (byte 0x{bad[1]:02x})") from None
+        if header is None:
+            header = row
+        elif row and any(cell.strip() for cell in row):
             if len(row) > len(header):
                 raise LogError(source.name, line, None,
                                f"{len(row)} cells, but the header names {len(header)} columns")
@@ -154,11 +147,57 @@ def _csv(source: Source, limit: int | None) -> Iterator[Item]:
         line = reader.line_num + 1
 
 
+class _CsvLines:
+    """A CSV source's lines, decoded (undecodable bytes kept as surrogates, found per row), for
+    csv.reader; a row that spans lines may be at most sources.MAX_LINE_BYTES long in all."""
+
+    def __init__(self, source: Source):
+        self.source, self.lines = source, self._lines()
+        self.row_line, self.row_chars = 1, 0  # where the row being read starts, and its length so far
+
+    def _lines(self) -> Iterator[str]:
+        for first_line, _, block in sources.lines_of(self.source):
+            if first_line == 1 and block.startswith(UTF8_BOM):
+                block = block[len(UTF8_BOM):]
+            pieces = block.decode("utf-8", "surrogateescape").split("\n")
+            for piece in pieces[:-1]:
+                yield piece + "\n"
+            if pieces[-1]:
+                yield pieces[-1]
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        text = next(self.lines)
+        self.row_chars += len(text)
+        if self.row_chars > sources.MAX_LINE_BYTES:
+            raise LogError(self.source.name, self.row_line, None,
+                           f"a row longer than {size_text(sources.MAX_LINE_BYTES)}, the longest tiercli reads",
+                           hint="is a quote left open? A cell in quotes runs on to the next quote")
+        return text
+
+    def row_starts(self, line: int) -> None:
+        self.row_line, self.row_chars = line, 0
+
+
+def _not_utf8(row: list[str]) -> tuple[int, int] | None:
+    """(lines into the row, the byte) of the first byte in a row that was not UTF-8."""
+    for i, cell in enumerate(row):
+        if not cell.isascii():
+            try:
+                cell.encode()
+            except UnicodeEncodeError as bad:
+                before = "\n".join(row[:i]) + cell[:bad.start]
+                return before.count("\n"), ord(cell[bad.start]) - 0xDC00
+    return None
+
+
 def _parquet(source: Source, limit: int | None) -> Iterator[Item]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    handle = source.path if source.plain_file else io.BytesIO(source.read_bytes())
+    handle = source.path if source.plain_file else source.open_seekable()
     try:
         parquet = pq.ParquetFile(handle)
         row = 0

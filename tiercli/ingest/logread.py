@@ -23,7 +23,7 @@ from tiercli.errors import LogError
 from tiercli.present.words import count
 from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.ingest.records import Reader
-from tiercli.ingest.sources import cannot_read, line_blocks
+from tiercli.ingest.sources import cannot_read, line_blocks, refuse_non_log
 
 BLOCK_BYTES = 1 << 20  # msgspec decodes ~1 MiB blocks of lines fastest here
 PARALLEL_MIN_BYTES = 64 << 20  # below this a helper process costs more than it saves
@@ -137,17 +137,26 @@ def read_source(index: int, source, log_format: str, options, digest: bool, para
     texts_before, unmatched_before = dict(keep_text.answer_texts), dict(keep_text.regex_unmatched)
     if sources > 1 and not source.head().strip():  # an hour with no traffic, say
         return LogFile(source.name, "empty", source.size()), [], [], {}, {}
+    refuse_non_log(source)
     chosen = (formats.get(log_format) if log_format != "auto"
               else formats.detect(source, fallback="map" if options.field_map else None))
     if on_format is not None:
         on_format(source.name, chosen.name)
-    with formats.forced(source, log_format, options.field_map):  # a wrong --format: the hint says which
-        if chosen.name == "tiercli":
-            read, sha256 = read_native(source, options, index, names, digest, parallel_min_bytes)
-        else:
-            read, sha256 = chosen.read(source, options, index, names), ""
-            if digest:
-                sha256 = _digest(source)
+    read = None
+    try:
+        with formats.forced(source, log_format, options.field_map):  # a wrong --format: the hint says which
+            if chosen.name == "tiercli":
+                read, sha256 = read_native(source, options, index, names, digest, parallel_min_bytes)
+            else:
+                read, sha256 = chosen.read(source, options, index, names), ""
+                if digest:
+                    sha256 = _digest(source)
+    except MemoryError:
+        pass  # said below, once the exception has let go of what was read so far
+    if read is None:
+        raise LogError(source.name, None, None, "not enough memory to hold the calls of the log",
+                       hint="tiercli keeps every call of its logs in memory: replay "
+                            "the log a part at a time (a day, say), or where there is more memory")
     if not read.counts.get("records") and not read.skipped and sources == 1:
         raise LogError(source.name, None, None, "the log is empty", hint="a log holds one JSON object per line")
     file = LogFile(source.name, chosen.name, source.size(), sha256, dict(read.counts), log_format == "auto")
@@ -158,8 +167,9 @@ def read_source(index: int, source, log_format: str, options, digest: bool, para
 
 
 def _digest(source) -> str:
+    """The SHA-256 of the bytes as given (compressed ones as they are: quick, even for a bomb)."""
     hasher = hashlib.sha256()
-    with source.open() if source.path is None else open(source.path, "rb") as handle:
+    with source.open_raw() as handle:
         while chunk := handle.read(BLOCK_BYTES):
             hasher.update(chunk)
     return hasher.hexdigest()
@@ -331,7 +341,8 @@ def _split_point(path: str, size: int) -> int:
     start = int(size * (1 - HELPER_SHARE))
     with open(path, "rb") as handle:
         handle.seek(start)
-        handle.readline()
+        while (piece := handle.readline(BLOCK_BYTES)) and not piece.endswith(b"\n"):
+            pass  # a line longer than a block, read a block at a time (the reader bounds its length)
         return handle.tell() if start > 0 else size
 
 

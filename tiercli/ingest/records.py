@@ -73,6 +73,8 @@ class Reader:
         for i, record in enumerate(records):
             try:
                 event = fast(record, first_line + i)
+            except MemoryError:
+                raise  # not the record's doing: said once, for the whole log (logread.read_source)
             except Exception:  # anything unusual: the reference validator decides
                 raw_lines = raw_lines or block.split(b"\n")
                 self._reference(first_line + i, raw_lines[i])
@@ -91,6 +93,8 @@ class Reader:
             if _for_reference(raw):
                 _fallback()
             event = self._fast(record, line_no)
+        except MemoryError:
+            raise
         except Exception:
             self._reference(line_no, raw)
             return
