@@ -30,7 +30,6 @@ runner = CliRunner()
 # Examples this test cannot run, each with why.
 SKIPPED = {
     "./dev test": "runs the whole test suite",
-    "tiercli replay LOG --executor ray --ray-address ray://head.internal:10001": "a remote Ray cluster (Ray Client)",
 }
 # Examples that end in a refusal by design, with what they say (exit 1, not an internal error).
 REFUSED = {
