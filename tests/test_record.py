@@ -11,7 +11,7 @@ import anthropic
 import pytest
 from typer.testing import CliRunner
 
-from messages_server import MessagesServer, true_input_tokens
+from messages_server import MessagesServer, cache_split, true_input_tokens
 from tiercli.cli import app
 from tiercli.ingest.logread import read_log
 from tiercli.economics.pricing import Pricer
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:Depre
 
 KEY = "sk-test-key-xyz"
 MODEL = "claude-sonnet-4-5"
+HAIKU = "claude-haiku-4-5"
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -353,3 +354,63 @@ def test_round_trip_replay_reproduces_the_recorded_cost(tmp_path, server):
     assert summary["tiers"]["l1"]["hits"] + summary["tiers"]["l2"]["hits"] == 1 and summary["hits"] == 1
     assert summary["mismatched_hits"] == 0 and summary["estimated_token_calls"] == 0
     assert summary["default_latency_calls"] == 0
+
+
+def _haiku_pico(record) -> int:
+    """claude-haiku-4-5's price of a recorded line, by hand: per million tokens $1 input, $5
+    output, $0.10 cache reads, $1.25 5-minute writes, $2 1-hour writes (genai-prices)."""
+    split = record.get("cache_creation", {})
+    one_hour = split.get("ephemeral_1h_input_tokens", 0)
+    five_minutes = record["cache_creation_input_tokens"] - one_hour
+    return (record["input_tokens"] * 1_000_000 + record["output_tokens"] * 5_000_000
+            + record["cache_read_input_tokens"] * 100_000 + five_minutes * 1_250_000 + one_hour * 2_000_000)
+
+
+def test_cache_writes_are_recorded_split_by_ttl_and_replay_prices_each_at_its_rate(tmp_path, server):
+    log = tmp_path / "calls.jsonl"
+    system = [{"type": "text", "text": "Rules. " * 50, "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+              {"type": "text", "text": "Listings. " * 30, "cache_control": {"type": "ephemeral"}}]
+    with Recorder(log) as rec:
+        client = rec.wrap(sync_client(server))
+        with rec.context(lead_id="L1", task_type="intent"):
+            client.messages.create(model=HAIKU, max_tokens=8, system=system, messages=user("a"))
+            for _ in client.messages.create(model=HAIKU, max_tokens=8, system=system, messages=user("b"),
+                                            stream=True):
+                pass
+            with client.messages.stream(model=HAIKU, max_tokens=8, system=system, messages=user("c")) as stream:
+                stream.until_done()
+            client.messages.create(model=HAIKU, max_tokens=8, system="No marker.", messages=user("d"))
+    records = lines(log)
+    billed = [cache_split(body) for body in server.requests]  # (uncached, 5-minute, 1-hour) as the server billed
+    for record, (_, five_minutes, one_hour) in zip(records[:3], billed):
+        assert five_minutes > 0 and one_hour > 0
+        assert record["cache_creation"] == {"ephemeral_5m_input_tokens": five_minutes,
+                                            "ephemeral_1h_input_tokens": one_hour}
+        assert record["cache_creation_input_tokens"] == five_minutes + one_hour
+    assert "cache_creation" not in records[3]  # no writes, no split
+    calls = read_log(log).calls
+    assert [c.cache_write_1h_tokens for c in calls] == [one_hour for _, _, one_hour in billed[:3]] + [0]
+    assert [Pricer().cost(c) for c in calls] == [_haiku_pico(r) for r in records]
+
+
+def test_writes_a_gateway_did_not_split_are_priced_by_the_requests_markers(tmp_path):
+    log = tmp_path / "calls.jsonl"
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    only_hour = [{"type": "text", "text": "Rules. " * 50, "cache_control": hour}]
+    mixed = only_hour + [{"type": "text", "text": "Listings. " * 30, "cache_control": {"type": "ephemeral"}}]
+    with MessagesServer(split_writes=False) as server, Recorder(log) as rec:
+        client = rec.wrap(sync_client(server))
+        with rec.context(lead_id="L1", task_type="intent"):
+            client.messages.create(model=HAIKU, max_tokens=8, system=only_hour, messages=user("a"))
+            client.messages.create(model=HAIKU, max_tokens=8, system=mixed, messages=user("b"))
+        billed = [cache_split(body) for body in server.requests]
+    first, second = lines(log)
+    assert "cache_creation" not in first and "cache_creation" not in second
+    calls = read_log(log).calls
+    # every marker asks for an hour: the API wrote only 1-hour entries, so all the writes are 1-hour
+    # ones, as billed; with a 5-minute marker too the split is unknown: all at the 5-minute rate
+    assert billed[0][1] == 0 and calls[0].cache_write_1h_tokens == calls[0].cache_write_tokens == billed[0][2] > 0
+    assert calls[1].cache_write_1h_tokens == 0 and calls[1].cache_write_tokens == billed[1][1] + billed[1][2]
+    assert Pricer().cost(calls[0]) == _haiku_pico({**first, "cache_creation": {
+        "ephemeral_1h_input_tokens": first["cache_creation_input_tokens"]}})
+    assert Pricer().cost(calls[1]) == _haiku_pico(second)

@@ -20,11 +20,16 @@ VALUES = [None, True, False, 0, -1, 7, 1.5, 1e20, 10**30, "", "x", "2026-11-02T0
           [{"role": "system", "content": "x"}], [{"role": "user"}], {"a": 1}, "tag_change", "call",
           # the plausibility bounds (README "Log format"), at them and beyond
           10**9, 10**9 + 1, 86_400_000, 86_400_000.5, 1e308, -1e12, 1e15, 4_102_444_799.5, 4_102_444_800,
-          "0001-01-01T00:00:00+14:00", "2100-01-01T00:00:00Z", {"prompt_tokens": 3, "completion_tokens": 4}]
+          "0001-01-01T00:00:00+14:00", "2100-01-01T00:00:00Z", {"prompt_tokens": 3, "completion_tokens": 4},
+          # cache writes split by TTL (Anthropic's usage.cache_creation): valid, beyond a total, bad
+          {"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 4}, {"ephemeral_1h_input_tokens": 2000},
+          {"ephemeral_1h_input_tokens": "4"}, {"ephemeral_5m_input_tokens": 10**9, "ephemeral_1h_input_tokens": 1},
+          {"input_tokens": 1, "output_tokens": 2, "cache_creation_input_tokens": 9,
+           "cache_creation": {"ephemeral_1h_input_tokens": 6}}]
 FIELDS = ["type", "ts", "lead_id", "contact_id", "task_type", "model", "system", "prompt", "messages", "worker",
           "response", "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
           "streaming", "use_tools", "latency_ms", "attrs", "tag", "extra", "usage", "prompt_tokens",
-          "completion_tokens"]
+          "completion_tokens", "cache_creation"]
 
 
 def known(model: str) -> bool:
@@ -41,6 +46,13 @@ def random_record(rng: random.Random) -> dict:
         call(4, streaming=True, system=[{"type": "text", "text": "s"}]),
         tag(5, worker="w2"),
         {"ts": 6, "contact_id": "C", "task_type": "t", "model": MODEL, "prompt": "p", "latency_ms": 3},
+        # writes split by TTL, and writes not split under markers that all ask for an hour, or not
+        call(7, cache_creation_input_tokens=1000, cache_creation={"ephemeral_5m_input_tokens": 300,
+                                                                  "ephemeral_1h_input_tokens": 600},
+             system=[{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+             tools=[{"name": "t", "input_schema": {}, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]),
+        call(8, cache_creation_input_tokens=500, messages=[{"role": "user", "content": [
+            {"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": rng.choice(["1h", "5m"])}}]}]),
     ])
     record = dict(base)
     for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
@@ -76,15 +88,18 @@ def fast(raw: bytes, line: int, line_by_line: bool = False):
 
 def test_fast_path_equals_reference_on_random_records():
     rng = random.Random(11)
-    differ, errors = [], 0
+    differ, errors, one_hour = [], 0, set()
     for i in range(6000):
         raw = json.dumps(random_record(rng)).encode()
         expected, got = reference(raw, i + 1), fast(raw, i + 1)
         errors += isinstance(expected, tuple)
         if expected != got:
             differ.append((raw, expected, got))
+        if not isinstance(expected, tuple) and getattr(expected, "cache_write_tokens", 0):
+            one_hour.add(expected.cache_write_1h_tokens == expected.cache_write_tokens)
     assert differ == []
     assert 1500 < errors < 4500  # both kinds well represented
+    assert one_hour == {True, False}  # cache writes all at 1 hour, and not
 
 
 @pytest.mark.parametrize("split", [1, 10**12])  # with a helper process, and without

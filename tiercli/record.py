@@ -50,6 +50,8 @@ import anthropic
 import pydantic
 from anthropic.lib.streaming import AsyncMessageStream, MessageStream
 
+from tiercli.ingest.records import CACHE_TTL_FIELDS
+
 _META_TYPES = {"lead_id": (str, int), "task_type": str, "worker": str, "attrs": dict}
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -226,8 +228,10 @@ class _Call:
         self.record(_counts(message.usage), _text_of(message), getattr(message, "_request_id", None))
 
     def record(self, tokens: dict, text: str, request_id: str | None, ttft_ms: float | None = None) -> None:
-        line = {"ts": self.ts, **self.fields, **{name: tokens.get(name) or 0 for name in _TOKENS},
-                "latency_ms": self.elapsed_ms()}
+        line = {"ts": self.ts, **self.fields, **{name: tokens.get(name) or 0 for name in _TOKENS}}
+        if tokens.get("cache_creation") is not None:  # the writes by TTL: 1-hour ones cost 2x input, not 1.25x
+            line["cache_creation"] = tokens["cache_creation"]
+        line["latency_ms"] = self.elapsed_ms()
         if ttft_ms is not None:
             line["ttft_ms"] = ttft_ms
         line["response"] = _hidden(text) if self.recorder.redact else text
@@ -417,7 +421,15 @@ def _given(value) -> bool:
 
 
 def _counts(usage) -> dict:
-    return {name: value for name in _TOKENS if (value := getattr(usage, name, None)) is not None}
+    """Token counts of a usage, with its cache writes' split by TTL when it has writes (a stream's
+    message_delta has no split: message_start's stays)."""
+    counts = {name: value for name in _TOKENS if (value := getattr(usage, name, None)) is not None}
+    split = getattr(usage, "cache_creation", None)
+    if split is not None:
+        split = {name: getattr(split, name, None) or 0 for name in CACHE_TTL_FIELDS}
+        if any(split.values()):
+            counts["cache_creation"] = split
+    return counts
 
 
 def _text_of(message) -> str:

@@ -166,8 +166,8 @@ class _Pricing:
     def no_prompt_cache(self) -> np.ndarray:
         """Every call's recorded input at the base input rate (cache reads and writes undone)."""
         totals = _recorded_total_input(self.calls)
-        flat = [msgspec.structs.replace(c, input_tokens=int(t), cache_read_tokens=0, cache_write_tokens=0)
-                for c, t in zip(self.calls, totals)]
+        flat = [msgspec.structs.replace(c, input_tokens=int(t), cache_read_tokens=0, cache_write_tokens=0,
+                                        cache_write_1h_tokens=0) for c, t in zip(self.calls, totals)]
         return self.pricer.costs(flat)
 
     def prompt_cached(self, sent: np.ndarray, routed: bool, cached: bool) -> tuple[np.ndarray, dict, np.ndarray]:

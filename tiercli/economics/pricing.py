@@ -42,7 +42,7 @@ class Pricer:
 
     def cost(self, call: Call) -> int:
         return self.price(call.model, call.ts, call.input_tokens, call.output_tokens,
-                          call.cache_read_tokens, call.cache_write_tokens)
+                          call.cache_read_tokens, call.cache_write_tokens, call.cache_write_1h_tokens)
 
     def costs(self, calls) -> np.ndarray:
         """Cost of every call in pico-USD, equal to cost() call by call, but computed per
@@ -50,7 +50,8 @@ class Pricer:
         context above 200k tokens) and prices not whole in pico-USD go through cost()."""
         n = len(calls)
         tokens = np.zeros((n, len(TOKEN_COLUMNS)), dtype=np.int64)  # filled column by column: no per-call tuples
-        for j, name in enumerate(("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")):
+        for j, name in enumerate(("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                                  "cache_write_1h_tokens")):
             tokens[:, j] = np.fromiter(map(attrgetter(name), calls), dtype=np.int64, count=n)
         return self.token_costs(calls, np.fromiter(map(attrgetter("model"), calls), dtype=object, count=n), tokens)
 

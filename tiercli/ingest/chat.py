@@ -20,7 +20,7 @@ import orjson
 
 from tiercli.errors import shown
 from tiercli.ingest.foreign import number
-from tiercli.ingest.records import RecordProblem
+from tiercli.ingest.records import CACHE_CREATION, CACHE_TTL_FIELDS, RecordProblem, cache_writes
 
 SYSTEM_ROLES = ("system", "developer")
 
@@ -141,7 +141,11 @@ class Usage:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_read: int | None = None
-    cache_write: int | None = None
+    cache_write: int | None = None  # every cache write
+    # the writes' split by TTL (Anthropic's usage.cache_creation), where the source recorded it
+    cache_write_5m: int | None = None
+    cache_write_1h: int | None = None
+    split_field: str | None = None  # where the split was read; None when it was not
 
 
 def _int(value: Any, field: str) -> int | None:
@@ -159,11 +163,27 @@ def _int(value: Any, field: str) -> int | None:
 
 def usage_from(input_tokens: Any = None, output_tokens: Any = None, cache_read: Any = None, cache_write: Any = None,
                *, input_includes_cache: bool, fields: tuple[str, str, str, str] = (
-                   "input_tokens", "output_tokens", "cache_read", "cache_write")) -> Usage:
+                   "input_tokens", "output_tokens", "cache_read", "cache_write"),
+               split: Any = None, split_field: str = "cache_creation", split_names: tuple[str, str] = CACHE_TTL_FIELDS,
+               split_apart: bool = False) -> Usage:
     """Usage from reported values; `input_includes_cache`: the source counts cached tokens in
-    its input (OpenAI, OpenTelemetry GenAI), so they are taken out."""
+    its input (OpenAI, OpenTelemetry GenAI), so they are taken out. `split`: an object that
+    splits the cache writes by TTL, its 5-minute and 1-hour counts under `split_names`
+    (Anthropic's usage.cache_creation by default), read at `split_field`. The writes are the sum
+    of the split when `cache_write` is not given, or with `split_apart` (the source counts the
+    split writes apart from cache_write, as Langfuse does), cache_write plus that sum."""
     usage = Usage(_int(input_tokens, fields[0]), _int(output_tokens, fields[1]), _int(cache_read, fields[2]),
                   _int(cache_write, fields[3]))
+    if split is not None:
+        if not isinstance(split, dict):
+            raise RecordProblem(split_field, f"must be an object ({', '.join(split_names)}), "
+                                             f"got {type(split).__name__}")
+        five_minutes, one_hour = (_int(split.get(name), f"{split_field}.{name}") for name in split_names)
+        if five_minutes is not None or one_hour is not None:
+            if split_apart:
+                usage.cache_write = (usage.cache_write or 0) + (five_minutes or 0) + (one_hour or 0)
+            usage.cache_write, _ = cache_writes(usage.cache_write, five_minutes, one_hour, split_field)
+            usage.cache_write_5m, usage.cache_write_1h, usage.split_field = five_minutes, one_hour, split_field
     if input_includes_cache and usage.input_tokens is not None:
         cached = (usage.cache_read or 0) + (usage.cache_write or 0)
         if cached > usage.input_tokens:
@@ -173,6 +193,14 @@ def usage_from(input_tokens: Any = None, output_tokens: Any = None, cache_read: 
                                      '"Bring your logs"); is the field map pointing at the right field?')
         usage.input_tokens -= cached
     return usage
+
+
+def split_into(usage: Usage, record: dict, origin: dict) -> None:
+    """The cache writes' split by TTL, where `usage` has one, into a record in tiercli's shape
+    (its `cache_creation` field, as Anthropic's usage holds it) and where it came from."""
+    if usage.split_field is not None:
+        record[CACHE_CREATION] = dict(zip(CACHE_TTL_FIELDS, (usage.cache_write_5m, usage.cache_write_1h)))
+        origin[CACHE_CREATION] = usage.split_field
 
 
 def usage_object(usage: Any, field: str = "usage") -> Usage:
@@ -188,12 +216,16 @@ def usage_object(usage: Any, field: str = "usage") -> Usage:
         # LiteLLM and others carry Anthropic's own counts beside the OpenAI ones
         cache_read = usage.get("cache_read_input_tokens", cache_read)
         cache_write = usage.get("cache_creation_input_tokens")
+        # LiteLLM's Usage splits Anthropic's writes by TTL here (its CacheCreationTokenDetails)
+        split = details.get("cache_creation_token_details") if isinstance(details, dict) else None
         return usage_from(usage.get("prompt_tokens"), usage.get("completion_tokens"), cache_read, cache_write,
                           input_includes_cache=True,
                           fields=(f"{field}.prompt_tokens", f"{field}.completion_tokens",
                                   f"{field}.prompt_tokens_details.cached_tokens",
-                                  f"{field}.cache_creation_input_tokens"))
+                                  f"{field}.cache_creation_input_tokens"),
+                          split=split, split_field=f"{field}.prompt_tokens_details.cache_creation_token_details")
     return usage_from(usage.get("input_tokens"), usage.get("output_tokens"), usage.get("cache_read_input_tokens"),
                       usage.get("cache_creation_input_tokens"), input_includes_cache=False,
                       fields=(f"{field}.input_tokens", f"{field}.output_tokens", f"{field}.cache_read_input_tokens",
-                              f"{field}.cache_creation_input_tokens"))
+                              f"{field}.cache_creation_input_tokens"),
+                      split=usage.get("cache_creation"), split_field=f"{field}.cache_creation")

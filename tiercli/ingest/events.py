@@ -45,6 +45,9 @@ class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level ty
     # in foreign.COVERAGE's order), to take it out of its file's counts then
     source_id: str | None = None
     coverage: int = 0
+    # the 1-hour writes among cache_write_tokens (Anthropic's usage.cache_creation splits writes by
+    # TTL), priced at the 1-hour rate (2x input, not 1.25x); the rest are 5-minute writes
+    cache_write_1h_tokens: int = 0
 
 
 class TagChange(msgspec.Struct, gc=False, array_like=True, tag=True):

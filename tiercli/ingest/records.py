@@ -34,6 +34,10 @@ PARSER_MAX_DEPTH = 1024  # orjson's limit: deeper JSON is not valid JSON here
 USAGE_FIELDS = ("usage", "prompt_tokens", "completion_tokens")
 
 _CALL_OPTIONAL_INTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+# Anthropic's split of cache_creation_input_tokens by TTL (usage.cache_creation): 5-minute writes
+# cost 1.25x input, 1-hour writes 2x
+CACHE_CREATION = "cache_creation"
+CACHE_TTL_FIELDS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 _CALL_OPTIONAL_BOOLS = ("streaming", "use_tools")
 
 
@@ -161,9 +165,15 @@ class Reader:
             _fallback()  # L3 embeds a field of the record, which the reference keeps
         if r.tools is not None and not within(r.tools, 2):
             _fallback()  # the reference names it
+        split = r.cache_creation
+        five_minutes, one_hour = (None, None) if split is None else \
+            (split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens)
+        contents = () if r.messages is None else [m.content for m in r.messages]
+        cache_write, one_hour = cache_writes(r.cache_creation_input_tokens, five_minutes, one_hour, CACHE_CREATION,
+                                             lambda: _marked_one_hour(r.tools, r.system, contents))
         call = _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
-                          r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens, r.streaming,
-                          r.use_tools, r.latency_ms, self.keep_text)
+                          r.output_tokens, r.cache_read_input_tokens, cache_write, r.streaming,
+                          r.use_tools, r.latency_ms, self.keep_text, cache_write_1h=one_hour)
         if type(self.keep_text) is not bool and self.keep_text.prompt_parts:
             from tiercli.ingest.prompt_parts import prompt_parts
 
@@ -191,6 +201,11 @@ _NULL = msgspec.Raw(b"null")
 _UNDECODABLE = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
 
 
+class _CacheCreation(msgspec.Struct, gc=False):
+    ephemeral_5m_input_tokens: _Tokens | None = None
+    ephemeral_1h_input_tokens: _Tokens | None = None
+
+
 class _Message(msgspec.Struct, gc=False):
     role: Literal["user", "assistant"]
     content: str | list[dict[str, Any]]
@@ -216,6 +231,7 @@ class _Record(msgspec.Struct, gc=False):
     output_tokens: _Tokens | None = None
     cache_read_input_tokens: _Tokens | None = None
     cache_creation_input_tokens: _Tokens | None = None
+    cache_creation: _CacheCreation | None = None
     streaming: bool = False
     use_tools: bool = False
     latency_ms: Annotated[float, msgspec.Meta(ge=0, le=MAX_LATENCY_MS)] | None = None
@@ -367,11 +383,7 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
         value = record.get(name)
         if value is None:
             value = usage.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise _Bad(name, f"must be a non-negative integer, got {shown(value)}")
-        if value is not None and value > MAX_TOKENS:
-            raise _Bad(name, f"{value:,} tokens is beyond the plausible bound of {MAX_TOKENS:,} for one call")
-        ints[name] = value
+        ints[name] = _tokens(value, name)
     flags = {}
     for name in _CALL_OPTIONAL_BOOLS:
         value = record.get(name, False)
@@ -388,11 +400,22 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
         raise _Bad("attrs", "must be an object")
     if record.get("tools") is not None and not within(record["tools"], 2):  # as compare and live key them
         raise _Bad("tools", TOO_DEEP)
+    split, split_field = record.get(CACHE_CREATION), CACHE_CREATION
+    if split is not None:
+        if not isinstance(split, dict):
+            raise _Bad(CACHE_CREATION, f"must be an object ({', '.join(CACHE_TTL_FIELDS)}), "
+                                       f"got {type(split).__name__}")
+        five_minutes, one_hour = (_tokens(split.get(name), f"{CACHE_CREATION}.{name}") for name in CACHE_TTL_FIELDS)
+    else:
+        (five_minutes, one_hour), split_field = usage.get(CACHE_CREATION, (None, None)), usage.get("split_field")
+    contents = [m.get("content") for m in record["messages"]] if record.get("messages") is not None else ()
+    cache_write, one_hour = cache_writes(ints["cache_creation_input_tokens"], five_minutes, one_hour, split_field,
+                                         lambda: _marked_one_hour(record.get("tools"), record.get("system"), contents))
 
     call = _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
-                      ints["output_tokens"], ints["cache_read_input_tokens"], ints["cache_creation_input_tokens"],
+                      ints["output_tokens"], ints["cache_read_input_tokens"], cache_write,
                       flags["streaming"], flags["use_tools"], latency, keep_text,
-                      record if source_record is None else source_record, keyless)
+                      record if source_record is None else source_record, keyless, cache_write_1h=one_hour)
     if not keyless and type(keep_text) is not bool and keep_text.prompt_parts:
         from tiercli.ingest.prompt_parts import prompt_parts_of_record
 
@@ -403,7 +426,59 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     return call
 
 
-def usage_fields(record: dict) -> dict[str, int | None]:
+def _tokens(value: Any, field: str) -> int | None:
+    """A token count of a record in tiercli's own shape (None when absent)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise _Bad(field, f"must be a non-negative integer, got {shown(value)}")
+    if value is not None and value > MAX_TOKENS:
+        raise _Bad(field, f"{value:,} tokens is beyond the plausible bound of {MAX_TOKENS:,} for one call")
+    return value
+
+
+def cache_writes(total: int | None, five_minutes: int | None, one_hour: int | None, field: str | None,
+                 marked_one_hour=lambda: False) -> tuple[int | None, int]:
+    """(all cache-write tokens, the 1-hour ones among them) of a call. `five_minutes` and
+    `one_hour`: Anthropic's split of the writes by TTL (usage.cache_creation), None where not
+    recorded. The API's total is their sum: an absent total is taken to be it, a smaller one is
+    an error (`field` names the split), and what a larger one has beyond it is not split (a
+    record without the split, a stream whose last count grew). Writes not split are 1-hour
+    writes when marked_one_hour(), that is when every cache_control marker of the request asks for
+    the 1-hour TTL, so the API wrote nothing else; else 5-minute writes, the API's default."""
+    split = (five_minutes or 0) + (one_hour or 0)
+    if total is None:
+        if five_minutes is None and one_hour is None:
+            return None, 0
+        if split > MAX_TOKENS:
+            raise _Bad(field, f"{split:,} cache-write tokens in all is beyond the plausible bound of "
+                              f"{MAX_TOKENS:,} for one call")
+        total = split
+    elif split > total:
+        raise _Bad(field, f"splits {split:,} cache-write tokens by TTL, more than the {total:,} of "
+                          f"cache_creation_input_tokens",
+                   hint="the API's cache_creation_input_tokens is the sum of the 5-minute and 1-hour writes")
+    one_hour = one_hour or 0
+    if total > split and marked_one_hour():
+        one_hour += total - split
+    return total, one_hour
+
+
+def _marked_one_hour(tools: Any, system: Any, contents) -> bool:
+    """Whether the request marks prompt-cache breakpoints (cache_control on a tool, a system
+    block or a message's content block, as compare reads them: ingest/prompt_parts.py) and every
+    marker asks for the 1-hour TTL. `contents`: each message's content."""
+    marked = False
+    for blocks in (tools, system, *contents):
+        if isinstance(blocks, list):
+            for block in blocks:
+                marker = block.get("cache_control") if isinstance(block, dict) else None
+                if marker is not None:
+                    if not (isinstance(marker, dict) and marker.get("ttl") == "1h"):
+                        return False
+                    marked = True
+    return marked
+
+
+def usage_fields(record: dict) -> dict[str, Any]:
     """Token fields from a usage object (`usage`, in Anthropic's or OpenAI's shape), or from
     top-level OpenAI `prompt_tokens` / `completion_tokens`; normalised by chat.usage_object:
     input excludes cached tokens."""
@@ -422,15 +497,19 @@ def usage_fields(record: dict) -> dict[str, int | None]:
         if flat and bad.field:
             bad.field = bad.field.removeprefix("usage.")
         raise
-    return {"input_tokens": read.input_tokens, "output_tokens": read.output_tokens,
-            "cache_read_input_tokens": read.cache_read, "cache_creation_input_tokens": read.cache_write}
+    fields = {"input_tokens": read.input_tokens, "output_tokens": read.output_tokens,
+              "cache_read_input_tokens": read.cache_read, "cache_creation_input_tokens": read.cache_write}
+    if read.split_field is not None:  # the writes' split by TTL, and where it was read
+        fields.update({CACHE_CREATION: (read.cache_write_5m, read.cache_write_1h),
+                       "split_field": read.split_field.removeprefix("usage.") if flat else read.split_field})
+    return fields
 
 
 def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker: str | None,
                system: list[dict] | None, messages: list[dict], response: str | None, input_tokens: int | None,
                output_tokens: int | None, cache_read: int | None, cache_write: int | None, streaming: bool,
                use_tools: bool, latency: float | None, keep_text, record: dict | None = None,
-               keyless: bool = False) -> Call:
+               keyless: bool = False, cache_write_1h: int = 0) -> Call:
     """The call of a checked record (both paths). `keep_text`: a bool (keep the last user
     message's text for L3, or no text), or a CallShape (tiercli/ingest/shape.py) that gives the
     task's L3 text and answer digest; `record`, for an L3 text taken from a field of it."""
@@ -453,7 +532,7 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
     return Call(0, line_no, ts, lead, task, model, worker, key,
                 text, streaming or use_tools, streaming, input_tokens,
                 output_tokens, cache_read or 0, cache_write or 0, estimated,
-                float(latency) if latency is not None else None, digest)
+                float(latency) if latency is not None else None, digest, cache_write_1h_tokens=cache_write_1h)
 
 
 # --- fields ---------------------------------------------------------------------------------------

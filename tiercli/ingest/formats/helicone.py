@@ -80,6 +80,7 @@ def _usage(row: dict, response: Any, record: dict, origin: dict) -> None:
                                   names):
         if amount is not None:
             record[ours], origin[ours] = amount, name
+    chat.split_into(usage, record, origin)  # an Anthropic response's writes by TTL
 
 
 def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict]:

@@ -54,6 +54,9 @@ INPUT_KEYS = ("input", "input_tokens")
 OUTPUT_KEYS = ("output", "output_tokens")
 CACHE_READ_KEYS = ("input_cached_tokens", "cache_read_input_tokens", "input_cache_read")
 CACHE_WRITE_KEYS = ("cache_creation_input_tokens", "input_cache_creation")
+# Anthropic's cache writes by TTL (5 minutes, 1 hour), which Langfuse keeps apart from the
+# unsplit ones above (its OTel ingestion splits them so, from the Anthropic usage it is given)
+CACHE_WRITE_TTL_KEYS = ("input_cache_creation_5m", "input_cache_creation_1h")
 
 
 def _first_key(details: dict, keys: tuple[str, ...]) -> tuple[Any, str]:
@@ -77,13 +80,15 @@ def _usage(row: dict, record: dict, origin: dict) -> None:
         return
     found = [_first_key(details, k) for k in keys]
     names = tuple(f"{field}.{key}" for _, key in found)
-    usage = chat.usage_from(*(value for value, _ in found), input_includes_cache=False, fields=names)
+    usage = chat.usage_from(*(value for value, _ in found), input_includes_cache=False, fields=names,
+                            split=details, split_field=field, split_names=CACHE_WRITE_TTL_KEYS, split_apart=True)
     for ours, amount, name in zip(("input_tokens", "output_tokens", "cache_read_input_tokens",
                                    "cache_creation_input_tokens"),
                                   (usage.input_tokens, usage.output_tokens, usage.cache_read, usage.cache_write),
                                   names):
         if amount is not None:
             record[ours], origin[ours] = amount, name
+    chat.split_into(usage, record, origin)
 
 
 def _streaming(row: dict) -> tuple[bool | None, str | None]:

@@ -303,7 +303,11 @@ def _tokens(row: dict, metadata: dict, record: dict, origin: dict) -> None:
                                 field("prompt_tokens_details", "cache_creation_tokens"))
     fields = (prompt_field, completion_field, read_field or "cache_read_input_tokens",
               write_field or "cache_creation_input_tokens")
-    usage = chat.usage_from(prompt, completion, read, write, input_includes_cache=False, fields=fields)
+    # the writes' split by TTL, as LiteLLM's Usage keeps Anthropic's (CacheCreationTokenDetails), or
+    # Anthropic's own usage.cache_creation (a /v1/messages response, passed through)
+    split, split_field = _first(field("prompt_tokens_details", "cache_creation_token_details"), field("cache_creation"))
+    usage = chat.usage_from(prompt, completion, read, write, input_includes_cache=False, fields=fields,
+                            split=split, split_field=split_field or "cache_creation")
     if not usage.input_tokens and not usage.output_tokens:  # 0 and 0: the columns' default, no usage recorded
         usage.input_tokens = usage.output_tokens = None
     cached_read, cached_write = usage.cache_read or 0, usage.cache_write or 0
@@ -320,6 +324,7 @@ def _tokens(row: dict, metadata: dict, record: dict, origin: dict) -> None:
                                                   usage.cache_write), fields):
         record[name] = value
         origin[name] = source_field
+    chat.split_into(usage, record, origin)
 
 
 def _override(row: dict, field_map: dict[str, str], record: dict, origin: dict) -> None:

@@ -155,6 +155,7 @@ def mapped_fields(record: Any, paths: dict[str, str], required: tuple[str, ...] 
             if fields.get(name) is None and amount is not None:
                 fields[name] = amount
                 origin[name] = origin["usage"]
+        chat.split_into(usage, fields, origin)
     end = fields.pop("end_ts", None)
     if end is not None and fields.get("latency_ms") is None and fields.get("ts") is not None:
         if end < fields["ts"]:

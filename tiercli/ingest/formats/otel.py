@@ -27,7 +27,7 @@ import orjson
 
 from tiercli.errors import LogError, shown
 from tiercli.ingest import fieldmap
-from tiercli.ingest.chat import response_text, split_messages, usage_from, usage_object
+from tiercli.ingest.chat import response_text, split_into, split_messages, usage_from, usage_object
 from tiercli.ingest.depth import MAX_DEPTH, TOO_DEEP, require_within
 from tiercli.ingest.foreign import Builder, FormatRead, ReadOptions, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
@@ -970,6 +970,7 @@ def _map_tokens(record: dict, origin: dict, values: dict, readings: list[Reading
     if values.get("usage") is not None:
         usage = usage_object(_json(values["usage"]), origin["usage"])
         base = [usage.input_tokens, usage.output_tokens, usage.cache_read, usage.cache_write]
+        split_into(usage, record, origin)  # Anthropic's writes by TTL, if the mapped usage has them
         origin.update(dict.fromkeys(TOKEN_FIELDS, origin["usage"]))
     else:
         usage = next((r.usage[0] for r in readings if r.usage is not None), None)
