@@ -183,3 +183,14 @@ def test_helicone_reads_the_split_of_an_anthropic_response(tmp_path):
     [call] = read(write(tmp_path / "export.jsonl", [row]), "helicone").calls
     assert (call.cache_write_tokens, call.cache_write_1h_tokens) == (1000, 1000)
     assert Pricer().cost(call) == (21 + 14 * 5 + 1000 * 2) * 10**6  # $0.002091
+
+
+def test_a_mapped_usage_object_keeps_its_split(tmp_path):
+    # the orchestrator's Sonnet call that wrote 1,800 tokens, its usage now split by TTL
+    line = json.loads((FIXTURES / "map" / "orchestrator.jsonl").read_text().splitlines()[1])
+    line["usage"]["cache_creation"] = {"ephemeral_5m_input_tokens": 800, "ephemeral_1h_input_tokens": 1000}
+    field_map = {"ts": "logged_at", "lead_id": "metadata.contact_id", "system": "system_prompt"}
+    [call] = read(write(tmp_path / "orchestrator.jsonl", [line]), "map", field_map).calls
+    assert (call.cache_write_tokens, call.cache_write_1h_tokens) == (1800, 1000)
+    # 15 x 3 + 40 x 15 + 800 x 3.75 + 1,000 x 6 = 45 + 600 + 3,000 + 6,000 = $0.009645
+    assert Pricer().cost(call) == 9_645 * 10**6
