@@ -86,7 +86,8 @@ def test_no_spend_cap_must_be_said_and_then_sends_everything(small_log, server, 
     assert both.exit_code == 2 and "contradict" in both.stderr and server.attempts == 6
 
 
-@pytest.mark.parametrize("value, shown", [("-1", "-1"), ("inf", "inf"), ("nan", "nan"), ('"5"', "'5'")])
+@pytest.mark.parametrize("value, shown", [("-1", "an integer (-1)"), ("inf", "a float (inf)"), ("nan", "a float (nan)"),
+                                          ('"5"', "'5'")])
 def test_bad_max_spend_in_the_config(small_log, server, tmp_path, value, shown):
     config = tmp_path / "bad.toml"
     config.write_text(f"max_spend = {value}\n")
