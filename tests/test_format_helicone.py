@@ -140,8 +140,8 @@ def test_field_map_overrides_task(tmp_path):
     (7, {"response_body": {"usage": {"prompt_tokens": 100, "completion_tokens": 1,
                                      "prompt_tokens_details": {"cached_tokens": 300}}}},
      "response_body.usage.prompt_tokens: 100 input tokens, fewer than the 300 cached tokens"),
-    (9, {"request_body": {"model": SONNET, "messages": [{"role": "critic", "content": "x"}]}},
-     "request_body.messages[0].role: must be system, user, assistant or tool"),
+    (9, {"request_body": {"model": SONNET, "messages": [{"role": ["critic"], "content": "x"}]}},
+     "request_body.messages[0].role: must be a string (system, user, assistant, tool, or the name of the tool"),
     (9, {"model": None, "request_model": None, "response_model": None, "request_body": {"messages": [{"role": "user", "content": "x"}]}},
      "model: missing (required)"),
 ])

@@ -151,7 +151,7 @@ def test_field_map_overrides_lead_and_task(tmp_path):
     ({"start_time": "yesterday"}, "start_time: not a timestamp: 'yesterday'"),
     ({"end_time": "2026-11-02 07:00:00.000000"}, "end_time: before the start (start_time)"),
     ({"provided_model_name": ""}, "provided_model_name: missing (required)"),
-    ({"input": json.dumps([{"role": "critic", "content": "x"}])}, "input[0].role: must be system, user, assistant"),
+    ({"input": json.dumps([{"role": 7, "content": "x"}])}, "input[0].role: must be a string (system, user, assistant"),
     ({"type": None}, "type: missing (required): the observation type"),
 ])
 def test_a_bad_row_is_an_error_naming_its_line_and_field(tmp_path, change, message):

@@ -211,8 +211,9 @@ def test_bad_rows_name_file_line_and_litellm_field(tmp_path):
         "LOG:2: startTime: not a timestamp: 'yesterday'"
     assert _bad(tmp_path, lambda r: r["metadata"]["usage_object"].update(cache_read_input_tokens=5000)) == \
         "LOG:2: prompt_tokens: 1,200 prompt tokens, fewer than the 5,000 cache reads LiteLLM counts in them"
-    assert _bad(tmp_path, lambda r: r["proxy_server_request"]["messages"][1].update(role="robot")) == \
-        "LOG:2: proxy_server_request.messages[1].role: must be system, user, assistant or tool, got 'robot'"
+    assert _bad(tmp_path, lambda r: r["proxy_server_request"]["messages"][1].update(role=7)) == \
+        "LOG:2: proxy_server_request.messages[1].role: must be a string (system, user, assistant, tool, or the " \
+        "name of the tool whose result the message holds), got 7"
     assert _bad(tmp_path, lambda r: r.update(completion_tokens=-3)) == \
         "LOG:2: completion_tokens: must be a non-negative integer, got -3"
 

@@ -207,8 +207,9 @@ def test_bad_records_name_file_line_and_the_mapped_path(tmp_path):
         "LOG:2: usage.input_tokens: must be a non-negative integer, got -4"
     assert _bad(tmp_path, bad(messages=[{"role": "user", "content": "x"}])) == \
         "LOG:2: prompt: exactly one of prompt and messages is required, both given"
-    assert _bad(tmp_path, bad(prompt=None, messages=[{"role": "robot", "content": "x"}])) == \
-        "LOG:2: messages[0].role: must be system, user, assistant or tool, got 'robot'"
+    assert _bad(tmp_path, bad(prompt=None, messages=[{"content": "x"}])) == \
+        "LOG:2: messages[0].role: missing (required): system, user, assistant, tool, or the name of the tool " \
+        "whose result the message holds"
     assert _bad(tmp_path, [good, {"logged_at": 1793606460, "event": "tag_change", "metadata": {"contact_id": 7}}]) == \
         "LOG:2: new_tag: missing (required)"
     assert _bad(tmp_path, bad(prompt=None), {**ORCHESTRATOR_MAP, "prompt": "text"}) == \

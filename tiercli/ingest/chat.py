@@ -5,7 +5,14 @@ content a string or a list of parts) or an Anthropic Messages list becomes tierc
 (system blocks, user/assistant messages), so the same request has the same key whichever
 format carried it: system and developer messages become system text blocks, in order; a tool
 message becomes a user message holding a tool_result block; an assistant's tool_calls become
-tool_use blocks; text parts become text blocks.
+tool_use blocks; text parts become text blocks. Gemini's `model` turn and LangChain's `human`
+and `ai` are the assistant and the user. Any other role is a tool's or a function's result, as
+LangChain.js records a ToolMessage (`"role": "get_weather"`) and OpenAI's legacy function
+messages do (`"role": "function", "name": ...`): a tool_result block, whose tool_use_id is
+the message's own tool_call_id, else that of the earlier tool call it answers by name.
+
+Answers: the text of a Chat Completions, Messages, Responses API or Gemini response, or of a
+message (module function response_text).
 
 Tokens: tiercli counts input as Anthropic's API reports it, excluding cached tokens. OpenAI's
 `prompt_tokens` and the OpenTelemetry GenAI `input_tokens` include them, so there the uncached
@@ -23,21 +30,37 @@ from tiercli.ingest.foreign import number
 from tiercli.ingest.records import CACHE_CREATION, CACHE_TTL_FIELDS, RecordProblem, cache_writes
 
 SYSTEM_ROLES = ("system", "developer")
+# Other names of the user's and the assistant's turns: LangChain's message types, Gemini's model turn
+ROLE_ALIASES = {"human": "user", "ai": "assistant", "model": "assistant"}
+
+
+def _part_text(part: Any) -> str | None:
+    """The text of one content part: a string, a text part (`text`; OpenTelemetry GenAI's
+    `{"type": "text", "content": ...}`); None for any other part, and for a Gemini thought
+    (`"thought": true`: the model's reasoning, not its answer)."""
+    if isinstance(part, str):
+        return part
+    if not isinstance(part, dict) or part.get("thought") is True:
+        return None
+    if isinstance(part.get("text"), str):
+        return part["text"]
+    if part.get("type") == "text" and isinstance(part.get("content"), str):
+        return part["content"]
+    return None
 
 
 def text_of(content: Any) -> str | None:
-    """The text of a content value: a string, or the text parts of a list joined with newlines."""
+    """The text of a content value: a string, or the text parts of a list (or of a Gemini
+    content's `parts`) joined with newlines."""
     if content is None:
         return None
     if isinstance(content, str):
         return content
+    if isinstance(content, dict) and isinstance(content.get("parts"), list) and "text" not in content:
+        content = content["parts"]
     if isinstance(content, list):
-        texts = [part.get("text") if isinstance(part, dict) else part if isinstance(part, str) else None
-                 for part in content]
-        return "\n".join(t for t in texts if isinstance(t, str))
-    if isinstance(content, dict) and isinstance(content.get("text"), str):
-        return content["text"]
-    return None
+        return "\n".join(t for t in map(_part_text, content) if t is not None)
+    return _part_text(content) if isinstance(content, dict) else None
 
 
 def _blocks(content: Any, field: str) -> list[dict]:
@@ -76,21 +99,27 @@ def split_messages(messages: Any, field: str = "messages", system: Any = None) -
         raise RecordProblem(field, f"must be a list of messages, got {type(messages).__name__}")
     system_blocks = _blocks(system, "system") if system is not None else []
     out: list[dict] = []
+    unanswered: list[tuple[str | None, Any]] = []  # (id, name) of the tool calls made so far, not yet answered
     for i, message in enumerate(messages):
         where = f"{field}[{i}]"
         if not isinstance(message, dict):
             raise RecordProblem(where, "must be an object with role and content")
         role = message.get("role")
         content = message.get("content")
+        if not isinstance(role, str) or not role:
+            roles = "system, user, assistant, tool, or the name of the tool whose result the message holds"
+            raise RecordProblem(f"{where}.role", f"missing (required): {roles}" if role in (None, "") else
+                                f"must be a string ({roles}), got {shown(role)}")
+        role = ROLE_ALIASES.get(role, role)
         if role in SYSTEM_ROLES:
             system_blocks += _blocks(content, f"{where}.content")
-        elif role == "tool":
-            result = {"type": "tool_result", "tool_use_id": message.get("tool_call_id"),
-                      "content": _blocks(content, f"{where}.content")}
-            out.append({"role": "user", "content": [result]})
         elif role in ("user", "assistant"):
             blocks = _blocks(content, f"{where}.content")
-            for call in message.get("tool_calls") or ():
+            calls = message.get("tool_calls")
+            extra = message.get("additional_kwargs")  # where LangChain's Python messages keep them
+            if calls is None and isinstance(extra, dict):
+                calls = extra.get("tool_calls")
+            for call in calls or ():
                 function = call.get("function") or {} if isinstance(call, dict) else {}
                 arguments = function.get("arguments")
                 if isinstance(arguments, str):
@@ -98,19 +127,59 @@ def split_messages(messages: Any, field: str = "messages", system: Any = None) -
                         arguments = orjson.loads(arguments)
                     except orjson.JSONDecodeError:
                         pass
-                blocks.append({"type": "tool_use", "id": call.get("id") if isinstance(call, dict) else None,
-                               "name": function.get("name"), "input": arguments})
+                call_id = call.get("id") if isinstance(call, dict) else None
+                blocks.append({"type": "tool_use", "id": call_id, "name": function.get("name"), "input": arguments})
+                unanswered.append((call_id, function.get("name")))
             out.append({"role": role, "content": blocks})
-        else:
-            raise RecordProblem(f"{where}.role", f"must be system, user, assistant or tool, got {shown(role)}")
+        else:  # "tool", "function", or a tool's own name: a tool's result
+            call_id = message.get("tool_call_id")
+            if call_id is None:
+                name = message.get("name", role) if role in ("tool", "function") else role
+                call_id = _answered_call(unanswered, name)
+            else:
+                unanswered[:] = [call for call in unanswered if call[0] != call_id]
+            result = {"type": "tool_result", "tool_use_id": call_id, "content": _blocks(content, f"{where}.content")}
+            out.append({"role": "user", "content": [result]})
     if not out:
         raise RecordProblem(field, "holds no user or assistant message")
     return (system_blocks or None), out
 
 
+def _answered_call(unanswered: list[tuple[str | None, Any]], name: Any) -> str | None:
+    """The id of the first unanswered tool call to `name`, which a result recorded with the
+    tool's name and no id answers (taken off the list); None when there is none."""
+    for index, (call_id, called) in enumerate(unanswered):
+        if called == name:
+            del unanswered[index]
+            return call_id
+    return None
+
+
+def responses_output(value: Any) -> list | None:
+    """The `output` items of an OpenAI Responses API response (`"object": "response"`, or an
+    `output` list of typed items: messages, function calls, reasoning), else None."""
+    if not isinstance(value, dict) or not isinstance(value.get("output"), list):
+        return None
+    output = value["output"]
+    if value.get("object") == "response" or (
+            output and all(isinstance(item, dict) and isinstance(item.get("type"), str) for item in output)):
+        return output
+    return None
+
+
+def is_response(value: Any) -> bool:
+    """Whether an object is a provider's response in a shape response_text reads beyond a
+    message: a Responses API response, a Gemini response (`candidates`), or one Chat
+    Completions choice (`message`)."""
+    return isinstance(value, dict) and (responses_output(value) is not None or isinstance(value.get("candidates"), list)
+                                        or (isinstance(value.get("message"), dict) and "content" not in value))
+
+
 def response_text(value: Any) -> str | None:
     """The answer's text from what a tool recorded: a string, an Anthropic Messages response,
-    a Chat Completions response (its first choice), a list of output messages, or a message."""
+    a Chat Completions response (its first choice) or choice, a Responses API response (its
+    output messages), a Gemini response (its first candidate; an ADK response's `content`),
+    a list of output messages, or a message."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, dict):
@@ -121,6 +190,15 @@ def response_text(value: Any) -> str | None:
                 text = text_of(message.get("content")) if isinstance(message, dict) else None
                 return text if text is not None else text_of(choice.get("text"))
             return None
+        output = responses_output(value)
+        if output is not None:  # its messages' text; "" when it answered with tool calls only
+            texts = [text_of(item.get("content")) for item in output if item.get("type") == "message"]
+            return "\n".join(t for t in texts if t is not None) if output else None
+        if isinstance(value.get("candidates"), list):
+            candidate = value["candidates"][0] if value["candidates"] else None
+            return response_text(candidate) if isinstance(candidate, dict) and "content" in candidate else None
+        if isinstance(value.get("message"), dict) and "content" not in value:
+            return response_text(value["message"])
         if "content" in value:
             return text_of(value["content"])
         if isinstance(value.get("text"), str):

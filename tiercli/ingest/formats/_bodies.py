@@ -121,15 +121,17 @@ def request_fields(value: Any, field: str, *, whole_body: bool = False) -> tuple
 
 
 def _answer_shaped(value: Any) -> bool:
-    """A message, a response object, or a list of messages or content blocks."""
+    """A message, a response object (Messages, Chat Completions, Responses API, Gemini), or a
+    list of messages or content blocks."""
     if isinstance(value, dict):
-        return bool(ANSWER_KEYS & value.keys())
+        return bool(ANSWER_KEYS & value.keys()) or chat.is_response(value)
     return isinstance(value, list) and all(isinstance(v, str) or _answer_shaped(v) for v in value)
 
 
 def answer_text(value: Any, field: str) -> str | None:
-    """The answer's text from a recorded output: text, a Messages or Chat Completions response,
-    a message, a list of messages or content blocks (None when it holds no text: a tool call).
+    """The answer's text from a recorded output: text, a Messages, Chat Completions, Responses
+    API or Gemini response, a message, a list of messages or content blocks (None when it
+    holds no text: a tool call).
     Any other JSON (an application's structured answer) is the answer as its text: the text as
     recorded, or the canonical JSON of an object the export parsed."""
     parsed = json_value(value)
