@@ -239,3 +239,50 @@ def test_detection_claims_litellm_files_and_no_others():
     others = _fixture_files(("litellm", "map")) + [Path(__file__).parent.parent / "sample_logs/realestate_day.jsonl"]
     for path in others:
         assert FORMAT.fits(formats.sample(expand([str(path)])[0])) is not None, path
+
+
+# The payload fields README's LiteLLM table lists (those a logger written from it records)
+README_TABLE_FIELDS = ("startTime", "endTime", "request_duration_ms", "model", "model_group", "end_user", "metadata",
+                       "request_tags", "call_type", "messages", "response", "prompt_tokens", "completion_tokens",
+                       "stream", "model_parameters", "cache_hit")
+
+
+def _as_the_readme_lists(payloads: list[dict], drop: tuple[str, ...] = ()) -> list[dict]:
+    return [{k: v for k, v in p.items() if k in README_TABLE_FIELDS and k not in drop} for p in payloads]
+
+
+def test_a_payload_with_only_the_readme_tables_fields_is_detected_and_replays(tmp_path):
+    """litellm 1.110.2's own payloads (sdk_payloads.jsonl) cut to the fields README's table
+    lists: no id, response_cost nor hidden_params. Detection took them for no LiteLLM record
+    (issue 22 item 11); they read as the whole payloads do, tokens from metadata.usage_object."""
+    payloads = _as_the_readme_lists(lines(LITELLM / "sdk_payloads.jsonl"))
+    assert "id" not in payloads[0] and "response_cost" not in payloads[0]
+    log = write(tmp_path / "payloads.jsonl", payloads)
+    assert formats.detect(expand([str(log)])[0]).name == "litellm"
+    assert_same_replay(log, SDK_NATIVE, tmp_path, "auto")
+    # without model_parameters too: still LiteLLM's (startTime with call_type, prompt_tokens, ...)
+    bare = write(tmp_path / "bare.jsonl", _as_the_readme_lists(lines(LITELLM / "sdk_payloads.jsonl"),
+                                                               drop=("model_parameters",)))
+    calls = read(bare).calls
+    # prompt_tokens less metadata.usage_object's cache reads and writes, as in SDK_NATIVE
+    assert [(c.input_tokens, c.cache_write_tokens, c.cache_read_tokens, c.output_tokens) for c in calls] == [
+        (20, 2000, 0, 150), (20, 0, 2000, 150), (31, 0, 0, 12), (476, 0, 1024, 60)]
+
+
+def test_a_file_that_nearly_fits_a_format_is_told_to_name_it(tmp_path):
+    """A record that lacks what marks its format (here a payload without startTime) is no
+    format's, and the hint names the one it nearly fits, before --format map."""
+    payloads = _as_the_readme_lists(lines(LITELLM / "sdk_payloads.jsonl"), drop=("startTime",))
+    log = write(tmp_path / "payloads.jsonl", payloads)
+    result = run("replay", log, "--tiers", "l1,l2", "--no-save")
+    assert result.exit_code == 1
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith(f"error: {log}: not a log format tiercli knows (")
+    assert "litellm: no startTime in the first record" in error
+    assert hint == ("hint: its first record has fields of litellm (endTime, messages, response, metadata, "
+                    "call_type, model_parameters, ...): give --format litellm to read it as litellm and be told "
+                    "what a record lacks; for an application's own JSON, CSV or Parquet, give --format map and "
+                    "--map FIELD=PATH (README \"Bring your logs\")")
+    forced = run("replay", log, "--format", "litellm", "--tiers", "l1,l2", "--no-save")
+    assert forced.exit_code == 1
+    assert forced.stderr == f"error: {log}:1: startTime: missing (required)\n"

@@ -63,6 +63,37 @@ def sample(source: Source) -> Sample:
     return Sample(kind, records)
 
 
+# The top-level fields each detected format's records have (a module's own FIELDS where it
+# keeps them): a file none fits whose first record has several of one format's fields nearly
+# fits that format, and the error's hint names it.
+FIELDS_OF = {
+    "tiercli": ("ts", "lead_id", "contact_id", "task_type", "input_tokens", "output_tokens",
+                "cache_read_input_tokens", "cache_creation_input_tokens", "latency_ms", "streaming", "worker"),
+    "otel": ("resourceSpans", "scopeSpans", "resource", "spans", "traceId", "spanId", "parentSpanId",
+             "startTimeUnixNano", "endTimeUnixNano", "attributes"),
+    "langfuse": ("type", "startTime", "start_time", "endTime", "end_time", "traceId", "trace_id",
+                 "parentObservationId", "parent_observation_id", "usageDetails", "usage_details", "costDetails",
+                 "cost_details", "modelParameters", "model_parameters", "providedModelName",
+                 "provided_model_name", "completionStartTime", "completion_start_time", "level", "input", "output"),
+}
+NEAR = 3  # shared fields that make a file nearly fit a format
+
+
+def near(found: Sample) -> tuple[str, list[str]] | None:
+    """(the format whose fields the first record has most of, those fields) when it has at
+    least NEAR of them; None otherwise, or when the first record is not an object."""
+    first = found.records[0] if found.records else None
+    if not isinstance(first, dict):
+        return None
+    best: tuple[str, list[str]] | None = None
+    for name in DETECTED:
+        fields = getattr(importlib.import_module(f"tiercli.ingest.formats.{name}"), "FIELDS", None)
+        shared = [field for field in (fields or FIELDS_OF.get(name, ())) if field in first]
+        if len(shared) >= NEAR and (best is None or len(shared) > len(best[1])):
+            best = (name, shared)
+    return best
+
+
 def _plainly_native(found: Sample) -> bool:
     first = found.records[0]
     return "ts" in first and ("lead_id" in first or "contact_id" in first)
@@ -90,9 +121,14 @@ def detect(source: Source, fallback: str | None = None) -> LogFormat:
         reasons.append(f"{name}: {reason}")
     if fallback is not None:
         return get(fallback)
-    raise LogError(source.name, None, None, "not a log format tiercli knows (" + "; ".join(reasons) + ")",
-                   hint="for an application's own JSON, CSV or Parquet, give --format map and --map FIELD=PATH "
-                        "(README \"Bring your logs\")")
+    hint = ("for an application's own JSON, CSV or Parquet, give --format map and --map FIELD=PATH "
+            "(README \"Bring your logs\")")
+    nearly = near(found)
+    if nearly is not None:
+        name, shared = nearly
+        hint = (f"its first record has fields of {name} ({', '.join(shared[:6])}{', ...' if len(shared) > 6 else ''})"
+                f": give --format {name} to read it as {name} and be told what a record lacks; " + hint)
+    raise LogError(source.name, None, None, "not a log format tiercli knows (" + "; ".join(reasons) + ")", hint=hint)
 
 
 @contextmanager

@@ -40,21 +40,31 @@ SYNC_CALL_TYPE = {"acompletion": "completion", "atext_completion": "text_complet
                   "agenerate_content": "generate_content", "aanthropic_messages": "anthropic_messages"}
 
 
+# The fields of a LiteLLM_SpendLogs row or a StandardLoggingPayload besides startTime (README's
+# table, litellm's schema.prisma and StandardLoggingPayload): any one of them beside startTime
+# marks a record as LiteLLM's, so a payload written with only what the table lists (no id, no
+# response_cost) is read too. FIELDS also tells detection that a file nearly fits (formats.near).
+MARKS = ("request_id", "spend", "call_type", "response_cost", "hidden_params", "model_parameters", "model_group",
+         "prompt_tokens", "completion_tokens", "total_tokens", "end_user", "request_tags", "cache_hit",
+         "proxy_server_request", "request_duration_ms", "custom_llm_provider", "api_base", "model_map_information")
+FIELDS = ("startTime", "endTime", "completionStartTime", "messages", "response", "metadata", "stream", "status") + MARKS
+
+
 def _payload(row: dict) -> bool:
-    """A StandardLoggingPayload (a logger's record) rather than a spend-log row."""
-    return "request_id" not in row and "id" in row
+    """A StandardLoggingPayload (a logger's record) rather than a spend-log row, which always
+    has its request_id (the table's key)."""
+    return "request_id" not in row
 
 
 def _looks_like_row(record: Any) -> str | None:
     if not isinstance(record, dict):
         return "the first record is not a JSON object"
-    if "request_id" in record and "startTime" in record and ("spend" in record or "call_type" in record):
-        return None
-    if "id" in record and "startTime" in record and any(
-            key in record for key in ("response_cost", "hidden_params", "model_parameters")):
-        return None
-    return ("no LiteLLM_SpendLogs columns (request_id, startTime, spend) or StandardLoggingPayload fields "
-            "(id, startTime, response_cost) in the first record")
+    if "startTime" not in record:
+        return "no startTime in the first record (every spend-log row and logger payload has one)"
+    if not any(key in record for key in MARKS):
+        return ("startTime but none of the other fields of a spend-log row or logger payload (call_type, "
+                "prompt_tokens, model_group, spend, response_cost, ...) in the first record")
+    return None
 
 
 def _rows(value: Any) -> list[tuple[Any, str | None]]:
