@@ -242,3 +242,67 @@ def test_a_live_owners_folder_is_kept_and_two_embedded_replays_run_at_once(tmp_p
         first.kill()
         first.wait(timeout=WAIT_S)
     assert server_folders(temp_root) == [] and not processes_mentioning(str(temp_root))
+
+
+def _loaded(pid: int, library: str) -> bool:
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_signal_during_the_imports_is_one_line_not_a_traceback(small_log, tmp_path, temp_root, sig):
+    cli = start_cli(tmp_path, temp_root, "replay", small_log, "--tiers", "l1,l2", "--no-save")
+    try:
+        # numpy is loaded by tiercli.cli's imports, which go on for a few hundred ms after it
+        wait_for(lambda: _loaded(cli.pid, "numpy") or cli.poll() is not None, "the CLI's imports", 60)
+        os.kill(cli.pid, sig)
+        code, stderr = finish(cli)
+    finally:
+        cli.kill()
+        cli.wait(timeout=WAIT_S)
+    # before: a 20-46-line KeyboardInterrupt traceback (and death by the signal for SIGTERM)
+    assert (code, stderr) == (EXIT_CODES[sig], "error: interrupted\n" if sig == signal.SIGINT
+                              else "error: interrupted (SIGTERM)\n")
+
+
+def _blocked_in_write(pid: int) -> bool:
+    try:
+        return "pipe_write" in Path(f"/proc/{pid}/wchan").read_text()  # pipe_write, anon_pipe_write
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_signal_after_the_command_ended_is_still_handled(small_log, tmp_path, temp_root, sig):
+    """The results written, the command's clean-up done: tiercli blocks in its last flush of
+    stdout, into a pipe already full. A signal there ends it at once with the line and status
+    of any interrupt, not a traceback from the interpreter's exit."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        while True:
+            os.write(write_end, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    os.set_blocking(write_end, True)
+    env = {**os.environ, "TIERCLI_HOME": str(tmp_path / "home"), "TMPDIR": str(temp_root)}
+    env.pop("TIERCLI_DEBUG", None)
+    # --json: the summary (under 8 KiB) stays in Python's buffer until that last flush (which
+    # PYTHONUNBUFFERED would move into the command)
+    env.pop("PYTHONUNBUFFERED", None)
+    cli = subprocess.Popen([sys.executable, "-m", "tiercli", "replay", str(small_log), "--tiers", "l1,l2", "--no-save",
+                            "--json"], env=env, stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    try:
+        wait_for(lambda: _blocked_in_write(cli.pid) or cli.poll() is not None, "the CLI's last flush")
+        os.kill(cli.pid, sig)
+        code, stderr = finish(cli)
+    finally:
+        cli.kill()
+        cli.wait(timeout=WAIT_S)
+        os.close(read_end)
+    assert "Traceback" not in stderr, stderr  # before: Terminated/KeyboardInterrupt raised in main's flush
+    assert (code, stderr) == (EXIT_CODES[sig], "error: interrupted\n" if sig == signal.SIGINT
+                              else "error: interrupted (SIGTERM)\n")

@@ -117,3 +117,40 @@ def test_a_bad_line_read_in_a_ray_task_is_the_same_one_line_error(tmp_path):
     with pytest.raises(LogError) as on_ray:
         read_logs([str(good), str(bad)], map_sources=ray_map_sources)
     assert str(on_ray.value) == str(local.value)
+
+
+def test_a_sigterm_while_waiting_on_ray_is_reported_as_sigterm(capsys):
+    """ray.get turns the Terminated our SIGTERM handler raises into a KeyboardInterrupt of its
+    own; the command still exits 143 with "interrupted (SIGTERM)", not as a Ctrl-C (130). A
+    real signal, sent to this process while it waits on a Ray task."""
+    import os
+    import signal
+    import threading
+
+    import ray
+    import typer
+
+    from tiercli import procs
+    from tiercli.commands._edge import command_edge
+
+    def nap(seconds: float) -> None:  # defined here: sent by value (workers cannot import this module)
+        import time
+
+        time.sleep(seconds)
+
+    ref = ray.remote(nap).remote(60)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        procs.take_signals(program=True)  # as tiercli's main() does
+        timer.start()
+        with pytest.raises(typer.Exit) as exited, command_edge():
+            ray.get(ref)
+    finally:
+        timer.cancel()
+        procs._program = False
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        ray.cancel(ref, force=True)
+    assert exited.value.exit_code == 143  # before: 130, and "error: interrupted" as for Ctrl-C
+    assert capsys.readouterr().err == "error: interrupted (SIGTERM)\n"

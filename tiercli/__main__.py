@@ -1,3 +1,3 @@
-from tiercli.cli import main
+from tiercli.cli import main  # its first line takes the signals, before the heavy imports
 
 main()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+from tiercli.procs import take_signals
 
-import typer
+# First, before the heavy imports below (half a second): a Ctrl-C or SIGTERM during them ends
+# tiercli with `error: interrupted`, not a traceback (tiercli.procs)
+take_signals()
+
+import sys  # noqa: E402
+
+import typer  # noqa: E402
 
 from tiercli.commands._edge import TiercliCommand, TiercliGroup
 from tiercli.commands.compare import compare
@@ -14,7 +20,6 @@ from tiercli.commands.report import report
 from tiercli.commands.runs import app as runs_app
 from tiercli.commands.sample import sample
 from tiercli.commands.tune_ttl import tune_ttl
-from tiercli.procs import install_signal_handlers
 
 app = typer.Typer(
     name="tiercli",
@@ -35,7 +40,9 @@ app.command(cls=TiercliCommand)(sample)
 
 
 def main() -> None:
-    install_signal_handlers()  # SIGTERM cleans up and marks work incomplete, as Ctrl-C does
+    # Signals end tiercli at once, except while a command runs: then SIGTERM cleans up and
+    # marks work incomplete, as Ctrl-C does (tiercli.procs.interruptible, in command_edge)
+    take_signals(program=True)
     try:
         app()
     finally:

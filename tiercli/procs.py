@@ -7,6 +7,8 @@ import ctypes
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class Terminated(KeyboardInterrupt):
@@ -18,20 +20,104 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+_HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_received: int | None = None  # the last of them that arrived
+_program = False  # tiercli runs as a program, not inside a test's or a notebook's process
+
+
 def _raise_terminated(signum, frame) -> None:
+    global _received
+    _received = signum
     # Once: a second signal during clean-up must not cut the clean-up short.
     signal.signal(signum, signal.SIG_IGN)
     raise Terminated(signum)
 
 
+def _raise_interrupt(signum, frame) -> None:
+    global _received
+    _received = signum
+    raise KeyboardInterrupt
+
+
 def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP raise Terminated in the main thread."""
+    """SIGTERM and SIGHUP raise Terminated in the main thread; SIGINT raises KeyboardInterrupt
+    (as Python's own handler does), each noted so that `exit_code` knows it."""
+    signal.signal(signal.SIGINT, _raise_interrupt)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_terminated)
 
 
+def received(interrupt: KeyboardInterrupt) -> KeyboardInterrupt:
+    """The interrupt as the signal that caused it: a library that catches our Terminated and
+    raises a KeyboardInterrupt of its own (Ray's ray.get does) loses which signal it was."""
+    if not isinstance(interrupt, Terminated) and _received in (signal.SIGTERM, signal.SIGHUP):
+        return Terminated(_received)
+    return interrupt
+
+
 def exit_code(interrupt: KeyboardInterrupt) -> int:
+    interrupt = received(interrupt)
     return 128 + interrupt.signum if isinstance(interrupt, Terminated) else 130
+
+
+def interrupted_message(interrupt: KeyboardInterrupt) -> str:
+    """`interrupted`, or `interrupted (SIGTERM)`."""
+    interrupt = received(interrupt)
+    return f"interrupted ({interrupt})" if str(interrupt) else "interrupted"
+
+
+def _leave_at_once(signum, frame) -> None:
+    """Before a command starts (the imports, the parsing of the flags) and after it has ended
+    (its clean-up done, its results written): nothing to clean up, so no exception that a
+    traceback or a library would show; the command's line and exit status, at once."""
+    name = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+    try:
+        os.write(2, f"error: interrupted{name}\n".encode())
+    except OSError:
+        pass
+    os._exit(128 + signum)
+
+
+def _runs_as_program() -> bool:
+    """This process is `tiercli` (the console script) or `python -m tiercli`."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None:
+        return spec.name == "tiercli.__main__"
+    return os.path.basename(getattr(main, "__file__", None) or "") == "tiercli"
+
+
+def take_signals(program: bool | None = None) -> None:
+    """As the program starts, before its heavy imports: SIGINT, SIGTERM and SIGHUP end it at
+    once with the `error: interrupted` line (a Ctrl-C then printed a 20-46-line traceback).
+    `interruptible` makes them raise while a command runs. Nothing happens in a process that
+    only imports tiercli (a test), unless `program` says it is the program."""
+    global _program
+    if program is None:
+        program = _runs_as_program()
+    if not program:
+        return
+    _program = True
+    for signum in _HANDLED:
+        signal.signal(signum, _leave_at_once)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """While a command runs: signals raise (KeyboardInterrupt, Terminated), so its clean-up
+    runs and its work is marked incomplete. After it, they end the program at once again: a
+    signal while the interpreter shuts down gave a traceback or a wrong exit status."""
+    global _received
+    if not _program:
+        yield
+        return
+    _received = None
+    install_signal_handlers()
+    try:
+        yield
+    finally:
+        for signum in _HANDLED:
+            signal.signal(signum, _leave_at_once)
 
 
 _PR_SET_PDEATHSIG = 1

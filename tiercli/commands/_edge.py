@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from tiercli.errors import INTERNAL_SHOWN_MAX, TiercliError, shown
-from tiercli.procs import exit_code
+from tiercli.procs import exit_code, interrupted_message, interruptible
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # 'bogus:1234:' stays text
 
 
 def debug() -> bool:
@@ -80,27 +80,28 @@ def quiet_stdout() -> None:
 
 @contextmanager
 def command_edge(as_json: bool = False) -> Iterator[None]:
-    try:
-        yield
-    except TiercliError as exc:
-        if debug():
+    with interruptible():  # signals raise while the command runs, so its clean-up runs (tiercli.procs)
+        try:
+            yield
+        except TiercliError as exc:
+            if debug():
+                raise
+            print_error(exc.to_dict(), as_json)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (tiercli.procs)
+            print_error({"type": "interrupted", "message": interrupted_message(exc)}, as_json)
+            raise typer.Exit(exit_code(exc)) from None
+        except BrokenPipeError:  # `tiercli ... | head`: the reader has all it wanted; anything saved is saved
+            quiet_stdout()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
+        except (typer.Exit, typer.Abort):
             raise
-        print_error(exc.to_dict(), as_json)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (tiercli.procs)
-        print_error({"type": "interrupted", "message": f"interrupted ({exc})" if str(exc) else "interrupted"}, as_json)
-        raise typer.Exit(exit_code(exc)) from None
-    except BrokenPipeError:  # `tiercli ... | head`: the reader has all it wanted; anything saved is saved
-        quiet_stdout()
-        raise typer.Exit(EXIT_BROKEN_PIPE) from None
-    except (typer.Exit, typer.Abort):
-        raise
-    except Exception as exc:  # a bug of ours: say so in one line, keep the traceback for TIERCLI_DEBUG
-        if debug():
-            raise
-        print_error({"type": "internal", "message": f"internal error: {type(exc).__name__}: {_text_of(exc)}",
-                     "hint": "run again with TIERCLI_DEBUG=1 for a traceback, and report it"}, as_json)
-        raise typer.Exit(1) from None
+        except Exception as exc:  # a bug of ours: say so in one line, keep the traceback for TIERCLI_DEBUG
+            if debug():
+                raise
+            print_error({"type": "internal", "message": f"internal error: {type(exc).__name__}: {_text_of(exc)}",
+                         "hint": "run again with TIERCLI_DEBUG=1 for a traceback, and report it"}, as_json)
+            raise typer.Exit(1) from None
 
 
 # --- click's and typer's own errors and help, in tiercli's style -----------------------------
