@@ -65,6 +65,7 @@ def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format:
                      skip_invalid=skip_invalid, known_model=pricer.knows,
                      keep_text=CallShape(settings, keep_text="l3" in settings.tiers, prompt_parts=prompt_parts),
                      digest=digest, map_sources=_ray_map_sources() if settings.executor == "ray" else None)
+    read.price_notes = pricer.name_notes(call.model for call in read.calls)
     prepare_l3_texts(read, settings)
     return read
 
@@ -131,15 +132,21 @@ def _embed_through_store(texts: list[str], embedder: Embedder, progress: Progres
     report, which brings the number of texts to compute) and the store's notes on stderr."""
     store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
     update = None
+    # progress_bars() estimates the time left from the share of the work done (texts go longest
+    # first); any other progress counts texts
+    weighted = getattr(progress, "weighted", None)
 
-    def report(done: int, total: int) -> None:
+    def report(done: int, total: int, share: float) -> None:
         nonlocal update
         if update is None:
-            update = progress(f"embedding {what}", total)
-        update(done)
+            update = weighted(f"embedding {what}", total) if weighted else progress(f"embedding {what}", total)
+        if weighted:
+            update(done, share)
+        else:
+            update(done)
 
     try:
-        vectors, counts = embed_texts(texts, embedder, store, progress=report)
+        vectors, counts = embed_texts(texts, embedder, store, weighted_progress=report)
     finally:
         store.close()
     note = getattr(progress, "note", None)  # progress_bars() prints notes on stderr
@@ -229,6 +236,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     summary["skipped_lines"] = len(read.skipped)
     summary["keyless_calls"] = sum(call.keyless for call in calls)
     summary["source_cache_hits"] = sum(call.source_cache_hit for call in calls)
+    summary["failed_calls"] = sum(f.counts.get("failed_calls", 0) for f in read.files)  # not replayed, not billed
     summary["logs"] = [{"name": f.name, "format": f.format} for f in read.files]
     if vectors is not None:
         summary["embeddings"] = embedding_counts

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+from rich.progress import (BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
+from rich.text import Text
 
 from tiercli.commands._edge import stderr
 
@@ -27,8 +28,21 @@ class ProgressBars:
 
     def __call__(self, description: str, total: int | None) -> Callable[[int], None]:
         if self.bars is not None:
-            task = self.bars.add_task(description, total=total)
-            return lambda completed: self.bars.update(task, completed=completed)
+            task = self.bars.add_task(description, total=total, done=0)
+            return lambda completed: self.bars.update(task, completed=completed, done=completed)
+        return _PlainLines(self.console, self.clock, self.interval_s, description, total)
+
+    def weighted(self, description: str, total: int) -> Callable[[int, float], None]:
+        """As calling it, for items that cost unlike amounts of time: update(completed, share),
+        where share is the part of the work done (0 to 1). The count stays in items; the bar
+        and the time left follow the share (embedding: texts go longest first)."""
+        if self.bars is not None:
+            task = self.bars.add_task(description, total=total, done=0)
+
+            def update(completed: int, share: float) -> None:
+                self.bars.update(task, completed=total if completed >= total else share * total, done=completed)
+
+            return update
         return _PlainLines(self.console, self.clock, self.interval_s, description, total)
 
     def note(self, message: str) -> None:
@@ -46,7 +60,8 @@ class _PlainLines:
         self.started = self.last_line = clock()
         self.printed = self.finished = False
 
-    def __call__(self, completed: int) -> None:
+    def __call__(self, completed: int, share: float | None = None) -> None:
+        """`share`: the part of the work done, when items cost unlike amounts (ProgressBars.weighted)."""
         now = self.clock()
         elapsed = now - self.started
         done = self.total is not None and completed >= self.total
@@ -56,7 +71,9 @@ class _PlainLines:
         elif not done and now - self.last_line >= self.interval_s:
             if self.total is None:
                 self._print(f"{completed:,} so far, {duration(elapsed)} elapsed")
-            elif completed:
+            elif share:
+                self._print(f"{completed:,}/{self.total:,}, {duration(elapsed / share * (1 - share))} left")
+            elif completed and share is None:
                 left = elapsed / completed * (self.total - completed)
                 self._print(f"{completed:,}/{self.total:,}, {duration(left)} left")
             else:
@@ -66,6 +83,16 @@ class _PlainLines:
     def _print(self, what: str) -> None:
         self.printed = True
         self.console.print(f"{self.description}: {what}", markup=False, highlight=False, soft_wrap=True)
+
+
+class _DoneColumn(ProgressColumn):
+    """`256/2533`: items done, as rich's MofNCompleteColumn, but from the task's `done` field: a
+    weighted task's `completed` is its share of the work (ProgressBars.weighted)."""
+
+    def render(self, task) -> Text:
+        total = str(int(task.total)) if task.total is not None else "?"
+        done = int(task.fields.get("done", task.completed))
+        return Text(f"{done:{len(total)}d}/{total}", style="progress.download")
 
 
 def duration(seconds: float) -> str:
@@ -87,7 +114,7 @@ def progress_bars(enabled: bool = True, *, console: Console = stderr, clock: Cal
     if not console.is_terminal:
         yield ProgressBars(console, clock, interval_s, None)
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}"), BarColumn(), _DoneColumn(), TimeElapsedColumn(),
                   TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"), console=console, transient=True,
                   get_time=clock) as bars:
         yield ProgressBars(console, clock, interval_s, bars)

@@ -300,13 +300,35 @@ def cut_text(text: str, embedder: Embedder) -> str:
     return text if embedder.max_chars is None else text[:embedder.max_chars]
 
 
+# The cost of embedding a text, in word pieces: its pieces (up to the model's window) and this
+# many more for each text. Fitted to the CPU time of each batch of 64 of the sample day's 2,533
+# texts, longest first as embed_texts sends them (all-MiniLM-L6-v2, 2 cores): time = 0.25 ms
+# per piece + 8.75 ms per text, within 0.5% of the measured time at every point of the pass;
+# counting texts alone (each as long as any other) was 22% off, pieces alone 6%.
+PIECES_PER_TEXT = 35
+
+
+def text_costs(texts: list[str], embedder: Embedder) -> list[float] | None:
+    """Each text's embedding cost in word pieces (PIECES_PER_TEXT above), counted by the
+    tokenizer before encoding; None for an embedder without one (every text then costs alike)."""
+    counter, window = getattr(embedder, "token_counts", None), getattr(embedder, "window", None)
+    if counter is None or not texts:
+        return None
+    pieces = counter(texts)
+    return [min(n, window or n) + PIECES_PER_TEXT for n in pieces]
+
+
 def embed_texts(texts: list[str], embedder: Embedder, store: EmbeddingStore | None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+                progress: Callable[[int, int], None] | None = None, *,
+                weighted_progress: Callable[[int, int, float], None] | None = None,
+                ) -> tuple[np.ndarray, dict[str, int]]:
     """Vectors for distinct texts (rows in order), and counts: `computed` (vectors the model
     computed), `cut` (texts longer than the embedder's max_chars, embedded by their start) and
     `replaced` (damaged stored vectors, recomputed). Vectors are keyed by the cut text, which is
     what the model reads. Each batch is saved as soon as it is embedded, so an interrupted run
-    keeps its work."""
+    keeps its work. `progress(done, total)` counts texts; `weighted_progress(done, total,
+    share)` also gives the share of the work done, by the texts' costs (text_costs): texts go
+    longest first, so the first tenth of them is far more than a tenth of the time."""
     cut = [cut_text(t, embedder) for t in texts]
     hashes = [hashlib.sha256(t.encode("utf-8")).digest() for t in cut]
     known, damaged = store.get_many(embedder.model_id, hashes, embedder.dim) if store else ({}, set())
@@ -318,8 +340,18 @@ def embed_texts(texts: list[str], embedder: Embedder, store: EmbeddingStore | No
         if h not in known:
             first_of_hash.setdefault(h, i)
     todo = sorted(first_of_hash.values(), key=lambda i: -len(cut[i]))
-    if progress and todo:
-        progress(0, len(todo))
+    costs = (text_costs([cut[i] for i in todo], embedder) if weighted_progress and todo else None) or [1.0] * len(todo)
+    work_total, work_done = float(sum(costs)) or 1.0, 0.0
+    cost_of = dict(zip(todo, costs))
+
+    def report(done: int) -> None:
+        if weighted_progress:
+            weighted_progress(done, len(todo), min(work_done / work_total, 1.0))
+        elif progress:
+            progress(done, len(todo))
+
+    if todo:
+        report(0)
     # one model batch at a time: progress every few seconds
     batches = [todo[start:start + BATCH_SIZE] for start in range(0, len(todo), BATCH_SIZE)]
     # An embedder with encode_batches (RayEmbedder) is given every batch at once, one Ray Data
@@ -334,8 +366,8 @@ def embed_texts(texts: list[str], embedder: Embedder, store: EmbeddingStore | No
             store.put_many(embedder.model_id, [(hashes[i], v) for i, v in zip(batch, vectors)])
         known.update((hashes[i], v) for i, v in zip(batch, vectors))
         done += len(batch)
-        if progress:
-            progress(done, len(todo))
+        work_done += sum(cost_of[i] for i in batch)
+        report(done)
     counts = {"computed": len(todo), "cut": sum(len(c) < len(t) for c, t in zip(cut, texts)),
               "replaced": len(damaged)}
     if not texts:
