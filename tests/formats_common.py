@@ -13,7 +13,7 @@ from tiercli.settings import Settings
 from tiercli.store.embeddings import HashingEmbedder
 
 # Summary fields that say where a run came from, not what the caches did.
-NOT_COMPARED = ("run_id", "settings", "embeddings", "logs", "source_cache_hits")  # where calls came from
+NOT_COMPARED = ("run_id", "settings", "embeddings", "logs", "source_cache_hits", "failed_calls")  # where calls came from
 
 
 def comparable(summary: dict) -> dict:

@@ -66,9 +66,9 @@ def rows() -> list[dict]:
 def test_export_replays_as_native(tmp_path):
     summary, table = assert_same_replay(EXPORT, native_calls(), tmp_path, "helicone")
     counts = read(EXPORT, "helicone").files[0].counts
-    assert {k: counts[k] for k in ("records", "calls", "rows_skipped", "failed_calls_skipped",
+    assert {k: counts[k] for k in ("records", "calls", "rows_skipped", "failed_calls",
                                    "duplicates_dropped", "source_cache_hits", "keyless")} == {
-        "records": 10, "calls": 7, "rows_skipped": 1, "failed_calls_skipped": 1, "duplicates_dropped": 1,
+        "records": 10, "calls": 7, "rows_skipped": 1, "failed_calls": 1, "duplicates_dropped": 1,
         "source_cache_hits": 1, "keyless": 0}
     # r2 hits r1's entry; r5 (which Helicone's own cache served) comes after the L1 and L2 TTLs
     assert (summary["requests"], summary["hits"], summary["bypassed"]) == (7, 1, 2)

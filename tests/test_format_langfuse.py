@@ -64,8 +64,8 @@ def test_blob_export_replays_as_native(tmp_path):
     summary, table = assert_same_replay(BLOB, native_calls(), tmp_path, "langfuse")
     counts = read(BLOB, "langfuse").files[0].counts
     assert {k: counts[k] for k in ("records", "calls", "rows_skipped", "duplicates_dropped",
-                                   "failed_calls_skipped", "keyless")} == {
-        "records": 10, "calls": 6, "rows_skipped": 2, "duplicates_dropped": 1, "failed_calls_skipped": 1,
+                                   "failed_calls", "keyless")} == {
+        "records": 10, "calls": 6, "rows_skipped": 2, "duplicates_dropped": 1, "failed_calls": 1,
         "keyless": 0}
     assert (summary["requests"], summary["hits"], summary["bypassed"], summary["mismatched_hits"]) == (6, 1, 2, 1)
     assert summary["estimated_token_calls"] == 1  # the generation with no usage

@@ -121,8 +121,9 @@ def test_golden_counts_and_outcomes():
     result = read(SPEND_LOGS)
     (log,) = result.files
     assert (log.format, log.detected) == ("litellm", True)
-    assert {k: log.counts[k] for k in ("records", "calls", "rows_skipped", "source_cache_hits", "keyless")} == \
-        {"records": 10, "calls": 8, "rows_skipped": 2, "source_cache_hits": 1, "keyless": 0}
+    assert {k: log.counts[k] for k in ("records", "calls", "rows_skipped", "failed_calls", "source_cache_hits",
+                                       "keyless")} == \
+        {"records": 10, "calls": 8, "rows_skipped": 1, "failed_calls": 1, "source_cache_hits": 1, "keyless": 0}
     summary, table = replay_of(result, tiers=("l1", "l2"))
     assert (summary["requests"], summary["hits"], summary["misses"], summary["bypassed"]) == (8, 3, 4, 1)
     assert [row[5] for row in table] == ["miss", "l1", "miss", "l1", "miss", "l1", "bypass", "miss"]

@@ -162,7 +162,8 @@ def test_json_shape_standard_input_and_gzip(tmp_path):
     piped = run("-", "--json", input=data)
     assert piped.exit_code == 0, piped.output
     out = json.loads(piped.stdout)
-    assert list(out) == ["files", "records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
+    assert list(out) == ["files", "records", "calls", "tag_changes", "keyless", "spans_skipped", "failed_calls",
+                         "duplicates_merged",
                          "duplicates_dropped", "source_cache_hits", "skipped", "span", "models", "coverage", "gaps", "first_call", "l3_text"]
     assert out["files"][0]["name"] == "<stdin>" and out["files"][0]["counts"]["with_latency"] == 3
     assert out["gaps"] == MIXED_GAPS
@@ -244,16 +245,16 @@ def test_map_format(tmp_path):
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
-COUNTED = ("records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged", "duplicates_dropped",
-           "source_cache_hits", "skipped")
+COUNTED = ("records", "calls", "tag_changes", "keyless", "spans_skipped", "failed_calls", "duplicates_merged",
+           "duplicates_dropped", "source_cache_hits", "skipped")
 # One committed fixture per format (written by each format's tests from its published schema),
 # with what inspect must find in it: the counts, the calls recording each field, the models,
 # and the first call's lead, task, tokens (in, out, cache read, cache write), latency, keyless.
 FORMAT_CASES = {
-    # 11 spans: a chain span and a failed call skipped, 4 duplicate spans of the 5 calls merged;
+    # 11 spans: a chain span skipped, a failed call, 4 duplicate spans of the 5 calls merged;
     # 2 calls whose content stayed on a parent with two children are keyless; one has no session
     "otel": ("otel/duplicates.jsonl",
-             {"records": 11, "calls": 5, "keyless": 2, "spans_skipped": 2, "duplicates_merged": 4},
+             {"records": 11, "calls": 5, "keyless": 2, "spans_skipped": 1, "failed_calls": 1, "duplicates_merged": 4},
              {"content": 3, "response": 1, "tokens": 5, "latency": 5, "lead": 4, "task": 5},
              [("claude-sonnet-4-5", 5)],
              ("lead-H", "chat", 800, 60, 0, 0, 1800.0, False),
@@ -261,12 +262,12 @@ FORMAT_CASES = {
     # 10 rows: a SPAN and an EVENT skipped, g1 twice, g5 failed (level ERROR); g6 has no usage,
     # g7 answered with a tool call (no text)
     "langfuse": ("langfuse/observations.csv",
-                 {"records": 10, "calls": 6, "duplicates_dropped": 1},
+                 {"records": 10, "calls": 6, "duplicates_dropped": 1, "failed_calls": 1},
                  {"content": 6, "response": 5, "tokens": 5, "cache_tokens": 3, "latency": 6, "lead": 6, "task": 6,
                   "stream_flag": 1, "tools": 1},
                  [("claude-sonnet-4-5", 3), ("gpt-4o-mini", 2), ("claude-haiku-4-5", 1)],
                  ("lead-17", "lead_scoring", 1200, 40, 0, 0, 1250.0, False),
-                 ["Rows skipped (not calls)", "Failed calls skipped"]),
+                 ["Rows skipped (not calls)", "Failed calls (no answer: not replayed, not billed)"]),
     # a proxy that stores no prompts: every row keyless; one without end_user; one cache_hit row;
     # call_type acompletion is the task "completion" (the same request as a synchronous call)
     "litellm": ("litellm/spend_logs_v2_no_prompts.json",
@@ -278,12 +279,12 @@ FORMAT_CASES = {
     # 10 requests: an embedding skipped, a 529 failed, r6 twice, r5 served from Helicone's cache,
     # r9 answered with a tool call
     "helicone": ("helicone/export.jsonl",
-                 {"records": 10, "calls": 7, "duplicates_dropped": 1, "source_cache_hits": 1},
+                 {"records": 10, "calls": 7, "duplicates_dropped": 1, "source_cache_hits": 1, "failed_calls": 1},
                  {"content": 7, "response": 6, "tokens": 7, "cache_tokens": 6, "latency": 7, "lead": 7, "task": 7,
                   "stream_flag": 7, "tools": 7},
                  [("claude-sonnet-4-5", 4), ("gpt-4o-mini", 2), ("claude-haiku-4-5", 1)],
                  ("lead-17", "lead_scoring", 1200, 40, 0, 0, 1250.0, False),
-                 ["Rows skipped (not calls)", "Failed calls skipped"]),
+                 ["Rows skipped (not calls)", "Failed calls (no answer: not replayed, not billed)"]),
 }
 
 

@@ -33,13 +33,14 @@ COUNT_LABELS = {
     "keyless": "Keyless calls (no content: counted as misses)",
     "source_cache_hits": "Calls the source's own cache served",
     "spans_skipped": "Spans skipped (not LLM calls)",
+    "failed_calls": "Failed calls (no answer: not replayed, not billed)",
     "duplicates_merged": "Duplicates merged (one call, several records)",
     "duplicates_dropped": "Duplicates dropped (a record's id read already)",
     "rows_skipped": "Rows skipped (not calls)",
     "skipped": "Bad records skipped (--skip-invalid)",
 }
 # The top-level counts of --json: always there, 0 when no file counted them.
-JSON_COUNTS = ("records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
+JSON_COUNTS = ("records", "calls", "tag_changes", "keyless", "spans_skipped", "failed_calls", "duplicates_merged",
                "duplicates_dropped", "source_cache_hits", "skipped")
 
 COVERAGE_LABELS = {
@@ -91,7 +92,7 @@ def inspect(
     results, and the first call as tiercli reads it.
 
     With --json, stdout holds one object: {"files": [{"name", "format", "detected", "counts"}],
-    "records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
+    "records", "calls", "tag_changes", "keyless", "spans_skipped", "failed_calls", "duplicates_merged",
     "duplicates_dropped", "source_cache_hits", "skipped", "span": {"first", "last", "seconds"},
     "models": [{"model", "calls", "priced"}], "coverage": {NAME: share}, "gaps": [TEXT], "first_call": {...},
     "l3_text": {"window", "over_window": {TASK: texts}, "templates": {TASK: {...}}} or null

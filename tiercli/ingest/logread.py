@@ -235,7 +235,7 @@ def _read_plain(path_str: str, name: str, reader: Reader, hasher, parallel_min_b
 
 # What formats pass over, as they count it (FormatRead.counts), for "no calls in the log (...)".
 PASSED_OVER = (("spans_skipped", "span that is not an LLM call"), ("rows_skipped", "row that is not an LLM call"),
-               ("failed_calls_skipped", "failed call"))
+               ("failed_calls", "failed call"))
 
 
 def _no_calls(path: str, tag_changes: int, skipped: list[LogError], files: list[LogFile] = ()) -> LogError:
@@ -251,10 +251,16 @@ def _no_calls(path: str, tag_changes: int, skipped: list[LogError], files: list[
     if not found:
         found.append("no records")
     native = all(f.format in ("tiercli", "empty") for f in files)
+    failed = sum(f.counts.get("failed_calls", 0) for f in files)
     return LogError(path, None, None, f"no calls in the log ({', '.join(found)})",
                     hint=skipped[0].message if skipped else
                     'a call has "ts", "lead_id", "task_type", "model" and "prompt" or "messages" (README "Log format")'
-                    if native else "is the export filtered to LLM calls? tiercli inspect shows what it read")
+                    if native else FAILED_ONLY if failed and len(found) == 1 else
+                    "is the export filtered to LLM calls? tiercli inspect shows what it read")
+
+
+FAILED_ONLY = ("every call in the log failed (an error, no answer): failed calls are counted, not replayed, as "
+               "nothing was answered or billed; export a period with answered calls")
 
 
 def _share(part: int, whole: int) -> str:
@@ -315,6 +321,10 @@ def format_notes(files: list[LogFile]) -> list[str]:
     from tiercli.ingest.foreign import repeats_note
 
     notes += repeats_note(totals)
+    if totals.get("failed_calls"):
+        failed = totals["failed_calls"]
+        notes.append(f"note: {count(failed, 'failed call')} (an error, no answer) not replayed: "
+                     f"{'it is' if failed == 1 else 'they are'} neither cached nor billed")
     if totals.get("source_cache_hits"):
         notes.append(f"note: {count(totals['source_cache_hits'], 'call')} the logging proxy's own cache already "
                      f"served (LiteLLM cache_hit, Helicone cache): replayed as calls to the API, priced at full cost")

@@ -11,7 +11,7 @@ row's token columns are read: Helicone stores `prompt_tokens` without the cached
 (`prompt_cache_read_tokens`, `prompt_cache_write_tokens` beside it), as tiercli counts.
 
 Rows for embeddings, moderations, images and audio are not chat calls (`rows_skipped`); a
-request whose response status is not 2xx failed (`failed_calls_skipped`); a request Helicone
+request whose response status is not 2xx failed (`failed_calls`); a request Helicone
 served from its own cache (`cache_reference_id` set) is a call the source's cache served.
 The export pages by offset, newest first, so a request can come twice: repeats of a
 request_id, in the file or in another file read with it, are dropped (`duplicates_dropped`)."""
@@ -133,7 +133,7 @@ def _skip_reason(row: dict) -> str | None:
         return "rows_skipped"
     status = number(row.get("response_status"), "response_status")
     if status is not None and not 200 <= status < 300:
-        return "failed_calls_skipped"
+        return "failed_calls"
     return None
 
 

@@ -4,7 +4,7 @@ JSON, CSV or Parquet, snake_case fields) and the UI's batch export of observatio
 CSV, camelCase fields). Both spellings of every field are read.
 
 Rows of type GENERATION are LLM calls; other rows (spans, events, tools, ...) are counted in
-`rows_skipped`. A generation at level ERROR failed: it is counted in `failed_calls_skipped`
+`rows_skipped`. A generation at level ERROR failed: it is counted in `failed_calls`
 and not replayed (nothing was answered, and the provider bills nothing for it).
 
 Tokens: Langfuse keeps `usage_details.input` without cached tokens. It stores OpenAI usage
@@ -195,7 +195,7 @@ class Langfuse:
         if builder.repeated(identity):
             return None
         if str(pick(row, LEVEL)[0] or "").upper() == FAILED_LEVEL:
-            builder.out.counts["failed_calls_skipped"] += 1
+            builder.out.counts["failed_calls"] += 1
             return None
         return (*call_record(row, field_map), False, identity)
 

@@ -25,7 +25,7 @@ from tiercli.ingest.items import items, json_text
 from tiercli.ingest.records import RecordProblem
 
 # Call types that are not a model answering a prompt (embeddings, images, audio, files, batches,
-# MCP tools, ...): such rows are skipped and counted (rows_skipped), as are failed calls.
+# MCP tools, ...): such rows are skipped and counted (rows_skipped); failed calls are counted in failed_calls.
 NOT_LLM_CALL_TYPES = ("embedding", "image", "transcription", "speech", "moderation", "rerank", "batch", "file",
                       "assistant", "thread", "vector_store", "search", "ocr", "mcp", "video", "fine_tun",
                       "container", "realtime")
@@ -88,8 +88,9 @@ class LiteLLM:
             for row, where in _rows(item.value):
                 builder.out.counts["records"] += 1
                 with builder.checking(item, where) as ok:
-                    if not _a_call(row):
-                        builder.out.counts["rows_skipped"] += 1
+                    skipped = _not_a_call(row)
+                    if skipped is not None:
+                        builder.out.counts[skipped] += 1
                         continue
                     identity = text(row.get("request_id", row.get("id")))
                     if builder.repeated(identity):  # a spend log dumped twice, or a page read again
@@ -100,18 +101,19 @@ class LiteLLM:
         return builder.out
 
 
-def _a_call(row: Any) -> bool:
-    """Whether a row is a model answering a prompt, and answered: not an embedding (say) or a failure."""
+def _not_a_call(row: Any) -> str | None:
+    """None for a row of a model answering a prompt; else the count it goes to: rows_skipped
+    (an embedding, say) or failed_calls (status "failure": no answer to cache, nothing billed)."""
     if not isinstance(row, dict):
         raise RecordProblem(None, f"not an object (a {type(row).__name__})")
     call_type = str(row.get("call_type") or "").lower()
     if any(word in call_type for word in NOT_LLM_CALL_TYPES):
-        return False
+        return "rows_skipped"
     status = row.get("status")
     if status is None:
         metadata = json_text(row.get("metadata"))
         status = metadata.get("status") if isinstance(metadata, dict) else None
-    return status != "failure"  # a failed call has no answer to cache
+    return "failed_calls" if status == "failure" else None
 
 
 def _object(row: dict, name: str) -> dict:

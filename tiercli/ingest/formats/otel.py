@@ -5,7 +5,8 @@ your logs" has the field table and the rules this module follows:
 
 - a span is a call when openinference.span.kind is LLM, gen_ai.operation.name is a model call
   (chat, text_completion, generate_content), or, with neither, it names a model and carries
-  usage or content; other spans, and calls that ended in an error, are skipped and counted;
+  usage or content; other spans are skipped and counted, and a call that ended in an error
+  (status ERROR) is counted as a failed call, neither replayed nor billed;
 - tokens: every producer's input count includes cache reads and writes (the semconv rule, and
   what OpenInference and OpenLLMetry record), so the uncached input is input minus both;
 - one call recorded as several spans is counted once: an LLM span with exactly one call below it
@@ -39,7 +40,8 @@ from tiercli.ingest.sources import ZSTD_MAGIC, Source
 MODEL_OPERATIONS = ("chat", "text_completion", "generate_content")
 STATUS_ERROR = (2, "STATUS_CODE_ERROR")
 # Where each of our fields is by default, in order of preference (the first a span has wins).
-LEAD_ATTRIBUTES = ("gen_ai.conversation.id", "session.id", "user.id", "enduser.id")
+LEAD_ATTRIBUTES = ("gen_ai.conversation.id", "session.id", "user.id", "enduser.id",
+                   "ai.telemetry.metadata.sessionId", "ai.telemetry.metadata.userId")  # the Vercel AI SDK's metadata
 MODEL_ATTRIBUTES = ("gen_ai.request.model", "llm.request.model_name", "llm.model_name", "gen_ai.response.model")
 STREAM_ATTRIBUTES = ("gen_ai.request.stream", "gen_ai.is_streaming", "llm.is_streaming")
 WORKER_ATTRIBUTES = ("service.instance.id",)
@@ -259,8 +261,11 @@ def _is_llm(span: Span) -> bool:
     if operation is not None:
         return operation in MODEL_OPERATIONS or operation == "completion"  # llm.request.type: OpenLLMetry's older name
     names_model = any(attrs.get(a) is not None for a in MODEL_ATTRIBUTES)
+    if names_model and span.failed:
+        return True  # a call that raised: it recorded no usage, and maybe no content
     return names_model and any(
-        key.startswith(("gen_ai.usage.", "gen_ai.prompt", "gen_ai.input.", "llm.token_count.", "llm.input_messages."))
+        key.startswith(("gen_ai.usage.", "gen_ai.prompt", "gen_ai.input.", "llm.token_count.", "llm.input_messages.",
+                        "ai.prompt"))
         for key in attrs)
 
 
@@ -496,9 +501,28 @@ def _event_body(attrs: dict) -> dict:
 
 
 def _chat_prompt(value: Any, field_name: str) -> tuple[list[dict] | None, list[dict]]:
-    """gen_ai.prompt of semconv 1.27 and before: the JSON of chat messages (or of one prompt)."""
+    """gen_ai.prompt of semconv 1.27 and before: the JSON of chat messages (or of one prompt), or
+    the messages as role-prefixed lines (_transcript)."""
     prompt = _json(value)
+    if isinstance(prompt, str):
+        prompt = _transcript(prompt)
     return split_messages(prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}], field_name)
+
+
+# A line that opens a message in a transcript: OpenLIT (1.27 and later releases that record
+# gen_ai.prompt) writes each message as "{role}: {content}", one after another on new lines.
+_TRANSCRIPT_ROLE = re.compile(r"^(system|developer|user|assistant|tool): ", re.MULTILINE)
+
+
+def _transcript(prompt: str) -> list[dict] | str:
+    """The messages of a prompt written as "user: What is ..." lines (a message's own lines run
+    on until the next line that opens with a role); a prompt that does not open with a role is
+    one user message's text, as it is."""
+    starts = list(_TRANSCRIPT_ROLE.finditer(prompt))
+    if not starts or starts[0].start() != 0:
+        return prompt
+    ends = [m.start() - 1 for m in starts[1:]] + [len(prompt)]  # up to the newline before the next role
+    return [{"role": m.group(1), "content": prompt[m.end():end]} for m, end in zip(starts, ends)]
 
 
 def _event_messages(events: list[tuple[str, dict]]) -> tuple[list[dict] | None, list[dict]] | None:
@@ -543,6 +567,122 @@ def _parts_text(messages: Any) -> str | None:
             return "\n".join(texts) if texts else None
         return response_text(messages[0])
     return response_text(messages) if isinstance(messages, (str, dict)) else None
+
+
+# --- the Vercel AI SDK's attributes ----------------------------------------------------------------
+# Its spans (ai.generateText.doGenerate, ai.streamText.doStream, ...) carry the request the
+# provider got in ai.prompt.messages (the SDK's LanguageModelV2 prompt), the caller's own prompt
+# in ai.prompt, and the answer in ai.response.text and ai.response.toolCalls. Parts become the
+# blocks @ai-sdk/anthropic sends, so that a request has the key it has in a native log.
+
+VERCEL_FUNCTION = "ai.telemetry.functionId"
+
+
+def _vercel_part(part: Any, field_name: str) -> dict:
+    """A part of the SDK's prompt as a content block: through the current conventions' part
+    (_part_block), but for a tool result, whose content and error flag are the SDK's own."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text":
+        part = {"type": "text", "content": part.get("text", "")}
+    elif kind == "reasoning":
+        part = {"type": "reasoning", "content": part.get("text", "")}
+    elif kind == "tool-call":  # `input` since AI SDK 5, `args` before
+        part = {"type": "tool_call", "id": part.get("toolCallId"), "name": part.get("toolName"),
+                "arguments": part["input"] if "input" in part else part.get("args")}
+    elif kind == "tool-result":
+        block = {"type": "tool_result", "tool_use_id": part.get("toolCallId"), "content": _vercel_output(part)}
+        output = part.get("output")
+        if isinstance(output, dict) and output.get("type") in ("error-text", "error-json"):
+            block["is_error"] = True
+        return block
+    return _part_block(part, field_name)  # a file or image: kept as recorded
+
+
+def _vercel_output(part: dict) -> Any:
+    """A tool result's content as @ai-sdk/anthropic sends it: text as it is, JSON as its text,
+    content parts as blocks; AI SDK 4's `result` alike."""
+    output = part.get("output")
+    if not isinstance(output, dict):
+        output = {"type": "text" if isinstance(part.get("result"), str) else "json", "value": part.get("result")}
+    kind, value = output.get("type"), output.get("value")
+    if kind in ("text", "error-text"):
+        return value
+    if kind == "content" and isinstance(value, list):
+        return [{"type": "text", "text": p.get("text", "")} if isinstance(p, dict) and p.get("type") == "text"
+                else p for p in value]
+    return orjson.dumps(value).decode()  # as JSON.stringify writes it: no spaces
+
+
+def _vercel_messages(value: Any, field_name: str) -> tuple[list[dict] | None, list[dict]]:
+    """ai.prompt.messages, or the messages of ai.prompt: [{role, content: text or parts}]."""
+    if not isinstance(value, list):
+        raise RecordProblem(field_name, f"must be a list of messages, got {type(value).__name__}")
+    turns = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise RecordProblem(f"{field_name}[{i}]", "must be an object with role and content")
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [] if content is None else [content]
+        turns.append((message.get("role"), [_vercel_part(p, f"{field_name}[{i}].content") for p in parts]))
+    return _assemble(turns, field_name)
+
+
+def _vercel_prompt(value: Any) -> tuple[list[dict] | None, list[dict]]:
+    """ai.prompt: the caller's {system, prompt} or {system, messages}."""
+    prompt = _json(value)
+    if not isinstance(prompt, dict):
+        return _chat_prompt(value, "ai.prompt")
+    system = prompt.get("system")
+    messages = prompt.get("messages")
+    if messages is None:
+        messages = [{"role": "user", "content": prompt.get("prompt", "")}]
+    turns = [{"role": "system", "content": system}] if system is not None else []
+    return _vercel_messages(turns + list(messages) if isinstance(messages, list) else messages, "ai.prompt")
+
+
+def _vercel_answer(attrs: dict) -> tuple[str | None, str]:
+    """The answer's text; an answer that is only tool calls is its calls ({name, input} each,
+    as canonical JSON), so that two different calls are two different answers."""
+    answer = attrs.get("ai.response.text")
+    if answer:
+        return answer, "ai.response.text"
+    calls = _json(attrs.get("ai.response.toolCalls"))
+    if not isinstance(calls, list):
+        return answer, "ai.response.text"
+    named = [{"name": c.get("toolName"), "input": _json(c["input"] if "input" in c else c.get("args"))}
+             for c in calls if isinstance(c, dict)]
+    return orjson.dumps(named, option=orjson.OPT_SORT_KEYS).decode(), "ai.response.toolCalls"
+
+
+def _vercel_tools(value: Any) -> list[dict] | None:
+    """ai.prompt.tools (each tool's JSON) as the tools @ai-sdk/anthropic sends: name,
+    description, input_schema."""
+    if not isinstance(value, list):
+        return None
+    tools = []
+    for entry in value:
+        tool = _json(entry)
+        if isinstance(tool, dict) and tool.get("type", "function") == "function":
+            schema = tool.get("inputSchema", tool.get("parameters"))
+            tools.append({k: v for k, v in (("name", tool.get("name")), ("description", tool.get("description")),
+                                            ("input_schema", schema)) if v is not None})
+    return tools or None
+
+
+def _vercel_anthropic_usage(attrs: dict) -> tuple | None:
+    """Anthropic's own usage, which @ai-sdk/anthropic keeps in ai.response.providerMetadata:
+    the cache reads and writes that gen_ai.usage.* leave out (its input_tokens is Anthropic's,
+    without them)."""
+    metadata = _json(attrs.get("ai.response.providerMetadata"))
+    anthropic = metadata.get("anthropic") if isinstance(metadata, dict) else None
+    usage = anthropic.get("usage") if isinstance(anthropic, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    field_name = "ai.response.providerMetadata.anthropic.usage"
+    read = usage_object(usage, field_name)
+    names = tuple(f"{field_name}.{n}" for n in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                                 "cache_creation_input_tokens"))
+    return read, names
 
 
 # --- one span, read --------------------------------------------------------------------------------
@@ -593,7 +733,10 @@ def _read(span: Span, options: ReadOptions) -> Reading:
 
     # tokens, as one unit: every convention read here counts cached tokens in its input
     found = [_first(both, names) for names in TOKEN_ATTRIBUTES]
-    if any(value is not None for value, _ in found):
+    provider_usage = _vercel_anthropic_usage(attrs)
+    if provider_usage is not None:
+        reading.usage = provider_usage
+    elif any(value is not None for value, _ in found):
         names = tuple(name or names[0] for (_, name), names in zip(found, TOKEN_ATTRIBUTES))
         usage = usage_from(*(value for value, _ in found), input_includes_cache=True, fields=names)
         reading.usage = (usage, names)
@@ -606,7 +749,9 @@ def _read(span: Span, options: ReadOptions) -> Reading:
         if lead is not None:
             reading.fields["lead_id"] = (text(lead), lead_field)
             break
-    if attrs.get("gen_ai.operation.name") is not None:
+    if attrs.get(VERCEL_FUNCTION) is not None:  # the application's name for the call: its task
+        reading.fields["task_type"] = (text(attrs[VERCEL_FUNCTION]), VERCEL_FUNCTION)
+    elif attrs.get("gen_ai.operation.name") is not None:
         reading.fields["task_type"] = (text(attrs["gen_ai.operation.name"]), "gen_ai.operation.name")
     reading.task_from_name = span.name or "(unnamed span)"
     worker, worker_field = _first(span.resource, WORKER_ATTRIBUTES)
@@ -620,6 +765,9 @@ def _read(span: Span, options: ReadOptions) -> Reading:
     reading.streaming = boolean(stream, stream_field or "stream")
     if attrs.get("openinference.span.kind") is not None and span.name.endswith("messages.stream"):
         reading.streaming = True  # OpenInference's span of the SDK's messages.stream(), which takes no stream flag
+    operation = str(attrs.get("ai.operationId", ""))
+    if operation.endswith((".doStream", ".doGenerate")):  # the Vercel AI SDK's: no stream flag either
+        reading.streaming = operation.endswith(".doStream")
     tools = _json(both.get("gen_ai.tool.definitions"))
     if tools or _json(attrs.get("llm.tools")) or any(k.startswith(("llm.tools.", "llm.request.functions."))
                                                      for k in attrs):
@@ -627,6 +775,12 @@ def _read(span: Span, options: ReadOptions) -> Reading:
     if isinstance(tools, list) and all(isinstance(t, dict) for t in tools):
         require_within(tools, "gen_ai.tool.definitions")
         reading.tools = tools
+    vercel_tools = _vercel_tools(attrs.get("ai.prompt.tools"))
+    if vercel_tools or attrs.get("ai.response.toolCalls"):
+        reading.use_tools = True
+    if vercel_tools and reading.tools is None:
+        require_within(vercel_tools, "ai.prompt.tools")
+        reading.tools = vercel_tools
 
     response_id = attrs.get("gen_ai.response.id")
     if response_id is None:
@@ -655,6 +809,11 @@ def _request(span: Span, attrs: dict, both: dict) -> tuple | None:
         return system, messages, "gen_ai.prompt"
     if isinstance(attrs.get("gen_ai.prompt"), str):
         return (*_chat_prompt(attrs["gen_ai.prompt"], "gen_ai.prompt"), "gen_ai.prompt")
+    if attrs.get("ai.prompt.messages") is not None:
+        system, messages = _vercel_messages(_json(attrs["ai.prompt.messages"]), "ai.prompt.messages")
+        return system, messages, "ai.prompt.messages"
+    if attrs.get("ai.prompt") is not None:
+        return (*_vercel_prompt(attrs["ai.prompt"]), "ai.prompt")
     from_events = _event_messages(span.events)
     return None if from_events is None else (*from_events, "events")
 
@@ -679,6 +838,8 @@ def _answer(span: Span, attrs: dict, both: dict) -> tuple | None:
         return (response_text(completions[0].get("content")), "gen_ai.completion") if completions else None
     if isinstance(attrs.get("gen_ai.completion"), str):
         return response_text(_json(attrs["gen_ai.completion"])), "gen_ai.completion"
+    if attrs.get("ai.response.text") is not None or attrs.get("ai.response.toolCalls") is not None:
+        return _vercel_answer(attrs)
     answer = _event_response(span.events)
     return None if answer is None else (answer, "events")
 
@@ -858,6 +1019,22 @@ def _calls(llm_spans: list[Span]) -> tuple[list[list[Span]], int]:
         out.append(spans)
     out.sort(key=lambda spans: min(s.position for s in spans))
     return out, wrappers
+
+
+def _failed_calls(failed: list[Span], answered: list[Span], options: ReadOptions) -> tuple[int, int]:
+    """(the calls the failed LLM spans record, the spans folded into them or into an answered
+    call). They are grouped as answered calls are (_calls): a framework span and the SDK's span
+    of one failed call are one failed call. A failed span with an answered call below it is
+    part of that call (the error came after the answer: a framework's parsing, say)."""
+    around_answers = {ancestor for span in answered for ancestor in span.ancestors()}
+    alone = [span for span in failed if span not in around_answers]
+    for span in alone:
+        try:
+            span.reading = _read(span, options)
+        except RecordProblem:  # what a failed span records is not replayed: only its grouping matters
+            span.reading = Reading()
+    groups, wrappers = _calls(alone)
+    return len(groups), len(failed) - len(alone) + wrappers + sum(len(g) - 1 for g in groups)
 
 
 def _interval(spans: list[Span]) -> tuple[int, int]:
@@ -1040,7 +1217,7 @@ class Otel:
                 builder.problem(item, bad.field, bad.problem, bad.hint, getattr(bad, "where", None))
         counts["records"] = len(spans)
         spans = _link(_first_of_each(spans, builder), builder)
-        llm_spans = []
+        llm_spans, failed_spans = [], []
         for span in spans:
             with builder.checking(span.item, span.where) as ok:
                 tag = _tag_change(span, options)
@@ -1051,14 +1228,17 @@ class Otel:
                     counts["spans_skipped"] += 1
                     continue
                 if span.failed:  # no answer came back: nothing to replay, nothing billed
-                    counts["spans_skipped"] += 1
-                    counts["failed_calls"] += 1
+                    failed_spans.append(span)
                     continue
                 span.reading = _read(span, options)
             if ok[0] and span.reading is not None:
                 llm_spans.append(span)
         groups, wrappers = _calls(llm_spans)
         counts["duplicates_merged"] += wrappers + sum(len(g) - 1 for g in groups)
+        if failed_spans:
+            failed, merged = _failed_calls(failed_spans, llm_spans, options)
+            counts["failed_calls"] += failed
+            counts["duplicates_merged"] += merged
         for group in groups:
             first = group[0]
             with builder.checking(first.item, first.where) as ok:
