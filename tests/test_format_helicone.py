@@ -186,3 +186,69 @@ def test_the_same_export_given_twice_counts_each_request_once(tmp_path):
             "one): each call is counted once") in result.stderr.splitlines()
     described = json.loads(run("inspect", EXPORT, copy, "--json").stdout)
     assert (described["calls"], described["duplicates_dropped"]) == (7, 9)
+
+
+# --- the containers Helicone's export tool writes (issue 22 item 12) ------------------------------
+# No export written by the tool is public (README, tests/fixtures/SOURCES.md). Its writer is:
+# Helicone/helicone examples/export/typescript/index.ts (commit c7feb3164110940b0eb1e6c24e2ee7f949e51fca;
+# README.md at 3dcac268d42bb48f75babffcbd3c0062b9c391d0 lists the same CSV columns). These two
+# functions do what its getAllData and convertToCSVRow do with the API's rows.
+TOOL_CSV_COLUMNS = ("response_id", "response_created_at", "response_status", "request_created_at", "request_body",
+                    "request_properties", "request_user_id", "model", "prompt_tokens", "completion_tokens", "latency",
+                    "cost")
+
+
+def tool_json(records: list[dict]) -> str:
+    """`--format json`: "[\\n", each record JSON.stringify(record, null, 2) then ",\\n" (the last
+    one too: allData.length + 1 < (limit || Infinity) holds), then "]\\n"."""
+    return "[\n" + "".join(json.dumps(r, indent=2, ensure_ascii=False) + ",\n" for r in records) + "]\n"
+
+
+def tool_csv(records: list[dict]) -> str:
+    """`--format csv`: the 12 columns; an object cell is JSON.stringify(value) with its quotes
+    doubled, then every cell quoted with its quotes doubled again; null or undefined: empty."""
+    def cell(value):
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, separators=(",", ":"), ensure_ascii=False).replace('"', '""')
+        return "" if value is None else '"' + str(value).replace('"', '""') + '"'
+    return ",".join(TOOL_CSV_COLUMNS) + "\n" + "".join(
+        ",".join(cell(r.get(c)) for c in TOOL_CSV_COLUMNS) + "\n" for r in records)
+
+
+def test_the_tools_json_with_its_final_comma_reads_as_its_lines(tmp_path):
+    log = tmp_path / "output.json"
+    log.write_text(tool_json(rows()))
+    assert log.read_text().endswith("},\n]\n")  # not strict JSON: it was "trailing comma is not allowed"
+    jsonl = read(EXPORT, "helicone")
+    json_read = read(log)
+    assert json_read.files[0].format == "helicone"
+    assert json_read.files[0].counts == jsonl.files[0].counts
+    assert replay_of(json_read, tiers=("l1", "l2")) == replay_of(jsonl, tiers=("l1", "l2"))
+
+
+def test_the_tools_csv_reads_what_its_columns_keep(tmp_path):
+    """The CSV has no request_id (response_id is the row's id), no response body, no cache
+    columns, no delay_ms nor path: its calls keep their request (the same keys as the JSON
+    Lines' calls, but where the task came from the path or prompt_id) and the token columns."""
+    log = tmp_path / "output.csv"
+    log.write_text(tool_csv(rows()))
+    result = read(log)
+    (file,) = result.files
+    assert (file.format, file.detected) == ("helicone", True)
+    counts = file.counts
+    assert {k: counts[k] for k in ("records", "calls", "rows_skipped", "failed_calls", "duplicates_dropped",
+                                   "source_cache_hits")} == {
+        "records": 10, "calls": 7, "rows_skipped": 1,  # the embedding, told by its model's name
+        "failed_calls": 1, "duplicates_dropped": 1, "source_cache_hits": 0}  # no cache_reference_id column
+    jsonl_calls = read(EXPORT, "helicone").calls
+    # each row's request_user_id (or session property), request_properties.task, model, prompt_tokens
+    # and completion_tokens columns
+    assert [(c.lead, c.task, c.model, c.input_tokens, c.output_tokens, c.cache_read_tokens, c.response_digest)
+            for c in result.calls] == [
+        ("lead-17", "lead_scoring", SONNET, 1200, 40, 0, None), ("lead-17", "lead_scoring", SONNET, 200, 40, 0, None),
+        ("lead-22", "intent", MINI, 700, 25, 0, None), ("sess-4", "(no task)", SONNET, 50, 300, 0, None),
+        ("lead-17", "lead_scoring", SONNET, 1200, 40, 0, None), ("lead-17", "market_context", HAIKU, 21, 14, 0, None),
+        ("lead-22", "lookup", MINI, 90, 30, 0, None)]
+    same_task = [i for i, c in enumerate(jsonl_calls) if c.task == result.calls[i].task]
+    assert same_task == [0, 1, 2, 4, 5, 6]
+    assert [result.calls[i].key for i in same_task] == [jsonl_calls[i].key for i in same_task]

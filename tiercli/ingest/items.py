@@ -92,13 +92,32 @@ def _document(source: Source, limit: int | None) -> Iterator[Item]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        raise LogError(source.name, line, None, json_problem(data, exc)) from None
+        value = _without_final_comma(data)
+        if value is None:
+            line = getattr(exc, "lineno", None)
+            raise LogError(source.name, line, None, json_problem(data, exc)) from None
     if isinstance(value, list):
         for i, element in enumerate(value[:limit] if limit is not None else value):
             yield Item(None, f"record {i + 1}", element)
     else:
         yield Item(1, None, value)
+
+
+def _without_final_comma(data: bytes) -> list | None:
+    """An array whose last record is followed by a comma, as Helicone's export tool writes its
+    JSON (`--format json`: each record then ",\n", then "]"), read without that comma; None
+    for any other document that is not JSON (its error stands)."""
+    body = data.rstrip()
+    if not (body.lstrip().startswith(b"[") and body.endswith(b"]")):
+        return None
+    head = body[:-1].rstrip()
+    if not head.endswith(b","):
+        return None
+    try:
+        value = orjson.loads(head[:-1] + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, list) else None
 
 
 def json_text(value: Any) -> Any:

@@ -25,14 +25,21 @@ ANSWER_KEYS = frozenset(("role", "content", "parts", "choices", "text", "type"))
 
 def json_value(value: Any) -> Any:
     """A string holding JSON (an object, an array or a quoted string) parsed, as the exports
-    keep nested values as JSON text; plain text, or text that only looks like JSON, as it is."""
+    keep nested values as JSON text; JSON whose quotes are doubled (`{""model"": ...}`: a cell
+    of Helicone's export tool's CSV, quoted once more than CSV asks) read alike; plain text, or
+    text that only looks like JSON, as it is."""
     if isinstance(value, str):
         stripped = value.strip()
         if stripped[:1] in ("{", "[", '"'):
             try:
                 return orjson.loads(stripped)
             except orjson.JSONDecodeError:
-                return value
+                pass
+            if stripped.startswith(('{""', '[{""', '[""')):
+                try:
+                    return orjson.loads(stripped.replace('""', '"'))
+                except orjson.JSONDecodeError:
+                    pass
     return value
 
 

@@ -14,7 +14,16 @@ Rows for embeddings, moderations, images and audio are not chat calls (`rows_ski
 request whose response status is not 2xx failed (`failed_calls`); a request Helicone
 served from its own cache (`cache_reference_id` set) is a call the source's cache served.
 The export pages by offset, newest first, so a request can come twice: repeats of a
-request_id, in the file or in another file read with it, are dropped (`duplicates_dropped`)."""
+request_id, in the file or in another file read with it, are dropped (`duplicates_dropped`).
+
+The tool's CSV (examples/export/typescript/index.ts, convertToCSVRow) keeps 12 columns:
+response_id, response_created_at, response_status, request_created_at, request_body,
+request_properties, request_user_id, model, prompt_tokens, completion_tokens, latency and
+cost, with no request_id (its response_id is the row's id then), no response body and no
+request path (an embedding is told by its model's name), and object cells written as JSON
+whose quotes are doubled once more than CSV asks (`{""model"": ...}` once unquoted), which
+_bodies.json_value reads. Its JSON (`--format json`) leaves a comma after the last record,
+which the JSON reader forgives (items.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +39,14 @@ from tiercli.ingest.items import Item
 from tiercli.ingest.records import RecordProblem
 
 REQUIRED = ("request_id", "request_created_at")
+CSV_ID = "response_id"  # the tool's CSV has no request_id: the response's id is the row's
+NOT_CHAT_MODEL = re.compile(r"embed|moderation|whisper|tts|dall-e|gpt-image", re.IGNORECASE)  # without a path
+# The fields of a request row (Helicone's HeliconeRequest): detection tells a file that nearly
+# fits by them (formats.near)
+FIELDS = ("request_id", "request_created_at", "response_id", "response_created_at", "response_status",
+          "request_body", "response_body", "request_path", "request_user_id", "request_properties",
+          "request_model", "response_model", "delay_ms", "prompt_cache_read_tokens", "prompt_cache_write_tokens",
+          "helicone_user", "target_url", "cache_reference_id", "signed_body_url", "time_to_first_token")
 NIL_UUID = "00000000-0000-0000-0000-000000000000"  # cache_reference_id of a request not served from cache
 PLACEHOLDER = "helicone_message"  # a body the export did not fetch ("fetching body from signed_url...")
 NOT_CHAT_PATH = re.compile(r"/(embeddings|moderations|images|audio)(/|$)")
@@ -129,12 +146,19 @@ def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict]:
 def _skip_reason(row: dict) -> str | None:
     """Which count a row that is not a replayable chat call goes to, or None."""
     path = str(row.get("request_path") or row.get("target_url") or "")
-    if NOT_CHAT_PATH.search(path):
+    if NOT_CHAT_PATH.search(path) or (not path and NOT_CHAT_MODEL.search(str(row.get("model") or ""))):
         return "rows_skipped"
     status = number(row.get("response_status"), "response_status")
     if status is not None and not 200 <= status < 300:
         return "failed_calls"
     return None
+
+
+def _required(row: Any) -> tuple[str, str]:
+    """The row's id and start: request_id, or response_id in the tool's CSV, which has no request_id."""
+    if isinstance(row, dict) and "request_id" not in row and CSV_ID in row:
+        return CSV_ID, REQUIRED[1]
+    return REQUIRED
 
 
 class Helicone:
@@ -144,7 +168,7 @@ class Helicone:
         first = sample.records[0]
         if not isinstance(first, dict):
             return "the first record is not an object"
-        missing = [name for name in REQUIRED if name not in first]
+        missing = [name for name in _required(first) if name not in first]
         if missing:
             return "no " + " or ".join(missing) + " in the first record"
         return None
@@ -156,10 +180,11 @@ class Helicone:
     @staticmethod
     def _request(item: Item, field_map: dict[str, str], builder: Builder) -> tuple[dict, dict, bool, str] | None:
         row = item.value
-        for name in REQUIRED:
+        required = _required(row)
+        for name in required:
             if absent(row.get(name)):
                 raise RecordProblem(name, "missing (required)")
-        identity = text(row["request_id"])
+        identity = text(row[required[0]])
         if builder.repeated(identity):
             return None
         reason = _skip_reason(row)
