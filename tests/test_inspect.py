@@ -70,13 +70,13 @@ def test_native_log_counts_coverage_gaps_and_first_call(tmp_path):
     assert out["files"] == [{"name": str(tmp_path / "log.jsonl"), "format": "tiercli", "detected": True, "counts": {
         "records": 5, "calls": 4, "tag_changes": 1, "with_content": 4, "with_response": 3, "with_tokens": 3,
         "with_cache_tokens": 1, "with_latency": 3, "with_lead": 4, "with_task": 4, "with_stream_flag": 2,
-        "with_tools": 1}}]
+        "with_tools": 1}, "reading": []}]
     assert {k: out[k] for k in ("records", "calls", "tag_changes", "keyless", "spans_skipped", "duplicates_merged",
                                 "source_cache_hits", "skipped")} == {
         "records": 5, "calls": 4, "tag_changes": 1, "keyless": 0, "spans_skipped": 0, "duplicates_merged": 0,
         "source_cache_hits": 0, "skipped": 0}
     assert out["span"] == {"first": "2026-11-02T08:00:00Z", "last": "2026-11-02T09:30:00Z", "seconds": 5400.0}
-    assert out["models"] == [{"model": MODEL, "calls": 4, "priced": True}]
+    assert out["models"] == [{"model": MODEL, "calls": 4, "priced": True, "priced_as": None}]
     assert out["coverage"] == {"content": 1.0, "response": 0.75, "tokens": 0.75, "cache_tokens": 0.25,
                                "latency": 0.75, "lead": 1.0, "task": 1.0, "stream_flag": 0.5, "tools": 0.25}
     assert out["gaps"] == MIXED_GAPS
@@ -127,12 +127,15 @@ def test_the_default_latency_named_is_the_configured_one(tmp_path):
 
 def test_a_model_without_a_price_is_listed_not_refused(tmp_path):
     log = write(tmp_path / "log.jsonl", [call(0, model="acme-llm-1"), call(1, model="acme-llm-1"), call(2)])
-    assert described(log)["models"] == [{"model": "acme-llm-1", "calls": 2, "priced": False},
-                                        {"model": MODEL, "calls": 1, "priced": True}]
+    out = described(log)
+    assert out["models"] == [{"model": "acme-llm-1", "calls": 2, "priced": False, "priced_as": None},
+                             {"model": MODEL, "calls": 1, "priced": True, "priced_as": None}]
+    assert out["files"][0]["reading"] == ["1 model without a price (replay stops at its calls): acme-llm-1"]
     config = tmp_path / "prices.toml"
     config.write_text('[prices."acme-llm-1"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n')
-    priced = described(log, settings_from_flags(config, {}))["models"]
-    assert priced[0] == {"model": "acme-llm-1", "calls": 2, "priced": True}
+    priced = described(log, settings_from_flags(config, {}))
+    assert priced["models"][0] == {"model": "acme-llm-1", "calls": 2, "priced": True, "priced_as": None}
+    assert priced["files"][0]["reading"] == []
 
 
 def test_two_files_an_empty_one_and_coverage_counted_per_file(tmp_path):
@@ -237,8 +240,8 @@ def test_map_format(tmp_path):
     assert [gap.split(":")[0] for gap in out["gaps"]] == [
         "no response in 1 of 2 calls", "no cache tokens in 1 of 2 calls", "no latency in 1 of 2 calls",
         "no stream flag in any of the 2 calls", "no tools flag in any of the 2 calls"]
-    assert out["models"] == [{"model": MODEL, "calls": 1, "priced": True},
-                             {"model": "gpt-4o", "calls": 1, "priced": True}]
+    assert out["models"] == [{"model": MODEL, "calls": 1, "priced": True, "priced_as": None},
+                             {"model": "gpt-4o", "calls": 1, "priced": True, "priced_as": None}]
     first = out["first_call"]
     assert (first["lead"], first["task"], first["text"], first["input_tokens"], first["output_tokens"],
             first["latency_ms"], first["response_recorded"]) == ("C1", "intent", "hi", 10, 2, None, False)

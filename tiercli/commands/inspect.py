@@ -122,6 +122,7 @@ def inspect_logs(logs: list[str], settings: Settings, log_format: str = "auto", 
                  skip_invalid: bool = False) -> tuple[ReadResult, dict]:
     """The logs as read (models without a price accepted), and what `inspect --json` prints of
     them. `field_map` ({our field: path}) goes over the config's [map]."""
+    from tiercli.economics.pricing import Pricer
     from tiercli.ingest.shape import CallShape
     from tiercli.ingest.sources import expand
     from tiercli.pipeline import l3_text_report, prepare_l3_texts
@@ -129,9 +130,12 @@ def inspect_logs(logs: list[str], settings: Settings, log_format: str = "auto", 
     sources = expand(logs)  # kept: native files are read a second time for their coverage
     # the texts L3 would embed under the tasks' l3_text (kept even when L3 is off: the first
     # call shows its text)
+    pricer = Pricer(settings.prices)
+    # models without a price accepted, but a record's name chosen as replay chooses it
     read = read_logs(logs, log_format, field_map={**settings.field_map, **(field_map or {})},
                      skip_invalid=skip_invalid, known_model=None, keep_text=CallShape(settings), digest=False,
-                     sources=sources)
+                     sources=sources, priced=pricer.knows)
+    read.price_notes = pricer.name_notes(call.model for call in read.calls)
     prepare_l3_texts(read, settings)
     for source, log_file in zip(sources, read.files):
         if log_file.format == "tiercli":
@@ -187,8 +191,10 @@ def describe(read: ReadResult, settings: Settings) -> dict:
     totals: Counter = Counter()
     for log_file in read.files:
         totals.update(log_file.counts)
-    out: dict = {"files": [{"name": f.name, "format": f.format, "detected": f.detected, "counts": dict(f.counts)}
-                           for f in read.files]}
+    pricer = Pricer(settings.prices)
+    out: dict = {"files": [{"name": f.name, "format": f.format, "detected": f.detected, "counts": dict(f.counts),
+                            "reading": reading(read, index, pricer)}
+                           for index, f in enumerate(read.files)]}
     for name in JSON_COUNTS:
         out[name] = totals.get(name, 0)
     out["calls"] = len(calls)
@@ -197,9 +203,9 @@ def describe(read: ReadResult, settings: Settings) -> dict:
     out["skipped"] = len(read.skipped)
     first, last = read.events[0].ts, read.events[-1].ts
     out["span"] = {"first": rfc3339(first), "last": rfc3339(last), "seconds": round(last - first, 6)}
-    pricer = Pricer(settings.prices)
     by_model = Counter(call.model for call in calls)
-    out["models"] = [{"model": model, "calls": n, "priced": pricer.knows(model)}
+    out["models"] = [{"model": model, "calls": n, "priced": pricer.knows(model),
+                      "priced_as": pricer.by_another_name(model)}
                      for model, n in sorted(by_model.items(), key=lambda item: (-item[1], item[0]))]
     out["coverage"] = {name: totals.get(f"with_{name}", 0) / len(calls) for name in COVERAGE}
     effects = _gap_effects(settings)
@@ -217,6 +223,60 @@ def _how_many(part: int, whole: int) -> str:
     if part == whole:
         return "the call" if whole == 1 else f"any of the {whole:,} calls"
     return f"{part:,} of {count(whole, 'call')}"
+
+
+# What each count of a file's read says, as a sentence (n: the count). A format's count missing
+# here is still said, under its own name (reading()); "records", "calls", "tag_changes" and the
+# with_* coverage counts are the Logs and Coverage tables'.
+READING_SENTENCES = {
+    "skipped": lambda n: f"{count(n, 'bad record')} skipped (--skip-invalid)",
+    "spans_skipped": lambda n: f"{count(n, 'span')} passed over: not LLM calls (agent, tool and chain spans)",
+    "rows_skipped": lambda n: f"{count(n, 'record')} passed over: not LLM calls (embeddings, spans, events)",
+    "failed_calls": lambda n: f"{count(n, 'failed call')} (an error, no answer): not replayed, not billed",
+    "duplicates_merged": lambda n: f"{count(n, 'record')} merged into the calls {'it records' if n == 1 else 'they record'}"
+                                   f" (one API call recorded by several spans, or by nested generations)",
+    "duplicates_dropped": lambda n: f"{count(n, 'duplicate record')} dropped (an id read already)",
+    "string_messages": lambda n: f"{count(n, 'message')} recorded as plain text, read as text (a role prefix such "
+                                 f"as 'user:' read as the role)",
+    "keyless": lambda n: f"{count(n, 'call')} without {'its' if n == 1 else 'their'} request (no content): counted "
+                         f"as misses, never cached",
+    "source_cache_hits": lambda n: f"{count(n, 'call')} the source's own cache served: replayed as calls to the API",
+    # helper C's count of answers read from another API's response object (Responses API, Gemini)
+    "responses_read_from_objects": lambda n: f"{count(n, 'answer')} read from another API's response object "
+                                             f"(OpenAI Responses output, Gemini candidates)",
+}
+NOT_READING = ("records", "calls", "tag_changes")  # counts the Logs and Counts tables give
+
+
+def reading(read: ReadResult, index: int, pricer) -> list[str]:
+    """What tiercli could not read in file `index`, or read in a way that is not obvious, one
+    sentence each: records passed over or skipped (with the first reason), failed calls, merged
+    and dropped records, string messages, keyless calls, models priced by another name or not at
+    all. Empty: every record read as recorded."""
+    log_file = read.files[index]
+    counts = dict(log_file.counts)
+    skipped = [error for error in read.skipped if error.path == log_file.name]
+    if skipped:
+        counts["skipped"] = len(skipped)
+    sentences = []
+    for key in [*READING_SENTENCES, *sorted(set(counts) - set(READING_SENTENCES))]:
+        n = counts.get(key, 0)
+        if not n or key in NOT_READING or key.startswith("with_"):
+            continue
+        say = READING_SENTENCES.get(key)
+        sentence = say(n) if say else f"{key.replace('_', ' ')}: {n:,}"
+        if key == "skipped":
+            sentence += f"; the first: {skipped[0].message}"
+        sentences.append(sentence)
+    models = dict.fromkeys(call.model for call in read.calls if call.file == index)
+    renamed = [f"{model} as {pricer.by_another_name(model)}" for model in models if pricer.by_another_name(model)]
+    if renamed:
+        sentences.append(f"{count(len(renamed), 'model')} priced by another name: " + "; ".join(renamed))
+    unpriced = [model for model in models if not pricer.knows(model)]
+    if unpriced:
+        sentences.append(f"{count(len(unpriced), 'model')} without a price (replay stops at "
+                         f"{'its' if len(unpriced) == 1 else 'their'} calls): " + ", ".join(unpriced))
+    return sentences
 
 
 def rfc3339(ts: float) -> str:
@@ -266,6 +326,8 @@ def print_inspection(described: dict, settings: Settings) -> None:
     console = report_console()
     _print_files(console, described["files"])
     write(console, [""])
+    _print_reading(console, described["files"])
+    write(console, [""])
     _print_counts(console, described)
     write(console, [""])
     _print_models(console, described["models"])
@@ -300,6 +362,31 @@ def _print_files(console, files: list[dict]) -> None:
         Column("Records", [f"{n:,}" for n in records]), Column("Calls", [f"{n:,}" for n in calls])])
 
 
+def _print_reading(console, files: list[dict]) -> None:
+    """Per file, what it could not read and what it read in a way that is not obvious (reading())."""
+    import textwrap
+
+    def wrapped(text: str, first: str = "", rest: str = "") -> list[str]:
+        # a name longer than the line (a Vertex AI resource name) stays whole, as in the tables
+        return textwrap.wrap(text, console.width, initial_indent=first, subsequent_indent=rest,
+                             break_long_words=False, break_on_hyphens=False)
+
+    lines = ["How each log was read"]
+    said = [f for f in files if f["reading"]]
+    for f in said[:FILES_LISTED]:
+        lines += wrapped(f"{printable([f['name']])[0]} ({f['format']}):")
+        for sentence in printable(f["reading"]):
+            lines += wrapped(sentence, "  - ", "    ")
+    if len(said) > FILES_LISTED:
+        lines += wrapped(f"... and {count(len(said) - FILES_LISTED, 'more log')} with something to say "
+                         f"(--json has all)")
+    quiet = len(files) - len(said)
+    if quiet:
+        lines += wrapped(("Every record" if not said else f"{count(quiet, 'other log')}: every record") +
+                         " read as recorded: nothing skipped, merged, priced by another name or read in another way.")
+    write(console, lines)
+
+
 def _print_counts(console, described: dict) -> None:
     totals = _totals(described["files"])
     rows = []
@@ -323,14 +410,15 @@ def _print_models(console, models: list[dict]) -> None:
         below.append(f"{count(len(unpriced), 'model')} without a price: replay and tune-ttl stop at "
                      f"{'its' if len(unpriced) == 1 else 'their'} calls until the config prices "
                      f"{'it' if len(unpriced) == 1 else 'them'}.")
+        from tiercli.economics.pricing import unpriced_hint
+
         for model in unpriced:
-            below.append(f"hint: in a config file (--config), in USD per million tokens: "
-                         f"[prices.{orjson.dumps(model).decode()}] input_per_mtok = 3.0 and "
-                         f"output_per_mtok = 15.0 (README \"Cost\")")
+            below.append(f"hint: {unpriced_hint(model)}")
     print_table(console, "Models", [
         Column("Model", printable([m["model"] for m in models]), left=True, key=True),
         Column("Calls", [f"{m['calls']:,}" for m in models]),
-        Column("Priced", ["yes" if m["priced"] else "no" for m in models], left=True)], below)
+        Column("Priced", [("as " + m["priced_as"] if m["priced_as"] else "yes") if m["priced"] else "no"
+                          for m in models], left=True)], below)
 
 
 def _print_coverage(console, described: dict) -> None:

@@ -25,6 +25,10 @@ class ReadOptions:
     known_model: Any = None  # model name -> bool: has a price
     keep_text: Any = True  # False: L3 is off, no text kept; or a CallShape (shape.py): per-task text and answer
     field_map: dict[str, str] = field(default_factory=dict)  # tiercli field -> the source's path (fieldmap.py)
+    # model name -> bool: has a price, for a reader choosing among a record's names (LiteLLM's
+    # model or model_group); known_model when None. inspect gives it without known_model, so it
+    # names the model replay would, and accepts it unpriced.
+    priced: Any = None
 
 
 @dataclass

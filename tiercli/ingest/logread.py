@@ -58,6 +58,8 @@ class ReadResult:
     regex_unmatched: dict[str, int] = field(default_factory=dict)  # task -> calls its regex l3_text missed
     # task -> its strip-template Template (engine/l3text.py), learned once the log is read
     l3_templates: dict = field(default_factory=dict)
+    # the notes of models priced by another name (Pricer.name_notes), set by who read with a pricer
+    price_notes: list[str] = field(default_factory=list)
 
     @property
     def calls(self) -> list[Call]:
@@ -74,10 +76,11 @@ def read_log(path: str | Path, *, skip_invalid: bool = False, known_model=None, 
 def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict[str, str] | None = None,
               skip_invalid: bool = False, known_model=None, keep_text=True, digest: bool = True,
               parallel_min_bytes: int = PARALLEL_MIN_BYTES, on_format=None, sources=None,
-              map_sources=None) -> ReadResult:
+              map_sources=None, priced=None) -> ReadResult:
     """Read and check logs: files, folders, globs or - (README "Bring your logs"), each in its
     format (`auto`: detected per file; `on_format(name, format)` hears which). `known_model(name)
-    -> bool` rejects calls whose model has no price. Without `keep_text` (L3 off) the calls'
+    -> bool` rejects calls whose model has no price; `priced(name) -> bool` (default: known_model)
+    tells a reader which of a record's model names has a price. Without `keep_text` (L3 off) the calls'
     texts are not kept, to save memory; without `digest` the SHA-256 (needed only to save a
     run) is not computed. `map_sources(read_one, jobs)`: runs read_source over the files
     elsewhere (Ray tasks, one a file) and returns their results in order; None: here, in turn."""
@@ -88,7 +91,7 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
 
     sources = expand(arguments) if sources is None else sources  # given: a caller reads them again (inspect)
     keep_text = shape_of(keep_text)  # a CallShape: what each call keeps of its request and answer
-    options = ReadOptions(skip_invalid, known_model, keep_text, dict(field_map or {}))
+    options = ReadOptions(skip_invalid, known_model, keep_text, dict(field_map or {}), priced or known_model)
     names: dict[str, str] = {}  # one string object per lead, task, model and worker, across files
     events: list[Event] = []
     skipped: list[LogError] = []
@@ -274,7 +277,7 @@ SKIPPED_SHOWN = 5  # bad lines named one by one; the rest are counted
 def read_notes(read: ReadResult) -> list[str]:
     """What a command says on stderr about what it read: the lines skipped, and warnings about
     figures that rest on estimates. Every command that reads a log prints these, the same way."""
-    notes = format_notes(read.files)
+    notes = format_notes(read.files) + read.price_notes
     if read.regex_unmatched:
         missed = sum(read.regex_unmatched.values())
         notes.append(f"warning: the l3_text regex matched nothing in {count(missed, 'call')} ("

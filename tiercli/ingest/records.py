@@ -364,11 +364,9 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     model = _string(record, "model", required=True)
     model = names.setdefault(model, model)
     if known_model is not None and not known_model(model):
-        raise _Bad("model", f"no price known for model {shown(model)}",
-                   hint=f'give its prices in a config file (--config), in USD per million tokens: '
-                        f'[prices.{orjson.dumps(model).decode() if shown(model) == repr(model) else "MODEL"}] '
-                        f'input_per_mtok = 3.0 and output_per_mtok = 15.0 '
-                        f'(README "Cost")')
+        from tiercli.economics.pricing import unpriced_hint
+
+        raise _Bad("model", f"no price known for model {shown(model)}", hint=unpriced_hint(model))
     system = _system(record.get("system"))
     messages = _messages(record)
     worker = _string(record, "worker")

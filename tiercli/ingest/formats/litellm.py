@@ -152,7 +152,7 @@ def call_record(row: dict, options) -> tuple[dict, dict, bool]:
         record["latency_ms"] = number(row["request_duration_ms"], "request_duration_ms")
         origin["latency_ms"] = "request_duration_ms"
 
-    record["model"], origin["model"] = _model(row, options.known_model)
+    record["model"], origin["model"] = _model(row, options.priced)
     # the customer: end_user (the proxy sets it from the request's `user`), else that `user` itself
     lead, origin["lead_id"] = _first((row.get("end_user"), "end_user"),
                                      (metadata.get("user_api_key_end_user_id"), "metadata.user_api_key_end_user_id"),
@@ -198,27 +198,26 @@ def _first(*candidates: tuple[Any, str]) -> tuple[Any, str]:
     return None, candidates[0][1]
 
 
-def _model(row: dict, known_model) -> tuple[Any, str]:
-    """The model's name as tiercli and genai-prices know it: `model` without LiteLLM's provider
-    prefix (`anthropic/claude-sonnet-4-5`: the deployment's name); when that has no price, the
-    first of `model` as written, its later parts, and model_group that has one; when none has,
-    the name without the prefix (the error names it)."""
+def _model(row: dict, priced) -> tuple[Any, str]:
+    """The model's name: `model` without LiteLLM's provider prefix (`anthropic/claude-sonnet-4-5`:
+    the deployment's name); when that has no price (`priced`, the pricer's resolver, which also
+    prices a name's provider path: pricing.name_forms), model_group when that has one; else the
+    name without the prefix (the error names it)."""
     model, group = row.get("model"), row.get("model_group")
     candidates: list[tuple[str, str]] = []
     if isinstance(model, str) and model:
         prefix, slash, rest = model.partition("/")
         if slash and rest and (prefix == row.get("custom_llm_provider") or prefix in PROVIDER_PREFIXES):
             candidates.append((rest, "model"))
-        candidates.append((model, "model"))
-        parts = model.split("/")
-        candidates += [("/".join(parts[i:]), "model") for i in range(1, len(parts))]
+        else:
+            candidates.append((model, "model"))
     if isinstance(group, str) and group:
         candidates.append((group, "model_group"))
     if not candidates:
         return None, "model"
-    if known_model is not None:
+    if priced is not None:
         for name, field_name in candidates:
-            if known_model(name):
+            if priced(name):
                 return name, field_name
     return candidates[0]
 
