@@ -7,7 +7,13 @@ export's rows (langfuse: worker/src/features/database-read-stream/observation-st
 convertObservation): a span and an event, six generations (an Anthropic call, the same call
 again with cache reads, an OpenAI call with cached tokens, a streamed call with cache writes,
 a call with no usage and an end time missing, a tool call), a repeated row and a failed
-generation."""
+generation.
+
+Real exports (tests/fixtures/SOURCES.md): Langfuse's "download trace" files of the framework
+traces Langfuse recorded from its integration examples (langfuse/langfuse,
+worker/src/__tests__/chatml/framework-traces/), trimmed to a few observations: agno (its own
+OpenInference instrumentation around the OpenAI call OpenLIT records), beeai (modelParameters
+kept as text) and the Vercel AI SDK (ai.generateText around ai.generateText.doGenerate)."""
 
 from __future__ import annotations
 
@@ -25,6 +31,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 BLOB = FIXTURES / "langfuse" / "observations.jsonl"
 CSV = FIXTURES / "langfuse" / "observations.csv"
 UI = FIXTURES / "langfuse" / "observations_ui.json"
+AGNO = FIXTURES / "langfuse" / "agno-2025-06-11.trace.json"
+BEEAI = FIXTURES / "langfuse" / "beeai-2025-08-01.trace.json"
+VERCEL = FIXTURES / "langfuse" / "vercel-aisdk-2025-11-17.trace.json"
+DOWNLOADS = (AGNO, BEEAI, VERCEL)
 SONNET, HAIKU, MINI = "claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4o-mini"
 SCORE_SYSTEM = "You score real-estate leads: Cold, Warm or Hot."
 SCORE_USER = "Lead 17 asked about financing options for a 3-bed in 92501."
@@ -187,11 +197,11 @@ def test_inspect_describes_the_export():
 
 
 def test_fits_its_exports_and_no_other_format():
-    assert_fits_only_its_own("langfuse", [BLOB, CSV, UI])
+    assert_fits_only_its_own("langfuse", [BLOB, CSV, UI, *DOWNLOADS])
 
 
 def test_auto_detects_the_export():
-    for export in (BLOB, CSV, UI):
+    for export in (BLOB, CSV, UI, *DOWNLOADS):
         assert read(export).files[0].format == "langfuse"
 
 
@@ -235,3 +245,207 @@ def test_the_same_export_given_twice_counts_each_observation_once(tmp_path):
     twice = read([BLOB, copy], "langfuse")  # the same observations, as a blob export and as the UI's CSV
     assert replay_of(twice, tiers=("l1", "l2")) == replay_of(read(BLOB, "langfuse"), tiers=("l1", "l2"))
     assert [(f.counts["calls"], f.counts["duplicates_dropped"]) for f in twice.files] == [(6, 1), (0, 7)]
+
+
+# --- real framework traces, as Langfuse's "download trace" writes them (issue 22 items 1, 2, 5, 6) ----
+
+def observations(path: Path) -> list[dict]:
+    """A downloaded trace's observations, in time order."""
+    return sorted(json.loads(path.read_text())["observations"], key=lambda o: o["startTime"])
+
+
+def named(path: Path, name: str) -> list[dict]:
+    return [o for o in observations(path) if o["name"] == name]
+
+
+def seconds(observation: dict, field: str = "startTime") -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(observation[field].replace("Z", "+00:00")).timestamp()
+
+
+def test_a_downloaded_trace_a_folder_and_a_glob_of_them_read_as_langfuse(tmp_path):
+    """{"trace": {...}, "observations": [...]}, one trace a file, was "not a log format tiercli
+    knows" (item 5). Each observation is a record; the trace's session is the calls' lead."""
+    for path in DOWNLOADS:
+        read_one = read(path)
+        assert read_one.files[0].format == "langfuse"
+        assert read_one.files[0].counts["records"] == len(observations(path))
+    assert {c.lead for c in read(AGNO).calls} == {json.loads(AGNO.read_text())["trace"]["sessionId"]}
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    for path in DOWNLOADS:
+        (folder / path.name).write_bytes(path.read_bytes())
+    for given in (folder, folder / "*.trace.json"):
+        files = read(given).files
+        assert sorted((Path(f.name).name, f.format, f.counts["calls"]) for f in files) == [
+            (AGNO.name, "langfuse", 2), (BEEAI.name, "langfuse", 1), (VERCEL.name, "langfuse", 1)]
+    result = run("replay", folder, "--tiers", "l1,l2", "--json", "--no-save")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["requests"] == 4
+
+
+def test_a_bad_observation_in_a_downloaded_trace_is_named_by_its_place(tmp_path):
+    document = json.loads(VERCEL.read_text())
+    document["observations"][1]["usageDetails"] = {"input": -62, "output": 85}
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(document))
+    result = run("replay", path, "--tiers", "l1,l2", "--no-save")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (f"error: {path}: observation 2: usageDetails.input: "
+                                             f"must be a non-negative integer, got -62")
+
+
+def test_an_api_call_recorded_as_nested_generations_is_one_call():
+    """The Vercel AI SDK records ai.generateText around ai.generateText.doGenerate, both
+    generations of one API call: both counted, the call was billed twice (item 6). One call now,
+    with the inner generation's usage (the provider's), and the merge counted."""
+    from datetime import datetime, timezone
+
+    from genai_prices import Usage, calc_price
+
+    [outer], [inner] = named(VERCEL, "ai.generateText"), named(VERCEL, "ai.generateText.doGenerate")
+    assert inner["parentObservationId"] == outer["id"] and outer["model"] == inner["model"] == "gpt-5"
+    result = read(VERCEL, "langfuse")
+    [call] = result.calls
+    assert result.files[0].counts["duplicates_merged"] == 1
+    tokens = (inner["usageDetails"]["input"], inner["usageDetails"]["output"])  # 62, 85 (the outer says 14, 43)
+    assert (call.model, call.input_tokens, call.output_tokens) == ("gpt-5", *tokens)
+    assert call.ts == seconds(inner) and call.latency_ms == pytest.approx(inner["latency"] * 1000)
+    assert call.task == "ai.generateText"  # the application's step, not the SDK's inner name
+    # its cost: genai-prices' for those tokens, which is what Langfuse priced the inner generation at
+    summary, _ = replay_of(result, tiers=("l1", "l2"))
+    price = calc_price(Usage(input_tokens=tokens[0], output_tokens=tokens[1]), "gpt-5",
+                       genai_request_timestamp=datetime.fromtimestamp(call.ts, tz=timezone.utc)).total_price
+    assert summary["cost"]["baseline_usd"] == pytest.approx(float(price), abs=1e-6)
+    assert float(price) == pytest.approx(inner["costDetails"]["total"])
+    described = run("inspect", VERCEL, "--json")
+    assert json.loads(described.stdout)["files"][0]["counts"]["duplicates_merged"] == 1
+
+
+def test_agno_calls_traced_by_two_instrumentations_are_counted_once():
+    """agno's OpenInference instrumentation records OpenAIChat.invoke, and OpenLIT the OpenAI call
+    inside it (chat gpt-4o-mini): each API call was two. The inner generations' usage is the
+    provider's: the usage of the OpenAI response agno recorded as its output, not agno's own."""
+    outer, inner = named(AGNO, "OpenAIChat.invoke"), named(AGNO, "chat gpt-4o-mini")
+    assert [o["parentObservationId"] for o in inner] == [o["id"] for o in outer]
+    result = read(AGNO, "langfuse")
+    assert (result.files[0].counts["calls"], result.files[0].counts["duplicates_merged"]) == (2, 2)
+    tokens = [(o["usageDetails"]["input"], o["usageDetails"]["output"]) for o in inner]  # (163, 20), (663, 225)
+    assert [(c.input_tokens, c.output_tokens) for c in result.calls] == tokens
+    responses = [json.loads(o["output"])["usage"] for o in outer]
+    assert tokens == [(u["prompt_tokens"], u["completion_tokens"]) for u in responses]
+    assert [(o["usageDetails"]["input"], o["usageDetails"]["output"]) for o in outer] == [(542, 235), (1568, 423)]
+    assert [c.ts for c in result.calls] == [seconds(o) for o in inner]
+    # the task from agno's step; its tools (recorded by agno, not by OpenLIT): a tool-use call, bypassed
+    assert [(c.task, c.bypass) for c in result.calls] == [("OpenAIChat.invoke", True)] * 2
+
+
+def generation(id, start, end, model="claude-haiku-4-5", parent=None, tokens=(100, 10), kind="GENERATION", **fields):
+    """A blob-export row (snake_case), times as seconds past 08:00:00."""
+    row = {"id": id, "type": kind, "trace_id": "t-1", "parent_observation_id": parent, "name": id,
+           "start_time": f"2026-11-02 08:00:{start:06.3f}", "end_time": f"2026-11-02 08:00:{end:06.3f}",
+           "provided_model_name": model if kind == "GENERATION" else None, "input": f"ask {id}",
+           "usage_details": {"input": tokens[0], "output": tokens[1]} if tokens else {}}
+    return {**row, **fields}
+
+
+@pytest.mark.parametrize("rows, calls, merged", [
+    # a generation around one call of its model: one call, the inner one's tokens, the outer's name
+    ([generation("outer", 0, 9, tokens=(500, 50)), generation("inner", 1, 8, parent="outer")],
+     [("outer", 100, 10)], 1),
+    # through a span between them, and with the model's dated name inside
+    ([generation("outer", 0, 9, model="gpt-4o-mini"), generation("step", 1, 8, kind="SPAN", parent="outer"),
+      generation("inner", 2, 7, parent="step", model="gpt-4o-mini-2024-07-18", tokens=(7, 3))],
+     [("outer", 7, 3)], 1),
+    # an agent's steps (the Vercel AI SDK's generateText with several doGenerate): it is no call
+    ([generation("steps", 0, 20, tokens=(300, 30)), generation("one", 1, 8, parent="steps"),
+      generation("two", 10, 19, parent="steps", tokens=(200, 20))],
+     [("one", 100, 10), ("two", 200, 20)], 1),
+    # another model inside: two calls
+    ([generation("judge", 0, 9, model="gpt-4o"), generation("inner", 1, 8, parent="judge")],
+     [("judge", 100, 10), ("inner", 100, 10)], 0),
+    # a generation that starts after its parent ended (work it handed on): two calls
+    ([generation("first", 0, 5), generation("later", 6, 9, parent="first")],
+     [("first", 100, 10), ("later", 100, 10)], 0),
+    # parents that form a cycle (no tree): read, the cycle cut where it closes
+    ([generation("a", 0, 9, parent="b"), generation("b", 1, 8, parent="a", tokens=(5, 1))], [("b", 100, 10)], 1),
+])
+def test_nested_generations_merge_only_when_they_are_the_same_call(tmp_path, rows, calls, merged):
+    result = read(write(tmp_path / "observations.jsonl", rows), "langfuse")
+    assert [(c.task, c.input_tokens, c.output_tokens) for c in result.calls] == calls
+    assert result.files[0].counts.get("duplicates_merged", 0) == merged
+
+
+SYSTEM_AGNO = "<additional_information>\n- Use markdown to format your answers.\n</additional_information>"
+
+
+def test_agno_messages_recorded_as_strings_are_read_as_text(tmp_path):
+    """agno's own instrumentation (June 2025) recorded each message as the repr of an agno
+    Message (role='user' content='...' ...): every such generation was an error
+    (input.messages[0]: must be an object...), and --skip-invalid dropped them (item 1). Read
+    without the OpenLIT generations inside them, their messages are the requests as sent."""
+    document = json.loads(AGNO.read_text())
+    document["observations"] = [o for o in document["observations"] if o["name"] == "OpenAIChat.invoke"]
+    path = tmp_path / "agno.json"
+    path.write_text(json.dumps(document))
+    result = read(path, "langfuse")
+    assert (result.files[0].counts["calls"], result.files[0].counts["string_messages"]) == (2, 2)
+    first, second = result.calls
+    assert (first.input_tokens, first.output_tokens) == (542, 235)  # agno's own usageDetails, the only usage
+    # the first request: agno's system message and the user's question, as the OpenAI call's
+    # transcript (OpenLIT's, in the inner generation) says they were
+    assert named(AGNO, "chat gpt-4o-mini")[0]["input"] == (f"developer: {SYSTEM_AGNO}\n"
+                                                          "user: What is currently trending on Twitter?")
+    native = write(tmp_path / "native.jsonl", [{
+        "ts": first.ts, "lead_id": first.lead, "task_type": "OpenAIChat.invoke", "model": "gpt-4o-mini",
+        "system": SYSTEM_AGNO, "messages": [{"role": "user", "content": "What is currently trending on Twitter?"}]}])
+    assert first.key == read(native, "tiercli").calls[0].key
+    # the second: the tool call's result, answering it by its id
+    from tiercli.ingest.formats.langfuse import _with_string_messages
+
+    messages, as_text = _with_string_messages(named(AGNO, "OpenAIChat.invoke")[1]["input"])
+    assert as_text and [m["role"] for m in messages["messages"]] == ["system", "user", "assistant", "tool"]
+    assert messages["messages"][3]["tool_call_id"] == "call_VybxG748CQId8Xxo6wb2pWy1"
+    assert messages["messages"][3]["content"].startswith('[\n  {\n    "title": "Twitter. It\'s what\'s happening')
+    assert second.key != first.key and second.text == ""  # its last message is a tool's result, not the user's
+
+
+@pytest.mark.parametrize("recorded", [
+    ["system: Be brief.", "user: Any condos in 92501?"],
+    {"messages": ["system: Be brief.", "Any condos in 92501?"]},  # no role: the user's
+    "system: Be brief.\nuser: Any condos in 92501?",  # OpenLIT's transcript of the messages
+])
+def test_messages_recorded_as_strings_have_the_key_of_the_same_messages(tmp_path, recorded):
+    row = generation("g", 0, 1, input=json.dumps(recorded))
+    [call] = read(write(tmp_path / "observations.jsonl", [row]), "langfuse").calls
+    native = write(tmp_path / "native.jsonl", [{
+        "ts": call.ts, "lead_id": call.lead, "task_type": "g", "model": "claude-haiku-4-5", "system": "Be brief.",
+        "messages": [{"role": "user", "content": "Any condos in 92501?"}]}])
+    assert call.key == read(native, "tiercli").calls[0].key
+
+
+def test_model_parameters_kept_as_text(tmp_path):
+    """beeai records modelParameters as Langfuse keeps them, text, "null" for unset
+    ({"stream": "null", "max_tokens": "null", "temperature": 0.7}): every generation was
+    `modelParameters.stream: must be true or false, got 'null'` (item 2). Its success and
+    finish events are generations that record nothing of the call: no calls."""
+    rows = observations(BEEAI)
+    path = tmp_path / "observations.json"
+    path.write_text(json.dumps(rows))  # as the UI's export of observations: an array of them
+    [start] = named(BEEAI, "backend.openai.chat.start-16")
+    assert (start["modelParameters"]["stream"], start["modelParameters"]["max_tokens"]) == ("null", "null")
+    result = read(path, "langfuse")
+    [call] = result.calls
+    assert (result.files[0].counts["records"], result.files[0].counts["rows_skipped"]) == (3, 2)
+    assert (call.model, call.input_tokens) == (start["model"], start["usageDetails"]["input"])  # gpt-4o-mini, 2359
+    assert call.tokens_estimated and not call.streaming  # no output tokens recorded; "null": not streamed
+
+
+@pytest.mark.parametrize("stream, streamed", [("true", True), ("false", False), ("1", True), ("0", False),
+                                              ("null", False), (True, True)])
+def test_a_stream_parameter_as_text(tmp_path, stream, streamed):
+    row = generation("g", 0, 1, model_parameters=json.dumps({"stream": stream, "temperature": "0.7",
+                                                              "max_tokens": "1024"}))
+    [call] = read(write(tmp_path / "observations.jsonl", [row]), "langfuse").calls
+    assert call.streaming is streamed
