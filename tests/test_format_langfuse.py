@@ -337,6 +337,8 @@ def test_agno_calls_traced_by_two_instrumentations_are_counted_once():
     assert tokens == [(u["prompt_tokens"], u["completion_tokens"]) for u in responses]
     assert [(o["usageDetails"]["input"], o["usageDetails"]["output"]) for o in outer] == [(542, 235), (1568, 423)]
     assert [c.ts for c in result.calls] == [seconds(o) for o in inner]
+    # the inner generations' input is a transcript ("developer: ...\nuser: ..."): 2 and 4 messages
+    assert result.files[0].counts["string_messages"] == 6
     # the task from agno's step; its tools (recorded by agno, not by OpenLIT): a tool-use call, bypassed
     assert [(c.task, c.bypass) for c in result.calls] == [("OpenAIChat.invoke", True)] * 2
 
@@ -390,7 +392,8 @@ def test_agno_messages_recorded_as_strings_are_read_as_text(tmp_path):
     path = tmp_path / "agno.json"
     path.write_text(json.dumps(document))
     result = read(path, "langfuse")
-    assert (result.files[0].counts["calls"], result.files[0].counts["string_messages"]) == (2, 2)
+    # messages read from text: system and user, then system, user, assistant and the tool's result
+    assert (result.files[0].counts["calls"], result.files[0].counts["string_messages"]) == (2, 6)
     first, second = result.calls
     assert (first.input_tokens, first.output_tokens) == (542, 235)  # agno's own usageDetails, the only usage
     # the first request: agno's system message and the user's question, as the OpenAI call's
@@ -405,7 +408,7 @@ def test_agno_messages_recorded_as_strings_are_read_as_text(tmp_path):
     from tiercli.ingest.formats.langfuse import _with_string_messages
 
     messages, as_text = _with_string_messages(named(AGNO, "OpenAIChat.invoke")[1]["input"])
-    assert as_text and [m["role"] for m in messages["messages"]] == ["system", "user", "assistant", "tool"]
+    assert as_text == 4 and [m["role"] for m in messages["messages"]] == ["system", "user", "assistant", "tool"]
     assert messages["messages"][3]["tool_call_id"] == "call_VybxG748CQId8Xxo6wb2pWy1"
     assert messages["messages"][3]["content"].startswith('[\n  {\n    "title": "Twitter. It\'s what\'s happening')
     assert second.key != first.key and second.text == ""  # its last message is a tool's result, not the user's
@@ -418,7 +421,9 @@ def test_agno_messages_recorded_as_strings_are_read_as_text(tmp_path):
 ])
 def test_messages_recorded_as_strings_have_the_key_of_the_same_messages(tmp_path, recorded):
     row = generation("g", 0, 1, input=json.dumps(recorded))
-    [call] = read(write(tmp_path / "observations.jsonl", [row]), "langfuse").calls
+    result = read(write(tmp_path / "observations.jsonl", [row]), "langfuse")
+    [call] = result.calls
+    assert result.files[0].counts["string_messages"] == 2
     native = write(tmp_path / "native.jsonl", [{
         "ts": call.ts, "lead_id": call.lead, "task_type": "g", "model": "claude-haiku-4-5", "system": "Be brief.",
         "messages": [{"role": "user", "content": "Any condos in 92501?"}]}])

@@ -183,24 +183,27 @@ def _string_messages(message: str) -> list[dict]:
     return lines if isinstance(lines, list) else [{"role": "user", "content": message}]
 
 
-def _with_string_messages(value: Any) -> tuple[Any, bool]:
-    """(the recorded input, its messages recorded as strings made message objects; whether it
-    had any): a list of messages, a request body's `messages`, or a transcript ("user: ...")."""
+def _with_string_messages(value: Any) -> tuple[Any, int]:
+    """(the recorded input, its messages recorded as strings made message objects; how many
+    messages were read from text): a list of messages, a request body's `messages`, or a
+    transcript ("user: ...")."""
     value = json_value(value)
     if isinstance(value, str):
         lines = transcript(value)
-        return (lines, True) if isinstance(lines, list) else (value, False)
+        return (lines, len(lines)) if isinstance(lines, list) else (value, 0)
     messages = value.get("messages") if isinstance(value, dict) else value
     if not (isinstance(messages, list) and any(isinstance(m, str) for m in messages)
             and all(isinstance(m, str) or (isinstance(m, dict) and "role" in m) for m in messages)):
-        return value, False
-    messages = [read for m in messages for read in (_string_messages(m) if isinstance(m, str) else [m])]
-    return ({**value, "messages": messages} if isinstance(value, dict) else messages), True
+        return value, 0
+    read = [_string_messages(m) if isinstance(m, str) else [m] for m in messages]
+    as_text = sum(len(found) for found, m in zip(read, messages) if isinstance(m, str))
+    messages = [message for found in read for message in found]
+    return ({**value, "messages": messages} if isinstance(value, dict) else messages), as_text
 
 
-def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict, bool]:
-    """(record in tiercli's shape, origin: our field -> the row's field, whether its messages
-    were recorded as strings) of a generation row."""
+def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict, int]:
+    """(record in tiercli's shape, origin: our field -> the row's field, how many of its
+    messages were recorded as strings) of a generation row."""
     start, start_field = pick(row, START)
     if start is None:
         raise RecordProblem(start_field, "missing (required)")
@@ -269,7 +272,7 @@ class Generation:
     item: Item
     record: dict
     origin: dict
-    strings: bool  # its messages were recorded as strings
+    strings: int  # how many of its messages were recorded as strings
     identity: str | None
     parent: str | None
     position: int
@@ -443,8 +446,8 @@ FIELD_GROUPS = (("model",), ("lead_id",), ("system", "messages", "prompt"), ("to
                  "cache_creation"), ("streaming",))
 
 
-def _merged(call: list[Generation], field_map: dict[str, str]) -> tuple[dict, dict, bool]:
-    """(record, origin, whether its messages were strings) of a call recorded by nested
+def _merged(call: list[Generation], field_map: dict[str, str]) -> tuple[dict, dict, int]:
+    """(record, origin, how many of its messages were strings) of a call recorded by nested
     generations (innermost first): the innermost's times; each group of fields from the
     innermost that has any; the task from the outermost's name (the application's step),
     or with the task mapped, from the innermost that has it."""
