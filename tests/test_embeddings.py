@@ -174,3 +174,15 @@ def test_on_a_terminal_the_bar_and_the_time_left_follow_the_work():
         progress.bars.refresh()
     assert "200/1000" in out.getvalue()  # the count stays in texts
     assert "0:00:30 left" in out.getvalue()  # 60% of the work at 2% a second; by texts: 0:01:20
+
+
+def test_the_model_is_loaded_before_the_progress_clock_starts():
+    # the model's load (seconds) is not encoding: counted in, it made the first estimates long
+    events = []
+
+    class Loading(PiecesEmbedder):
+        def load(self):
+            events.append("load")
+
+    embed_texts(["a b", "c"], Loading(), None, weighted_progress=lambda done, total, share: events.append(done))
+    assert events == ["load", 0, 2]

@@ -92,6 +92,10 @@ class SentenceTransformerEmbedder:
         # when a later fork (an embedded Redis) follows
         return [len(tokenizer.encode(_valid_utf8(text.lower() if lower else text)).ids) for text in texts]
 
+    def load(self) -> None:
+        """Loads the model now (seconds), rather than at the first encode()."""
+        _load_model(self.model_path)
+
     def encode(self, texts: list[str]) -> np.ndarray:
         model = _load_model(self.model_path)
         vectors = model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True,
@@ -351,6 +355,9 @@ def embed_texts(texts: list[str], embedder: Embedder, store: EmbeddingStore | No
             progress(done, len(todo))
 
     if todo:
+        load = getattr(embedder, "load", None)
+        if load:  # before the clock of the progress starts: the time left is the encoding's
+            load()
         report(0)
     # one model batch at a time: progress every few seconds
     batches = [todo[start:start + BATCH_SIZE] for start in range(0, len(todo), BATCH_SIZE)]
