@@ -337,3 +337,32 @@ def test_the_sample_log_records_a_stream_flag_on_316_calls():
     assert out["calls"] == 4695
     counts = out["files"][0]["counts"]
     assert (counts["with_stream_flag"], counts["with_tools"], counts["with_content"]) == (316, 737, 4695)
+
+
+def test_how_each_log_was_read_per_file(tmp_path):
+    """One sentence per thing a file could not read or read in a way that is not obvious: the
+    Langfuse CSV fixture passes over a SPAN and an EVENT, has g5 failed (level ERROR) and g1
+    twice; the Vertex AI generation Langfuse recorded names its model by its resource path; a
+    native log says nothing."""
+    native = write(tmp_path / "log.jsonl", [call(0)])
+    vertex = FIXTURES / "langfuse" / "vertex_ai_generations.json"
+    out = described([FIXTURES / "langfuse" / "observations.csv", vertex, native])
+    assert [f["reading"] for f in out["files"]] == [
+        ["2 records passed over: not LLM calls (embeddings, spans, events)",
+         "1 failed call (an error, no answer): not replayed, not billed",
+         "1 duplicate record dropped (an id read already)"],
+        ["1 model priced by another name: projects/vertex-ai-integration-467711/locations/europe-central2/"
+         "publishers/google/models/gemini-2.5-flash as gemini-2.5-flash (Google)"],
+        []]
+    result = run(FIXTURES / "langfuse" / "observations.csv", native, columns=80)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = lines.index("How each log was read")
+    assert lines[start:start + 6] == [
+        "How each log was read",
+        f"{FIXTURES / 'langfuse' / 'observations.csv'} (langfuse):",
+        "  - 2 records passed over: not LLM calls (embeddings, spans, events)",
+        "  - 1 failed call (an error, no answer): not replayed, not billed",
+        "  - 1 duplicate record dropped (an id read already)",
+        "1 other log: every record read as recorded: nothing skipped, merged, priced by",
+    ]

@@ -86,15 +86,17 @@ def inspect(
     skip_invalid: opt.SkipInvalidOption = False,
     json_output: opt.JsonOption = False,
 ) -> None:
-    """Describe logs as tiercli reads them, without replaying: the format of each file, counts,
-    the time span, the models (priced or not: an unpriced model is listed, not an error), the
-    share of calls that record each field replay uses, what each missing field does to the
+    """Describe logs as tiercli reads them, without replaying: the format of each file, how each
+    was read (what it could not read and why, what it read in a way that is not obvious), counts,
+    the time span, the models (priced or not, under which name: an unpriced model is listed, not
+    an error), the share of calls that record each field replay uses, what each missing field does to the
     results, and the first call as tiercli reads it.
 
-    With --json, stdout holds one object: {"files": [{"name", "format", "detected", "counts"}],
+    With --json, stdout holds one object: {"files": [{"name", "format", "detected", "counts", "reading"}],
     "records", "calls", "tag_changes", "keyless", "spans_skipped", "failed_calls", "duplicates_merged",
     "duplicates_dropped", "source_cache_hits", "skipped", "span": {"first", "last", "seconds"},
-    "models": [{"model", "calls", "priced"}], "coverage": {NAME: share}, "gaps": [TEXT], "first_call": {...},
+    "models": [{"model", "calls", "priced", "priced_as"}], "coverage": {NAME: share}, "gaps": [TEXT],
+    "first_call": {...},
     "l3_text": {"window", "over_window": {TASK: texts}, "templates": {TASK: {...}}} or null
     when L3 is off} (README "Bring your logs", "What L3 embeds").
 
@@ -230,11 +232,12 @@ def _how_many(part: int, whole: int) -> str:
 # with_* coverage counts are the Logs and Coverage tables'.
 READING_SENTENCES = {
     "skipped": lambda n: f"{count(n, 'bad record')} skipped (--skip-invalid)",
-    "spans_skipped": lambda n: f"{count(n, 'span')} passed over: not LLM calls (agent, tool and chain spans)",
-    "rows_skipped": lambda n: f"{count(n, 'record')} passed over: not LLM calls (embeddings, spans, events)",
+    "spans_skipped": lambda n: f"{count(n, 'span')} passed over: {_not_calls(n)} (agent, tool and chain spans)",
+    "rows_skipped": lambda n: f"{count(n, 'record')} passed over: {_not_calls(n)} (embeddings, spans, events)",
     "failed_calls": lambda n: f"{count(n, 'failed call')} (an error, no answer): not replayed, not billed",
-    "duplicates_merged": lambda n: f"{count(n, 'record')} merged into the calls {'it records' if n == 1 else 'they record'}"
-                                   f" (one API call recorded by several spans, or by nested generations)",
+    "duplicates_merged": lambda n: f"{count(n, 'record')} merged into the calls "
+                                   f"{'it records' if n == 1 else 'they record'} (one API call recorded by several "
+                                   f"spans, or by nested generations)",
     "duplicates_dropped": lambda n: f"{count(n, 'duplicate record')} dropped (an id read already)",
     "string_messages": lambda n: f"{count(n, 'message')} recorded as plain text, read as text (a role prefix such "
                                  f"as 'user:' read as the role)",
@@ -246,6 +249,10 @@ READING_SENTENCES = {
                                              f"(OpenAI Responses output, Gemini candidates)",
 }
 NOT_READING = ("records", "calls", "tag_changes")  # counts the Logs and Counts tables give
+
+
+def _not_calls(n: int) -> str:
+    return "not an LLM call" if n == 1 else "not LLM calls"
 
 
 def reading(read: ReadResult, index: int, pricer) -> list[str]:
