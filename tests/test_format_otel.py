@@ -650,6 +650,6 @@ def test_openlit_role_prefixed_prompt_has_the_native_key(tmp_path):
     ("Summarize this: user: hi", "Summarize this: user: hi"),  # no role at the start: text, as it is
 ])
 def test_a_transcript_prompt_is_read_message_by_message(prompt, messages):
-    from tiercli.ingest.formats.otel import _transcript
+    from tiercli.ingest.chat import transcript_messages
 
-    assert _transcript(prompt) == messages
+    assert transcript_messages(prompt) == messages

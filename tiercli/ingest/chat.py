@@ -11,6 +11,9 @@ LangChain.js records a ToolMessage (`"role": "get_weather"`) and OpenAI's legacy
 messages do (`"role": "function", "name": ...`): a tool_result block, whose tool_use_id is
 the message's own tool_call_id, else that of the earlier tool call it answers by name.
 
+Transcripts: a prompt written as role-prefixed lines ("user: ...", OpenLIT's) is read message by
+message (transcript_messages).
+
 Answers: the text of a Chat Completions, Messages, Responses API or Gemini response, or of a
 message (module function response_text).
 
@@ -20,6 +23,7 @@ input is the reported input minus cache reads and cache writes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +157,22 @@ def _answered_call(unanswered: list[tuple[str | None, Any]], name: Any) -> str |
             del unanswered[index]
             return call_id
     return None
+
+
+# A line that opens a message in a transcript: OpenLIT (1.27 and later releases that record
+# gen_ai.prompt) writes each message as "{role}: {content}", one after another on new lines.
+TRANSCRIPT_ROLE = re.compile(r"^(system|developer|user|assistant|tool): ", re.MULTILINE)
+
+
+def transcript_messages(prompt: str) -> list[dict] | str:
+    """The messages of a prompt written as "user: What is ..." lines (a message's own lines run
+    on until the next line that opens with a role); a prompt that does not open with a role is
+    one user message's text, as it is."""
+    starts = list(TRANSCRIPT_ROLE.finditer(prompt))
+    if not starts or starts[0].start() != 0:
+        return prompt
+    ends = [m.start() - 1 for m in starts[1:]] + [len(prompt)]  # up to the newline before the next role
+    return [{"role": m.group(1), "content": prompt[m.end():end]} for m, end in zip(starts, ends)]
 
 
 def responses_output(value: Any) -> list | None:

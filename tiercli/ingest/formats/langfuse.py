@@ -47,7 +47,6 @@ from tiercli.ingest.formats import Sample
 from tiercli.ingest.formats._bodies import (absent, answer_text, json_value, latency_ms, mapping, pick,
                                             request_fields, with_field_map)
 from tiercli.ingest.formats.map import LATENCY_DECIMALS, MISSING, value_at
-from tiercli.ingest.formats.otel import _transcript as transcript
 from tiercli.ingest.items import Item
 from tiercli.ingest.records import RecordProblem
 
@@ -179,7 +178,7 @@ def _string_messages(message: str) -> list[dict]:
     agno = _agno_message(message)
     if agno is not None:
         return [agno]
-    lines = transcript(message)
+    lines = chat.transcript_messages(message)
     return lines if isinstance(lines, list) else [{"role": "user", "content": message}]
 
 
@@ -189,7 +188,7 @@ def _with_string_messages(value: Any) -> tuple[Any, int]:
     transcript ("user: ...")."""
     value = json_value(value)
     if isinstance(value, str):
-        lines = transcript(value)
+        lines = chat.transcript_messages(value)
         return (lines, len(lines)) if isinstance(lines, list) else (value, 0)
     messages = value.get("messages") if isinstance(value, dict) else value
     if not (isinstance(messages, list) and any(isinstance(m, str) for m in messages)

@@ -28,7 +28,8 @@ import orjson
 
 from tiercli.errors import LogError, shown
 from tiercli.ingest import fieldmap
-from tiercli.ingest.chat import response_text, split_into, split_messages, usage_from, usage_object
+from tiercli.ingest.chat import (response_text, split_into, split_messages, transcript_messages, usage_from,
+                                 usage_object)
 from tiercli.ingest.depth import MAX_DEPTH, TOO_DEEP, require_within
 from tiercli.ingest.foreign import Builder, FormatRead, ReadOptions, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
@@ -502,27 +503,11 @@ def _event_body(attrs: dict) -> dict:
 
 def _chat_prompt(value: Any, field_name: str) -> tuple[list[dict] | None, list[dict]]:
     """gen_ai.prompt of semconv 1.27 and before: the JSON of chat messages (or of one prompt), or
-    the messages as role-prefixed lines (_transcript)."""
+    the messages as role-prefixed lines (chat.transcript_messages)."""
     prompt = _json(value)
     if isinstance(prompt, str):
-        prompt = _transcript(prompt)
+        prompt = transcript_messages(prompt)
     return split_messages(prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}], field_name)
-
-
-# A line that opens a message in a transcript: OpenLIT (1.27 and later releases that record
-# gen_ai.prompt) writes each message as "{role}: {content}", one after another on new lines.
-_TRANSCRIPT_ROLE = re.compile(r"^(system|developer|user|assistant|tool): ", re.MULTILINE)
-
-
-def _transcript(prompt: str) -> list[dict] | str:
-    """The messages of a prompt written as "user: What is ..." lines (a message's own lines run
-    on until the next line that opens with a role); a prompt that does not open with a role is
-    one user message's text, as it is."""
-    starts = list(_TRANSCRIPT_ROLE.finditer(prompt))
-    if not starts or starts[0].start() != 0:
-        return prompt
-    ends = [m.start() - 1 for m in starts[1:]] + [len(prompt)]  # up to the newline before the next role
-    return [{"role": m.group(1), "content": prompt[m.end():end]} for m, end in zip(starts, ends)]
 
 
 def _event_messages(events: list[tuple[str, dict]]) -> tuple[list[dict] | None, list[dict]] | None:
