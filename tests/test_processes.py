@@ -306,3 +306,37 @@ def test_a_signal_after_the_command_ended_is_still_handled(small_log, tmp_path, 
     assert "Traceback" not in stderr, stderr  # before: Terminated/KeyboardInterrupt raised in main's flush
     assert (code, stderr) == (EXIT_CODES[sig], "error: interrupted\n" if sig == signal.SIGINT
                               else "error: interrupted (SIGTERM)\n")
+
+
+def test_a_signal_whose_exception_is_swallowed_still_ends_the_command(capsys, monkeypatch):
+    """A SIGTERM that lands in a finalizer: Python prints its exception and goes on, and the
+    handler ignores SIGTERM from then on; the command still ends as interrupted (143), not with
+    exit 0 as if no signal had come. A real signal, sent to this process from a __del__."""
+    import gc
+
+    import typer
+
+    from tiercli import procs
+    from tiercli.commands._edge import command_edge
+
+    class SignalsWhenCollected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between these bytecodes, here in __del__
+                pass
+
+    swallowed = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: swallowed.append(unraisable.exc_type))
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        procs.take_signals(program=True)
+        with pytest.raises(typer.Exit) as exited, command_edge():
+            SignalsWhenCollected()
+            gc.collect()
+    finally:
+        procs._program = False
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert swallowed == [procs.Terminated]  # raised in __del__, where Python only reports it
+    assert exited.value.exit_code == 143  # before: the command ended normally, exit 0
+    assert capsys.readouterr().err == "error: interrupted (SIGTERM)\n"

@@ -66,6 +66,14 @@ def interrupted_message(interrupt: KeyboardInterrupt) -> str:
     return f"interrupted ({interrupt})" if str(interrupt) else "interrupted"
 
 
+def raise_if_received() -> None:
+    """At the end of a command that ran to its end: a signal that arrived while it ran, but
+    whose exception was swallowed on the way (raised in a finalizer, where Python only prints
+    it, after which the handler ignores that signal), still ends the command as interrupted."""
+    if _program and _received is not None:
+        raise KeyboardInterrupt if _received == signal.SIGINT else Terminated(_received)
+
+
 def _leave_at_once(signum, frame) -> None:
     """Before a command starts (the imports, the parsing of the flags) and after it has ended
     (its clean-up done, its results written): nothing to clean up, so no exception that a

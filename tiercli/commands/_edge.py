@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tiercli.errors import INTERNAL_SHOWN_MAX, TiercliError, shown
-from tiercli.procs import exit_code, interrupted_message, interruptible
+from tiercli.procs import exit_code, interrupted_message, interruptible, raise_if_received
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # 'bogus:1234:' stays text
 
@@ -83,6 +83,7 @@ def command_edge(as_json: bool = False) -> Iterator[None]:
     with interruptible():  # signals raise while the command runs, so its clean-up runs (tiercli.procs)
         try:
             yield
+            raise_if_received()  # a signal is never lost, even one whose exception was swallowed
         except TiercliError as exc:
             if debug():
                 raise
