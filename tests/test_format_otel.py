@@ -653,3 +653,54 @@ def test_a_transcript_prompt_is_read_message_by_message(prompt, messages):
     from tiercli.ingest.chat import transcript_messages
 
     assert transcript_messages(prompt) == messages
+
+
+# --- roles that are no turn: Gemini's model, a tool's name -------------------------------------------
+
+ADK_SYSTEM = 'Always greet using the say_hello tool.\n\nYou are an agent. Your internal name is "hello_agent".'
+
+
+def adk_spans(path: Path) -> list[tuple[float, float, dict]]:
+    """(start s, latency ms, attributes) of each span of the google-adk capture, in order."""
+    _, first = first_record(path, 0)
+    _, second = first_record(path, 1)
+    return [(int(s["startTimeUnixNano"]) / 1e9, (int(s["endTimeUnixNano"]) - int(s["startTimeUnixNano"])) / 1e6,
+             {a["key"]: a["value"]["stringValue"] for a in s["attributes"]}) for s in (first, second)]
+
+
+@pytest.mark.parametrize("tool_role", ["tool", "say_hello"])
+def test_google_adk_spans_read_gemini_s_model_role_and_a_tool_s_result(tmp_path, tool_role):
+    """OpenInference's google-adk instrumentation records the assistant's turn under Gemini's
+    own role, "model" (it was `a message's role must be system, user, assistant or tool, got
+    'model'`): the OpenTelemetry reader reads roles as chat.split_messages does, through
+    chat.turn_of. Two real spans (google-adk 1.12.0, openinference-instrumentation-google-adk
+    0.1.3) as Langfuse recorded them (tests/fixtures/SOURCES.md). With "say_hello" the tool's
+    result is recorded as LangChain.js records one, under the tool's name (the fixture with
+    that one value changed): the same tool result, answering the call to say_hello."""
+    path = FIXTURES / "google_adk.jsonl"
+    if tool_role != "tool":
+        text = path.read_text()
+        assert text.count('"llm.input_messages.3.message.role","value":{"stringValue":"tool"}') == 1
+        path = tmp_path / "renamed.jsonl"
+        path.write_text(text.replace('"llm.input_messages.3.message.role","value":{"stringValue":"tool"}',
+                                     f'"llm.input_messages.3.message.role","value":{{"stringValue":"{tool_role}"}}'))
+    assert counts_of(path) == {"records": 2, "calls": 2}  # records: spans
+    (start1, latency1, first), (start2, latency2, second) = adk_spans(path)
+    assert second["llm.input_messages.2.message.role"] == "model"
+    hi = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+    called = {"role": "assistant", "content": [{"type": "tool_use", "id": None, "name": "say_hello", "input": None}]}
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": None,
+                                           "content": second["llm.input_messages.3.message.content"]}]}
+    tokens = [(int(attrs["gen_ai.usage.input_tokens"]), int(attrs["gen_ai.usage.output_tokens"]))
+              for attrs in (first, second)]
+    assert tokens == [(28, 3), (39, 6)]
+    calls = [native(start1, "demo-session", "call_llm", "gemini-2.0-flash", [hi], latency1, ADK_SYSTEM, None,
+                    tokens[0], use_tools=True),  # it answered with a tool call only: no text
+             native(start2, "demo-session", "call_llm", "gemini-2.0-flash", [hi, called, result], latency2,
+                    ADK_SYSTEM, "Hello Langfuse 👋!\n", tokens[1], use_tools=True)]
+    summary, _ = assert_same_replay(path, calls, tmp_path)
+    # what Langfuse priced these two generations at (costDetails.total of each in
+    # tests/fixtures/langfuse/google_adk_generations.json: 4e-06 and 6.3e-06)
+    langfuse = json.loads((ROOT / "tests/fixtures/langfuse/google_adk_generations.json").read_text())
+    assert [g["costDetails"]["total"] for g in langfuse] == [4e-06, 6.3e-06]
+    assert summary["cost"]["baseline_usd"] == pytest.approx(4e-06 + 6.3e-06)

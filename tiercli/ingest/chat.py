@@ -103,27 +103,23 @@ def split_messages(messages: Any, field: str = "messages", system: Any = None) -
         raise RecordProblem(field, f"must be a list of messages, got {type(messages).__name__}")
     system_blocks = _blocks(system, "system") if system is not None else []
     out: list[dict] = []
-    unanswered: list[tuple[str | None, Any]] = []  # (id, name) of the tool calls made so far, not yet answered
+    calls = ToolCalls()
     for i, message in enumerate(messages):
         where = f"{field}[{i}]"
         if not isinstance(message, dict):
             raise RecordProblem(where, "must be an object with role and content")
         role = message.get("role")
         content = message.get("content")
-        if not isinstance(role, str) or not role:
-            roles = "system, user, assistant, tool, or the name of the tool whose result the message holds"
-            raise RecordProblem(f"{where}.role", f"missing (required): {roles}" if role in (None, "") else
-                                f"must be a string ({roles}), got {shown(role)}")
-        role = ROLE_ALIASES.get(role, role)
-        if role in SYSTEM_ROLES:
+        turn = turn_of(role, where)
+        if turn == "system":
             system_blocks += _blocks(content, f"{where}.content")
-        elif role in ("user", "assistant"):
+        elif turn in ("user", "assistant"):
             blocks = _blocks(content, f"{where}.content")
-            calls = message.get("tool_calls")
+            tool_calls = message.get("tool_calls")
             extra = message.get("additional_kwargs")  # where LangChain's Python messages keep them
-            if calls is None and isinstance(extra, dict):
-                calls = extra.get("tool_calls")
-            for call in calls or ():
+            if tool_calls is None and isinstance(extra, dict):
+                tool_calls = extra.get("tool_calls")
+            for call in tool_calls or ():
                 function = call.get("function") or {} if isinstance(call, dict) else {}
                 arguments = function.get("arguments")
                 if isinstance(arguments, str):
@@ -133,15 +129,10 @@ def split_messages(messages: Any, field: str = "messages", system: Any = None) -
                         pass
                 call_id = call.get("id") if isinstance(call, dict) else None
                 blocks.append({"type": "tool_use", "id": call_id, "name": function.get("name"), "input": arguments})
-                unanswered.append((call_id, function.get("name")))
-            out.append({"role": role, "content": blocks})
-        else:  # "tool", "function", or a tool's own name: a tool's result
-            call_id = message.get("tool_call_id")
-            if call_id is None:
-                name = message.get("name", role) if role in ("tool", "function") else role
-                call_id = _answered_call(unanswered, name)
-            else:
-                unanswered[:] = [call for call in unanswered if call[0] != call_id]
+                calls.made(call_id, function.get("name"))
+            out.append({"role": turn, "content": blocks})
+        else:
+            call_id = calls.answered(message.get("tool_call_id"), role, message.get("name"))
             result = {"type": "tool_result", "tool_use_id": call_id, "content": _blocks(content, f"{where}.content")}
             out.append({"role": "user", "content": [result]})
     if not out:
@@ -149,14 +140,44 @@ def split_messages(messages: Any, field: str = "messages", system: Any = None) -
     return (system_blocks or None), out
 
 
-def _answered_call(unanswered: list[tuple[str | None, Any]], name: Any) -> str | None:
-    """The id of the first unanswered tool call to `name`, which a result recorded with the
-    tool's name and no id answers (taken off the list); None when there is none."""
-    for index, (call_id, called) in enumerate(unanswered):
-        if called == name:
-            del unanswered[index]
+def turn_of(role: Any, where: str) -> str:
+    """The turn a message's role names: "system" (system, developer), "user" or "assistant"
+    (and their other names, ROLE_ALIASES), else "tool": a tool's or a function's result (tool,
+    function, or the tool's own name, as LangChain.js records a ToolMessage). A missing or
+    non-text role is the one error, at `where`.role."""
+    if not isinstance(role, str) or not role:
+        roles = "system, user, assistant, tool, or the name of the tool whose result the message holds"
+        raise RecordProblem(f"{where}.role", f"missing (required): {roles}" if role in (None, "") else
+                            f"must be a string ({roles}), got {shown(role)}")
+    role = ROLE_ALIASES.get(role, role)
+    if role in SYSTEM_ROLES:
+        return "system"
+    return role if role in ("user", "assistant") else "tool"
+
+
+class ToolCalls:
+    """The tool calls a conversation has made and not yet had answered, in order: which call
+    a tool's result answers."""
+
+    def __init__(self):
+        self.unanswered: list[tuple[Any, Any]] = []  # (id, name)
+
+    def made(self, call_id: Any, name: Any) -> None:
+        self.unanswered.append((call_id, name))
+
+    def answered(self, call_id: Any, role: Any, name: Any = None) -> Any:
+        """The id of the call a result answers: its own `call_id` when it has one, else the
+        first unanswered call to its tool, named by `name` for a tool or function message, else
+        by its role (the tool's own name); None when there is none."""
+        if call_id is not None:
+            self.unanswered = [call for call in self.unanswered if call[0] != call_id]
             return call_id
-    return None
+        tool = (name if name is not None else role) if role in ("tool", "function") else role
+        for index, (made_id, called) in enumerate(self.unanswered):
+            if called == tool:
+                del self.unanswered[index]
+                return made_id
+        return None
 
 
 # A line that opens a message in a transcript: OpenLIT (1.27 and later releases that record

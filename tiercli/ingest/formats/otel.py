@@ -22,14 +22,14 @@ import binascii
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from tiercli.errors import LogError, shown
 from tiercli.ingest import fieldmap
-from tiercli.ingest.chat import (response_text, split_into, split_messages, transcript_messages, usage_from,
-                                 usage_object)
+from tiercli.ingest.chat import (ToolCalls, response_text, split_into, split_messages, transcript_messages,
+                                 turn_of, usage_from, usage_object)
 from tiercli.ingest.depth import MAX_DEPTH, TOO_DEEP, require_within
 from tiercli.ingest.foreign import Builder, FormatRead, ReadOptions, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
@@ -363,25 +363,48 @@ def _part_block(part: Any, field_name: str) -> dict:
     return dict(part)  # blob, uri, file, or a generic part: kept as recorded
 
 
-def _assemble(turns: list[tuple[str, list[dict]]], field_name: str) -> tuple[list[dict] | None, list[dict]]:
-    """(system blocks, messages) from (role, blocks) turns. A tool turn is a user message of tool
-    results; tool turns and the user turn right after them are one user message, as in the
-    Anthropic request (OpenInference records each tool result as a message of its own)."""
+class Turn(NamedTuple):
+    """A message as recorded, its content made blocks: `where` names it in errors; `name`, a
+    tool or function message's tool."""
+
+    role: Any
+    blocks: list[dict]
+    where: str
+    name: Any = None
+
+
+def _assemble(turns: list[Turn], field_name: str) -> tuple[list[dict] | None, list[dict]]:
+    """(system blocks, messages) from turns, each role read as chat.turn_of reads it (another
+    name of the user's or the assistant's turn; any other role a tool's result). A tool turn is
+    a user message of tool results (content recorded as it is becomes one, answering the tool
+    call it names, as chat.split_messages does); tool turns and the user turn right after them
+    are one user message, as in the Anthropic request (OpenInference records each tool result
+    as a message of its own)."""
     system: list[dict] = []
     messages: list[dict] = []
+    calls = ToolCalls()
     after_tool = False
-    for role, blocks in turns:
-        if role in ("system", "developer"):
+    for turn in turns:
+        kind, blocks = turn_of(turn.role, turn.where), list(turn.blocks)
+        if kind == "assistant":
+            for block in blocks:
+                if block.get("type") == "tool_use":
+                    calls.made(block.get("id"), block.get("name"))
+        elif kind == "tool" and blocks and all(block.get("type") == "tool_result" for block in blocks):
+            blocks = [{**block, "tool_use_id": calls.answered(block.get("tool_use_id"), turn.role, turn.name)}
+                      for block in blocks]
+        elif kind == "tool":
+            blocks = [{"type": "tool_result", "tool_use_id": calls.answered(None, turn.role, turn.name),
+                       "content": blocks}]
+        if kind == "system":
             system += blocks
             after_tool = False
-        elif role in ("tool", "user") and after_tool:
+        elif kind in ("tool", "user") and after_tool:
             messages[-1]["content"] += blocks
-            after_tool = role == "tool"
-        elif role in ("user", "assistant", "tool"):
-            messages.append({"role": "assistant" if role == "assistant" else "user", "content": list(blocks)})
-            after_tool = role == "tool"
+            after_tool = kind == "tool"
         else:
-            raise RecordProblem(field_name, f"a message's role must be system, user, assistant or tool, got {shown(role)}")
+            messages.append({"role": kind if kind == "assistant" else "user", "content": blocks})
+            after_tool = kind == "tool"
     if not messages:
         raise RecordProblem(field_name, "holds no user or assistant message")
     return (system or None), messages
@@ -400,7 +423,8 @@ def _current_messages(value: Any, field_name: str, system_value: Any) -> tuple[l
     system = _json(system_value)
     if system is not None:
         system = system if isinstance(system, list) else [system]
-        turns.append(("system", [_part_block(p, "gen_ai.system_instructions") for p in system]))
+        turns.append(Turn("system", [_part_block(p, "gen_ai.system_instructions") for p in system],
+                          "gen_ai.system_instructions"))
     for i, message in enumerate(value):
         if not isinstance(message, dict):
             raise RecordProblem(f"{field_name}[{i}]", "must be an object with role and parts")
@@ -409,7 +433,8 @@ def _current_messages(value: Any, field_name: str, system_value: Any) -> tuple[l
             parts = _text_blocks(message["content"])
         if not isinstance(parts, list):
             raise RecordProblem(f"{field_name}[{i}].parts", "must be a list")
-        turns.append((message.get("role"), [_part_block(p, f"{field_name}[{i}].parts") for p in parts]))
+        turns.append(Turn(message.get("role"), [_part_block(p, f"{field_name}[{i}].parts") for p in parts],
+                          f"{field_name}[{i}]", message.get("name")))
     return _assemble(turns, field_name)
 
 
@@ -417,14 +442,14 @@ def _openinference_messages(entries: list, prefix: str) -> tuple[list[dict] | No
     """llm.input_messages.N.message.{role, content, contents.M.message_content.*, tool_calls.K.tool_call.*,
     tool_call_id} as (system, messages)."""
     turns = []
-    for entry in entries:
+    for i, entry in enumerate(entries):
         message = entry.get("message") if isinstance(entry, dict) else None
         if not isinstance(message, dict):
             continue
-        role = message.get("role")
-        if role == "tool":
-            turns.append(("tool", [{"type": "tool_result", "tool_use_id": message.get("tool_call_id"),
-                                    "content": _blocks_json(message.get("content"))}]))
+        role, where = message.get("role"), f"{prefix}{i}.message"
+        if turn_of(role, where) == "tool":
+            turns.append(Turn(role, [{"type": "tool_result", "tool_use_id": message.get("tool_call_id"),
+                                      "content": _blocks_json(message.get("content"))}], where, message.get("name")))
             continue
         blocks = []
         contents = message.get("contents")
@@ -437,7 +462,7 @@ def _openinference_messages(entries: list, prefix: str) -> tuple[list[dict] | No
             for call in message.get("tool_calls") or []:
                 if isinstance(call, dict) and isinstance(call.get("tool_call"), dict):
                     blocks.append(_tool_use(call["tool_call"]))
-        turns.append((role, blocks))
+        turns.append(Turn(role, blocks, where))
     return _assemble(turns, prefix.rstrip("."))
 
 
@@ -471,13 +496,13 @@ def _openinference_block(content: Any) -> list[dict]:
 def _indexed_messages(entries: list, prefix: str) -> tuple[list[dict] | None, list[dict]]:
     """OpenLLMetry's older gen_ai.prompt.N.{role, content, tool_calls.K.*, tool_call_id}."""
     turns = []
-    for entry in entries:
+    for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             continue
-        role = entry.get("role", "user")
-        if role == "tool":
-            turns.append(("tool", [{"type": "tool_result", "tool_use_id": entry.get("tool_call_id"),
-                                    "content": _blocks_json(entry.get("content"))}]))
+        role, where = entry.get("role", "user"), f"{prefix}{i}"
+        if turn_of(role, where) == "tool":
+            turns.append(Turn(role, [{"type": "tool_result", "tool_use_id": entry.get("tool_call_id"),
+                                      "content": _blocks_json(entry.get("content"))}], where, entry.get("name")))
             continue
         blocks = _text_blocks(entry.get("content"))
         calls = entry.get("tool_calls") or []
@@ -487,7 +512,7 @@ def _indexed_messages(entries: list, prefix: str) -> tuple[list[dict] | None, li
             if isinstance(call, dict):
                 blocks.append({"type": "tool_use", "id": call.get("id"), "name": call.get("name"),
                                "input": _json(call.get("arguments"))})
-        turns.append((role, blocks))
+        turns.append(Turn(role, blocks, where))
     return _assemble(turns, prefix.rstrip("."))
 
 
@@ -608,7 +633,8 @@ def _vercel_messages(value: Any, field_name: str) -> tuple[list[dict] | None, li
             raise RecordProblem(f"{field_name}[{i}]", "must be an object with role and content")
         content = message.get("content")
         parts = content if isinstance(content, list) else [] if content is None else [content]
-        turns.append((message.get("role"), [_vercel_part(p, f"{field_name}[{i}].content") for p in parts]))
+        turns.append(Turn(message.get("role"), [_vercel_part(p, f"{field_name}[{i}].content") for p in parts],
+                          f"{field_name}[{i}]"))
     return _assemble(turns, field_name)
 
 
