@@ -59,9 +59,11 @@ def test_langchain_js_generations_replay_with_the_key_of_the_request_as_sent(tmp
     second call has the key of the same request in OpenAI's shape, as ChatOpenAI sent it: the
     tool's result a `tool` message answering the tool call by its id."""
     calls = read(LANGGRAPH_JS, "langfuse").calls
-    # figures from the generations: startTime to endTime, model, usageDetails.input
-    assert [(c.model, c.input_tokens, c.latency_ms) for c in calls] == [
-        ("gpt-5-mini-2025-08-07", 142, 1822.0), ("gpt-5-mini-2025-08-07", 179, 3230.0)]
+    # figures from the generations: startTime to endTime, model, usageDetails.input, and the
+    # output: usageDetails.output plus usageDetails.output_reasoning (24 + 0, 35 + 64), which
+    # Langfuse keeps apart (its outputUsage: 24, 99)
+    assert [(c.model, c.input_tokens, c.output_tokens, c.latency_ms) for c in calls] == [
+        ("gpt-5-mini-2025-08-07", 142, 24, 1822.0), ("gpt-5-mini-2025-08-07", 179, 99, 3230.0)]
     as_sent = generations(LANGGRAPH_JS)
     messages = json.loads(as_sent[1]["input"])
     messages[2] = {"role": "tool", "tool_call_id": WEATHER_CALL, "content": messages[2]["content"]}
@@ -108,6 +110,28 @@ def test_a_role_that_is_not_a_name_is_an_error(message, problem):
     with pytest.raises(RecordProblem) as caught:
         chat.split_messages([message], "messages")
     assert (caught.value.field, caught.value.problem) == ("messages[0].role", problem)
+
+
+# --- tokens and costs as the data says ------------------------------------------------------------
+
+@pytest.mark.parametrize("export", [LANGGRAPH_JS, OPENAI_AGENTS, GOOGLE_ADK, GOOGLE_GEMINI, MICROSOFT_AGENT],
+                         ids=lambda p: p.stem)
+def test_tokens_and_costs_are_what_langfuse_recorded(export, tmp_path):
+    """Each call's model, input and output tokens are the generation's (model, usageDetails.input,
+    and outputUsage: Langfuse's sum of its usage keys that name output), and the replay costs
+    what Langfuse priced the generations at (the sum of their costDetails.total). The output
+    counts the reasoning tokens Langfuse keeps apart from `output` (LangGraph.js's second call:
+    35 + output_reasoning 64; they were left out, and the call cost $0.000128 less), and no
+    reasoning twice where Langfuse kept it inside `output` (google-genai's
+    completion_details.reasoning 1104 of output 2055)."""
+    recorded = generations(export)
+    calls = read(export, "langfuse").calls
+    assert [(c.model, c.input_tokens, c.output_tokens) for c in calls] == [
+        (g["model"], g["usageDetails"]["input"], g["outputUsage"]) for g in recorded]
+    result = run("replay", export, "--tiers", "l1,l2", "--json", "--no-save")
+    assert result.exit_code == 0, result.output
+    cost = json.loads(result.stdout)["cost"]["baseline_usd"]
+    assert cost == pytest.approx(sum(g["costDetails"]["total"] for g in recorded), rel=1e-9)
 
 
 # --- answers of other APIs (item 7) ------------------------------------------------------------

@@ -341,6 +341,10 @@ def test_agno_calls_traced_by_two_instrumentations_are_counted_once():
     assert result.files[0].counts["string_messages"] == 6
     # the task from agno's step; its tools (recorded by agno, not by OpenLIT): a tool-use call, bypassed
     assert [(c.task, c.bypass) for c in result.calls] == [("OpenAIChat.invoke", True)] * 2
+    # their cost: what Langfuse priced the inner generations at (costDetails.total: 3.645e-05 and
+    # 0.000234449999), not the outer ones' too
+    summary, _ = replay_of(result, tiers=("l1", "l2"))
+    assert summary["cost"]["baseline_usd"] == pytest.approx(sum(o["costDetails"]["total"] for o in inner))
 
 
 def generation(id, start, end, model="claude-haiku-4-5", parent=None, tokens=(100, 10), kind="GENERATION", **fields):
@@ -445,6 +449,11 @@ def test_model_parameters_kept_as_text(tmp_path):
     assert (result.files[0].counts["records"], result.files[0].counts["rows_skipped"]) == (3, 2)
     assert (call.model, call.input_tokens) == (start["model"], start["usageDetails"]["input"])  # gpt-4o-mini, 2359
     assert call.tokens_estimated and not call.streaming  # no output tokens recorded; "null": not streamed
+    # nor an answer: its output estimated at 0 tokens, and its cost the input's, as Langfuse
+    # priced it (costDetails: input and total 0.00035385)
+    assert (call.output_tokens, start["costDetails"]) == (0, {"input": 0.00035385, "total": 0.00035385})
+    summary, _ = replay_of(result, tiers=("l1", "l2"))
+    assert summary["cost"]["baseline_usd"] == pytest.approx(start["costDetails"]["total"])
 
 
 @pytest.mark.parametrize("stream, streamed", [("true", True), ("false", False), ("1", True), ("0", False),

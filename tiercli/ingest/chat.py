@@ -267,7 +267,7 @@ class Usage:
     split_field: str | None = None  # where the split was read; None when it was not
 
 
-def _int(value: Any, field: str) -> int | None:
+def token_count(value: Any, field: str) -> int | None:
     """A token count as exports write it (a number, or text in CSV); None when absent."""
     try:
         read = number(value, field)
@@ -291,13 +291,13 @@ def usage_from(input_tokens: Any = None, output_tokens: Any = None, cache_read: 
     (Anthropic's usage.cache_creation by default), read at `split_field`. The writes are the sum
     of the split when `cache_write` is not given, or with `split_apart` (the source counts the
     split writes apart from cache_write, as Langfuse does), cache_write plus that sum."""
-    usage = Usage(_int(input_tokens, fields[0]), _int(output_tokens, fields[1]), _int(cache_read, fields[2]),
-                  _int(cache_write, fields[3]))
+    usage = Usage(token_count(input_tokens, fields[0]), token_count(output_tokens, fields[1]), token_count(cache_read, fields[2]),
+                  token_count(cache_write, fields[3]))
     if split is not None:
         if not isinstance(split, dict):
             raise RecordProblem(split_field, f"must be an object ({', '.join(split_names)}), "
                                              f"got {type(split).__name__}")
-        five_minutes, one_hour = (_int(split.get(name), f"{split_field}.{name}") for name in split_names)
+        five_minutes, one_hour = (token_count(split.get(name), f"{split_field}.{name}") for name in split_names)
         if five_minutes is not None or one_hour is not None:
             if split_apart:
                 usage.cache_write = (usage.cache_write or 0) + (five_minutes or 0) + (one_hour or 0)

@@ -91,19 +91,37 @@ def _first_key(details: dict, keys: tuple[str, ...]) -> tuple[Any, str]:
     return None, keys[0]
 
 
+def _output_usage(details: dict, field: str, output: tuple[Any, str]) -> tuple[Any, str]:
+    """(output tokens, their key) as Langfuse counts them (its `outputUsage`): the sum of every
+    usage key that names output. Langfuse takes the parts an API counts in its output tokens out
+    of `output` and keeps them under keys of their own: OpenAI's completion_tokens_details as
+    `output_reasoning_tokens`, `output_audio_tokens`, ..., its LangChain integration's reasoning
+    as `output_reasoning`. They are billed as output. (Older Langfuse kept OpenInference's
+    `completion_details.reasoning` beside an `output` that includes it: not a key that names
+    output, so not added again.)"""
+    parts = [key for key in details if isinstance(key, str) and "output" in key.lower() and details[key] is not None]
+    if len(parts) < 2:
+        return output
+    total = sum(chat.token_count(details[key], f"{field}.{key}") or 0 for key in parts)
+    return total, " + ".join(parts)
+
+
 def _usage(row: dict, record: dict, origin: dict) -> None:
     """Tokens from usage_details (else the legacy usage object), Langfuse's convention: input without cache."""
     raw, field = pick(row, USAGE_DETAILS)
     details = mapping(raw, field)
     keys = (INPUT_KEYS, OUTPUT_KEYS, CACHE_READ_KEYS, CACHE_WRITE_KEYS)
+    legacy = False
     if not details or all(_first_key(details, k)[0] is None for k in keys[:2]):
         legacy_raw, legacy_field = pick(row, LEGACY_USAGE)
-        legacy = mapping(legacy_raw, legacy_field)
-        if legacy and any(legacy.get(k) is not None for k in ("input", "output")):
-            details, field = legacy, legacy_field
+        legacy_usage = mapping(legacy_raw, legacy_field)
+        if legacy_usage and any(legacy_usage.get(k) is not None for k in ("input", "output")):
+            details, field, legacy = legacy_usage, legacy_field, True  # {input, output, total, inputCost, ...}
     if not details:
         return
     found = [_first_key(details, k) for k in keys]
+    if not legacy:
+        found[1] = _output_usage(details, field, found[1])
     names = tuple(f"{field}.{key}" for _, key in found)
     usage = chat.usage_from(*(value for value, _ in found), input_includes_cache=False, fields=names,
                             split=details, split_field=field, split_names=CACHE_WRITE_TTL_KEYS, split_apart=True)
