@@ -323,6 +323,27 @@ def test_an_api_call_recorded_as_nested_generations_is_one_call():
     assert json.loads(described.stdout)["files"][0]["counts"]["duplicates_merged"] == 1
 
 
+MERGED_WHY = "one API call recorded at several levels"
+
+
+@pytest.mark.parametrize("export, note", [
+    (VERCEL, f"note: 1 nested generation merged into the call it records ({MERGED_WHY}): each call is counted once"),
+    (AGNO, f"note: 2 nested generations merged into the calls they record ({MERGED_WHY}): each call is counted once"),
+    # the OpenTelemetry reader's merges too: 4 spans folded into 5 calls (hand-written, tests/test_format_otel.py)
+    (FIXTURES / "otel" / "duplicates.jsonl", f"note: 4 spans merged into the calls they record ({MERGED_WHY}, or by "
+                                             f"two instrumentations): each call is counted once"),
+], ids=["vercel", "agno", "otel"])
+def test_replay_says_on_stderr_how_many_records_it_merged(export, note):
+    """inspect counted the merged records (duplicates_merged) and replay said nothing: 4
+    generations of agno's, 2 calls. Said on stderr, never in the results (text or --json)."""
+    for json_flag in ([], ["--json"]):
+        result = run("replay", export, "--tiers", "l1,l2", "--no-save", *json_flag)
+        assert result.exit_code == 0, result.output
+        assert [line for line in result.stderr.splitlines() if "merged" in line] == [note]
+        assert "merged" not in result.stdout
+    json.loads(result.stdout)
+
+
 def test_agno_calls_traced_by_two_instrumentations_are_counted_once():
     """agno's OpenInference instrumentation records OpenAIChat.invoke, and OpenLIT the OpenAI call
     inside it (chat gpt-4o-mini): each API call was two. The inner generations' usage is the

@@ -324,6 +324,7 @@ def format_notes(files: list[LogFile]) -> list[str]:
     from tiercli.ingest.foreign import repeats_note
 
     notes += repeats_note(totals)
+    notes += _merged_notes(files)
     if totals.get("failed_calls"):
         failed = totals["failed_calls"]
         notes.append(f"note: {count(failed, 'failed call')} (an error, no answer) not replayed: "
@@ -331,6 +332,27 @@ def format_notes(files: list[LogFile]) -> list[str]:
     if totals.get("source_cache_hits"):
         notes.append(f"note: {count(totals['source_cache_hits'], 'call')} the logging proxy's own cache already "
                      f"served (LiteLLM cache_hit, Helicone cache): replayed as calls to the API, priced at full cost")
+    return notes
+
+
+# The records of one API call that a format folds into one call (duplicates_merged), and why
+# there were several: (what they are, how they came about)
+MERGED_RECORDS = {"otel": ("span", "one API call recorded at several levels, or by two instrumentations"),
+                  "langfuse": ("nested generation", "one API call recorded at several levels")}
+
+
+def _merged_notes(files: list[LogFile]) -> list[str]:
+    """A note per format of the records merged into the calls they record, which inspect alone
+    counted: without it, a user who counts the records finds fewer calls than records."""
+    merged: dict[str, int] = {}
+    for f in files:
+        if f.counts.get("duplicates_merged"):
+            merged[f.format] = merged.get(f.format, 0) + f.counts["duplicates_merged"]
+    notes = []
+    for log_format, n in merged.items():
+        noun, why = MERGED_RECORDS.get(log_format, ("record", "one API call recorded several times"))
+        notes.append(f"note: {count(n, noun)} merged into the {'call it records' if n == 1 else 'calls they record'} "
+                     f"({why}): each call is counted once")
     return notes
 
 
