@@ -143,7 +143,6 @@ def test_bad_config_files(tmp_path):
     assert missing.exit_code == 1 and "cannot read config file" in missing.stderr
 
 
-
 @pytest.mark.parametrize("forced, fixture, detected", [
     ("otel", None, "tiercli"),  # the probe's case: a native log read as OTLP
     ("langfuse", None, "tiercli"),
