@@ -28,6 +28,10 @@ GOOGLE_ADK = LANGFUSE / "google_adk_generations.json"
 GOOGLE_GEMINI = LANGFUSE / "google_gemini_generations.json"
 MICROSOFT_AGENT = LANGFUSE / "microsoft_agent_generations.json"
 
+# the same calls' OpenTelemetry spans, from the same traces (tests/fixtures/SOURCES.md)
+OTEL_OPENAI_AGENTS = Path(__file__).parent / "fixtures" / "otel" / "openai_agents.jsonl"
+OTEL_GOOGLE_ADK = Path(__file__).parent / "fixtures" / "otel" / "google_adk.jsonl"
+
 WEATHER_CALL = "call_VEZJgIQLgzcb80IIyQJm7JCi"  # the tool call's id in the second generation's input
 
 
@@ -50,7 +54,7 @@ def test_a_tool_result_recorded_under_the_tools_name_is_read_in_order():
                                           {"type": "tool_use", "id": WEATHER_CALL, "name": "get_weather",
                                            "input": {"city": "San Francisco"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": WEATHER_CALL,
-                                      "content": [{"type": "text", "text": "It's always sunny in San Francisco!"}]}]},
+                                      "content": "It's always sunny in San Francisco!"}]},
     ]
 
 
@@ -91,7 +95,7 @@ def test_a_role_that_is_no_turn_is_a_tool_result_answering_the_call_of_that_name
                                        tool_message], "messages")
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[2]["content"] == [{"type": "tool_result", "tool_use_id": answers,
-                                       "content": [{"type": "text", "text": tool_message["content"]}]}]
+                                       "content": tool_message["content"]}]
 
 
 def test_langchain_and_gemini_names_of_the_turns():
@@ -110,6 +114,61 @@ def test_a_role_that_is_not_a_name_is_an_error(message, problem):
     with pytest.raises(RecordProblem) as caught:
         chat.split_messages([message], "messages")
     assert (caught.value.field, caught.value.problem) == ("messages[0].role", problem)
+
+
+# --- requests of other APIs (follow-up to item 7) ------------------------------------------------
+
+ADK_SYSTEM = 'Always greet using the say_hello tool.\n\nYou are an agent. Your internal name is "hello_agent".'
+
+
+@pytest.mark.parametrize("export, spans, same", [(OPENAI_AGENTS, OTEL_OPENAI_AGENTS, [True, True]),
+                                                 (GOOGLE_ADK, OTEL_GOOGLE_ADK, [True, False])],
+                         ids=["openai-agents", "google-adk"])
+def test_requests_of_other_apis_have_the_key_of_the_same_call_recorded_over_opentelemetry(export, spans, same):
+    """openai-agents records a Responses API input (items without a role: function_call,
+    function_call_output; the instructions in modelParameters), google-adk a Gemini request
+    (system_instruction, contents of parts): each was keyed by its canonical JSON, so no call
+    matched the same call recorded elsewhere. Read as messages, each has the key of the same
+    call as OpenInference recorded it over OpenTelemetry (llm.input_messages: the same traces'
+    spans, in the order of the generations). google-adk's second call differs there: OpenInference
+    records no arguments of its call to say_hello (the request has `args: {}`) and the
+    function's response as Python's json.dumps text (the request has the object)."""
+    from_langfuse, from_otel = read(export, "langfuse").calls, read(spans, "otel").calls
+    assert [(c.task, c.model) for c in from_langfuse] == [(c.task, c.model) for c in from_otel]
+    assert [a.key == b.key for a, b in zip(from_langfuse, from_otel, strict=True)] == same
+
+
+def test_a_gemini_request_is_read_as_messages():
+    """google-adk's LlmRequest: config.system_instruction the system, a `model` turn's
+    function_call a tool call, the user's function_response its result (answering it by name,
+    the response as JSON text); its config.tools offered: a tool-use call. The Gemini SDK's
+    `contents` given as text is the user's message."""
+    from tiercli.ingest.formats.langfuse import call_record
+
+    second = generations(GOOGLE_ADK)[1]
+    record, origin, _ = call_record(second, {})
+    assert (record["system"], origin["system"]) == ([{"type": "text", "text": ADK_SYSTEM}], "input")
+    assert record["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": None, "name": "say_hello", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": None,
+                                      "content": '{"greeting":"Hello Langfuse \U0001f44b"}'}]}]
+    assert record["use_tools"] is True and record["tools"] == [{"function_declarations": [{"name": "say_hello"}]}]
+    gemini, _, _ = call_record(generations(GOOGLE_GEMINI)[0], {})  # {"model": ..., "contents": "What is Langfuse?"}
+    assert (gemini["system"], gemini["messages"]) == (None, [{"role": "user", "content": [
+        {"type": "text", "text": "What is Langfuse?"}]}])
+
+
+@pytest.mark.parametrize("request_body", [
+    [{"role": "user", "content": "hi"}, {"type": "reasoning", "id": "rs_1", "summary": []}],  # a reasoning item
+    [{"query": "weather"}],  # an application's own list: no message
+    {"contents": [{"role": "user", "parts": [{"inline_data": {"mime_type": "image/png", "data": "iVBO"}}]}]},
+])
+def test_a_request_with_a_part_that_maps_to_no_message_is_keyed_as_recorded(tmp_path, request_body):
+    [call] = read(write(tmp_path / "observations.json", [{
+        "id": "g", "type": "GENERATION", "startTime": "2026-11-02T08:00:00Z", "model": "gpt-4.1",
+        "input": request_body}]), "langfuse").calls
+    assert call.text == json.dumps(request_body, sort_keys=True, separators=(",", ":"))
 
 
 # --- tokens and costs as the data says ------------------------------------------------------------

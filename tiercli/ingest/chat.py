@@ -133,11 +133,117 @@ def split_messages(messages: Any, field: str = "messages", system: Any = None) -
             out.append({"role": turn, "content": blocks})
         else:
             call_id = calls.answered(message.get("tool_call_id"), role, message.get("name"))
-            result = {"type": "tool_result", "tool_use_id": call_id, "content": _blocks(content, f"{where}.content")}
+            # text as it is, as Anthropic's tool_result takes it (and the OpenTelemetry reader reads it)
+            result = {"type": "tool_result", "tool_use_id": call_id,
+                      "content": content if isinstance(content, str) else _blocks(content, f"{where}.content")}
             out.append({"role": "user", "content": [result]})
     if not out:
         raise RecordProblem(field, "holds no user or assistant message")
     return (system_blocks or None), out
+
+
+# --- requests of other APIs, as chat messages ----------------------------------------------------
+
+# Responses API input items read as messages; any other kind (reasoning, a built-in tool's call,
+# an item reference) has no message of its own, and the input is then keyed as recorded
+RESPONSES_ITEMS = ("message", "function_call", "function_call_output")
+
+
+def responses_messages(items: Any) -> list[dict] | None:
+    """The chat messages of an OpenAI Responses API `input` (as openai-agents records it):
+    messages as they are (content text or input_text/output_text parts), `function_call` items
+    the assistant's tool calls (with the assistant's text before them, one message, as Chat
+    Completions has it), `function_call_output` items tool messages answering them by
+    `call_id`. None when it is no such list, or holds an item of another kind."""
+    if not (isinstance(items, list) and items and all(isinstance(item, dict) for item in items)):
+        return None
+    messages: list[dict] = []
+    for item in items:
+        kind = item.get("type", "message")
+        if kind not in RESPONSES_ITEMS:
+            return None
+        if kind == "message":
+            if not isinstance(item.get("role"), str):
+                return None  # no message: an application's own list
+            messages.append({"role": item["role"], "content": item.get("content")})
+        elif kind == "function_call":
+            call = {"id": item.get("call_id"), "type": "function",
+                    "function": {"name": item.get("name"), "arguments": item.get("arguments")}}
+            if messages and messages[-1]["role"] == "assistant":
+                messages[-1].setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        else:
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": item.get("output")})
+    return messages
+
+
+GEMINI_SYSTEM = ("system_instruction", "systemInstruction")
+
+
+def gemini_request(body: Any) -> dict | None:
+    """A Gemini generateContent request (google-genai's `{model, contents, config}`, google-adk's
+    LlmRequest, the REST body) as a request body with chat messages: `system` from the
+    system instruction (in `config`, or beside `contents`), `messages` from `contents` (text
+    parts; a `model` turn's function calls its tool calls; function responses tool messages,
+    answering the call of their name, their response as JSON text), `tools` from the tools.
+    None when it is no such request, or a part is of another kind (an image, a file, code), or
+    holds no message."""
+    if not isinstance(body, dict) or "contents" not in body or "messages" in body:
+        return None
+    config = body.get("config") if isinstance(body.get("config"), dict) else {}
+    contents = body["contents"]
+    if isinstance(contents, (str, dict)):
+        contents = [contents]
+    if not isinstance(contents, list):
+        return None
+    messages: list[dict] = []
+    for content in contents:
+        read = _gemini_content(content)
+        if read is None:
+            return None
+        messages += read
+    if not messages:
+        return None
+    out: dict[str, Any] = {"messages": messages}
+    system = next((where[name] for where in (config, body) for name in GEMINI_SYSTEM if where.get(name) is not None),
+                  None)
+    if system is not None:
+        out["system"] = text_of(system)
+    tools = config.get("tools", body.get("tools"))
+    if tools is not None:
+        out["tools"] = tools
+    return out
+
+
+def _gemini_content(content: Any) -> list[dict] | None:
+    """The chat messages of one Gemini Content (`role`, `parts`) or text (the user's)."""
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    if not isinstance(content, dict) or not isinstance(content.get("parts"), list):
+        return None
+    texts, calls, results = [], [], []
+    for part in content["parts"]:
+        if not isinstance(part, dict):
+            return None
+        call = part.get("function_call", part.get("functionCall"))
+        response = part.get("function_response", part.get("functionResponse"))
+        if isinstance(part.get("text"), str):
+            if part.get("thought") is not True:  # the model's reasoning: no part of the conversation
+                texts.append({"type": "text", "text": part["text"]})
+        elif isinstance(call, dict):
+            calls.append({"id": call.get("id"), "type": "function",
+                          "function": {"name": call.get("name"), "arguments": call.get("args")}})
+        elif isinstance(response, dict):
+            answer = response.get("response")
+            results.append({"role": "tool", "tool_call_id": response.get("id"), "name": response.get("name"),
+                            "content": answer if isinstance(answer, str) else orjson.dumps(answer).decode()})
+        else:
+            return None
+    role = content.get("role", "user")
+    if calls:
+        return results + [{"role": role, "content": texts, "tool_calls": calls}]
+    return results + ([{"role": role, "content": texts}] if texts or not results else [])
 
 
 def turn_of(role: Any, where: str) -> str:

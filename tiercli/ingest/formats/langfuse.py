@@ -218,6 +218,27 @@ def _with_string_messages(value: Any) -> tuple[Any, int]:
     return ({**value, "messages": messages} if isinstance(value, dict) else messages), as_text
 
 
+def _other_apis(value: Any, row: dict) -> Any:
+    """A request recorded in another API's shape, as chat messages where they map cleanly
+    (chat.responses_messages, chat.gemini_request): an OpenAI Responses API input
+    (openai-agents), a Gemini request (google-genai, google-adk). A Responses API call's
+    `instructions`, which Langfuse keeps in modelParameters, are its system message. Anything
+    else as it is."""
+    value = json_value(value)
+    if isinstance(value, list) and any(isinstance(item, dict) and "role" not in item for item in value):
+        value = chat.responses_messages(value) or value
+    gemini = chat.gemini_request(value)
+    if gemini is not None:
+        return gemini
+    raw, _ = pick(row, MODEL_PARAMETERS)
+    instructions = (json_value(raw) if isinstance(json_value(raw), dict) else {}).get("instructions")
+    if (isinstance(instructions, str) and instructions.strip().lower() not in UNSET_PARAMETER
+            and isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value)
+            and not any(m["role"] in chat.SYSTEM_ROLES for m in value)):
+        value = [{"role": "system", "content": instructions}, *value]
+    return value
+
+
 def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict, int]:
     """(record in tiercli's shape, origin: our field -> the row's field, how many of its
     messages were recorded as strings) of a generation row."""
@@ -242,6 +263,7 @@ def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict, int]:
 
     content, content_field = pick(row, INPUT)
     content, as_text = _with_string_messages(content)
+    content = _other_apis(content, row)
     fields, content_origin = request_fields(content, content_field)
     record.update(fields)
     origin.update(content_origin)
