@@ -15,7 +15,12 @@ with `prompt_tokens_details.*` taken out of `input` (as `input_cached_tokens`), 
 OpenTelemetry ingestion takes cache reads and writes out of `gen_ai.usage.input_tokens`; the
 Anthropic convention, which is tiercli's. So `input` is read as it is, and the cache keys
 beside it (`input_cached_tokens`, `cache_read_input_tokens` or `input_cache_read`;
-`cache_creation_input_tokens` or `input_cache_creation`) as cache reads and writes.
+`cache_creation_input_tokens` or `input_cache_creation`) as cache reads and writes. Langfuse
+takes the parts of the output (reasoning, audio) out of `output` alike, under keys of their
+own: the output is the sum of every key that names output, as Langfuse's own outputUsage.
+
+Requests of other APIs (a Responses API input, a Gemini request) are read as chat messages
+where they map cleanly (_other_apis).
 
 Messages recorded as strings (agno; OpenLIT's transcript of them) are read as text: lines that
 open with a role (`user: ...`), or the repr of an agno Message (`role='user' content='...' ...`),
