@@ -8,10 +8,12 @@ import json
 import re
 import unicodedata
 
+import msgspec
 import numpy as np
 
 from tiercli.engine.answers import UNPARSABLE
 from tiercli.ingest.events import Call, TagChange
+from tiercli.ingest.foreign import NO_LEAD
 
 UNREADABLE = object()
 
@@ -49,6 +51,33 @@ def _at(value, path):
         else:
             return UNREADABLE
     return value
+
+
+PARAM_NAMES = ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", "tools", "tool_choice",
+               "response_format", "thinking")
+
+
+def keyed_by_params(events, settings, records):
+    """The events with each call keyed by its request parameters as README "Log format" and
+    "Replay semantics" say, naively: `records` (line -> the record as written); `events` read
+    with key_params = "none", so their keys hold no parameter. A call's key becomes (that key,
+    the JSON of the parameters its task's key_params keeps), and its `params` that JSON, which
+    L3 compares."""
+    out = []
+    for ev in events:
+        if isinstance(ev, Call) and not ev.keyless:
+            record = records[ev.line]
+            given = {("response_format" if k == "output_format" else k): v
+                     for k, v in (record.get("params") or {}).items() if v is not None}
+            if record.get("tools") is not None:
+                given["tools"] = record["tools"]
+            names = settings.task_options.get(ev.task, {}).get("key_params", settings.key_params)
+            kept = {k: float(v) if k in ("temperature", "top_p") else v for k, v in given.items()
+                    if k in PARAM_NAMES and k in names}
+            text = json.dumps(kept, sort_keys=True) if kept else None
+            ev = msgspec.structs.replace(ev, key=(ev.key, text), params=text)
+        out.append(ev)
+    return out
 
 
 def _same_json(x, y) -> bool:
@@ -96,11 +125,13 @@ def answers_mismatch(settings, task, a, b, vector_of_answer) -> int:
 
 
 def oracle_replay(events, settings, vector_of_text=None, responses=None,
-                  vector_of_answer=None) -> tuple[list[str], list[bool], list[int]]:
+                  vector_of_answer=None, cross_lead: list | None = None) -> tuple[list[str], list[bool], list[int]]:
     """Outcomes, stale flags and mismatched codes (0, 1, or 2: an answer unreadable) per call.
     `responses` (line -> recorded response): judge answers from their texts under the tasks'
     rules (README "Answer rules"), else from the digests the engine also sees;
-    `vector_of_answer`: stripped answer text -> vector, for embedding rules."""
+    `vector_of_answer`: stripped answer text -> vector, for embedding rules. `cross_lead`, when
+    given, receives per call 1 for a hit on an entry first filled by another lead, 2 when the
+    hit's call or the entry's has no lead, else 0 (README "Replay semantics")."""
     clock = [0]
 
     def tick():
@@ -152,7 +183,13 @@ def oracle_replay(events, settings, vector_of_text=None, responses=None,
         entry["used"] = tick()
         cache.append(entry)
 
+    def lead_of_hit(origin_lead, call):  # origin_lead None: not a hit
+        if cross_lead is not None:
+            cross_lead.append(0 if origin_lead is None else 2 if NO_LEAD in (origin_lead, call.lead)
+                              else int(origin_lead != call.lead))
+
     def judge(origin, call):
+        lead_of_hit(origin["lead"], call)
         stale.append(origin["lead"] == call.lead and origin["seq"] < last_tag.get(call.lead, -1))
         if responses is not None:
             mismatched.append(answers_mismatch(settings, call.task, origin["answer"], responses[call.line],
@@ -189,10 +226,10 @@ def oracle_replay(events, settings, vector_of_text=None, responses=None,
         seen_calls.append((call.lead, call.ts))
         mine = l1.setdefault(worker, [])
         if call.bypass:
-            outcomes.append("bypass"); stale.append(False); mismatched.append(False)
+            outcomes.append("bypass"); stale.append(False); mismatched.append(False); lead_of_hit(None, call)
             continue
         if call.keyless:
-            outcomes.append("miss"); stale.append(False); mismatched.append(False)
+            outcomes.append("miss"); stale.append(False); mismatched.append(False); lead_of_hit(None, call)
             continue
         hit = None
         if on("l1", call):
@@ -212,7 +249,7 @@ def oracle_replay(events, settings, vector_of_text=None, responses=None,
             q = vector_of_text[call.text]
             best, best_sim = None, None
             for e in l3:  # in store order, so ">=" keeps the most recently stored of equal ones
-                if e["task"] == call.task and e["model"] == call.model and t < e["expiry"]:
+                if (e["task"], e["model"], e["params"]) == (call.task, call.model, call.params) and t < e["expiry"]:
                     sim = float(np.dot(e["vec"], q))
                     if best is None or sim >= best_sim:
                         best, best_sim = e, sim
@@ -233,7 +270,7 @@ def oracle_replay(events, settings, vector_of_text=None, responses=None,
         if on("l2", call):
             store(l2, settings.l2_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l2", call), t), "origin": origin}, t)
         if on("l3", call):
-            store(l3, settings.l3_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l3", call), t), "origin": origin,
+            store(l3, settings.l3_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l3", call), t), "origin": origin, "params": call.params,
                                                 "task": call.task, "model": call.model, "vec": vector_of_text[call.text]}, t)
-        outcomes.append("miss"); stale.append(False); mismatched.append(False)
+        outcomes.append("miss"); stale.append(False); mismatched.append(False); lead_of_hit(None, call)
     return outcomes, stale, mismatched

@@ -45,7 +45,7 @@ def native_calls() -> list[dict]:
     return [
         {"ts": "2026-11-02T08:00:00Z", "lead_id": "lead-17", "task_type": "lead_scoring", "model": SONNET,
          "system": SCORE_SYSTEM, "prompt": SCORE_USER, "response": "Warm", "input_tokens": 1200,
-         "output_tokens": 40, "latency_ms": 1250},
+         "output_tokens": 40, "latency_ms": 1250, "params": {"temperature": 0, "max_tokens": 256}},
         {"ts": "2026-11-02T08:05:00Z", "lead_id": "lead-17", "task_type": "lead_scoring", "model": SONNET,
          "system": SCORE_SYSTEM, "prompt": SCORE_USER, "response": "Hot", "input_tokens": 200,
          "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 0, "output_tokens": 40,
@@ -77,7 +77,9 @@ def test_blob_export_replays_as_native(tmp_path):
                                    "failed_calls", "keyless")} == {
         "records": 10, "calls": 6, "rows_skipped": 2, "duplicates_dropped": 1, "failed_calls": 1,
         "keyless": 0}
-    assert (summary["requests"], summary["hits"], summary["bypassed"], summary["mismatched_hits"]) == (6, 1, 2, 1)
+    # the second lead_scoring generation repeats the first's request without its modelParameters
+    # (temperature 0, max_tokens 256): another key, so a miss (issue 23: parameters are keyed)
+    assert (summary["requests"], summary["hits"], summary["bypassed"], summary["mismatched_hits"]) == (6, 0, 2, 0)
     assert summary["estimated_token_calls"] == 1  # the generation with no usage
     # cache reads, cache writes and OpenAI cached tokens were priced: every call costs something
     assert all(int(row[-4]) > 0 for row in table)
@@ -427,7 +429,8 @@ def test_agno_messages_recorded_as_strings_are_read_as_text(tmp_path):
                                                           "user: What is currently trending on Twitter?")
     native = write(tmp_path / "native.jsonl", [{
         "ts": first.ts, "lead_id": first.lead, "task_type": "OpenAIChat.invoke", "model": "gpt-4o-mini",
-        "system": SYSTEM_AGNO, "messages": [{"role": "user", "content": "What is currently trending on Twitter?"}]}])
+        "system": SYSTEM_AGNO, "messages": [{"role": "user", "content": "What is currently trending on Twitter?"}],
+        "tools": json.loads(named(AGNO, "OpenAIChat.invoke")[0]["input"])["tools"]}])  # its tools are keyed too
     assert first.key == read(native, "tiercli").calls[0].key
     # the second: the tool call's result, answering it by its id
     from tiercli.ingest.formats.langfuse import _with_string_messages

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from tiercli.durations import format_duration
-from tiercli.settings import Settings
+from tiercli.settings import Settings, key_params_text
 
 
 def _toml(value) -> str:
@@ -55,11 +55,15 @@ def config_text(settings: Settings, comments: list[str]) -> str:
     if settings.l3_text != "last-user":
         lines.insert(lines.index(f"invalidation = {_toml(settings.invalidation)}") + 1,
                      f"l3_text = {_toml(settings.l3_text)}")
+    if key_params_text(settings.key_params) != "all":
+        lines.insert(lines.index(f"invalidation = {_toml(settings.invalidation)}") + 1,
+                     f"key_params = {_toml(key_params_text(settings.key_params))}")
     for task in sorted(set(settings.task_ttls) | set(settings.task_options)):
         lines += ["", f"[tasks.{_toml(task)}]"]
         lines += [f"{tier}_ttl = {_duration(ttl)}" for tier, ttl in sorted(settings.task_ttls.get(task, {}).items())]
         for key, value in sorted(settings.task_options.get(task, {}).items()):
-            lines.append(f"{key} = {_toml(list(value) if key == 'tiers' else value)}")
+            value = list(value) if key == "tiers" else key_params_text(value) if key == "key_params" else value
+            lines.append(f"{key} = {_toml(value)}")
     for model, price in sorted(settings.prices.items()):
         lines += ["", f"[prices.{_toml(model)}]"]
         lines += [f"{k} = {_toml(v)}" for k, v in vars(price).items() if v is not None]

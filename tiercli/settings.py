@@ -14,6 +14,7 @@ from typing import Any
 
 from tiercli.durations import format_duration, parse_duration
 from tiercli.errors import ConfigError, shown
+from tiercli.ingest.records import PARAM_ALIASES, PARAMS
 
 TIER_NAMES = ("l1", "l2", "l3")
 INVALIDATION_MODES = ("local", "broadcast")
@@ -62,7 +63,9 @@ class Settings:
     same_answer: str = "exact"  # when two answers are the same (tiercli/engine/answers.py)
     l3_text: str = "last-user"  # what L3 embeds (tiercli/engine/l3text.py)
     template_share: float = 0.5  # strip-template: the share of a task's texts a template must fit
-    # [tasks.NAME] tiers, l3_threshold, same_answer, l3_text (the TTLs are in task_ttls)
+    # the request parameters a key holds where the log records them (README "Replay semantics")
+    key_params: tuple[str, ...] = PARAMS
+    # [tasks.NAME] tiers, l3_threshold, same_answer, l3_text, key_params (the TTLs are in task_ttls)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # tiercli compare (README "Compare the options"): the provider's prompt cache, and batching
     prompt_cache_ttl: str = "5m"  # "5m" (writes 1.25x input) or "1h" (writes 2x)
@@ -115,6 +118,10 @@ class Settings:
 
         return parse_l3_text(self.task_options.get(task, {}).get("l3_text", self.l3_text))
 
+    def key_params_for(self, task: str) -> tuple[str, ...]:
+        """The request parameters a task's keys hold (its key_params, else the default)."""
+        return self.task_options.get(task, {}).get("key_params", self.key_params)
+
     def max_entries(self, tier: str) -> int | None:
         return getattr(self, f"{tier}_max_entries")
 
@@ -136,6 +143,9 @@ class Settings:
         out["adaptive_window"] = None if self.adaptive_window is None else format_duration(self.adaptive_window)
         out["prompt_cache_breakpoints"] = list(self.prompt_cache_breakpoints)
         out["batch_latency"] = format_duration(self.batch_latency)
+        out["key_params"] = key_params_text(self.key_params)
+        out["task_options"] = {task: {k: key_params_text(v) if k == "key_params" else v for k, v in options.items()}
+                               for task, options in self.task_options.items()}
         if self.l2_redis_url:
             from tiercli.redis.conn import mask_url
 
@@ -299,7 +309,31 @@ def check_scale(value: Any) -> float:
     return float(value)
 
 
-TASK_SETTINGS = ("l1_ttl", "l2_ttl", "l3_ttl", "tiers", "l3_threshold", "same_answer", "l3_text")
+TASK_SETTINGS = ("l1_ttl", "l2_ttl", "l3_ttl", "tiers", "l3_threshold", "same_answer", "l3_text", "key_params")
+KEY_PARAMS_FORM = 'all, none, or a list of request parameters such as ["max_tokens", "tools"] (or "max_tokens,tools")'
+
+
+def check_key_params(value: Any) -> tuple[str, ...]:
+    """key_params: "all" (every parameter in PARAMS), "none", or a list of them (output_format
+    is response_format), as a tuple in PARAMS order."""
+    names = [n for n in _names(value, KEY_PARAMS_FORM) if n]
+    if names == ["all"]:
+        return PARAMS
+    if names in (["none"], []):
+        return ()
+    names = [PARAM_ALIASES.get(n, n) for n in names]
+    unknown = [n for n in names if n not in PARAMS]
+    if unknown:
+        hint = did_you_mean(unknown[0], PARAMS + ("all", "none"), "the parameters")
+        raise ValueError(f"unknown request parameter {unknown[0]!r} ({hint})")
+    if len(set(names)) != len(names):
+        raise ValueError("a parameter is named twice")
+    return tuple(n for n in PARAMS if n in names)
+
+
+def key_params_text(names: tuple[str, ...]) -> str | list[str]:
+    """key_params as a config writes it: "all", "none", or the list."""
+    return "all" if names == PARAMS else "none" if not names else list(names)
 
 
 def check_answer_rule(value: Any) -> str:
@@ -331,7 +365,7 @@ def _number_text(value: Any) -> Any:
 
 
 _TASK_CHECKS = {"tiers": check_task_tiers, "l3_threshold": lambda v: check_threshold(_number_text(v)),
-                "same_answer": check_answer_rule, "l3_text": check_l3_text}
+                "same_answer": check_answer_rule, "l3_text": check_l3_text, "key_params": check_key_params}
 
 
 def check_tasks(value: Any) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, Any]]]:
@@ -543,6 +577,7 @@ _CHECKS = {
     "ray_address": check_ray_address,
     "same_answer": check_answer_rule,
     "l3_text": check_l3_text,
+    "key_params": check_key_params,
     "template_share": lambda v: _share_value(v),
     "tiers": check_tiers,
     "workers": check_workers,

@@ -96,7 +96,8 @@ def inspect(
     "records", "calls", "tag_changes", "keyless", "spans_skipped", "failed_calls", "duplicates_merged",
     "duplicates_dropped", "source_cache_hits", "skipped", "span": {"first", "last", "seconds"},
     "models": [{"model", "calls", "priced", "priced_as"}], "coverage": {NAME: share}, "gaps": [TEXT],
-    "first_call": {...},
+    "first_call": {...} (its key: the request's without parameters), "request_params": {"by_format": {FORMAT:
+    {"calls", "carry": {PARAMETER: calls}}}, "exact_repeats", "differ_only_by_params"},
     "l3_text": {"window", "over_window": {TASK: texts}, "templates": {TASK: {...}}} or null
     when L3 is off} (README "Bring your logs", "What L3 embeds").
 
@@ -131,11 +132,12 @@ def inspect_logs(logs: list[str], settings: Settings, log_format: str = "auto", 
 
     sources = expand(logs)  # kept: native files are read a second time for their coverage
     # the texts L3 would embed under the tasks' l3_text (kept even when L3 is off: the first
-    # call shows its text)
+    # call shows its text); keys without the request parameters, each call's parameters apart
+    # (request_params() counts the repeats they split)
     pricer = Pricer(settings.prices)
     # models without a price accepted, but a record's name chosen as replay chooses it
     read = read_logs(logs, log_format, field_map={**settings.field_map, **(field_map or {})},
-                     skip_invalid=skip_invalid, known_model=None, keep_text=CallShape(settings), digest=False,
+                     skip_invalid=skip_invalid, known_model=None, keep_text=CallShape(settings, params_apart=True), digest=False,
                      sources=sources, priced=pricer.knows)
     read.price_notes = pricer.name_notes(call.model for call in read.calls)
     prepare_l3_texts(read, settings)
@@ -218,7 +220,36 @@ def describe(read: ReadResult, settings: Settings) -> dict:
             what, effect = effects[name]
             out["gaps"].append(f"{what} in {_how_many(missing, len(calls))}: {effect}")
     out["first_call"] = first_call(calls[0], read.files)
+    out["request_params"] = request_params(read)
     return out
+
+
+def request_params(read: ReadResult) -> dict:
+    """Which request parameters (records.PARAMS) each format's calls carry, and how many exact
+    repeats (a cacheable call whose request, parameters aside, came before) differ only by their
+    parameters: replay keys those apart unless key_params leaves the parameters out. The calls
+    are read with CallShape(params_apart=True): keys without parameters, Call.params all of them."""
+    from tiercli.ingest.records import PARAMS
+
+    by_format: dict[str, Counter] = {}
+    requests: set[bytes] = set()
+    with_params: set[tuple] = set()
+    repeats = differ = 0
+    for call in read.calls:
+        carried = by_format.setdefault(read.files[call.file].format, Counter())
+        carried["calls"] += 1
+        carried.update(name for i, name in enumerate(PARAMS) if call.param_names >> i & 1)
+        if call.keyless or call.bypass:
+            continue
+        if call.key in requests:
+            repeats += 1
+            differ += (call.key, call.params) not in with_params
+        requests.add(call.key)
+        with_params.add((call.key, call.params))
+    return {"by_format": {name: {"calls": carried.pop("calls"),
+                                 "carry": {p: carried[p] for p in PARAMS if carried[p]}}
+                          for name, carried in sorted(by_format.items())},
+            "exact_repeats": repeats, "differ_only_by_params": differ}
 
 
 def _how_many(part: int, whole: int) -> str:
@@ -341,12 +372,35 @@ def print_inspection(described: dict, settings: Settings) -> None:
     write(console, [""])
     _print_coverage(console, described)
     write(console, [""])
+    _print_params(console, described["request_params"], settings)
+    write(console, [""])
     _print_first_call(console, described["first_call"], settings)
     l3_lines = l3_text_lines(described.get("l3_text"))
     if l3_lines:
         write(console, [""])
         for line in l3_lines:
             console.print(line, markup=False, highlight=False)
+
+
+def _print_params(console, params: dict, settings: Settings) -> None:
+    from tiercli.settings import key_params_text
+
+    lines = ["Request parameters (part of the key: key_params)"]
+    for name, carried in params["by_format"].items():
+        said = ", ".join(f"{p} {_how_many(n, carried['calls'])}" for p, n in carried["carry"].items())
+        lines.append(f"  {name}: " + (said or "none recorded"))
+    repeats, differ = params["exact_repeats"], params["differ_only_by_params"]
+    per_task = any("key_params" in options for options in settings.task_options.values())
+    if repeats:
+        keyed = key_params_text(settings.key_params)
+        lines.append(f"  {differ:,} of {count(repeats, 'exact repeat')} (the same request, parameters aside) "
+                     f"differ only by their parameters: replay keys them apart (key_params = "
+                     f"{keyed if isinstance(keyed, str) else ', '.join(keyed)}"
+                     f"{', per task as [tasks.NAME] says' if per_task else ''})")
+    import textwrap
+
+    write(console, [wrapped for line in lines
+                    for wrapped in textwrap.wrap(line, console.width, subsequent_indent="    ") or [""]])
 
 
 def _print_files(console, files: list[dict]) -> None:

@@ -7,7 +7,8 @@ is the same for every candidate, so `SharedReplay` works it out once per sweep:
 - each call's key, worker, lead and task as small integers (the workers as the sequential
   replay assigns them, round-robin included), and each tag change's worker;
 - for each call, the seq of its lead's latest tag change before it (what `stale` compares);
-- for each distinct L3 text of a (task, model), the other texts of that group whose products
+- for each distinct L3 text of an L3 group (task, model and keyed request parameters:
+  tiers/semantic.py `l3_group`), the other texts of that group whose products
   with it reach the lowest threshold any candidate uses (less a rounding margin), best first.
 
 A candidate then replays over integers: its exact tiers are dictionaries, and its L3 look-up
@@ -42,7 +43,7 @@ import numpy as np
 
 from tiercli.engine.answers import UNPARSABLE, AnswerJudge
 from tiercli.engine.replay import BYPASS, MISS, OUTCOMES, ReplayOutcome, fixed_workers
-from tiercli.engine.tiers.semantic import _slack
+from tiercli.engine.tiers.semantic import _slack, l3_group
 from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.settings import TIER_NAMES, Settings
 
@@ -142,7 +143,7 @@ class SharedReplay:
                 found = ids[kind][value] = len(ids[kind])
             return found
 
-        text_ids: dict[tuple[str, str, int], int] = {}  # (task, model, text row) -> its number, in first-seen order
+        text_ids: dict[tuple, int] = {}  # (l3_group, text row) -> its number, in first-seen order
         last_tag_seq: dict[str, int] = {}
         # One tuple per event. A call: (index, kind, key, (worker, key), lead, task, L3 text),
         # kind 0 looked up, 1 bypassed, 2 keyless; a tag change: (-1, lead, its worker or -1).
@@ -179,7 +180,7 @@ class SharedReplay:
             if row is None:
                 untexted.add(call.task)
             else:
-                text = text_ids.setdefault((call.task, call.model, row), len(text_ids))
+                text = text_ids.setdefault((l3_group(call), row), len(text_ids))
             steps.append((index, 0, key, (worker, key), lead, task, text))
             self.key_of.append(key)
             self.text_of.append(text)
@@ -189,9 +190,9 @@ class SharedReplay:
         self.answer_digests = list(ids["answer"])
         self.tag_changes = sum(1 for step in steps if step[0] < 0)
         # The L3 texts renumbered group by group, so that each group is a range.
-        by_group: dict[tuple[str, str], list[tuple[int, int]]] = {}
-        for (task, model, row), text in text_ids.items():
-            by_group.setdefault((task, model), []).append((text, row))
+        by_group: dict[tuple, list[tuple[int, int]]] = {}
+        for (group, row), text in text_ids.items():
+            by_group.setdefault(group, []).append((text, row))
         renumber = [0] * len(text_ids)
         rows, self.group_bounds = [], []
         for members in by_group.values():

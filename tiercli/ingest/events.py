@@ -22,7 +22,7 @@ class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level ty
     task: str
     model: str
     worker: str | None
-    key: bytes  # exact-match key: SHA-256 of task, model, system and canonical messages
+    key: bytes  # exact-match key: SHA-256 of task, model, system, canonical messages and the keyed parameters
     text: str  # what L3 embeds: the prompt, or the last user message's text
     bypass: bool  # streaming or tool use: never looked up or stored
     streaming: bool
@@ -48,6 +48,12 @@ class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level ty
     # the 1-hour writes among cache_write_tokens (Anthropic's usage.cache_creation splits writes by
     # TTL), priced at the 1-hour rate (2x input, not 1.25x); the rest are 5-minute writes
     cache_write_1h_tokens: int = 0
+    # the request parameters the task's key_params keeps that the record gives (records.PARAMS):
+    # a 16-byte digest of them, which `key` holds too and L3 compares (an entry serves a call only
+    # under equal parameters); None when there are none. `param_names`: which parameters the
+    # record gives, kept or not (bits in PARAMS order), for inspect
+    params: bytes | None = None
+    param_names: int = 0
 
 
 class TagChange(msgspec.Struct, gc=False, array_like=True, tag=True):

@@ -289,6 +289,74 @@ def boolean(value: Any, field_name: str) -> bool | None:
     raise RecordProblem(field_name, f"must be true or false, got {shown(value)}")
 
 
+# A request parameter as the APIs and SDKs name it (Anthropic's and OpenAI's snake_case, the
+# Vercel AI SDK's and Gemini's camelCase) -> ours (records.PARAMS); the first a source gives wins.
+# Tools are read by each format with the request, where the API keeps them.
+API_PARAMS = {"temperature": "temperature", "top_p": "top_p", "topP": "top_p", "top_k": "top_k", "topK": "top_k",
+              "max_tokens": "max_tokens", "max_completion_tokens": "max_tokens", "max_output_tokens": "max_tokens",
+              "maxOutputTokens": "max_tokens", "maxTokens": "max_tokens", "stop_sequences": "stop_sequences",
+              "stop": "stop_sequences", "stopSequences": "stop_sequences", "tool_choice": "tool_choice",
+              "toolChoice": "tool_choice", "response_format": "response_format", "output_format": "response_format",
+              "responseFormat": "response_format", "thinking": "thinking"}
+_NUMERIC_PARAMS = ("temperature", "top_p", "top_k", "max_tokens")
+UNSET_TEXT = ("", "null", "none", "undefined")  # a parameter kept as text that was not set
+
+
+def api_params(source: Any, field_name: str, *, textual: bool = False) -> tuple[dict, dict]:
+    """(params, origin) of the request parameters an object of them holds (a request body, an
+    SDK's record of its parameters), named as API_PARAMS says: `params` in tiercli's shape
+    (records.request_params checks them), `origin` each one's field in the source, so a
+    wrong type names it (`field_name`.NAME). A stop sequence given as one string is a list of
+    it; an empty list of them is not set, nor a maximum of -1 (OpenLIT writes -1 for a max_tokens or top_k the call did not
+    give). `textual`: the values may be kept as text (Langfuse): "null" is not set, a number's text
+    is the number, JSON text the value it holds."""
+    params: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if not isinstance(source, dict):
+        return params, origin
+    for name, ours in API_PARAMS.items():
+        value = source.get(name)
+        if value is None or ours in params:
+            continue
+        if textual and isinstance(value, str):
+            if value.strip().lower() in UNSET_TEXT:
+                continue
+            value = _number_text(value) if ours in _NUMERIC_PARAMS else _json_text(value)
+        if ours in ("max_tokens", "top_k") and value == -1 and not isinstance(value, bool):
+            continue
+        if ours == "stop_sequences" and isinstance(value, str):
+            value = [value]
+        params[ours], origin[f"params.{ours}"] = value, f"{field_name}.{name}"
+    return params, origin
+
+
+def _number_text(value: str) -> Any:
+    try:
+        return int(value)
+    except ValueError:
+        try:
+            return float(value)
+        except ValueError:
+            return value  # not a number: the check names it
+
+
+def _json_text(value: str) -> Any:
+    """JSON text's value; an OTLP array kept as its JSON ({"arrayValue": {"values": [...]}}, as
+    OpenLIT's stop sequences reach Langfuse) as the list of its values."""
+    import orjson
+
+    stripped = value.strip()
+    if stripped[:1] in ("{", "[", '"'):
+        try:
+            value = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            return value
+    if isinstance(value, dict) and value.keys() == {"arrayValue"} and isinstance(value["arrayValue"], dict):
+        values = value["arrayValue"].get("values") or []
+        return [next(iter(v.values()), None) if isinstance(v, dict) and len(v) == 1 else v for v in values]
+    return value
+
+
 def text(value: Any) -> str | None:
     """A name or id as text: strings as they are, numbers written out, empty as None."""
     if value is None or value == "":

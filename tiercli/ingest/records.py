@@ -39,6 +39,13 @@ _CALL_OPTIONAL_INTS = ("input_tokens", "output_tokens", "cache_read_input_tokens
 CACHE_CREATION = "cache_creation"
 CACHE_TTL_FIELDS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 _CALL_OPTIONAL_BOOLS = ("streaming", "use_tools")
+# Request parameters that change the answer (README "Log format"): a record gives them in its
+# `params` object (its tools at the top level too); part of the request key unless the task's
+# key_params leaves them out. Other parameters (seed, user, metadata, ...) are ignored, as unknown
+# fields are.
+PARAMS = ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", "tools", "tool_choice",
+          "response_format", "thinking")
+PARAM_ALIASES = {"output_format": "response_format"}  # Anthropic's name for a structured answer's format
 
 
 class _Bad(Exception):
@@ -165,6 +172,7 @@ class Reader:
             _fallback()  # L3 embeds a field of the record, which the reference keeps
         if r.tools is not None and not within(r.tools, 2):
             _fallback()  # the reference names it
+        params = request_params(r.params, r.tools) if r.params is not None or r.tools is not None else {}
         split = r.cache_creation
         five_minutes, one_hour = (None, None) if split is None else \
             (split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens)
@@ -173,7 +181,7 @@ class Reader:
                                              lambda: _marked_one_hour(r.tools, r.system, contents))
         call = _make_call(line_no, ts, lead, task, model, worker, system, messages, r.response, r.input_tokens,
                           r.output_tokens, r.cache_read_input_tokens, cache_write, r.streaming,
-                          r.use_tools, r.latency_ms, self.keep_text, cache_write_1h=one_hour)
+                          r.use_tools, r.latency_ms, self.keep_text, cache_write_1h=one_hour, params=params)
         if type(self.keep_text) is not bool and self.keep_text.prompt_parts:
             from tiercli.ingest.prompt_parts import prompt_parts
 
@@ -222,7 +230,8 @@ class _Record(msgspec.Struct, gc=False):
     task_type: str = ""
     model: str = ""
     system: str | list[dict[str, Any]] | None = None
-    tools: list[dict[str, Any]] | None = None  # read for compare's prompt parts only
+    tools: list[dict[str, Any]] | None = None  # a request parameter, and compare's prompt parts
+    params: dict[str, Any] | None = None  # checked by request_params
     prompt: str | None = None
     messages: list[_Message] | None = None
     worker: str | None = None
@@ -398,6 +407,7 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
         raise _Bad("attrs", "must be an object")
     if record.get("tools") is not None and not within(record["tools"], 2):  # as compare and live key them
         raise _Bad("tools", TOO_DEEP)
+    params = request_params(record.get("params"), record.get("tools"))
     split, split_field = record.get(CACHE_CREATION), CACHE_CREATION
     if split is not None:
         if not isinstance(split, dict):
@@ -413,15 +423,91 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     call = _make_call(line_no, ts, lead, task, model, worker, system, messages, response, ints["input_tokens"],
                       ints["output_tokens"], ints["cache_read_input_tokens"], cache_write,
                       flags["streaming"], flags["use_tools"], latency, keep_text,
-                      record if source_record is None else source_record, keyless, cache_write_1h=one_hour)
+                      record if source_record is None else source_record, keyless, cache_write_1h=one_hour,
+                      params=params)
     if not keyless and type(keep_text) is not bool and keep_text.prompt_parts:
         from tiercli.ingest.prompt_parts import prompt_parts_of_record
 
-        tools = record.get("tools")  # read only here: replay has no use for it
-        if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
-            raise _Bad("tools", "must be a list of tool definition objects")
         call.parts = prompt_parts_of_record(record)  # the record as recorded: its cache_control markers too
     return call
+
+
+def request_params(given: Any, tools: Any) -> dict[str, Any]:
+    """The request parameters of a record (PARAMS), checked, in canonical form (a number as a
+    float or an integer by the parameter's kind, so 1 and 1.0 are one temperature): `given`, its
+    `params` object (None when absent); `tools`, its top-level tools. A null is not set, nor an
+    empty list (no stop sequences, no tools)."""
+    if given is None:
+        given = {}
+    elif not isinstance(given, dict):
+        raise _Bad("params", f"must be an object of request parameters ({', '.join(PARAMS)}), "
+                             f"got {type(given).__name__}")
+    params: dict[str, Any] = {}
+    named: dict[str, str] = {}
+    for name, value in given.items():
+        ours = PARAM_ALIASES.get(name, name)
+        if value is None or value == [] or ours not in _PARAM_CHECKS:  # no stop sequences, no tools: not set
+            continue
+        if ours in params:
+            raise _Bad(f"params.{name}", f"the same parameter as params.{named[ours]}: give one of them")
+        params[ours], named[ours] = _PARAM_CHECKS[ours](value, f"params.{name}"), name
+    if tools is not None and tools != []:
+        if "tools" in params:
+            raise _Bad("tools", "given twice: at the top level and as params.tools")
+        params["tools"] = _tool_list(tools, "tools", 2)
+    return params
+
+
+def _real(value: Any, field: str, low: float, high: float | None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < low or (high is not None and value > high):
+        bound = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
+        raise _Bad(field, f"must be a number {bound}, got {shown(value)}")
+    return float(value)
+
+
+def _whole(value: Any, field: str, low: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_TOKENS:
+        raise _Bad(field, f"must be an integer from {low} to {MAX_TOKENS:,}, got {shown(value)}")
+    return value
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Bad(field, f"must be a list of strings, got {shown(value)}")
+    return value
+
+
+def _tool_list(value: Any, field: str, level: int = 3) -> list[dict]:
+    """`level`: 2 for the record's own tools, 3 for params.tools."""
+    if not isinstance(value, list) or not all(isinstance(tool, dict) for tool in value):
+        raise _Bad(field, "must be a list of tool definition objects")
+    if not within(value, level):
+        raise _Bad(field, TOO_DEEP)
+    return value
+
+
+def _text_or_object(value: Any, field: str) -> str | dict:
+    if not isinstance(value, (str, dict)):
+        raise _Bad(field, f"must be a string or an object, got {shown(value)}")
+    if not within(value, 3):
+        raise _Bad(field, TOO_DEEP)
+    return value
+
+
+_PARAM_CHECKS = {
+    "temperature": lambda v, f: _real(v, f, 0, None),
+    "top_p": lambda v, f: _real(v, f, 0, 1),
+    "top_k": lambda v, f: _whole(v, f, 0),
+    "max_tokens": lambda v, f: _whole(v, f, 1),
+    "stop_sequences": _strings,
+    "tools": _tool_list,
+    "tool_choice": _text_or_object,
+    "response_format": _text_or_object,
+    "thinking": _text_or_object,
+}
 
 
 def _tokens(value: Any, field: str) -> int | None:
@@ -507,10 +593,11 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
                system: list[dict] | None, messages: list[dict], response: str | None, input_tokens: int | None,
                output_tokens: int | None, cache_read: int | None, cache_write: int | None, streaming: bool,
                use_tools: bool, latency: float | None, keep_text, record: dict | None = None,
-               keyless: bool = False, cache_write_1h: int = 0) -> Call:
+               keyless: bool = False, cache_write_1h: int = 0, params: dict | None = None) -> Call:
     """The call of a checked record (both paths). `keep_text`: a bool (keep the last user
     message's text for L3, or no text), or a CallShape (tiercli/ingest/shape.py) that gives the
-    task's L3 text and answer digest; `record`, for an L3 text taken from a field of it."""
+    task's L3 text, answer digest and keyed parameters; `record`, for an L3 text taken from a
+    field of it; `params`: its request parameters (request_params)."""
     estimated = input_tokens is None or output_tokens is None
     if input_tokens is None:
         chars = len(_flat_text(system)) + sum(len(_flat_text(m["content"])) for m in messages)
@@ -523,14 +610,18 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
         # a bypassed or keyless call is never looked up: its L3 text is not needed
         text = keep_text.text(task, messages, record, needed=not (streaming or use_tools or keyless))
         digest = keep_text.digest(task, response)
+    kept = in_key = params or {}
+    if params and type(keep_text) is not bool:
+        kept, in_key = keep_text.kept_params(task, params)
     try:
-        key = request_key(task, model, system, messages)
+        key = request_key(task, model, system, messages, in_key)
     except TooDeep:
         raise _Bad("system" if system is not None and not within(system, 2) else "messages", TOO_DEEP) from None
     return Call(0, line_no, ts, lead, task, model, worker, key,
                 text, streaming or use_tools, streaming, input_tokens,
                 output_tokens, cache_read or 0, cache_write or 0, estimated,
-                float(latency) if latency is not None else None, digest, cache_write_1h_tokens=cache_write_1h)
+                float(latency) if latency is not None else None, digest, cache_write_1h_tokens=cache_write_1h,
+                params=params_digest(kept), param_names=param_bits(params) if params else 0)
 
 
 # --- fields ---------------------------------------------------------------------------------------
@@ -644,10 +735,26 @@ def response_digest(text: str | None) -> bytes | None:
     return None if text is None else hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
 
 
-def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict]) -> bytes:
-    """The exact-match key (L1 and L2): a hash of task, model, system and messages in canonical JSON."""
+def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict],
+                params: dict | None = None) -> bytes:
+    """The exact-match key (L1 and L2): a hash of task, model, system, messages and the keyed
+    request parameters in canonical JSON. No parameters: the hash of the first four alone, the
+    key of a log that records none (as before parameters were keyed)."""
     canonical = canonical_json([task, model, system, messages])  # in the record's place: TooDeep as the record is
+    if params:  # one JSON value after the other: their canonical JSON reads back one way only
+        canonical += canonical_json(params)  # a parameter at the record's level (top-level tools are)
     return hashlib.sha256(canonical).digest()  # bytes, not hex: half the memory on long logs
+
+
+def params_digest(params: dict) -> bytes | None:
+    """What L3 compares of two calls' keyed parameters: a 128-bit BLAKE2b of their canonical
+    JSON; None when there are none."""
+    return hashlib.blake2b(canonical_json(params), digest_size=16).digest() if params else None
+
+
+def param_bits(params: dict) -> int:
+    """Which of PARAMS a call gives (Call.param_names)."""
+    return sum(1 << i for i, name in enumerate(PARAMS) if name in params)
 
 
 def embedding_text(messages: list[dict]) -> str:

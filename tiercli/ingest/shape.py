@@ -1,5 +1,6 @@
 """What ingest keeps of a call's request and answer for the engine to compare, per task: the
-text L3 embeds (`l3_text`) and a digest of what the answer rule compares (`same_answer`).
+text L3 embeds (`l3_text`), a digest of what the answer rule compares (`same_answer`), and the
+request parameters its key holds (`key_params`).
 Only digests and the embedded text are kept, so memory does not grow with answers' length."""
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ class CallShape:
     """Built from the settings (or none: today's defaults, last user message and exact
     answers). `keep_text` False: L3 is off for every task, no text is kept."""
 
-    def __init__(self, settings=None, keep_text: bool = True, prompt_parts: bool = False):
+    def __init__(self, settings=None, keep_text: bool = True, prompt_parts: bool = False, params_apart: bool = False):
         self.settings, self.keep_text = settings, keep_text
         self.prompt_parts = prompt_parts  # keep each call's prompt parts (Call.parts), for tiercli compare
+        # inspect: each call's key without parameters, and Call.params the digest of all of them
+        self.params_apart = params_apart
+        self._key_params: dict[str, tuple[str, ...]] = {}
         self._rules: dict[str, object] = {}
         self._texts: dict[str, object] = {}
         self.answer_texts: dict[bytes, str] = {}  # digest -> answer text, for tasks whose rule is embedding
@@ -36,6 +40,20 @@ class CallShape:
             choice = self._texts[task] = (self.settings.l3_text_for(task) if self.settings is not None
                                           else parse_l3_text("last-user"))
         return choice
+
+    def kept_params(self, task: str, params: dict) -> tuple[dict, dict]:
+        """(the parameters the task's key_params keeps, those of them its key holds) of a call's
+        recorded `params`: every one without settings."""
+        if self.params_apart:
+            return params, {}
+        names = self._key_params.get(task)
+        if names is None:
+            from tiercli.ingest.records import PARAMS
+
+            names = self._key_params[task] = (self.settings.key_params_for(task) if self.settings is not None
+                                              else PARAMS)
+        kept = {name: value for name, value in params.items() if name in names}
+        return kept, kept
 
     def needs_record(self, task: str) -> bool:
         """Whether the task's L3 text is a field of the log record (`field:PATH`): the native

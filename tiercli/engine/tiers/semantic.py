@@ -149,8 +149,15 @@ class _Block:
         self.asked = self.kept = 0  # look-ups answered from a pruned block, and the units they scored in full
 
 
+def l3_group(call: Call) -> tuple[str, str, bytes | None]:
+    """Which entries a call's L3 look-up searches, and which group its entry joins: those of its
+    task and model stored under the same keyed request parameters (Call.params), so a semantic
+    hit never serves an answer asked for under other parameters (README "Replay semantics")."""
+    return call.task, call.model, call.params
+
+
 class _Group:
-    """The entries of one (task, model): their vectors as rows, in store order, and the
+    """The entries of one l3_group (task, model, parameters): their vectors as rows, in store order, and the
     distinct texts among them, each scored once when many entries share a text."""
 
     def __init__(self, dim: int):
@@ -466,17 +473,17 @@ class SemanticTier(Store):
         self.threshold_of = threshold_of  # task -> its threshold ([tasks.NAME] l3_threshold); None: one for all
         self.vectors = vectors  # one unit-length row per distinct call text
         self.row_of_text = row_of_text
-        self.groups: dict[tuple[str, str], _Group] = {}
-        self.group_of: dict[str, tuple[str, str]] = {}
-        self.queues: dict[tuple[str, str], _Queue] = {}
+        self.groups: dict[tuple, _Group] = {}  # by l3_group
+        self.group_of: dict[bytes, tuple] = {}
+        self.queues: dict[tuple, _Queue] = {}
         self.space = _Space(vectors)
 
     def expect(self, calls: Sequence[Call]) -> None:
         """The calls to come, in processing order (the replay gives them all before the first
         event): each group's look-ups are then scored a block at a time. A look-up of a call
         not among them is scanned, with the same answer."""
-        seqs: dict[tuple[str, str], list[int]] = {}
-        rows: dict[tuple[str, str], list[int]] = {}
+        seqs: dict[tuple, list[int]] = {}
+        rows: dict[tuple, list[int]] = {}
         row_of_text = self.row_of_text
         for call in calls:
             if call.bypass or call.keyless:
@@ -484,7 +491,7 @@ class SemanticTier(Store):
             row = row_of_text.get(call.text)
             if row is None:  # not embedded: L3 is off for its task
                 continue
-            group_key = (call.task, call.model)
+            group_key = l3_group(call)
             found = seqs.get(group_key)
             if found is None:
                 found = seqs[group_key] = []
@@ -499,7 +506,7 @@ class SemanticTier(Store):
             group.queue, group.block = self.queues.get(group_key), None
 
     def find(self, call: Call, worker: str, t: float) -> tuple[Entry | None, float | None]:
-        group = self.groups.get((call.task, call.model))
+        group = self.groups.get(l3_group(call))
         if group is None or len(group.keys) == group.dead:
             return None, None
         text_row = self.row_of_text[call.text]
@@ -520,7 +527,7 @@ class SemanticTier(Store):
 
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
         entry = Entry(call.key, self.expiry_for(call, t), origin)
-        group_key = (call.task, call.model)
+        group_key = l3_group(call)
         if call.key in self.entries:
             self.discard(call.key)  # before put() so the old row dies before the new one is added
         self.put(entry, t)  # may drop other entries (capacity, expiry) and so compact the group

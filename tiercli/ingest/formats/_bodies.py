@@ -15,7 +15,7 @@ import orjson
 from tiercli.errors import shown
 from tiercli.ingest import chat
 from tiercli.ingest.depth import TOO_DEEP, TooDeep, canonical_json, require_within
-from tiercli.ingest.foreign import boolean, timestamp
+from tiercli.ingest.foreign import api_params, boolean, timestamp
 from tiercli.ingest.formats.map import LATENCY_DECIMALS, mapped_fields
 from tiercli.ingest.records import RecordProblem
 
@@ -94,14 +94,15 @@ def _is_chat(value: Any) -> bool:
 
 
 def request_fields(value: Any, field: str, *, whole_body: bool = False) -> tuple[dict, dict]:
-    """(fields, origin) of a recorded request: system, messages or prompt, and use_tools and
-    streaming when the request says. `whole_body`: the value is the provider request as sent
+    """(fields, origin) of a recorded request: system, messages or prompt, and use_tools,
+    streaming and the request parameters (foreign.api_params) when the request says. `whole_body`: the value is the provider request as sent
     (a proxy's log), so a request that names no tools used none and one without `stream` was
     not streamed; an SDK's record of its input says nothing either way."""
     value = json_value(value)
     if absent(value):
         return {}, {}
     fields: dict[str, Any] = {}
+    params_origin: dict[str, str] = {}
     if isinstance(value, str):
         fields["prompt"] = value
     elif _is_chat(value):
@@ -120,11 +121,14 @@ def request_fields(value: Any, field: str, *, whole_body: bool = False) -> tuple
             fields["streaming"] = boolean(value["stream"], f"{field}.stream")
         elif whole_body:
             fields["streaming"] = False
+        params, params_origin = api_params(value, field)
+        if params:
+            fields["params"] = params
     elif isinstance(value, dict) and isinstance(value.get("prompt"), str):
         fields["prompt"] = value["prompt"]
     else:
         fields["prompt"] = _canonical(value, field)
-    return fields, {name: field for name in fields}
+    return fields, {**{name: field for name in fields}, **params_origin}
 
 
 def _answer_shaped(value: Any) -> bool:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tiercli.ingest import chat
-from tiercli.ingest.foreign import Builder, boolean, number, text, timestamp
+from tiercli.ingest.foreign import Builder, api_params, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.formats._bodies import (absent, answer_text, json_value, latency_ms, mapping, pick,
                                             request_fields, with_field_map)
@@ -287,6 +287,11 @@ def call_record(row: dict, field_map: dict[str, str]) -> tuple[dict, dict, int]:
         definitions = [{"name": name, "definition": value} for name, value in definitions.items()]
     if isinstance(definitions, list) and definitions and all(isinstance(t, dict) for t in definitions):
         record["tools"], origin["tools"] = definitions, tools_field  # the prompt's first parts (compare)
+    raw, parameters_field = pick(row, MODEL_PARAMETERS)  # as text: "0.7", "null"
+    params, params_origin = api_params(mapping(raw, parameters_field), parameters_field, textual=True)
+    if params:  # over those of a request body recorded as the input
+        record["params"] = {**record.get("params", {}), **params}
+        origin.update(params_origin)
     with_field_map(row, field_map, record, origin, start_field)
     return record, origin, as_text
 

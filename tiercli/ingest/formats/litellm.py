@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from tiercli.ingest import chat
-from tiercli.ingest.foreign import Builder, boolean, number, text, timestamp
+from tiercli.ingest.foreign import Builder, api_params, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.formats.map import LATENCY_DECIMALS, TOKENS, mapped_fields
 from tiercli.ingest.items import items, json_text
@@ -182,6 +182,10 @@ def call_record(row: dict, options) -> tuple[dict, dict, bool]:
     if options_given is not None:
         name = "proxy_server_request" if request else "model_parameters"
         record["use_tools"], origin["use_tools"] = bool(options_given.get("tools")), f"{name}.tools"
+        params, params_origin = api_params(options_given, name)
+        if params:
+            record["params"] = params
+            origin.update(params_origin)
     cache_hit = row.get("cache_hit")
     cache_hit = boolean(cache_hit, "cache_hit") if cache_hit not in ("None", "null") else False
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from tiercli.ingest import chat, fieldmap
 from tiercli.ingest.depth import require_within
-from tiercli.ingest.foreign import Builder, boolean, number, text, timestamp
+from tiercli.ingest.foreign import Builder, api_params, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.items import items, json_text
 from tiercli.ingest.records import RecordProblem
@@ -112,6 +112,19 @@ def _converted(target: str, value: Any, path: str) -> Any:
     raise AssertionError(target)
 
 
+def mapped_params(value: Any, path: str) -> tuple[dict, dict]:
+    """(params, origin) of a mapped `params`: an object of request parameters (a request body,
+    an SDK's parameters; JSON text of one), named as the APIs name them (foreign.api_params),
+    its `tools` too."""
+    value = json_text(value)
+    if not isinstance(value, dict):
+        raise RecordProblem(path, f"must be an object of request parameters, got {type(value).__name__}")
+    params, origin = api_params(value, path)
+    if value.get("tools") is not None:
+        params["tools"], origin["params.tools"] = value["tools"], f"{path}.tools"
+    return params, origin
+
+
 def mapped_fields(record: Any, paths: dict[str, str], required: tuple[str, ...] = ()) -> tuple[dict, dict]:
     """(fields in tiercli's record shape, origin: tiercli field -> the path it came from) of
     the fields `paths` names ({tiercli field: path}). An absent field is None (unknown), or a
@@ -135,8 +148,11 @@ def mapped_fields(record: Any, paths: dict[str, str], required: tuple[str, ...] 
             present[target] = value
             origin[target] = path
     for target, value in present.items():
-        if target not in ("messages", "system", "usage"):
+        if target not in ("messages", "system", "usage", "params"):
             fields[target] = _converted(target, value, origin[target])
+    if "params" in present:
+        fields["params"], params_origin = mapped_params(present["params"], origin["params"])
+        origin.update(params_origin)
     if "messages" in present or "system" in present:
         system = json_text(present.get("system"))
         if "messages" in present:

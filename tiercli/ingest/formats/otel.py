@@ -31,12 +31,13 @@ from tiercli.ingest import fieldmap
 from tiercli.ingest.chat import (ToolCalls, response_text, split_into, split_messages, transcript_messages,
                                  turn_of, usage_from, usage_object)
 from tiercli.ingest.depth import MAX_DEPTH, TOO_DEEP, require_within
-from tiercli.ingest.foreign import Builder, FormatRead, ReadOptions, boolean, number, text, timestamp
+from tiercli.ingest.foreign import Builder, FormatRead, ReadOptions, api_params, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.items import Item, items
 from tiercli.ingest.records import RecordProblem
 from tiercli.ingest.sources import ZSTD_MAGIC, Source
 
+REQUEST_PARAMS = "gen_ai.request."  # gen_ai.request.max_tokens, .temperature, .top_p, .top_k, .stop_sequences
 # Operations of gen_ai.operation.name that are a call to a model (embeddings, tools and agents are not).
 MODEL_OPERATIONS = ("chat", "text_completion", "generate_content")
 STATUS_ERROR = (2, "STATUS_CODE_ERROR")
@@ -713,6 +714,7 @@ class Reading:
     streaming: bool | None = None  # None: the span does not say
     use_tools: bool | None = None
     tools: list | None = None  # gen_ai.tool.definitions: the first parts of the prompt (tiercli compare)
+    params: dict = field(default_factory=dict)  # request parameter (records.PARAMS) -> (value, source field)
 
 
 def _read(span: Span, options: ReadOptions) -> Reading:
@@ -792,6 +794,13 @@ def _read(span: Span, options: ReadOptions) -> Reading:
     if vercel_tools and reading.tools is None:
         require_within(vercel_tools, "ai.prompt.tools")
         reading.tools = vercel_tools
+
+    # request parameters: the GenAI conventions' gen_ai.request.*, then OpenInference's invocation parameters
+    requested = {k[len(REQUEST_PARAMS):]: v for k, v in both.items() if k.startswith(REQUEST_PARAMS)}
+    for source, source_field in ((requested, REQUEST_PARAMS[:-1]), (parameters, "llm.invocation_parameters")):
+        found, where = api_params(source, source_field)
+        for name, value in found.items():
+            reading.params.setdefault(name, (value, where[f"params.{name}"]))
 
     response_id = attrs.get("gen_ai.response.id")
     if response_id is None:
@@ -1098,6 +1107,13 @@ def _merge(spans: list[Span], options: ReadOptions) -> tuple[dict, dict]:
     tools = next((r.tools for r in readings if r.tools), None)
     if tools:
         record["tools"], origin["tools"] = tools, "gen_ai.tool.definitions"
+    params: dict[str, Any] = {}
+    for reading in readings:  # each parameter from the first span that gives it
+        for name, (value, source_field) in reading.params.items():
+            if name not in params:
+                params[name], origin[f"params.{name}"] = value, source_field
+    if params:
+        record["params"] = params
     _apply_map(record, origin, readings, options)
     return record, origin
 
@@ -1129,6 +1145,13 @@ def _apply_map(record: dict, origin: dict, readings: list[Reading], options: Rea
             record[target] = boolean(values[target], origin[target]) or False
     if "response" in values:
         record["response"] = response_text(_json(values["response"]))
+    if "params" in values:  # the mapped parameters replace those the spans give
+        record.pop("params", None)
+        if values["params"] is not None:
+            from tiercli.ingest.formats.map import mapped_params
+
+            record["params"], params_origin = mapped_params(values["params"], origin["params"])
+            origin.update(params_origin)
     _map_request(record, origin, values)
     _map_tokens(record, origin, values, readings)
 
