@@ -278,8 +278,8 @@ def test_options_frame_rows_columns_and_values(data):
         "requests", "cost_usd", "monthly_usd", "savings_pct", "cost_per_lead_usd",
         "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "hit_rate", "l1_hit_rate", "l2_hit_rate", "l3_hit_rate",
         "prompt_read_tokens", "prompt_write_tokens", "prompt_uncached_tokens", "prompt_read_share",
-        "stale_hits", "mismatched_hits", "delayed_calls", "routed_calls", "within_budget", "over_budget",
-        "recommended", "risk"]
+        "stale_hits", "mismatched_hits", "cross_lead_hits", "cross_lead_mismatched", "delayed_calls", "routed_calls",
+        "within_budget", "over_budget", "recommended", "risk"]
     row = frame.loc[("intent", "cache+prompt-cache")]
     assert row["requests"] == 1_052 and row["cost_usd"] == 2.0 and row["monthly_usd"] == 60.0
     assert row["savings_pct"] == 50.0 and row["cost_per_lead_usd"] == 2.0 / TASK_LEADS["intent"]
@@ -298,6 +298,7 @@ def test_options_frame_rows_columns_and_values(data):
     assert frame["recommended"].sum() == 4  # the whole log's and each task's
     # not measured, no prompt caching: empty cells, whole numbers elsewhere
     assert frame.loc[("all", "route"), "mismatched_hits"] is pd.NA
+    assert frame["cross_lead_hits"].isna().all()  # these rows were written before cross-lead hits were counted
     assert frame.loc[("all", "baseline"), "prompt_read_tokens"] is pd.NA
     assert math.isnan(frame.loc[("all", "baseline"), "prompt_read_share"])
     assert frame.loc[("all", "batch"), "over_budget"] == "p95 1 h > 3,000 ms"
@@ -305,7 +306,7 @@ def test_options_frame_rows_columns_and_values(data):
     csv = frame.to_csv().splitlines()
     assert csv[0].startswith("task,option,requests,cost_usd,monthly_usd,")
     assert csv[5].startswith("all,route,2417,8.8,264.0,")
-    assert csv[5].endswith(",0.0,0.0,0.0,0.0,,,,,0,,0,2417,True,,False," + RISK["route"])
+    assert csv[5].endswith(",0.0,0.0,0.0,0.0,,,,,0,,,,0,2417,True,,False," + RISK["route"])
 
 
 def test_plot_writes_a_png(data, tmp_path, monkeypatch):

@@ -3,10 +3,13 @@
 
 import random
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from logs import call, tag, write
 from oracle import oracle_replay
+from tiercli.economics.outcomes import cross_lead_codes
 from tiercli.store.embeddings import HashingEmbedder
 from tiercli.ingest.logread import read_log
 from tiercli.engine.replay import OUTCOMES, replay
@@ -51,13 +54,23 @@ def random_log(seed: int) -> list[dict]:
     return records
 
 
+def engine_cross_lead(result) -> list[int]:
+    """Per call of an engine's replay, what the per-call table says of the lead of its hit's
+    entry (tiercli.economics.outcomes.cross_lead_codes, from the source seq the engine keeps)."""
+    calls = result.calls
+    return cross_lead_codes(np.array([c.seq for c in calls], dtype=np.int64), pd.Series([c.lead for c in calls]),
+                            np.asarray(result.source_seq, dtype=np.int64)).tolist()
+
+
 def assert_engine_matches_oracle(events, settings, vectors, row_of_text):
     result = replay(events, settings, vectors, row_of_text)
     vector_of_text = None if vectors is None else {t: vectors[r] for t, r in row_of_text.items()}
-    outcomes, stale, mismatched = oracle_replay(events, settings, vector_of_text)
+    cross_lead = []
+    outcomes, stale, mismatched = oracle_replay(events, settings, vector_of_text, cross_lead=cross_lead)
     assert [OUTCOMES[o] for o in result.outcome] == outcomes
     assert list(map(bool, result.stale)) == stale
     assert list(result.mismatched) == mismatched  # 0, 1; 2 (an unreadable answer) only under json and regex rules
+    assert engine_cross_lead(result) == cross_lead
     return outcomes
 
 
@@ -122,10 +135,12 @@ def test_engine_matches_oracle_under_answer_rules(tmp_path):
         answer_vectors = HashingEmbedder().encode(answers) if answers else []
         judge = AnswerJudge(settings, dict(zip(read.answer_texts, answer_vectors)))
         result = replay(read.events, settings, vectors, {t: i for i, t in enumerate(texts)}, judge=judge)
+        cross_lead = []
         outcomes, stale, mismatched = oracle_replay(read.events, settings, {t: v for t, v in zip(texts, vectors)},
-                                                    responses, dict(zip(answers, answer_vectors)))
+                                                    responses, dict(zip(answers, answer_vectors)), cross_lead)
         assert [OUTCOMES[o] for o in result.outcome] == outcomes
         assert list(result.mismatched) == mismatched
+        assert engine_cross_lead(result) == cross_lead
         seen |= {(variant, call.task, code) for call, code in zip(read.calls, mismatched)}
     # under json and regex rules answers are the same, differ and cannot be read; under any never differ
     assert {code for v, task, code in seen if v == 0} == {0, 1, 2}

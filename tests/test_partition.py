@@ -50,6 +50,7 @@ def random_log(seed: int) -> list[dict]:
 def assert_same(events, settings, vectors=None, row_of_text=None):
     local = replay(events, settings, vectors, row_of_text)
     parts = partitioned_replay(events, settings, vectors, row_of_text)
+    # source_seq: also whose entry each hit served, so its cross-lead hits (economics.outcomes.cross_lead_codes)
     for name in ("outcome", "stale", "mismatched", "source_seq", "lookup_ms"):
         assert list(getattr(parts, name)) == list(getattr(local, name)), name
     assert np.array_equal(np.asarray(parts.similarity), np.asarray(local.similarity), equal_nan=True)

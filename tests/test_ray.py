@@ -27,7 +27,8 @@ runner = CliRunner()
 
 
 def _same_tables(a, b):
-    columns = ["outcome", "stale", "mismatched", "source_seq", "worker", "cached_pusd", "cached_ms", "lookup_ms"]
+    columns = ["outcome", "stale", "mismatched", "source_seq", "cross_lead", "cross_lead_unknown", "worker",
+               "cached_pusd", "cached_ms", "lookup_ms"]
     for name in columns:
         assert list(a[name]) == list(b[name]), name
     assert np.array_equal(a["similarity"].to_numpy(), b["similarity"].to_numpy(), equal_nan=True)
@@ -41,7 +42,8 @@ def test_replay_on_ray_equals_local_on_the_sample(settings):
     on_ray = run_replay(read, dataclasses.replace(settings, executor="ray"), embedder=HashingEmbedder())
     assert on_ray.summary["executor"] == {"used": "ray", "asked": "ray", "reason": None}
     _same_tables(local.table, on_ray.table)
-    for name in ("hits", "stale_hits", "mismatched_hits", "tag_changes", "invalidated", "cost", "latency_ms"):
+    for name in ("hits", "stale_hits", "mismatched_hits", "cross_lead_hits", "cross_lead_mismatched", "tag_changes",
+                 "invalidated", "cost", "latency_ms"):
         assert on_ray.summary[name] == local.summary[name], name
 
 

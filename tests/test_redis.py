@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from conftest import SAMPLE_LOG
 from logs import write
 from oracle import oracle_replay
-from test_oracle import VARIANTS, random_log
+from test_oracle import VARIANTS, engine_cross_lead, random_log
 from tiercli.cli import app
 from tiercli.store.embeddings import HashingEmbedder
 from tiercli.redis.l2 import redis_l2
@@ -22,8 +22,9 @@ from tiercli.engine.replay import OUTCOMES, TierContext, replay
 from tiercli.settings import Settings
 
 runner = CliRunner()
-COUNTS = ("requests", "bypassed", "misses", "hits", "tiers", "stale_hits", "mismatched_hits", "cost",
-          "cost_per_lead", "by_task", "invalidated", "evictions", "tag_changes")
+COUNTS = ("requests", "bypassed", "misses", "hits", "tiers", "stale_hits", "mismatched_hits", "cross_lead_hits",
+          "cross_lead_mismatched", "cross_lead_unknown", "cost", "cost_per_lead", "by_task", "invalidated",
+          "evictions", "tag_changes")
 
 
 def run(*args):
@@ -65,9 +66,12 @@ def test_redis_l2_matches_the_oracle_with_capacities(tmp_path, redis_server, see
         with redis_l2(settings) as session:
             ctx = TierContext(settings, vectors, row_of_text, session.client, session.prefix)
             result = replay(read.events, settings, ctx=ctx)
-        outcomes, stale, mismatched = oracle_replay(read.events, settings, {t: vectors[r] for t, r in row_of_text.items()})
+        cross_lead = []
+        outcomes, stale, mismatched = oracle_replay(read.events, settings, {t: vectors[r] for t, r in row_of_text.items()},
+                                                    cross_lead=cross_lead)
         assert [OUTCOMES[o] for o in result.outcome] == outcomes
         assert list(map(bool, result.stale)) == stale and list(map(bool, result.mismatched)) == mismatched
+        assert engine_cross_lead(result) == cross_lead  # from the source seq Redis keeps in each entry
 
 
 def test_only_its_own_keys_are_touched_and_deleted(redis_server, redis_client):

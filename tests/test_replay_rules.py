@@ -323,6 +323,10 @@ def test_cost_latency_and_per_lead_figures(tmp_path):
         "baseline_usd": pytest.approx(4 * per_call), "cached_usd": pytest.approx(2 * per_call),
         "stale_hits": 0, "mismatched_hits": 0, "mismatched_unparsable": 0, "unparsable_answers": 0,
         "mismatched_by_tier": {"l1": 0, "l2": 0, "l3": 0},
+        # B's L2 hit is A's entry: another lead's answer (no answers recorded: none differs)
+        "cross_lead_hits": 1, "cross_lead_mismatched": 0, "cross_lead_unknown": 0,
+        "cross_lead_by_tier": {"l1": {"hits": 0, "mismatched": 0}, "l2": {"hits": 1, "mismatched": 0},
+                               "l3": {"hits": 0, "mismatched": 0}},
         "noise_floor": {"repeats": 0, "differ": 0, "share": None}}  # no answers recorded: no repeats to judge
 
 

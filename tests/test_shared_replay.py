@@ -67,6 +67,7 @@ def assert_same(events, settings, vectors, row_of_text, judge=None, thresholds=(
         jostle(shared.near, shared.slack, jostled)
     assert shared.unsupported(settings) is None
     ours = shared.run(settings)
+    # source_seq: also whose entry each hit served, so its cross-lead hits (economics.outcomes.cross_lead_codes)
     for name in ("outcome", "stale", "mismatched", "source_seq", "lookup_ms"):
         assert list(getattr(ours, name)) == list(getattr(engine, name)), name
     assert ours.worker == engine.worker

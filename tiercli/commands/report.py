@@ -16,8 +16,8 @@ from tiercli.present.render import print_compare, print_frame, print_summary, re
 from tiercli.present.words import count
 from tiercli.store.runs import load_run
 from tiercli.economics.noise import floor
-from tiercli.present.views import (BREAKDOWNS, COLUMNS, NOISE_COLUMNS, compare, figures, results_frame, sort_column,
-                                   sort_rows)
+from tiercli.present.views import (BREAKDOWNS, COLUMNS, CROSS_LEAD_COLUMNS, CROSS_LEAD_VIEWS, NOISE_COLUMNS, compare,
+                                   figures, results_frame, sort_column, sort_rows)
 
 
 def report(
@@ -64,7 +64,8 @@ def report(
             raise UsageError(f"--by: unknown breakdown {by!r}", hint=f"use one of {', '.join(BREAKDOWNS)}")
         if per_lead and by:
             raise UsageError("--per-lead and --by are two different views", hint="give one of them")
-        columns = COLUMNS + (NOISE_COLUMNS if by == "task" else ())
+        columns = (COLUMNS + (CROSS_LEAD_COLUMNS if by in CROSS_LEAD_VIEWS else ())
+                   + (NOISE_COLUMNS if by == "task" else ()))
         if sort is not None and sort not in columns and sort not in ("lead", by):
             raise UsageError(f"--sort: unknown column {sort!r}", hint=f"use one of {', '.join(columns)}")
         saved = load_run(run)
@@ -90,6 +91,9 @@ def report(
         if sort in NOISE_COLUMNS and sort not in all_rows.columns:
             raise TiercliError(f"--sort {sort}: run {saved.id} was saved before tiercli recorded repeated "
                                f"requests", hint="replay the log again to see its noise floor")
+        if sort in CROSS_LEAD_COLUMNS and sort not in all_rows.columns:
+            raise TiercliError(f"--sort {sort}: run {saved.id} was saved before tiercli counted hits that serve "
+                               f"another lead's answer", hint="replay the log again to count them")
         order = sort_column(view, sort, top)
         rows = sort_rows(all_rows, order, top)
         summary = saved.summary

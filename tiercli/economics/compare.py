@@ -19,7 +19,7 @@ import pandas as pd
 
 from tiercli.durations import format_duration
 from tiercli.economics.pricing import Pricer, to_usd
-from tiercli.economics.summary import DAYS_PER_MONTH, MIN_SPAN_FOR_MONTHLY_S
+from tiercli.economics.summary import DAYS_PER_MONTH, MIN_SPAN_FOR_MONTHLY_S, cross_lead_figures
 from tiercli.errors import UsageError
 from tiercli.present.words import count, latency
 from tiercli.settings import TIER_NAMES, Settings
@@ -295,7 +295,7 @@ class _Rows:
 
     def __init__(self, table: pd.DataFrame, mask: np.ndarray, span_s: float, settings: Settings,
                  routes: dict[str, str], plan: dict[str, str] | None = None):
-        self.mask, self.span_s, self.settings, self.routes = mask, span_s, settings, routes
+        self.table, self.mask, self.span_s, self.settings, self.routes = table, mask, span_s, settings, routes
         self.plan = plan or {}
         self.requests = int(mask.sum())
         self.leads = int(table["lead"][mask].nunique())
@@ -323,6 +323,7 @@ class _Rows:
             "prompt_cache": None,
             "stale_hits": int(self.stale[cached].sum()),
             "mismatched_hits": int(self.mismatched[cached].sum()),
+            **cross_lead_figures(self.table, cached),  # answers served to another lead: not a saving
             "delayed_calls": int(o.delayed[m].sum()),
             "routed_calls": int(o.routed[m].sum()),
         }
@@ -345,6 +346,10 @@ class _Rows:
         if o.cached[self.mask].any():
             notes.append(f"{row['mismatched_hits']:,} of {count(hits, 'hit')} answer differently, "
                          f"{row['stale_hits']:,} stale")
+            if row["cross_lead_hits"]:
+                notes.append(f"{count(row['cross_lead_hits'], 'hit')} serve another lead's answer "
+                             f"({row['cross_lead_mismatched']:,} of them differing): a privacy incident in a "
+                             f"real deployment")
         if row["routed_calls"]:
             models = ", ".join(sorted(set(self.routes.values())))
             notes.append(f"{count(row['routed_calls'], 'call')} priced at {models} with the same tokens; "

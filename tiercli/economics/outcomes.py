@@ -11,7 +11,12 @@ import pandas as pd
 from tiercli.economics.pricing import Pricer
 from tiercli.engine.answers import UNPARSABLE
 from tiercli.engine.replay import OUTCOMES, ReplayOutcome
+from tiercli.ingest.foreign import NO_LEAD
 from tiercli.settings import Settings
+
+# A hit's lead against the lead of the call that first filled its entry (README "Replay
+# semantics", Cross-lead hit): another lead's answer, or unknown when either call has no lead.
+SAME_LEAD, CROSS_LEAD, LEAD_UNKNOWN = 0, 1, 2
 
 
 def baseline_costs(calls, pricer: Pricer) -> np.ndarray:
@@ -42,6 +47,21 @@ def call_columns(calls, settings: Settings, pricer: Pricer) -> dict:
     }
 
 
+def cross_lead_codes(seq: np.ndarray, lead: pd.Series, source_seq: np.ndarray) -> np.ndarray:
+    """Per call: CROSS_LEAD when it was served an entry first filled by a call of another lead,
+    LEAD_UNKNOWN when either of the two has no lead (NO_LEAD), else SAME_LEAD (a miss or a bypass
+    too). `source_seq`: the seq of the call that filled the hit entry, -1 for no hit."""
+    hit = source_seq >= 0
+    codes, _ = pd.factorize(lead)
+    order = np.argsort(seq, kind="stable")
+    filler = order[np.searchsorted(seq, source_seq[hit], sorter=order)]  # the filling call's row
+    own, theirs = codes[hit], codes[filler]
+    no_lead = (lead == NO_LEAD).to_numpy()
+    out = np.full(len(seq), SAME_LEAD, dtype=np.int8)
+    out[hit] = np.where(no_lead[hit] | no_lead[filler], LEAD_UNKNOWN, np.where(own != theirs, CROSS_LEAD, SAME_LEAD))
+    return out
+
+
 def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
                   columns: dict | None = None) -> pd.DataFrame:
     """`columns`: call_columns() of the same calls and settings, made once for many tables."""
@@ -55,6 +75,8 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
     # replay adds them up, measured or configured); a miss adds the API call; a bypass is the call.
     cached_ms = np.asarray(result.lookup_ms, dtype=np.float64) + np.where(paid, baseline_ms, 0.0)
     mismatched = np.asarray(result.mismatched, dtype=np.int8)  # 2: because an answer was unparsable
+    source_seq = np.asarray(result.source_seq, dtype=np.int64)
+    cross_lead = cross_lead_codes(columns["seq"], columns["lead"], source_seq)
 
     return pd.DataFrame(copy=False, data={
         "seq": columns["seq"],
@@ -72,7 +94,10 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
         "mismatched_unparsable": mismatched == 2,
         "answer_unparsable": columns["answer_unparsable"],
         "similarity": np.asarray(result.similarity, dtype=np.float64),
-        "source_seq": np.asarray(result.source_seq, dtype=np.int64),
+        "source_seq": source_seq,
+        # served an answer first filled by another lead's call; or one of the two has no lead
+        "cross_lead": cross_lead == CROSS_LEAD,
+        "cross_lead_unknown": cross_lead == LEAD_UNKNOWN,
         "tokens_estimated": columns["tokens_estimated"],
         "latency_defaulted": columns["latency_defaulted"],
         "baseline_pusd": baseline_pusd,

@@ -29,6 +29,18 @@ def _pct_saved(baseline: float, cached: float) -> float:
     return 0.0 if baseline == 0 else (baseline - cached) / baseline * 100.0
 
 
+def cross_lead_figures(table: pd.DataFrame, mask: np.ndarray | None = None) -> dict[str, int]:
+    """Hits (of the calls in `mask`, default all) served an answer first filled by another lead,
+    those of them whose answer differs under the task's rule, and hits where either call has no
+    lead (README "Replay semantics"): the one place these are counted from the per-call table."""
+    cross, unknown = table["cross_lead"].to_numpy(), table["cross_lead_unknown"].to_numpy()
+    mismatched = table["mismatched"].to_numpy()
+    if mask is not None:
+        cross, unknown, mismatched = cross[mask], unknown[mask], mismatched[mask]
+    return {"cross_lead_hits": int(cross.sum()), "cross_lead_mismatched": int((cross & mismatched).sum()),
+            "cross_lead_unknown": int(unknown.sum())}
+
+
 def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
     requests = len(table)
     outcome = table["outcome"]
@@ -53,11 +65,13 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
             "stale_hits": int(table["stale"].to_numpy()[mask].sum()),
             "mismatched_hits": int(table["mismatched"].to_numpy()[mask].sum()),
             "mismatched_unparsable": int(unparsable_hit[mask].sum()),
+            **cross_lead_figures(table, mask),
         }
 
     by_task = {}
     for task, group in table.groupby("task", sort=True, observed=True):
         task_counts = group["outcome"].value_counts()
+        tier_of = {name: (group["outcome"] == name).to_numpy() for name in TIER_NAMES}
         by_task[str(task)] = {
             "requests": len(group),
             "tiers": list(settings.task_tiers(str(task))),  # on for this task; the others are off for it
@@ -71,8 +85,11 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
             "mismatched_unparsable": int(group["mismatched_unparsable"].sum()) if has_unparsable else 0,
             "unparsable_answers": int(group["answer_unparsable"].sum()) if has_unparsable else 0,
             # per tier, beside the noise floor (README "The noise floor")
-            "mismatched_by_tier": {name: int(group["mismatched"].to_numpy()[(group["outcome"] == name).to_numpy()].sum())
+            "mismatched_by_tier": {name: int(group["mismatched"].to_numpy()[tier_of[name]].sum())
                                    for name in TIER_NAMES},
+            **cross_lead_figures(group),
+            "cross_lead_by_tier": {name: {"hits": figures["cross_lead_hits"], "mismatched": figures["cross_lead_mismatched"]}
+                                   for name in TIER_NAMES for figures in [cross_lead_figures(group, tier_of[name])]},
         }
     floors = floors_by_task(table)
     if floors is not None:
@@ -94,6 +111,7 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
         "stale_hits": int(table["stale"].sum()),
         "mismatched_hits": int(table["mismatched"].sum()),
         "mismatched_unparsable": int(unparsable_hit.sum()),
+        **cross_lead_figures(table),
         "unparsable_answers": int(unparsable_answer.sum()),
         "cost": {"baseline_usd": baseline, "cached_usd": cached, "savings_pct": _pct_saved(baseline, cached)},
         "monthly_cost": monthly,

@@ -100,6 +100,7 @@ def figures(summary: dict, above_floor: bool = False) -> dict:
     by_task = {task: {"requests": row["requests"], "cached_usd": row["cached_usd"],
                       "baseline_usd": row["baseline_usd"], "stale_hits": row["stale_hits"],
                       "mismatched_hits": row["mismatched_hits"],
+                      "cross_lead_hits": row["cross_lead_hits"], "cross_lead_mismatched": row["cross_lead_mismatched"],
                       "hits": row["l1"] + row["l2"] + row["l3"]}
                for task, row in summary["by_task"].items()}
     for task, row in by_task.items():
@@ -121,6 +122,10 @@ def figures(summary: dict, above_floor: bool = False) -> dict:
         "latency_mean_ms": summary["latency_ms"]["cached"]["mean"],
         "latency_p95_ms": summary["latency_ms"]["cached"]["p95"],
         "l3_mismatched_hits": summary["tiers"]["l3"]["mismatched_hits"],
+        # hits that served an answer first filled by another lead (README "Replay semantics")
+        "cross_lead_hits": summary["cross_lead_hits"],
+        "cross_lead_mismatched": summary["cross_lead_mismatched"],
+        "cross_lead_unknown": summary["cross_lead_unknown"],
         "mismatched_above_floor": above,
         "mismatch_rate_above_floor": above / requests if requests else 0.0,
         # the rate the mismatch budget counts

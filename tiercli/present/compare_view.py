@@ -100,6 +100,8 @@ def _columns(rows: list[dict], recommended: str | None, whole_log: bool) -> list
                Column("p95 latency", cells(lambda r: _ms(r["latency_ms"]["p95"]))),
                Column("Wrong", cells(lambda r: _hits(r["mismatched_hits"], r["requests"]))),
                Column("Stale", cells(lambda r: _hits(r["stale_hits"], r["requests"])))]
+    if _any(rows, lambda r: r.get("cross_lead_hits")):  # a run saved before they were counted has none
+        columns.append(Column("Other lead", cells(lambda r: _hits(r["cross_lead_hits"], r["requests"]))))
     if whole_log:
         columns += [Column("Mean latency", cells(lambda r: _ms(r["latency_ms"]["mean"]))),
                     Column("p50 latency", cells(lambda r: _ms(r["latency_ms"]["p50"])))]
@@ -129,6 +131,8 @@ def _legend(rows: list[dict], recommended: str | None) -> str:
     if any(r["monthly_usd"] is None for r in rows):
         said.append("$/month n/a: the log spans under an hour")
     said.append("Wrong (mismatched) and Stale: hits, with their share of requests")
+    if any(r.get("cross_lead_hits") for r in rows):
+        said.append("Other lead: hits that serve an answer first filled by another lead")
     return "; ".join(said) + "."
 
 
@@ -227,6 +231,7 @@ def _flat(task: str, row: dict, recommended: str | None) -> dict:
         "prompt_read_tokens": prompt.get("read_tokens"), "prompt_write_tokens": prompt.get("write_tokens"),
         "prompt_uncached_tokens": prompt.get("uncached_tokens"), "prompt_read_share": prompt.get("read_share"),
         "stale_hits": row["stale_hits"], "mismatched_hits": row["mismatched_hits"],
+        "cross_lead_hits": row.get("cross_lead_hits"), "cross_lead_mismatched": row.get("cross_lead_mismatched"),
         "delayed_calls": row["delayed_calls"], "routed_calls": row["routed_calls"],
         "within_budget": row["within_budget"], "over_budget": "; ".join(row["over_budget"]),
         "recommended": row["name"] == recommended, "risk": row["risk"],
@@ -237,7 +242,8 @@ def options_frame(data: dict) -> pd.DataFrame:
     """The CSV rows: one per (task, option), the whole log first as task "all", then each task
     in the order of by_task, options in the order shown. Indexed by (task, option), so that
     to_csv writes them as the first two columns. Counts that do not apply are empty: the prompt
-    cache's tokens of an option without prompt caching, mismatched hits not measured."""
+    cache's tokens of an option without prompt caching, mismatched hits not measured, cross-lead
+    hits of a run saved before they were counted."""
     rec = data["recommendation"]
     by_task_rec = rec.get("by_task") or {}
     records = [_flat(ALL_TASKS, row, rec.get("name")) for row in data["options"]]
@@ -246,6 +252,7 @@ def options_frame(data: dict) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records)
     for column in ("monthly_usd", "prompt_read_share"):  # None -> NaN: an empty CSV cell
         frame[column] = frame[column].astype("float64")
-    for column in ("prompt_read_tokens", "prompt_write_tokens", "prompt_uncached_tokens", "mismatched_hits"):
+    for column in ("prompt_read_tokens", "prompt_write_tokens", "prompt_uncached_tokens", "mismatched_hits",
+                   "cross_lead_hits", "cross_lead_mismatched"):
         frame[column] = frame[column].astype("Int64")  # whole numbers, empty where None
     return frame.set_index(["task", "option"])

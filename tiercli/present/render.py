@@ -360,6 +360,30 @@ def l3_text_lines(report: dict | None) -> list[str]:
     return lines
 
 
+def cross_lead_lines(summary: dict) -> list[str]:
+    """Hits that served an answer first filled by another lead's call, in total, per tier and per
+    task (README "Replay semantics"): not a saving but what a real deployment would have shown
+    one lead of another's. A run saved before they were counted has no lines."""
+    if "cross_lead_hits" not in summary:
+        return []
+    total, tiers = summary["cross_lead_hits"], summary["tiers"]
+    unknown = (f" ({count(summary['cross_lead_unknown'], 'hit')} where a call has no lead not counted)"
+               if summary["cross_lead_unknown"] else "")
+    if not total:
+        return [f"Another lead's answer: no hit served an answer first filled by another lead{unknown}"]
+    per_tier = ", ".join(f"{t.upper()} {tiers[t]['cross_lead_hits']:,}" for t in TIER_NAMES if tiers[t]["enabled"])
+    lines = [f"Another lead's answer: {count(total, 'hit')} ({per_tier}) served an answer first filled by another "
+             f"lead, {summary['cross_lead_mismatched']:,} of them differing under the task's answer rule{unknown}: "
+             f"in a real deployment each is a privacy incident, not a saving"]
+    for task, row in summary["by_task"].items():
+        if row["cross_lead_hits"]:
+            by_tier = row["cross_lead_by_tier"]
+            lines.append(f"  {printable([task])[0]}: " + ", ".join(
+                f"{by_tier[t]['hits']:,} of {row[t]:,} {t.upper()} hits ({by_tier[t]['mismatched']:,} differ)"
+                for t in TIER_NAMES if by_tier[t]["hits"]))
+    return lines
+
+
 def notes(summary: dict) -> list[str]:
     s = summary["settings"]
     ttl = ", ".join(f"{n.upper()} {s[f'{n}_ttl']}" for n in s["tiers"])
@@ -371,6 +395,7 @@ def notes(summary: dict) -> list[str]:
         f"Mismatched hits: {summary['mismatched_hits']:,} (cached answer differs from the one recorded, under the "
         f"task's answer rule" + (f"; {summary['mismatched_unparsable']:,} because an answer could not be read by it"
                                  if summary.get("mismatched_unparsable") else "") + ")",
+        *cross_lead_lines(summary),
         f"Bypassed (streaming or tool use): {summary['bypassed']:,}; tag changes: {summary['tag_changes']:,}",
     ]
     if summary.get("unparsable_answers"):  # README "Answer rules": a json or regex rule that does not fit
@@ -459,6 +484,7 @@ def print_summary(summary: dict, console: Console) -> None:
 _HEADERS = {"requests": "Requests", "l1": "L1", "l2": "L2", "l3": "L3", "misses": "Miss", "bypassed": "Bypass",
             "hit_rate": "Hit rate", "baseline_usd": "Before", "cached_usd": "After", "saved_usd": "Saved",
             "saved_pct": "Saved %", "stale_hits": "Stale", "mismatched_hits": "Wrong",
+            "cross_lead_hits": "Other lead", "cross_lead_mismatched": "Other lead wrong",
             "repeats": "Repeats", "repeats_differ": "Differ", "noise_floor": "Noise floor"}
 
 
@@ -612,6 +638,7 @@ def _print_candidates(console: Console, title: str, rows: list[dict], data: dict
         Column("Stale", cells(lambda r: _pct(r["stale_rate"]))), Column("Wrong", cells(lambda r: _pct(r["mismatch_rate"]))),
         *([Column("Wrong over floor", cells(lambda r: _pct(r["mismatch_rate_above_floor"])))]
           if budgets.get("above_noise_floor") else []),
+        Column("Other lead", cells(lambda r: f"{r['cross_lead_hits']:,}")),  # hits serving another lead's answer
         Column("Latency mean", cells(lambda r: _ms(r["latency_mean_ms"]))),
         Column("Latency p95", cells(lambda r: _ms(r["latency_p95_ms"]))),
         Column("Verdict", cells(lambda r: _verdict(r, budgets, mark)), left=True)]

@@ -16,6 +16,10 @@ COLUMNS = ("requests", "l1", "l2", "l3", "misses", "bypassed", "hit_rate", "base
            "saved_usd", "saved_pct", "stale_hits", "mismatched_hits")
 # the task view's noise floor (tiercli/economics/noise.py); runs saved before it have none
 NOISE_COLUMNS = ("repeats", "repeats_differ", "noise_floor")
+# the task and tier views' hits that served another lead's answer, and those of them that differ
+# (README "Replay semantics"), as the replay reports them; runs saved before they were counted have none
+CROSS_LEAD_COLUMNS = ("cross_lead_hits", "cross_lead_mismatched")
+CROSS_LEAD_VIEWS = ("task", "tier")
 
 
 _OUTCOME_COLUMN = {"l1": "l1", "l2": "l2", "l3": "l3", "miss": "misses", "bypass": "bypassed"}
@@ -53,6 +57,11 @@ def _sums(calls: pd.DataFrame, by: str) -> pd.DataFrame:
         flags += [("repeats", REPEAT), ("repeats_differ", DIFFERS)]
     for column, flag in flags:
         sums[column] = np.bincount(codes[calls[flag].to_numpy(dtype=bool)], minlength=groups)
+    if by in CROSS_LEAD_VIEWS and "cross_lead" in calls.columns:
+        cross = calls["cross_lead"].to_numpy(dtype=bool)
+        sums["cross_lead_hits"] = np.bincount(codes[cross], minlength=groups)
+        sums["cross_lead_mismatched"] = np.bincount(codes[cross & calls["mismatched"].to_numpy(dtype=bool)],
+                                                    minlength=groups)
     for column in ("baseline_pusd", "cached_pusd"):
         pico = calls[column].to_numpy(dtype=np.int64)
         if pico.sum(dtype=np.float64) > MAX_PICO:  # tiercli never saves such a run; int64 sums would wrap
@@ -83,6 +92,9 @@ def _finish(grouped: pd.DataFrame) -> pd.DataFrame:
     out["saved_pct"] = pct.where(grouped["baseline_pusd"] > 0, 0.0)
     out["stale_hits"] = grouped["stale_hits"]
     out["mismatched_hits"] = grouped["mismatched_hits"]
+    for column in CROSS_LEAD_COLUMNS:
+        if column in grouped.columns:
+            out[column] = grouped[column]
     if "repeats" in grouped.columns:
         out["repeats"] = grouped["repeats"]
         out["repeats_differ"] = grouped["repeats_differ"]
