@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from tiercli.durations import format_duration
+from tiercli.present.files import write_output  # whole or not at all; a device is written in place
 from tiercli.settings import Settings, key_params_text
 
 
@@ -71,7 +72,5 @@ def config_text(settings: Settings, comments: list[str]) -> str:
 
 
 def write_config(path: Path, settings: Settings, comments: list[str]) -> None:
-    from tiercli.present.files import write_output  # whole or not at all; a device is written in place
-
     text = config_text(settings, comments)
     write_output(path, lambda file: file.write(text.encode()), "config")

@@ -12,6 +12,7 @@ import typer
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, print_json, stderr
 from tiercli.errors import TiercliError, UsageError
+from tiercli.present.files import write_output
 from tiercli.present.render import print_compare, print_frame, print_summary, report_console
 from tiercli.present.words import count
 from tiercli.store.runs import load_run
@@ -132,8 +133,6 @@ def _no_nan(row: dict) -> dict:
 
 def write_csv(rows: pd.DataFrame, path: Path) -> None:
     """The rows as CSV, written whole or not at all (tiercli.present.files)."""
-    from tiercli.present.files import write_output
-
     write_output(path, lambda file: file.write(rows.to_csv().encode()), "CSV")
     stderr.print(f"wrote {path}", markup=False, highlight=False)
 

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from tiercli.errors import LineError
+from tiercli.errors import LineError, shown
 from tiercli.ingest.events import Call
 from tiercli.settings import ModelPrice
 
@@ -240,8 +240,6 @@ def _versions(name: str) -> list[str]:
 def unpriced_hint(model: str) -> str:
     """The hint for a model no price is known for: the config's [prices] table under the model's
     own name, with its list prices to fill in; never another model's prices as an example."""
-    from tiercli.errors import shown
-
     key = orjson.dumps(model).decode() if shown(model, limit=None) == repr(model) else "MODEL"  # nothing masked
     return (f"give its list prices in a config file (--config), in USD per million tokens: [prices.{key}] "
             f"input_per_mtok = IN and output_per_mtok = OUT (README \"Cost\")")
