@@ -237,12 +237,12 @@ def test_max_tokens_is_sent_as_recorded(tmp_path, server):
 
 
 def test_tools_that_are_not_a_list_of_definitions(tmp_path, server):
+    # the replay's reader refuses them (tools are a request parameter of the key) before live runs
     log = write(tmp_path / "log.jsonl", [call(0, tools="sk-ant-secret", use_tools=True),
                                          call(1, tools=[{"name": "t", "input_schema": {}}, 5], use_tools=True)])
     result = live(log, server)
     assert result.exit_code == 1 and server.attempts == 0
-    assert result.stderr.splitlines()[0] == (f"error: {log}:1: tools: must be a list of tool definitions, got text; "
-                                             "nothing was sent")
+    assert result.stderr.splitlines()[0] == f"error: {log}:1: tools: must be a list of tool definition objects"
     assert "sk-ant-secret" not in result.output
 
 
@@ -257,3 +257,88 @@ def test_live_refuses_a_foreign_format_clearly(tmp_path, server):
     result = live(log, server)
     assert result.exit_code == 2 and server.attempts == 0, result.output
     assert result.stderr.splitlines()[0] == "error: --live sends the recorded requests of one log file in tiercli's own format"
+
+
+# --- issue 23, item 3: live sends the request parameters the replay keyed -----------------------
+
+SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"}}}
+TOOL = {"name": "lookup", "input_schema": {"type": "object"}}
+
+
+def test_the_recorded_request_parameters_are_sent(tmp_path, server):
+    from tiercli.live.send import sdk_arguments
+
+    log = write(tmp_path / "log.jsonl", [
+        call(0, prompt="a", tools=[TOOL], params={
+            "temperature": 0, "top_p": 0.9, "top_k": 40, "max_tokens": 2048, "stop_sequences": ["END"],
+            "tool_choice": {"type": "auto"}, "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "output_format": {"type": "json_schema", "schema": SCHEMA}, "seed": 7}),
+        call(1, prompt="b", max_tokens=50, params={"max_tokens": 50, "tool_choice": "auto", "temperature": 1,
+                                                   "response_format": {"type": "json_object"}}),
+        call(2, prompt="c", params={"tools": [TOOL], "stop_sequences": [], "thinking": None}),
+        call(3, prompt="d")])
+    result = live(log, server, "--json", "--no-save")
+    assert result.exit_code == 0, result.output
+    received = sorted(server.requests, key=lambda body: body["messages"][0]["content"])
+    model = {"model": "claude-sonnet-4-5"}
+    assert received == [
+        {**model, "messages": [{"role": "user", "content": "a"}], "max_tokens": 2048, "tools": [TOOL],
+         "stop_sequences": ["END"], "tool_choice": {"type": "auto"},
+         "thinking": {"type": "enabled", "budget_tokens": 1024},
+         "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},  # seed is no parameter
+        {**model, "messages": [{"role": "user", "content": "b"}], "max_tokens": 50},
+        {**model, "messages": [{"role": "user", "content": "c"}], "max_tokens": 1024, "tools": [TOOL]},
+        {**model, "messages": [{"role": "user", "content": "d"}], "max_tokens": 1024}]
+    # the installed SDK (anthropic 2.x) has no sampling parameters: they are left out, and said so
+    assert not {"temperature", "top_p", "top_k"} & sdk_arguments()
+    left_out = {"response_format": 1, "temperature": 2, "tool_choice": 1, "top_k": 1, "top_p": 1}
+    assert summary_of(result)["live"]["params_left_out"] == left_out
+    import anthropic
+
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: live")]
+    assert notes == [
+        "note: live does not send some recorded request parameters: response_format in 1 call (the API takes "
+        'only {"type": "json_schema", "schema": {...}}, sent as output_config.format); temperature in 2 calls, '
+        f"top_k in 1 call, top_p in 1 call (the installed anthropic {anthropic.__version__}'s messages.create "
+        "has no such argument); tool_choice in 1 call (given as text: the API takes an object). "
+        "Their live answers may differ for it"]
+
+
+def test_every_parameter_sent_streamed_or_not(tmp_path, server):
+    log = write(tmp_path / "log.jsonl", [
+        call(0, prompt="a", params={"stop_sequences": ["END"], "max_tokens": 9}, streaming=True),
+        call(1, prompt="b", params={"stop_sequences": ["END"], "max_tokens": 9})])
+    result = live(log, server, "--json", "--no-save")
+    assert result.exit_code == 0, result.output
+    assert sorted((body.get("stream", False), body["stop_sequences"], body["max_tokens"])
+                  for body in server.requests) == [(False, ["END"], 9), (True, ["END"], 9)]
+    assert summary_of(result)["live"]["params_left_out"] == {}
+    assert "note: live" not in result.stderr
+
+
+@pytest.mark.parametrize("fields, error", [
+    ({"max_tokens": 50, "params": {"max_tokens": 60}},
+     "params.max_tokens: is 60 but the top-level max_tokens is 50: which one did the request send?; nothing was sent"),
+    ({"params": {"max_tokens": 128_001}},
+     "params.max_tokens: must be a whole number from 1 to 128,000 (the most output a Claude model allows), "
+     "got 128001; nothing was sent")])
+def test_a_params_max_tokens_that_cannot_be_sent_is_a_line_error(tmp_path, server, fields, error):
+    log = write(tmp_path / "log.jsonl", [call(0, prompt="a"), call(1, prompt="b", **fields)])
+    result = live(log, server)
+    assert result.exit_code == 1 and server.attempts == 0
+    assert result.stderr.splitlines()[0] == f"error: {log}:2: {error}"
+
+
+def test_the_worst_case_uses_the_max_tokens_sent(tmp_path, server):
+    def worst_case(**fields):
+        log = write(tmp_path / "log.jsonl", [call(0, prompt="a", **fields)])
+        result = live(log, server, "--json", "--no-save")
+        assert result.exit_code == 0, result.output
+        return summary_of(result)["live"]["worst_case_usd"]
+
+    keyed, top_level, one = worst_case(params={"max_tokens": 128_000}), worst_case(max_tokens=128_000), \
+        worst_case(max_tokens=1, params={"max_tokens": 1})
+    assert [body["max_tokens"] for body in server.requests] == [128_000, 128_000, 1]
+    # the same request either way; 127,999 more output tokens at $15/MTok (the recorded 1,000 input
+    # tokens bound the input of all three)
+    assert keyed == top_level and keyed - one == pytest.approx(127_999 * 15 / 1e6)

@@ -13,6 +13,7 @@ from bisect import bisect_left
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -100,10 +101,11 @@ def api_key() -> str:
     return key
 
 
-def load_requests(path: str, calls: list[Call]) -> dict[int, dict]:
+def load_requests(path: str, calls: list[Call], left_out: Counter | None = None) -> dict[int, dict]:
     """The recorded requests of these calls, read again from the log by line number through the
     reader replay uses (tiercli.ingest.sources: gzip and zstd, the line numbering, a leading BOM
-    dropped as the native reader drops it)."""
+    dropped as the native reader drops it). `left_out` counts the calls whose recorded
+    parameters were not sent, by parameter (see sent_params)."""
     from tiercli.ingest.logread import UTF8_BOM
     from tiercli.ingest.sources import expand, lines_of
 
@@ -111,6 +113,7 @@ def load_requests(path: str, calls: list[Call]) -> dict[int, dict]:
     out: dict[int, dict] = {}
     if not wanted:
         return out
+    takes = sdk_arguments()
     (source,) = expand([path])
     lines_wanted = sorted(wanted)
     for first_line, lines, block in lines_of(source):
@@ -124,7 +127,9 @@ def load_requests(path: str, calls: list[Call]) -> dict[int, dict]:
         for offset, raw in enumerate(block.split(b"\n")):
             call = wanted.get(first_line + offset)
             if call is not None:
-                out[call.seq] = request_of(_record_at(path, call.line, raw), call, path)
+                out[call.seq], unsent = request_of(_record_at(path, call.line, raw), call, path, takes)
+                if left_out is not None:
+                    left_out.update(unsent)
     missing = sorted(c.line for c in calls if c.seq not in out)
     if missing:
         raise LogError(path, missing[0], None, "this call's record is no longer there: the log changed "
@@ -154,39 +159,120 @@ def _kind(value) -> str:
     return {str: "text", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def max_tokens_of(record: dict, call: Call, path: str) -> int:
-    """The log's max_tokens, checked; absent or null: max(1024, 2 x the recorded output tokens),
-    at most MAX_TOKENS_BOUND. A whole number written as a float (7.0) is that number."""
-    value = record.get("max_tokens")
-    if value is None:
-        return min(max(DEFAULT_MAX_TOKENS, 2 * call.output_tokens), MAX_TOKENS_BOUND)
+def sdk_arguments() -> frozenset[str]:
+    """The request fields the installed SDK sends (the arguments both messages.create and
+    messages.stream take): the Messages API as this SDK knows it. anthropic 2.x has no
+    temperature, top_p or top_k, and takes a structured answer's format as output_config."""
+    import inspect
+
+    from anthropic.resources.messages import Messages
+
+    create, stream = (set(inspect.signature(f).parameters) for f in (Messages.create, Messages.stream))
+    return frozenset(create & stream)
+
+
+def _checked_max_tokens(value, field: str, call: Call, path: str) -> int:
+    """A max_tokens of the log: a whole number from 1 to MAX_TOKENS_BOUND (7.0 is 7)."""
     whole = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
     if not whole or not 1 <= value <= MAX_TOKENS_BOUND:
-        raise LogError(path, call.line, "max_tokens", f"must be a whole number from 1 to {MAX_TOKENS_BOUND:,} "
+        raise LogError(path, call.line, field, f"must be a whole number from 1 to {MAX_TOKENS_BOUND:,} "
                        f"(the most output a Claude model allows), got {_kind(value)}; nothing was sent",
                        hint="fix or remove it (without it, live mode sends max(1,024, 2 x the recorded output tokens))")
     return int(value)
 
 
-def request_of(record: dict, call: Call, path: str) -> dict:
+def max_tokens_of(record: dict, params: dict, call: Call, path: str) -> int:
+    """The max_tokens to send, checked: the record's params.max_tokens (the one a key holds),
+    else its top-level max_tokens (both given: they must agree); neither: max(1024, 2 x the
+    recorded output tokens), at most MAX_TOKENS_BOUND. `params`: the record's request_params."""
+    top = record.get("max_tokens")
+    top = None if top is None else _checked_max_tokens(top, "max_tokens", call, path)
+    keyed = params.get("max_tokens")
+    if keyed is None:
+        return top if top is not None else min(max(DEFAULT_MAX_TOKENS, 2 * call.output_tokens), MAX_TOKENS_BOUND)
+    keyed = _checked_max_tokens(keyed, "params.max_tokens", call, path)
+    if top is not None and top != keyed:
+        raise LogError(path, call.line, "params.max_tokens", f"is {keyed:,} but the top-level max_tokens is "
+                       f"{top:,}: which one did the request send?; nothing was sent",
+                       hint="keep one of them (params.max_tokens is the one the replay keys)")
+    return keyed
+
+
+def _params_of(record: dict, call: Call, path: str) -> dict:
+    """The record's request parameters, checked as the replay's reader checks them."""
+    from tiercli.ingest.records import _Bad, request_params  # the reader's own check and its problem
+
+    try:
+        return request_params(record.get("params"), record.get("tools"))
+    except _Bad as bad:  # the reader accepted it: the log changed since
+        raise LogError(path, call.line, bad.field, f"{bad.problem}; nothing was sent", bad.hint) from None
+
+
+def _json_schema_format(value) -> bool:
+    """Whether a recorded response_format (output_format) is the Messages API's structured
+    answer format, {"type": "json_schema", "schema": {...}} (not OpenAI's json_schema object)."""
+    return isinstance(value, dict) and set(value) == {"type", "schema"} and value["type"] == "json_schema" \
+        and isinstance(value["schema"], dict)
+
+
+def sent_params(params: dict, takes: frozenset[str]) -> tuple[dict, list[str]]:
+    """The SDK arguments for a record's request parameters but max_tokens (a key holds them:
+    live sends them too), and the names of those left out: a parameter the installed SDK
+    does not take (`takes`, sdk_arguments); a tool_choice or thinking given as text (the API
+    takes objects); a response_format other than {"type": "json_schema", "schema": {...}}, which
+    is sent as output_config.format."""
+    sent: dict = {}
+    left_out: list[str] = []
+    for name, value in params.items():
+        if name == "max_tokens":
+            continue
+        if name == "response_format":
+            if "output_config" in takes and _json_schema_format(value):
+                sent["output_config"] = {"format": value}
+            else:
+                left_out.append(name)
+        elif name in takes and (name not in ("tool_choice", "thinking") or isinstance(value, dict)):
+            sent[name] = value
+        else:
+            left_out.append(name)
+    return sent, left_out
+
+
+def request_of(record: dict, call: Call, path: str, takes: frozenset[str]) -> tuple[dict, list[str]]:
     """SDK arguments for a recorded call (the record as the replay read it, so its messages or
-    prompt and system are checked). max_tokens: see max_tokens_of. Tool definitions are sent
-    when the log has them (`tools`)."""
+    prompt and system are checked), and the names of the recorded request parameters left out
+    (sent_params). max_tokens: see max_tokens_of. Tool definitions (`tools`, or params.tools)
+    and the other recorded parameters are sent under the Messages API's names."""
     messages = record.get("messages") or [{"role": "user", "content": record["prompt"]}]
-    request = {"model": call.model, "messages": messages, "max_tokens": max_tokens_of(record, call, path)}
+    params = _params_of(record, call, path)
+    request = {"model": call.model, "messages": messages, "max_tokens": max_tokens_of(record, params, call, path)}
     if record.get("system") is not None:
         request["system"] = record["system"]
-    tools = record.get("tools")
-    if tools:
-        if not isinstance(tools, list):
-            raise LogError(path, call.line, "tools", f"must be a list of tool definitions, got {_kind(tools)}; "
-                           "nothing was sent", hint="the Messages API's `tools`, as the request sent them")
-        for i, tool in enumerate(tools):
-            if not isinstance(tool, dict):
-                raise LogError(path, call.line, f"tools[{i}]", f"must be a tool definition (an object), got "
-                               f"{_kind(tool)}; nothing was sent", hint="the Messages API's `tools`, as the request sent them")
-        request["tools"] = tools
-    return request
+    sent, left_out = sent_params(params, takes)
+    request.update(sent)
+    return request, left_out
+
+
+def left_out_note(left_out: Counter) -> str | None:
+    """One line for the plan: the recorded parameters live does not send (by sent_params'
+    reasons), and in how many calls."""
+    if not left_out:
+        return None
+    import anthropic
+
+    takes = sdk_arguments()
+    reasons: dict[str, list[str]] = {}
+    for name, count in sorted(left_out.items()):
+        if name == "response_format" and "output_config" in takes:
+            why = 'the API takes only {"type": "json_schema", "schema": {...}}, sent as output_config.format'
+        elif name in takes:
+            why = "given as text: the API takes an object"
+        else:
+            why = f"the installed anthropic {anthropic.__version__}'s messages.create has no such argument"
+        reasons.setdefault(why, []).append(f"{name} in {count:,} call{'s' if count != 1 else ''}")
+    return ("note: live does not send some recorded request parameters: "
+            + "; ".join(f"{', '.join(names)} ({why})" for why, names in reasons.items())
+            + ". Their live answers may differ for it")
 
 
 def _text_only(content) -> bool:
@@ -481,11 +567,12 @@ def _stats(values) -> dict:
 
 
 def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, tuple[str, bytes | None]],
-               settings=None):
+               settings=None, left_out: Counter | None = None):
     """Live columns in the per-call table, and the summary's "live" section. `recorded`: each
     sent call's task and recorded answer digest, to count how many live answers differ from
     the log's under the task's answer rule (README "Answer rules"). Tasks judged by meaning
-    (embedding:T) are not compared: their live answers are not embedded."""
+    (embedding:T) are not compared: their live answers are not embedded. `left_out`: the
+    planned calls whose recorded parameters were not sent, by parameter (sent_params)."""
     import numpy as np
 
     from tiercli.engine.answers import AnswerJudge
@@ -532,6 +619,7 @@ def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, tu
         "ttft_ms": _stats(sent["live_ttft_ms"]),
         "responses_differ": differ,
         "responses_not_compared": not_compared,  # tasks whose answer rule is embedding:T
+        "params_left_out": dict(sorted((left_out or {}).items())),
     }
     return table, summary
 
@@ -582,7 +670,8 @@ def live_phase(replay_run, options: LiveOptions, confirm: Callable[[str], bool],
     pricer = Pricer(replay_run.settings.prices)
     calls = [c for c, o in zip(replay_run.outcome.calls, replay_run.outcome.outcome) if o in (MISS, BYPASS)]
     sender = Sender(options, pricer)  # no key, nothing sent
-    requests = load_requests(replay_run.log.path, calls)
+    left_out: Counter = Counter()
+    requests = load_requests(replay_run.log.path, calls, left_out)
     bounds, unbounded = _bounds(calls, requests, sender, options, replay_run.log.path)
     worst = {c.seq: worst_case_pusd(c, requests[c.seq], pricer, bounds[c.seq]) for c in calls}
     bypassed = sum(1 for c in calls if c.bypass)
@@ -591,7 +680,8 @@ def live_phase(replay_run, options: LiveOptions, confirm: Callable[[str], bool],
             f"worst case ${sum(worst.values()) / PICO:,.4f}"
             + (f" plus what {unbounded:,} calls with non-text content or Anthropic tools add" if unbounded else "")
             + (f", capped at ${cap:g}" if cap is not None else ", NO spend cap (--no-spend-cap)")
-            + (f", at most {options.limit:,} calls" if options.limit is not None else ""))
+            + (f", at most {options.limit:,} calls" if options.limit is not None else "")
+            + (f"\n{left_out_note(left_out)}" if left_out else ""))
     if not confirm(plan):
         raise TiercliError("live mode not confirmed: nothing was sent")
     log = replay_run.log
@@ -603,5 +693,5 @@ def live_phase(replay_run, options: LiveOptions, confirm: Callable[[str], bool],
     run = send_all(calls, requests, worst, options, sender, journal, update)
     recorded = {c.seq: (c.task, c.response_digest) for c in calls}
     replay_run.table, replay_run.summary["live"] = merge_live(replay_run.table, run, options, recorded,
-                                                              replay_run.settings)
+                                                              replay_run.settings, left_out)
     return run
