@@ -19,6 +19,7 @@ import pytest
 from formats_common import read, run
 from logs import write
 from tiercli.ingest import chat
+from tiercli.ingest.shape import CallShape
 from tiercli.ingest.records import RecordProblem, response_digest
 
 LANGFUSE = Path(__file__).parent / "fixtures" / "langfuse"
@@ -132,10 +133,18 @@ def test_requests_of_other_apis_have_the_key_of_the_same_call_recorded_over_open
     call as OpenInference recorded it over OpenTelemetry (llm.input_messages: the same traces'
     spans, in the order of the generations). google-adk's second call differs there: OpenInference
     records no arguments of its call to say_hello (the request has `args: {}`) and the
-    function's response as Python's json.dumps text (the request has the object)."""
-    from_langfuse, from_otel = read(export, "langfuse").calls, read(spans, "otel").calls
+    function's response as Python's json.dumps text (the request has the object).
+    The messages are compared with the parameters apart (CallShape params_apart, as inspect keys):
+    OpenInference records openai-agents' tools and Langfuse's export does not, so under
+    key_params = "all" their keys differ, as they should; google-adk's tools, recorded by both
+    (a Gemini Tool's declarations, one OpenInference llm.tools entry each), are equal."""
+    apart = CallShape(params_apart=True)
+    from_langfuse = read(export, "langfuse", keep_text=apart).calls
+    from_otel = read(spans, "otel", keep_text=apart).calls
     assert [(c.task, c.model) for c in from_langfuse] == [(c.task, c.model) for c in from_otel]
     assert [a.key == b.key for a, b in zip(from_langfuse, from_otel, strict=True)] == same
+    tools_recorded_alike = [a.params == b.params for a, b in zip(from_langfuse, from_otel, strict=True)]
+    assert tools_recorded_alike == ([False, False] if export == OPENAI_AGENTS else [True, True])
 
 
 def test_a_gemini_request_is_read_as_messages():
@@ -153,7 +162,7 @@ def test_a_gemini_request_is_read_as_messages():
         {"role": "assistant", "content": [{"type": "tool_use", "id": None, "name": "say_hello", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": None,
                                       "content": '{"greeting":"Hello Langfuse \U0001f44b"}'}]}]
-    assert record["use_tools"] is True and record["tools"] == [{"function_declarations": [{"name": "say_hello"}]}]
+    assert record["use_tools"] is True and record["tools"] == [{"name": "say_hello"}]
     gemini, _, _ = call_record(generations(GOOGLE_GEMINI)[0], {})  # {"model": ..., "contents": "What is Langfuse?"}
     assert (gemini["system"], gemini["messages"]) == (None, [{"role": "user", "content": [
         {"type": "text", "text": "What is Langfuse?"}]}])

@@ -212,7 +212,21 @@ def gemini_request(body: Any) -> dict | None:
         out["system"] = text_of(system)
     tools = config.get("tools", body.get("tools"))
     if tools is not None:
-        out["tools"] = tools
+        out["tools"] = gemini_tools(tools)
+    return out
+
+
+def gemini_tools(tools: Any) -> Any:
+    """A Gemini request's tools as one list of definitions: each Tool's function declarations in
+    order (as OpenInference records them, one llm.tools entry a declaration), any other tool
+    (google_search, code_execution) as recorded, so the same request keys alike from either."""
+    if not isinstance(tools, list):
+        return tools
+    out: list[Any] = []
+    for tool in tools:
+        declarations = tool.get("function_declarations", tool.get("functionDeclarations")) \
+            if isinstance(tool, dict) else None
+        out.extend(declarations if isinstance(declarations, list) else [tool])
     return out
 
 

@@ -273,6 +273,20 @@ def _is_llm(span: Span) -> bool:
 
 # --- attribute values ---------------------------------------------------------------------------
 
+def _openinference_tools(attrs: dict) -> list[dict] | None:
+    """OpenInference's tools (llm.tools.N.tool.json_schema, JSON text each) in index order; None
+    unless every one is a JSON object."""
+    found = {}
+    for key, value in attrs.items():
+        if key.startswith("llm.tools.") and key.endswith(".tool.json_schema"):
+            index = key[len("llm.tools."):-len(".tool.json_schema")]
+            if not index.isdigit():
+                return None
+            found[int(index)] = _json(value)
+    tools = [found[i] for i in sorted(found)]
+    return tools if tools and all(isinstance(tool, dict) for tool in tools) else None
+
+
 def _json(value: Any) -> Any:
     """An attribute recorded as JSON text (as most instrumentations record structured values), parsed."""
     if isinstance(value, str) and value[:1] in ("[", "{"):
@@ -788,6 +802,11 @@ def _read(span: Span, options: ReadOptions) -> Reading:
     if isinstance(tools, list) and all(isinstance(t, dict) for t in tools):
         require_within(tools, "gen_ai.tool.definitions")
         reading.tools = tools
+    if reading.tools is None:  # OpenInference: one llm.tools.N.tool.json_schema a definition, as the API took it
+        listed = _openinference_tools(attrs)
+        if listed:
+            require_within(listed, "llm.tools")
+            reading.tools = listed
     vercel_tools = _vercel_tools(attrs.get("ai.prompt.tools"))
     if vercel_tools or attrs.get("ai.response.toolCalls"):
         reading.use_tools = True
