@@ -4,9 +4,11 @@ must agree with it call for call."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import unicodedata
+import zoneinfo
 
 import msgspec
 import numpy as np
@@ -76,6 +78,67 @@ def keyed_by_params(events, settings, records):
                     if k in PARAM_NAMES and k in names}
             text = json.dumps(kept, sort_keys=True) if kept else None
             ev = msgspec.structs.replace(ev, key=(ev.key, text), params=text)
+        out.append(ev)
+    return out
+
+
+REQUEST_PARTS = ("system", "messages")
+
+
+def _naive_messages(record):
+    """(role, text) of each message of a record as written: a prompt is one user message; a
+    content of blocks is their texts joined with newlines."""
+    if record.get("prompt") is not None:
+        return [("user", record["prompt"])]
+    out = []
+    for message in record["messages"]:
+        content = message["content"]
+        if not isinstance(content, str):
+            content = "\n".join(block["text"] for block in content if block.get("type") == "text")
+        out.append((message["role"], content))
+    return out
+
+
+def _naive_scope_value(name, record, tz):
+    if name == "lead":
+        return str(record.get("lead_id", record.get("contact_id")))
+    if name in ("day", "hour"):
+        ts = record["ts"]
+        when = (datetime.datetime.fromisoformat(ts) if isinstance(ts, str)
+                else datetime.datetime.fromtimestamp(ts, datetime.timezone.utc))
+        when = when.astimezone(zoneinfo.ZoneInfo(tz) if tz else datetime.timezone.utc)
+        return when.strftime("%Y-%m-%d") if name == "day" else when.strftime("%Y-%m-%dT%H")
+    if name == "worker":
+        return record.get("worker") or "default"
+    value = record.get("attrs")
+    for part in name.split(".")[1:]:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def keyed_by_scope(events, settings, records):
+    """The events with each call keyed by its task's key parts and scope as README "Keys and
+    scope" says, naively: `records` (line -> the record as written); `events` read with the
+    default key and no scope (and keyed_by_params, or read with the default key_params). A
+    call's key becomes (task, model, its key parts' values, or its request key for key =
+    "request"; its scope values; its parameters), and its `scope` the JSON of those values,
+    which L3 compares."""
+    out = []
+    for ev in events:
+        if isinstance(ev, Call) and not ev.keyless:
+            record = records[ev.line]
+            options = settings.task_options.get(ev.task, {})
+            parts, scope = options.get("key", settings.key), options.get("scope", settings.scope)
+            messages = _naive_messages(record)
+            values = {"system": json.dumps(record.get("system")), "messages": json.dumps(messages),
+                      "conversation": json.dumps(messages),
+                      "last-user": next((text for role, text in reversed(messages) if role == "user"), "")}
+            content = ev.key if tuple(parts) == REQUEST_PARTS else (ev.task, ev.model, tuple(values[p] for p in parts))
+            scoped = [_naive_scope_value(name, record, settings.timezone) for name in scope]
+            text = json.dumps(scoped) if scope else None
+            ev = msgspec.structs.replace(ev, key=(content, text, ev.params), scope=text)
         out.append(ev)
     return out
 
@@ -249,7 +312,8 @@ def oracle_replay(events, settings, vector_of_text=None, responses=None,
             q = vector_of_text[call.text]
             best, best_sim = None, None
             for e in l3:  # in store order, so ">=" keeps the most recently stored of equal ones
-                if (e["task"], e["model"], e["params"]) == (call.task, call.model, call.params) and t < e["expiry"]:
+                if (e["task"], e["model"], e["params"], e["scope"]) == (call.task, call.model, call.params, call.scope) \
+                        and t < e["expiry"]:
                     sim = float(np.dot(e["vec"], q))
                     if best is None or sim >= best_sim:
                         best, best_sim = e, sim
@@ -270,7 +334,7 @@ def oracle_replay(events, settings, vector_of_text=None, responses=None,
         if on("l2", call):
             store(l2, settings.l2_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l2", call), t), "origin": origin}, t)
         if on("l3", call):
-            store(l3, settings.l3_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l3", call), t), "origin": origin, "params": call.params,
+            store(l3, settings.l3_max_entries, {"key": call.key, "expiry": expiry(ttl_for("l3", call), t), "origin": origin, "params": call.params, "scope": call.scope,
                                                 "task": call.task, "model": call.model, "vec": vector_of_text[call.text]}, t)
         outcomes.append("miss"); stale.append(False); mismatched.append(False); lead_of_hit(None, call)
     return outcomes, stale, mismatched

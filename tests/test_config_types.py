@@ -28,6 +28,7 @@ TOP_LEVEL = {
     "prompt_cache_ttl": set(), "prompt_cache_breakpoints": set(), "prompt_cache_min_tokens": {"table", "empty table"},
     "batch_discount": set(), "batch_latency": DURATION, "executor": {"empty table"}, "ray_address": set(),
     "key_params": {"empty array"},  # no parameter: as "none"
+    "scope": {"empty array"}, "key": set(), "timezone": set(),  # no scope value: as "none"
     **{f"{tier}_ttl": DURATION for tier in ("l1", "l2", "l3")},
     **{f"{tier}_max_entries": {"integer"} for tier in ("l1", "l2", "l3")},
     **{f"{tier}_latency_ms": NUMBER for tier in ("l1", "l2", "l3")},
@@ -38,7 +39,8 @@ IN_TABLES = {(table, key.removeprefix(table + "_")): key for key in TOP_LEVEL
 IN_TABLES[("executor", "use")] = "executor"
 IN_TABLES[("executor", "ray_address")] = "ray_address"
 TASK_KEYS = {"l1_ttl": DURATION, "l2_ttl": DURATION, "l3_ttl": DURATION, "tiers": {"empty array"},
-             "l3_threshold": set(), "same_answer": set(), "l3_text": set(), "key_params": {"empty array"}}
+             "l3_threshold": set(), "same_answer": set(), "l3_text": set(), "key_params": {"empty array"},
+             "scope": {"empty array"}, "key": set()}
 MAP_KEYS = ("ts", "lead_id", "task_type", "model", "prompt", "messages", "response", "usage")
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
               "cache_write_1h_per_mtok")
@@ -180,4 +182,4 @@ def test_an_unknown_key_far_from_every_one_lists_them_all(tmp_path):
         loaded(tmp_path, "colour = 'blue'\n")
     assert caught.value.message.endswith(": colour: unknown setting")
     assert caught.value.hint.startswith("known settings: adaptive_scale, adaptive_window, batch_discount, ")
-    assert caught.value.hint.count(", ") == 36  # all 37, prices among them
+    assert caught.value.hint.count(", ") == 39  # all 40, prices among them

@@ -168,7 +168,7 @@ def test_json_shape_standard_input_and_gzip(tmp_path):
     assert list(out) == ["files", "records", "calls", "tag_changes", "keyless", "spans_skipped", "failed_calls",
                          "duplicates_merged",
                          "duplicates_dropped", "source_cache_hits", "skipped", "span", "models", "coverage", "gaps", "first_call", "request_params",
-                         "l3_text"]
+                         "scope_missing", "l3_text"]
     assert out["files"][0]["name"] == "<stdin>" and out["files"][0]["counts"]["with_latency"] == 3
     assert out["gaps"] == MIXED_GAPS
     packed = tmp_path / "log.jsonl.gz"

@@ -134,12 +134,13 @@ def inputs(tmp_path, records, settings):
     return events, naive, HashingEmbedder().encode(texts), {t: i for i, t in enumerate(texts)}
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_the_engine_the_shared_sweep_and_the_partitions_key_parameters_as_the_oracle(tmp_path, seed):
-    records = with_params(partition_log(seed), seed)
+def assert_as_the_oracle(tmp_path, records, all_settings, inputs_of=None) -> set:
+    """Each settings' replay by the engine, the shared sweep and the partitions equal to the
+    oracle's on `records` (`inputs_of`: inputs, or another keying of the oracle's); the
+    outcomes seen."""
     seen = set()
-    for settings in KEY_PARAMS + [VARIANTS[3], VARIANTS[6]]:
-        events, naive, vectors, row_of_text = inputs(tmp_path, records, settings)
+    for settings in all_settings:
+        events, naive, vectors, row_of_text = (inputs_of or inputs)(tmp_path, records, settings)
         result = replay(events, settings, vectors, row_of_text)
         expected = oracle_replay(naive, settings, {t: vectors[r] for t, r in row_of_text.items()})
         assert ([OUTCOMES[o] for o in result.outcome], list(map(bool, result.stale)), list(result.mismatched)) \
@@ -149,21 +150,33 @@ def test_the_engine_the_shared_sweep_and_the_partitions_key_parameters_as_the_or
             assert_shared_same(events, settings, vectors, row_of_text)
         if not_partitionable(settings) is None:
             assert_partitioned_same(events, settings, vectors, row_of_text)
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_engine_the_shared_sweep_and_the_partitions_key_parameters_as_the_oracle(tmp_path, seed):
+    seen = assert_as_the_oracle(tmp_path, with_params(partition_log(seed), seed),
+                                KEY_PARAMS + [VARIANTS[3], VARIANTS[6]])
     assert {"l1", "l2", "l3", "miss", "bypass"} <= seen
 
 
-def test_redis_l2_keys_parameters_as_the_oracle(tmp_path, redis_server):
+def assert_redis_as_the_oracle(tmp_path, redis_url, records, bases, inputs_of=None) -> None:
+    """Each of the settings `bases` with L2 in Redis at `redis_url` replays as the oracle."""
     from tiercli.redis.l2 import redis_l2
 
-    records = with_params(partition_log(5), 5)
-    for base in (KEY_PARAMS[0], KEY_PARAMS[3]):
-        settings = Settings(**{**base.__dict__, "l2_redis_url": redis_server.url})
-        events, naive, vectors, row_of_text = inputs(tmp_path, records, settings)
+    for base in bases:
+        settings = Settings(**{**base.__dict__, "l2_redis_url": redis_url})
+        events, naive, vectors, row_of_text = (inputs_of or inputs)(tmp_path, records, settings)
         with redis_l2(settings) as session:
             result = replay(events, settings, ctx=TierContext(settings, vectors, row_of_text, session.client,
                                                               session.prefix))
         expected = oracle_replay(naive, settings, {t: vectors[r] for t, r in row_of_text.items()})
         assert [OUTCOMES[o] for o in result.outcome] == expected[0]
+
+
+def test_redis_l2_keys_parameters_as_the_oracle(tmp_path, redis_server):
+    assert_redis_as_the_oracle(tmp_path, redis_server.url, with_params(partition_log(5), 5),
+                               (KEY_PARAMS[0], KEY_PARAMS[3]))
 
 
 def test_parameters_of_the_wrong_type_are_a_line_error_naming_the_field(tmp_path):

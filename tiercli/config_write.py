@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tiercli.durations import format_duration
 from tiercli.present.files import write_output  # whole or not at all; a device is written in place
-from tiercli.settings import Settings, key_params_text
+from tiercli.settings import Settings, key_params_text, key_text, option_text
 
 
 def _toml(value) -> str:
@@ -59,12 +59,15 @@ def config_text(settings: Settings, comments: list[str]) -> str:
     if key_params_text(settings.key_params) != "all":
         lines.insert(lines.index(f"invalidation = {_toml(settings.invalidation)}") + 1,
                      f"key_params = {_toml(key_params_text(settings.key_params))}")
+    for name, value, default in (("timezone", settings.timezone, None), ("key", key_text(settings.key), "request"),
+                                 ("scope", list(settings.scope), [])):  # README "Keys and scope"
+        if value != default:
+            lines.insert(lines.index(f"invalidation = {_toml(settings.invalidation)}") + 1, f"{name} = {_toml(value)}")
     for task in sorted(set(settings.task_ttls) | set(settings.task_options)):
         lines += ["", f"[tasks.{_toml(task)}]"]
         lines += [f"{tier}_ttl = {_duration(ttl)}" for tier, ttl in sorted(settings.task_ttls.get(task, {}).items())]
         for key, value in sorted(settings.task_options.get(task, {}).items()):
-            value = list(value) if key == "tiers" else key_params_text(value) if key == "key_params" else value
-            lines.append(f"{key} = {_toml(value)}")
+            lines.append(f"{key} = {_toml(option_text(key, value))}")
     for model, price in sorted(settings.prices.items()):
         lines += ["", f"[prices.{_toml(model)}]"]
         lines += [f"{k} = {_toml(v)}" for k, v in vars(price).items() if v is not None]

@@ -133,7 +133,8 @@ def _task_flags(values: list[str] | None) -> list[str] | None:
 
 TaskOption = Annotated[list[str] | None, typer.Option(
     "--task", metavar="TASK.SETTING=VALUE", help="A setting for one task type, as in [tasks.TASK]: tiers, "
-    "l1_ttl, l2_ttl, l3_ttl, l3_threshold, same_answer, l3_text, key_params (repeatable), e.g. memory.tiers=l1,l2",
+    "l1_ttl, l2_ttl, l3_ttl, l3_threshold, same_answer, l3_text, key_params, scope, key (repeatable), e.g. "
+    "memory.tiers=l1,l2",
     callback=_task_flags, show_default=False)]
 SameAnswerOption = Annotated[str | None, typer.Option(
     "--same-answer", metavar="RULE", help="When two answers are the same: exact, normalized, "

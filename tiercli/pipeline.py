@@ -238,6 +238,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     summary["source_cache_hits"] = sum(call.source_cache_hit for call in calls)
     summary["failed_calls"] = sum(f.counts.get("failed_calls", 0) for f in read.files)  # not replayed, not billed
     summary["logs"] = [{"name": f.name, "format": f.format} for f in read.files]
+    summary["scope_missing"] = read.scope_missing  # README "Keys and scope": calls scoped under "missing"
     if vectors is not None:
         summary["embeddings"] = embedding_counts
     if l3_report is not None:

@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from tiercli.durations import format_duration, parse_duration
-from tiercli.errors import ConfigError, shown
+from tiercli.errors import ConfigError, UsageError, shown
 from tiercli.ingest.records import PARAM_ALIASES, PARAMS
 
 TIER_NAMES = ("l1", "l2", "l3")
 INVALIDATION_MODES = ("local", "broadcast")
+# key = "request" (today's rule) | "last-user" | "conversation" | "scope-only" | a list of parts
+KEY_PARTS = ("system", "messages", "conversation", "last-user")
+KEY_MODES = {"request": ("system", "messages"), "last-user": ("last-user",), "conversation": ("conversation",),
+             "scope-only": ()}
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,12 @@ class Settings:
     template_share: float = 0.5  # strip-template: the share of a task's texts a template must fit
     # the request parameters a key holds where the log records them (README "Replay semantics")
     key_params: tuple[str, ...] = PARAMS
-    # [tasks.NAME] tiers, l3_threshold, same_answer, l3_text, key_params (the TTLs are in task_ttls)
+    # what a key holds of a call besides its task and model (README "Keys and scope"): its scope,
+    # the values a hit must share (lead, day, hour, worker, attrs.PATH), and its key parts
+    scope: tuple[str, ...] = ()
+    key: tuple[str, ...] = KEY_MODES["request"]
+    timezone: str | None = None  # the day and hour scopes' zone (IANA name); None: UTC
+    # [tasks.NAME] tiers, l3_threshold, same_answer, l3_text, key_params, scope, key (the TTLs are in task_ttls)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # tiercli compare (README "Compare the options"): the provider's prompt cache, and batching
     prompt_cache_ttl: str = "5m"  # "5m" (writes 1.25x input) or "1h" (writes 2x)
@@ -122,6 +131,14 @@ class Settings:
         """The request parameters a task's keys hold (its key_params, else the default)."""
         return self.task_options.get(task, {}).get("key_params", self.key_params)
 
+    def scope_for(self, task: str) -> tuple[str, ...]:
+        """The values a task's hits must share (its scope, else the default)."""
+        return self.task_options.get(task, {}).get("scope", self.scope)
+
+    def key_for(self, task: str) -> tuple[str, ...]:
+        """The parts of a call's request a task's keys hold (its key, else the default)."""
+        return self.task_options.get(task, {}).get("key", self.key)
+
     def max_entries(self, tier: str) -> int | None:
         return getattr(self, f"{tier}_max_entries")
 
@@ -144,7 +161,8 @@ class Settings:
         out["prompt_cache_breakpoints"] = list(self.prompt_cache_breakpoints)
         out["batch_latency"] = format_duration(self.batch_latency)
         out["key_params"] = key_params_text(self.key_params)
-        out["task_options"] = {task: {k: key_params_text(v) if k == "key_params" else v for k, v in options.items()}
+        out["scope"], out["key"] = list(self.scope), key_text(self.key)
+        out["task_options"] = {task: {k: option_text(k, v) for k, v in options.items()}
                                for task, options in self.task_options.items()}
         if self.l2_redis_url:
             from tiercli.redis.conn import mask_url
@@ -159,6 +177,13 @@ class Settings:
         if (self.l2_maxmemory or self.l2_eviction) and self.l2_redis_url != "embedded":
             raise ConfigError("l2_maxmemory and l2_eviction apply to --redis embedded only",
                               hint="tiercli never reconfigures your own server: set maxmemory there")
+        scoped = [task for task, options in self.task_options.items() if "worker" in options.get("scope", ())]
+        if self.workers and ("worker" in self.scope or scoped):
+            where = "scope" if "worker" in self.scope else f"tasks.{scoped[0]}.scope"
+            raise UsageError(f"{where}: the worker scope needs each call's recorded worker, and --workers "
+                             f"{self.workers} assigns workers round-robin at replay",
+                             hint="drop --workers (each call then has its log's worker), or take worker out "
+                                  "of the scope")
 
 
 # --- checking single values: shared by the config file and the command line -------------------
@@ -309,7 +334,8 @@ def check_scale(value: Any) -> float:
     return float(value)
 
 
-TASK_SETTINGS = ("l1_ttl", "l2_ttl", "l3_ttl", "tiers", "l3_threshold", "same_answer", "l3_text", "key_params")
+TASK_SETTINGS = ("l1_ttl", "l2_ttl", "l3_ttl", "tiers", "l3_threshold", "same_answer", "l3_text", "key_params",
+                 "scope", "key")
 KEY_PARAMS_FORM = 'all, none, or a list of request parameters such as ["max_tokens", "tools"] (or "max_tokens,tools")'
 
 
@@ -334,6 +360,89 @@ def check_key_params(value: Any) -> tuple[str, ...]:
 def key_params_text(names: tuple[str, ...]) -> str | list[str]:
     """key_params as a config writes it: "all", "none", or the list."""
     return "all" if names == PARAMS else "none" if not names else list(names)
+
+
+SCOPES = ("lead", "day", "hour", "worker")  # and attrs.PATH (README "Keys and scope")
+SCOPE_FORM = 'a list of scope values such as ["lead", "attrs.zip_code", "day"] (or "lead,day"), or "none"'
+
+
+def check_scope(value: Any) -> tuple[str, ...]:
+    """scope: lead, day, hour, worker and attrs.PATH (a dotted path, as --map's, kept as
+    written: keys are case-sensitive), in the order given; "none" or [] for no scope."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        items = list(value)
+    else:
+        raise ValueError(f"must be {SCOPE_FORM}, got {described(value)}")
+    names = [item.strip() for item in items if item.strip()]
+    if [name.lower() for name in names] == ["none"]:
+        return ()
+    for name in names:
+        if name.lower() in SCOPES:
+            continue
+        if name.startswith("attrs.") and name != "attrs.":
+            continue
+        if "." in name:  # attr.zip_code, metadata.zip_code: a path, written attrs.PATH
+            hint = f"did you mean attrs.{name.split('.', 1)[1]}? a path of the record is attrs.PATH"
+        else:
+            hint = did_you_mean(name, SCOPES + ("attrs.PATH",), "the scope values")
+        raise ValueError(f"unknown scope value {name!r} ({hint})")
+    names = [name.lower() if name.lower() in SCOPES else name for name in names]
+    if len(set(names)) != len(names):
+        raise ValueError("a scope value is named twice")
+    return tuple(names)
+
+
+KEY_FORM = ('request, last-user, conversation, scope-only, or a list of key parts such as ["system", "last-user"] '
+            '(or "system,last-user")')
+
+
+def check_key(value: Any) -> tuple[str, ...]:
+    """key: a mode (KEY_MODES) or a list of KEY_PARTS, as a tuple of parts in KEY_PARTS order."""
+    names = [n for n in _names(value, KEY_FORM) if n]
+    if len(names) == 1 and names[0] in KEY_MODES:
+        return KEY_MODES[names[0]]
+    unknown = [n for n in names if n not in KEY_PARTS]
+    if unknown:
+        hint = did_you_mean(unknown[0], tuple(dict.fromkeys(tuple(KEY_MODES) + KEY_PARTS)),
+                            "the key modes and parts")
+        raise ValueError(f"unknown key part {unknown[0]!r} ({hint})")
+    if not names:
+        raise ValueError(f"must be {KEY_FORM}: an empty list is scope-only")
+    if len(set(names)) != len(names):
+        raise ValueError("a key part is named twice")
+    return tuple(n for n in KEY_PARTS if n in names)
+
+
+def key_text(parts: tuple[str, ...]) -> str | list[str]:
+    """key as a config writes it: its mode's name, else the list of parts."""
+    return next((mode for mode, mode_parts in KEY_MODES.items() if mode_parts == parts), list(parts))
+
+
+def option_text(name: str, value: Any) -> Any:
+    """A [tasks.NAME] option as a config writes it."""
+    if name == "key_params":
+        return key_params_text(value)
+    if name == "key":
+        return key_text(value)
+    return list(value) if name in ("tiers", "scope") else value
+
+
+def check_timezone(value: Any) -> str:
+    """An IANA time zone name (zoneinfo), e.g. America/Chicago; UTC is "UTC"."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be an IANA time zone name such as \"America/Chicago\", got {described(value)}")
+    try:
+        ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        hint = did_you_mean(value.strip(), sorted(available_timezones()), "IANA names")
+        if not hint.startswith("did"):  # not the whole list of zones
+            hint = "an IANA name such as America/Chicago, or UTC"
+        raise ValueError(f"unknown time zone {value.strip()!r} ({hint})") from None
+    return value.strip()
 
 
 def check_answer_rule(value: Any) -> str:
@@ -365,7 +474,8 @@ def _number_text(value: Any) -> Any:
 
 
 _TASK_CHECKS = {"tiers": check_task_tiers, "l3_threshold": lambda v: check_threshold(_number_text(v)),
-                "same_answer": check_answer_rule, "l3_text": check_l3_text, "key_params": check_key_params}
+                "same_answer": check_answer_rule, "l3_text": check_l3_text, "key_params": check_key_params,
+                "scope": check_scope, "key": check_key}
 
 
 def check_tasks(value: Any) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, Any]]]:
@@ -578,6 +688,9 @@ _CHECKS = {
     "same_answer": check_answer_rule,
     "l3_text": check_l3_text,
     "key_params": check_key_params,
+    "scope": check_scope,
+    "key": check_key,
+    "timezone": check_timezone,
     "template_share": lambda v: _share_value(v),
     "tiers": check_tiers,
     "workers": check_workers,

@@ -7,7 +7,7 @@ is the same for every candidate, so `SharedReplay` works it out once per sweep:
 - each call's key, worker, lead and task as small integers (the workers as the sequential
   replay assigns them, round-robin included), and each tag change's worker;
 - for each call, the seq of its lead's latest tag change before it (what `stale` compares);
-- for each distinct L3 text of an L3 group (task, model and keyed request parameters:
+- for each distinct L3 text of an L3 group (task, model, keyed request parameters and scope:
   tiers/semantic.py `l3_group`), the other texts of that group whose products
   with it reach the lowest threshold any candidate uses (less a rounding margin), best first.
 
@@ -389,7 +389,17 @@ class SharedReplay:
                     l2_store[key] = (t + task_ttls[1], index, position)
                 if on3:
                     expiry = t + task_ttls[2]
+                    replaced = l3_key.get(key)
                     l3_key[key] = index
+                    if replaced is not None and text_of[replaced] != text:
+                        # the key's entry had another text (key parts that leave the L3 text out,
+                        # key = "scope-only" say): it is gone from that text's entries
+                        stack = of_text[text_of[replaced]]
+                        while stack and l3_key.get(key_of[stack[-1]]) != stack[-1]:
+                            stack.pop()
+                        gone_text = text_of[replaced]
+                        text_expiry[gone_text] = live_until[gone_text] = l3_expiry[stack[-1]] if stack else -INF
+                        text_latest[gone_text] = stack[-1] if stack else -1
                     l3_expiry[index] = expiry
                     of_text[text].append(index)
                     text_expiry[text] = live_until[text] = expiry

@@ -56,6 +56,8 @@ class ReadResult:
     # digest -> answer text, for tasks whose answer rule is embedding:T (embedded before the replay)
     answer_texts: dict[bytes, str] = field(default_factory=dict)
     regex_unmatched: dict[str, int] = field(default_factory=dict)  # task -> calls its regex l3_text missed
+    # task -> scope value -> {"missing": calls without it, "calls": calls scoped} (README "Keys and scope")
+    scope_missing: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     # task -> its strip-template Template (engine/l3text.py), learned once the log is read
     l3_templates: dict = field(default_factory=dict)
     # the notes of models priced by another name (Pricer.name_notes), set by who read with a pricer
@@ -103,7 +105,7 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
         results = map_sources(read_source, jobs)
     else:
         results = (read_source(*job, names=names, on_format=on_format) for job in jobs)
-    for file, file_events, file_skipped, answer_texts, regex_unmatched in results:
+    for file, file_events, file_skipped, answer_texts, regex_unmatched, scope_missing in results:
         events += file_events
         skipped += file_skipped
         files.append(file)
@@ -111,6 +113,7 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
             keep_text.answer_texts.update(answer_texts)
             for task, misses in regex_unmatched.items():
                 keep_text.regex_unmatched[task] = keep_text.regex_unmatched.get(task, 0) + misses
+            _add_scope_counts(keep_text.scope_missing, scope_missing)
     if len(files) > 1:
         events = drop_repeats(events, files)  # the same record in two files: one call
     path = files[0].name if len(files) == 1 else ", ".join(f.name for f in files)
@@ -125,12 +128,30 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
     else:
         sha256 = hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest() if digest else ""
     return ReadResult(events, skipped, path, sum(f.size for f in files), sha256, files,
-                      keep_text.answer_texts, regex_unmatched=dict(keep_text.regex_unmatched))
+                      keep_text.answer_texts, regex_unmatched=dict(keep_text.regex_unmatched),
+                      scope_missing=_scope_report(keep_text))
+
+
+def _add_scope_counts(into: dict, counts: dict) -> None:
+    """CallShape.scope_missing counts of another file (or the counts since a file began) added."""
+    for task, values in counts.items():
+        for name, (missing, scoped) in values.items():
+            count = into.setdefault(task, {}).setdefault(name, [0, 0])
+            count[0] += missing
+            count[1] += scoped
+
+
+def _scope_report(keep_text) -> dict[str, dict[str, dict[str, int]]]:
+    """Per task with a scope, per value the calls without it (scoped under "missing") of those
+    looked up: ReadResult.scope_missing."""
+    return {task: {name: {"missing": missing, "calls": scoped} for name, (missing, scoped) in sorted(values.items())}
+            for task, values in sorted(keep_text.scope_missing.items()) if values}
 
 
 def read_source(index: int, source, log_format: str, options, digest: bool, parallel_min_bytes: int, sources: int,
                 *, names: dict[str, str] | None = None, on_format=None) -> tuple:
-    """One file of read_logs: (LogFile, its events, skipped lines, answer texts, regex misses).
+    """One file of read_logs: (LogFile, its events, skipped lines, answer texts, regex misses,
+    scope counts).
     Run here, or in a Ray task of its own (then `options.keep_text` is the task's copy: what it
     gathers comes back in the result)."""
     from tiercli.ingest import formats
@@ -138,8 +159,10 @@ def read_source(index: int, source, log_format: str, options, digest: bool, para
     names = {} if names is None else names
     keep_text = options.keep_text
     texts_before, unmatched_before = dict(keep_text.answer_texts), dict(keep_text.regex_unmatched)
+    scopes_before = {task: {name: list(count) for name, count in values.items()}
+                     for task, values in keep_text.scope_missing.items()}
     if sources > 1 and not source.head().strip():  # an hour with no traffic, say
-        return LogFile(source.name, "empty", source.size()), [], [], {}, {}
+        return LogFile(source.name, "empty", source.size()), [], [], {}, {}, {}
     refuse_non_log(source)
     chosen = (formats.get(log_format) if log_format != "auto"
               else formats.detect(source, fallback="map" if options.field_map else None))
@@ -166,7 +189,11 @@ def read_source(index: int, source, log_format: str, options, digest: bool, para
     answer_texts = {k: v for k, v in keep_text.answer_texts.items() if k not in texts_before}
     unmatched = {task: n - unmatched_before.get(task, 0) for task, n in keep_text.regex_unmatched.items()
                  if n != unmatched_before.get(task, 0)}
-    return file, read.events, read.skipped, answer_texts, unmatched
+    scoped: dict = {}
+    _add_scope_counts(scoped, keep_text.scope_missing)
+    _add_scope_counts(scoped, {task: {name: [-count[0], -count[1]] for name, count in values.items()}
+                               for task, values in scopes_before.items()})
+    return file, read.events, read.skipped, answer_texts, unmatched, scoped
 
 
 def _digest(source) -> str:
@@ -274,6 +301,24 @@ def _share(part: int, whole: int) -> str:
 SKIPPED_SHOWN = 5  # bad lines named one by one; the rest are counted
 
 
+def scope_notes(scope_missing: dict) -> list[str]:
+    """A warning per scope value some calls lack: they are scoped together under "missing", so
+    they hit each other. None of a task's calls has it: the path is likely wrong."""
+    notes = []
+    for task, values in sorted(scope_missing.items()):
+        for name, counted in values.items():
+            missing, calls = counted["missing"], counted["calls"]
+            if not missing:
+                continue
+            if missing == calls:
+                notes.append(f"warning: scope {name}: none of {count(calls, 'call')} of task {task} has it: they "
+                             f"are all scoped under \"missing\" (check the path: inspect shows the records' fields)")
+            else:
+                notes.append(f"warning: scope {name}: {missing:,} of {count(calls, 'call')} of task {task} have none: "
+                             f"they are scoped together under \"missing\"")
+    return notes
+
+
 def read_notes(read: ReadResult) -> list[str]:
     """What a command says on stderr about what it read: the lines skipped, and warnings about
     figures that rest on estimates. Every command that reads a log prints these, the same way."""
@@ -283,6 +328,7 @@ def read_notes(read: ReadResult) -> list[str]:
         notes.append(f"warning: the l3_text regex matched nothing in {count(missed, 'call')} ("
                      + ", ".join(f"{task} {n:,}" for task, n in sorted(read.regex_unmatched.items()))
                      + "): L3 embeds their whole last user message instead")
+    notes += scope_notes(read.scope_missing)
     notes += [f"skipped: {error.message}" for error in read.skipped[:SKIPPED_SHOWN]]
     if len(read.skipped) > SKIPPED_SHOWN:
         notes.append(f"skipped: ... {count(len(read.skipped) - SKIPPED_SHOWN, 'more bad line')}")

@@ -169,7 +169,7 @@ class Reader:
         if r.usage != _NULL or r.prompt_tokens != _NULL or r.completion_tokens != _NULL:
             _fallback()  # usage objects are read by the reference
         if type(self.keep_text) is not bool and self.keep_text.needs_record(task):
-            _fallback()  # L3 embeds a field of the record, which the reference keeps
+            _fallback()  # L3 embeds a field of the record, or the scope reads its attrs: the reference keeps it
         if r.tools is not None and not within(r.tools, 2):
             _fallback()  # the reference names it
         params = request_params(r.params, r.tools) if r.params is not None or r.tools is not None else {}
@@ -424,7 +424,7 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
                       ints["output_tokens"], ints["cache_read_input_tokens"], cache_write,
                       flags["streaming"], flags["use_tools"], latency, keep_text,
                       record if source_record is None else source_record, keyless, cache_write_1h=one_hour,
-                      params=params)
+                      params=params, attrs_root=attrs if source_record is None else source_record)
     if not keyless and type(keep_text) is not bool and keep_text.prompt_parts:
         from tiercli.ingest.prompt_parts import prompt_parts_of_record
 
@@ -593,11 +593,13 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
                system: list[dict] | None, messages: list[dict], response: str | None, input_tokens: int | None,
                output_tokens: int | None, cache_read: int | None, cache_write: int | None, streaming: bool,
                use_tools: bool, latency: float | None, keep_text, record: dict | None = None,
-               keyless: bool = False, cache_write_1h: int = 0, params: dict | None = None) -> Call:
+               keyless: bool = False, cache_write_1h: int = 0, params: dict | None = None,
+               attrs_root: Any = None) -> Call:
     """The call of a checked record (both paths). `keep_text`: a bool (keep the last user
     message's text for L3, or no text), or a CallShape (tiercli/ingest/shape.py) that gives the
     task's L3 text, answer digest and keyed parameters; `record`, for an L3 text taken from a
-    field of it; `params`: its request parameters (request_params)."""
+    field of it; `params`: its request parameters (request_params); `attrs_root`: what a scope's
+    attrs.PATH reads (the native record's attrs, another format's record as written)."""
     estimated = input_tokens is None or output_tokens is None
     if input_tokens is None:
         chars = len(_flat_text(system)) + sum(len(_flat_text(m["content"])) for m in messages)
@@ -613,15 +615,25 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
     kept = in_key = params or {}
     if params and type(keep_text) is not bool:
         kept, in_key = keep_text.kept_params(task, params)
+    parts, scope = REQUEST_PARTS, None
+    if type(keep_text) is not bool:
+        parts, scoped = keep_text.keying(task)
+        if scoped:  # counted only for calls looked up, as the count of calls a scope misses says
+            scope = keep_text.scope_values(task, ts, lead, worker, attrs_root,
+                                           counted=not (streaming or use_tools or keyless))
+    in_scope = scope
+    if type(keep_text) is not bool and keep_text.params_apart:  # inspect: the request's key, scopes counted
+        parts, in_scope = REQUEST_PARTS, None
     try:
-        key = request_key(task, model, system, messages, in_key)
+        key = request_key(task, model, system, messages, in_key, parts, in_scope)
     except TooDeep:
         raise _Bad("system" if system is not None and not within(system, 2) else "messages", TOO_DEEP) from None
     return Call(0, line_no, ts, lead, task, model, worker, key,
                 text, streaming or use_tools, streaming, input_tokens,
                 output_tokens, cache_read or 0, cache_write or 0, estimated,
                 float(latency) if latency is not None else None, digest, cache_write_1h_tokens=cache_write_1h,
-                params=params_digest(kept), param_names=param_bits(params) if params else 0)
+                params=params_digest(kept), param_names=param_bits(params) if params else 0,
+                scope=scope_digest(scope))
 
 
 # --- fields ---------------------------------------------------------------------------------------
@@ -735,15 +747,45 @@ def response_digest(text: str | None) -> bytes | None:
     return None if text is None else hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
 
 
+REQUEST_PARTS = ("system", "messages")  # key = "request": today's key (settings.KEY_MODES)
+
+
 def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict],
-                params: dict | None = None) -> bytes:
+                params: dict | None = None, parts: tuple[str, ...] = REQUEST_PARTS,
+                scope: list | None = None) -> bytes:
     """The exact-match key (L1 and L2): a hash of task, model, system, messages and the keyed
     request parameters in canonical JSON. No parameters: the hash of the first four alone, the
-    key of a log that records none (as before parameters were keyed)."""
-    canonical = canonical_json([task, model, system, messages])  # in the record's place: TooDeep as the record is
+    key of a log that records none (as before parameters were keyed). Other key `parts` (README
+    "Keys and scope"): task, model and an object of those parts instead; a `scope`: its values
+    too (a list, where parameters are an object: each reads back one way only)."""
+    if parts == REQUEST_PARTS:
+        body = [task, model, system, messages]
+    else:
+        body = [task, model, {part: key_part(part, system, messages) for part in parts}]
+    canonical = canonical_json(body)  # in the record's place: TooDeep as the record is
+    if scope is not None:
+        canonical += canonical_json(["scope", *scope])
     if params:  # one JSON value after the other: their canonical JSON reads back one way only
         canonical += canonical_json(params)  # a parameter at the record's level (top-level tools are)
     return hashlib.sha256(canonical).digest()  # bytes, not hex: half the memory on long logs
+
+
+def key_part(part: str, system: list[dict] | None, messages: list[dict]) -> Any:
+    """One part of a key (settings.KEY_PARTS): the system blocks, the messages as recorded,
+    the conversation (each message's role and text, no system: what the reference design's
+    conversation_hash hashes) or the last user message's text (its message_hash)."""
+    if part == "system":
+        return system
+    if part == "messages":
+        return messages
+    if part == "conversation":
+        return [[message["role"], _flat_text(message["content"])] for message in messages]
+    return embedding_text(messages)
+
+
+def scope_digest(values: list | None) -> bytes | None:
+    """What L3 compares of two calls' scopes (Call.scope): a 128-bit BLAKE2b of their values."""
+    return None if values is None else hashlib.blake2b(canonical_json(values), digest_size=16).digest()
 
 
 def params_digest(params: dict) -> bytes | None:

@@ -1,11 +1,17 @@
 """What ingest keeps of a call's request and answer for the engine to compare, per task: the
-text L3 embeds (`l3_text`), a digest of what the answer rule compares (`same_answer`), and the
-request parameters its key holds (`key_params`).
+text L3 embeds (`l3_text`), a digest of what the answer rule compares (`same_answer`), the
+request parameters its key holds (`key_params`), and the rest of its key: its key parts and
+scope (`key`, `scope`: README "Keys and scope").
 Only digests and the embedded text are kept, so memory does not grow with answers' length."""
 
 from __future__ import annotations
 
-from tiercli.ingest.records import embedding_text, response_digest
+from datetime import datetime, timezone
+from typing import Any
+
+from tiercli.ingest.records import REQUEST_PARTS, RecordProblem, embedding_text, response_digest
+
+MISSING_SCOPE = None  # the scope value of a call that has none (counted: CallShape.scope_missing)
 
 
 class CallShape:
@@ -22,6 +28,10 @@ class CallShape:
         self._texts: dict[str, object] = {}
         self.answer_texts: dict[bytes, str] = {}  # digest -> answer text, for tasks whose rule is embedding
         self.regex_unmatched: dict[str, int] = {}  # task -> calls whose regex l3_text matched nothing
+        # task -> scope value -> [calls without it, calls scoped], of the calls looked up
+        self.scope_missing: dict[str, dict[str, list[int]]] = {}
+        self._keying: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._zone = None
 
     def rule(self, task: str):
         rule = self._rules.get(task)
@@ -55,10 +65,63 @@ class CallShape:
         kept = {name: value for name, value in params.items() if name in names}
         return kept, kept
 
+    def keying(self, task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the task's key parts, its scope): today's key and none without settings."""
+        found = self._keying.get(task)
+        if found is None:
+            found = self._keying[task] = ((self.settings.key_for(task), self.settings.scope_for(task))
+                                          if self.settings is not None else (REQUEST_PARTS, ()))
+        return found
+
+    def scope_values(self, task: str, ts: float, lead: str, worker: str | None, attrs_root: Any,
+                     counted: bool = True) -> list:
+        """The call's value of each of its task's scope values (README "Keys and scope"): its
+        lead, its day or hour (UTC, or in the timezone setting), its worker as the replay
+        assigns it (its recorded one; "default" when it has none, as engine/replay.py
+        fixed_workers), an attrs.PATH's value in `attrs_root`. A value the call lacks (no lead,
+        no such field, null) is MISSING_SCOPE, counted in scope_missing when `counted`."""
+        from tiercli.ingest.fieldmap import MISSING, lookup
+        from tiercli.ingest.foreign import NO_LEAD
+
+        values: list = []
+        misses = self.scope_missing.setdefault(task, {}) if counted else None
+        for name in self.keying(task)[1]:
+            if name == "lead":
+                value = MISSING_SCOPE if lead == NO_LEAD else lead
+            elif name in ("day", "hour"):
+                when = datetime.fromtimestamp(ts, self.zone())
+                value = when.strftime("%Y-%m-%d" if name == "day" else "%Y-%m-%dT%H")
+            elif name == "worker":
+                value = worker or "default"
+            else:
+                value = lookup(attrs_root, name.removeprefix("attrs.")) if attrs_root is not None else MISSING
+                if value is MISSING:
+                    value = MISSING_SCOPE
+                elif isinstance(value, (dict, list)):
+                    raise RecordProblem(name, "must be a string, a number or true/false to scope by it, "
+                                              f"got {'an object' if isinstance(value, dict) else 'a list'}",
+                                        hint=f"scope by a field inside it, e.g. {name}.id")
+            if misses is not None:
+                count = misses.setdefault(name, [0, 0])
+                count[0] += value is MISSING_SCOPE
+                count[1] += 1
+            values.append(value)
+        return values
+
+    def zone(self):
+        if self._zone is None:
+            from zoneinfo import ZoneInfo
+
+            name = self.settings.timezone if self.settings is not None else None
+            self._zone = ZoneInfo(name) if name else timezone.utc
+        return self._zone
+
     def needs_record(self, task: str) -> bool:
-        """Whether the task's L3 text is a field of the log record (`field:PATH`): the native
-        reader then reads its lines with the reference validator, which keeps the record."""
-        return self.keep_text and self.l3_choice(task).kind == "field"
+        """Whether the task's L3 text is a field of the log record (`field:PATH`), or its scope
+        reads the record's attrs: the native reader then reads its lines with the reference
+        validator, which keeps the record."""
+        return (self.keep_text and self.l3_choice(task).kind == "field") \
+            or any(name.startswith("attrs.") for name in self.keying(task)[1])
 
     def text(self, task: str, messages: list[dict], record: dict | None = None, needed: bool = True) -> str:
         """What L3 embeds for the call (strip-template: the last user message's text, cut

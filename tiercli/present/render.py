@@ -546,6 +546,8 @@ def _per_task_text(settings: dict) -> str:
     for task, options in sorted((settings.get("task_options") or {}).items()):
         said = [f"tiers {','.join(options['tiers']) or 'none'}"] if "tiers" in options else []
         said += [f"{key} {options[key]}" for key in ("l3_threshold", "l3_text", "same_answer") if key in options]
+        said += [f"{key} {','.join(options[key]) or 'none' if isinstance(options[key], list) else options[key]}"
+                 for key in ("scope", "key") if key in options]  # README "Keys and scope"
         parts.append(f"{task}: {', '.join(said)}")
     for task, ttls in sorted((settings.get("task_ttls") or {}).items()):
         parts.append(f"{task}: " + ", ".join(f"{tier.upper()} {ttl}" for tier, ttl in sorted(ttls.items())))

@@ -149,15 +149,16 @@ class _Block:
         self.asked = self.kept = 0  # look-ups answered from a pruned block, and the units they scored in full
 
 
-def l3_group(call: Call) -> tuple[str, str, bytes | None]:
+def l3_group(call: Call) -> tuple[str, str, bytes | None, bytes | None]:
     """Which entries a call's L3 look-up searches, and which group its entry joins: those of its
-    task and model stored under the same keyed request parameters (Call.params), so a semantic
-    hit never serves an answer asked for under other parameters (README "Replay semantics")."""
-    return call.task, call.model, call.params
+    task and model stored under the same keyed request parameters (Call.params) and the same
+    scope values (Call.scope), so a semantic hit never serves an answer asked for under other
+    parameters, nor another scope's (another lead's, ZIP's, day's: README "Keys and scope")."""
+    return call.task, call.model, call.params, call.scope
 
 
 class _Group:
-    """The entries of one l3_group (task, model, parameters): their vectors as rows, in store order, and the
+    """The entries of one l3_group (task, model, parameters, scope): their vectors as rows, in store order, and the
     distinct texts among them, each scored once when many entries share a text."""
 
     def __init__(self, dim: int):
