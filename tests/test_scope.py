@@ -282,3 +282,14 @@ def test_a_written_config_reads_back_to_the_same_scope_key_and_timezone(tmp_path
     back = settings_from_flags(config, {})
     assert (back.scope, back.key, back.timezone, back.task_options) == \
         (("lead",), (), "America/Chicago", settings.task_options)
+
+
+def test_the_timezone_flag(tmp_path):
+    log = write(tmp_path / "log.jsonl", [call("2026-11-03T05:00:00Z", worker="w1"),
+                                         call("2026-11-03T07:00:00Z", worker="w1")])
+    scoped = ["--tiers", "l1,l2", "--l1-ttl", "none", "--task", "intent.scope=day", "--no-save", "--json"]
+    assert json.loads(run("replay", log, *scoped).stdout)["hits"] == 1
+    assert json.loads(run("replay", log, *scoped, "--timezone", "America/Chicago").stdout)["hits"] == 0
+    bad = run("replay", log, *scoped, "--timezone", "Mars/Olympus")
+    assert bad.exit_code == 2
+    assert "unknown time zone 'Mars/Olympus'" in bad.stderr

@@ -140,6 +140,9 @@ SameAnswerOption = Annotated[str | None, typer.Option(
     "--same-answer", metavar="RULE", help="When two answers are the same: exact, normalized, "
     "json:FIELD[,FIELD...], regex:PATTERN, embedding:T or any [default: exact]",
     callback=_checked(S.check_answer_rule), show_default=False)]
+TimezoneOption = Annotated[str | None, typer.Option(
+    "--timezone", metavar="ZONE", help="The time zone of the day and hour scopes: an IANA name such as "
+    "America/Chicago [default: UTC]", callback=_checked(S.check_timezone), show_default=False)]
 L3TextOption = Annotated[str | None, typer.Option(
     "--l3-text", metavar="CHOICE", help="What L3 embeds: last-user, all-user, regex:PATTERN, field:PATH or "
     "strip-template [default: last-user]", callback=_checked(S.check_l3_text), show_default=False)]

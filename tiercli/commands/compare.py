@@ -72,6 +72,7 @@ def compare(
     field_map: opt.MapOption = None,
     task: opt.TaskOption = None,
     same_answer: opt.SameAnswerOption = None,
+    timezone: opt.TimezoneOption = None,
     l3_text: opt.L3TextOption = None,
     tiers: opt.TiersOption = None,
     workers: opt.WorkersOption = None,
@@ -141,7 +142,7 @@ def compare(
             "tiers": tiers, "workers": workers, "l1_ttl": l1_ttl, "l2_ttl": l2_ttl, "l3_ttl": l3_ttl,
             "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries, "l3_max_entries": l3_max_entries,
             "l3_threshold": l3_threshold, "invalidation": invalidation,
-            "tasks": task, "same_answer": same_answer, "l3_text": l3_text,
+            "tasks": task, "same_answer": same_answer, "l3_text": l3_text, "timezone": timezone,
             "executor": executor, "ray_address": ray_address, **checked})
         pricer = Pricer(settings.prices)
         for task_name, model in routes.items():

@@ -49,6 +49,7 @@ def replay(
     field_map: opt.MapOption = None,
     task: opt.TaskOption = None,
     same_answer: opt.SameAnswerOption = None,
+    timezone: opt.TimezoneOption = None,
     l3_text: opt.L3TextOption = None,
     tiers: opt.TiersOption = None,
     workers: opt.WorkersOption = None,
@@ -99,7 +100,7 @@ def replay(
             "tiers": tiers, "workers": workers, "l1_ttl": l1_ttl, "l2_ttl": l2_ttl, "l3_ttl": l3_ttl,
             "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries, "l3_max_entries": l3_max_entries,
             "l3_threshold": l3_threshold, "invalidation": invalidation, "l2_redis_url": redis_url,
-            "tasks": task, "same_answer": same_answer, "l3_text": l3_text,
+            "tasks": task, "same_answer": same_answer, "l3_text": l3_text, "timezone": timezone,
             "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory, "l2_eviction": l2_eviction,
             "keep_redis_keys": keep_redis_keys or None, "executor": executor, "ray_address": ray_address,
         })

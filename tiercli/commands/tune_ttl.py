@@ -79,6 +79,7 @@ def tune_ttl(
     field_map: opt.MapOption = None,
     task: opt.TaskOption = None,
     same_answer: opt.SameAnswerOption = None,
+    timezone: opt.TimezoneOption = None,
     l3_text: opt.L3TextOption = None,
     l1_grid: Annotated[str | None, typer.Option("--l1-grid", metavar="DURATIONS", help="L1 TTLs to try [default: 1m,5m,15m]",
                                                 show_default=False)] = None,
@@ -155,7 +156,7 @@ def tune_ttl(
         base = settings_from_flags(config, {
             "tiers": tiers, "workers": workers, "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries,
             "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation,
-            "tasks": task, "same_answer": same_answer, "l3_text": l3_text,
+            "tasks": task, "same_answer": same_answer, "l3_text": l3_text, "timezone": timezone,
             "executor": executor, "ray_address": ray_address})
         if base.l2_redis_url:
             raise TiercliError("tune-ttl simulates L2 in process", hint="drop l2_redis_url from the config for tune-ttl")
