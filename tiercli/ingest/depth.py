@@ -23,6 +23,8 @@ class TooDeep(ValueError):
 
 
 TOO_DEEP = f"content nested more than {MAX_DEPTH} levels deep in the record"  # what the error says
+TOO_DEEP_HINT = (f"a real request nests far less (a tool's JSON schema, tens of levels): tiercli keys and hashes "
+                 f"request content up to {MAX_DEPTH} levels (README \"Log format\"); --skip-invalid skips the record")
 
 
 def canonical_json(value: Any, level: int = 1) -> bytes:
@@ -62,4 +64,4 @@ def require_within(value: Any, field: str | None, level: int = 2) -> None:
     if not within(value, level):
         from tiercli.ingest.records import RecordProblem  # records.py keys with this module
 
-        raise RecordProblem(field, TOO_DEEP)
+        raise RecordProblem(field, TOO_DEEP, TOO_DEEP_HINT)

@@ -18,7 +18,7 @@ import msgspec
 import orjson
 
 from tiercli.errors import LogError, shown
-from tiercli.ingest.depth import TOO_DEEP, TooDeep, canonical_json, within
+from tiercli.ingest.depth import TOO_DEEP, TOO_DEEP_HINT, TooDeep, canonical_json, within
 from tiercli.ingest.events import Call, Event, TagChange
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
@@ -406,7 +406,7 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     if attrs is not None and not isinstance(attrs, dict):
         raise _Bad("attrs", "must be an object")
     if record.get("tools") is not None and not within(record["tools"], 2):  # as compare and live key them
-        raise _Bad("tools", TOO_DEEP)
+        raise _Bad("tools", TOO_DEEP, TOO_DEEP_HINT)
     params = request_params(record.get("params"), record.get("tools"))
     split, split_field = record.get(CACHE_CREATION), CACHE_CREATION
     if split is not None:
@@ -485,7 +485,7 @@ def _tool_list(value: Any, field: str, level: int = 3) -> list[dict]:
     if not isinstance(value, list) or not all(isinstance(tool, dict) for tool in value):
         raise _Bad(field, "must be a list of tool definition objects")
     if not within(value, level):
-        raise _Bad(field, TOO_DEEP)
+        raise _Bad(field, TOO_DEEP, TOO_DEEP_HINT)
     return value
 
 
@@ -493,7 +493,7 @@ def _text_or_object(value: Any, field: str) -> str | dict:
     if not isinstance(value, (str, dict)):
         raise _Bad(field, f"must be a string or an object, got {shown(value)}")
     if not within(value, 3):
-        raise _Bad(field, TOO_DEEP)
+        raise _Bad(field, TOO_DEEP, TOO_DEEP_HINT)
     return value
 
 
@@ -627,7 +627,7 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
     try:
         key = request_key(task, model, system, messages, in_key, parts, in_scope)
     except TooDeep:
-        raise _Bad("system" if system is not None and not within(system, 2) else "messages", TOO_DEEP) from None
+        raise _Bad("system" if system is not None and not within(system, 2) else "messages", TOO_DEEP, TOO_DEEP_HINT) from None
     return Call(0, line_no, ts, lead, task, model, worker, key,
                 text, streaming or use_tools, streaming, input_tokens,
                 output_tokens, cache_read or 0, cache_write or 0, estimated,

@@ -14,7 +14,7 @@ import orjson
 
 from tiercli.errors import shown
 from tiercli.ingest import chat
-from tiercli.ingest.depth import TOO_DEEP, TooDeep, canonical_json, require_within
+from tiercli.ingest.depth import TOO_DEEP, TOO_DEEP_HINT, TooDeep, canonical_json, require_within
 from tiercli.ingest.foreign import api_params, boolean, timestamp
 from tiercli.ingest.formats.map import LATENCY_DECIMALS, mapped_fields
 from tiercli.ingest.records import RecordProblem
@@ -80,7 +80,7 @@ def _canonical(value: Any, field: str) -> str:
     try:
         return canonical_json(value, 2).decode()
     except TooDeep:
-        raise RecordProblem(field, TOO_DEEP) from None
+        raise RecordProblem(field, TOO_DEEP, TOO_DEEP_HINT) from None
 
 
 def _with_parts(messages: list) -> list:

@@ -30,7 +30,7 @@ from tiercli.errors import LogError, shown
 from tiercli.ingest import fieldmap
 from tiercli.ingest.chat import (ToolCalls, response_text, split_into, split_messages, transcript_messages,
                                  turn_of, usage_from, usage_object)
-from tiercli.ingest.depth import MAX_DEPTH, TOO_DEEP, require_within
+from tiercli.ingest.depth import MAX_DEPTH, TOO_DEEP, TOO_DEEP_HINT, require_within
 from tiercli.ingest.foreign import Builder, FormatRead, ReadOptions, api_params, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.items import Item, items
@@ -81,7 +81,7 @@ def any_value(value: Any, field_name: str, level: int = 1) -> Any:
     doubles, lists (arrayValue), dicts (kvlistValue); an empty AnyValue is None. Lists and dicts
     nest at most depth.MAX_DEPTH levels (a span's resource is hashed whole)."""
     if level > MAX_DEPTH:
-        raise RecordProblem(field_name, TOO_DEEP)
+        raise RecordProblem(field_name, TOO_DEEP, TOO_DEEP_HINT)
     if not isinstance(value, dict):
         raise RecordProblem(field_name, f"must be an AnyValue object such as {{\"stringValue\": ...}}, got {shown(value)}")
     for kind in _VALUE_KINDS:
@@ -314,7 +314,7 @@ def _unflatten(attrs: dict, prefix: str) -> list:
         node = tree
         parts = key[len(prefix):].split(".")
         if len(parts) > MAX_DEPTH:  # each part is a level of the tree, walked by _as_lists
-            raise RecordProblem(key, TOO_DEEP)
+            raise RecordProblem(key, TOO_DEEP, TOO_DEEP_HINT)
         for part in parts[:-1]:
             child = node.get(part)
             if not isinstance(child, dict):
