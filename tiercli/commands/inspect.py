@@ -277,9 +277,6 @@ READING_SENTENCES = {
     "keyless": lambda n: f"{count(n, 'call')} without {'its' if n == 1 else 'their'} request (no content): counted "
                          f"as misses, never cached",
     "source_cache_hits": lambda n: f"{count(n, 'call')} the source's own cache served: replayed as calls to the API",
-    # helper C's count of answers read from another API's response object (Responses API, Gemini)
-    "responses_read_from_objects": lambda n: f"{count(n, 'answer')} read from another API's response object "
-                                             f"(OpenAI Responses output, Gemini candidates)",
 }
 NOT_READING = ("records", "calls", "tag_changes")  # counts the Logs and Counts tables give
 
