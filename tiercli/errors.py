@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,3 +179,23 @@ def _written(value: Any, budget: int | None, level: int) -> str:
         parts.append(part)
         used += len(part) + 2
     return opening + ", ".join(parts) + closing
+
+
+def described(value: Any) -> str:
+    """A value as an error says what it got: a string quoted (cut, secrets masked), a number
+    or boolean with its TOML type, an array, a table or a date by its type alone."""
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a float ({value!r})"
+    if isinstance(value, (list, tuple)):
+        return "an array" if value else "an empty array"
+    if isinstance(value, dict):
+        return "a table" if value else "an empty table"
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime.datetime is a date
+        return "a date or time"
+    return f"a {type(value).__name__}"

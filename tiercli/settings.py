@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import difflib
 import math
 import re
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tiercli.durations import format_duration, parse_duration
-from tiercli.errors import ConfigError, UsageError, shown
+from tiercli.errors import ConfigError, UsageError, described
 from tiercli.ingest.records import PARAM_ALIASES, PARAMS
 
 TIER_NAMES = ("l1", "l2", "l3")
@@ -195,26 +194,6 @@ class SettingError(ValueError):
     def __init__(self, key: str, problem: str, hint: str | None = None):
         super().__init__(f"{key}: {problem}" + (f" ({hint})" if hint else ""))  # as a flag's message says it
         self.key, self.problem, self.hint = key, problem, hint
-
-
-def described(value: Any) -> str:
-    """A value as an error says what it got: a string quoted (cut, secrets masked), a number
-    or boolean with its TOML type, an array, a table or a date by its type alone."""
-    if isinstance(value, str):
-        return shown(value)
-    if isinstance(value, bool):
-        return f"a boolean ({'true' if value else 'false'})"
-    if isinstance(value, int):
-        return f"an integer ({value})"
-    if isinstance(value, float):
-        return f"a float ({value!r})"
-    if isinstance(value, (list, tuple)):
-        return "an array" if value else "an empty array"
-    if isinstance(value, dict):
-        return "a table" if value else "an empty table"
-    if isinstance(value, (datetime.date, datetime.time)):  # datetime.datetime is a date
-        return "a date or time"
-    return f"a {type(value).__name__}"
 
 
 def did_you_mean(key: str, known: list[str] | tuple[str, ...], listing: str) -> str:

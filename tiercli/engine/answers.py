@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 import regex
 
+from tiercli.errors import described
+
 RULE_KINDS = ("exact", "normalized", "json", "regex", "embedding", "any")
 
 
@@ -106,8 +108,6 @@ def _compiled(pattern: str) -> regex.Pattern:
 def parse_rule(text: str) -> AnswerRule:
     """The rule a `same_answer` value names; ValueError says what is wrong and what is allowed."""
     if not isinstance(text, str):
-        from tiercli.settings import described
-
         raise ValueError(f"must be a string such as \"exact\" or \"json:score\", got {described(text)}")
     kind, colon, argument = text.partition(":")
     kind = kind.strip()

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tiercli.engine.answers import capture_pattern, first_group
+from tiercli.errors import described
 
 L3_TEXT_KINDS = ("last-user", "all-user", "regex", "field", "strip-template")
 
@@ -28,8 +29,6 @@ class L3Text:
 def parse_l3_text(text: str) -> L3Text:
     """The choice an `l3_text` value names; ValueError says what is wrong and what is allowed."""
     if not isinstance(text, str):
-        from tiercli.settings import described
-
         raise ValueError(f"must be a string such as \"last-user\", got {described(text)}")
     kind, colon, argument = text.partition(":")
     kind = kind.strip()
