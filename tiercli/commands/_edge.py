@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import typer
 import typer.core
-from typer._click import exceptions as click_errors  # typer's own copy of click (typer >= 0.24)
+from typer._click import exceptions as click_errors  # typer's own copy of click (typer >= 0.26)
 from typer.core import TyperArgument
 from rich.console import Console
 from rich.markup import escape
