@@ -167,7 +167,7 @@ def test_compare_rows_and_tune_candidates_carry_the_figures(tmp_path):
 
 def test_tune_ttl_json_and_compare_json_name_them(tmp_path):
     log = write(tmp_path / "log.jsonl", golden_records())
-    tuned = run_json("tune-ttl", log, "--tiers", "l1,l2", "--l1-grid", "5m", "--l2-grid", "15m")
+    tuned = run_json("tune-ttl", log, "--tiers", "l1,l2", "--l1-grid", "5m", "--l2-grid", "15m", "--max-cross-lead", "100%")
     assert [(r["cross_lead_hits"], r["cross_lead_mismatched"]) for r in tuned["results"]] == [(3, 2)]
     compared = run_json("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache")
     assert [(r["name"], r["cross_lead_hits"]) for r in compared["options"]] == [("baseline", 0), ("cache", 3)]

@@ -182,6 +182,6 @@ def test_tune_ttl_budget_above_the_noise_floor(noisy):
     assert {t: r["l1_ttl"] for t, r in above["per_task"]["tasks"].items()} == {"intent": "5m", "scoring": "30s"}
     text = run(*grid, "--above-noise-floor", columns=100)
     assert text.exit_code == 0
-    assert "mismatched above the noise floor <= 25% of" in text.stdout
+    assert "mismatched above the noise floor <= 25% of" in " ".join(text.stdout.split())
     assert "Noise floor (identical requests whose answers differ): intent 75.0% (3 of 4), scoring 33.3% (1 of 3)" \
         in text.stdout.replace("\n", " ")

@@ -88,6 +88,7 @@ def test_every_figure_equals_replay_on_the_sample(tmp_path):
     plot = tmp_path / "tune.png"
     data = ok_json("tune-ttl", SAMPLE_LOG, "--l1-grid", "5m", "--l2-grid", "15m,4h", "--l3-grid", "0,1h",
                    "--threshold-grid", "0.92,0.98", "--per-task", "--adaptive", "--max-mismatch", "5%",
+                   "--max-cross-lead", "100%",  # one scope: the figures against replay are the point
                    "--write-config", config, "--plot", plot)
     assert data["candidates"] == 8 + 18
     fixed = [r for r in data["results"] if r["settings"]["adaptive_window"] is None]
@@ -114,5 +115,5 @@ def test_every_figure_equals_replay_on_the_sample(tmp_path):
     assert data["thresholds"][0]["l3_hits"] > data["thresholds"][1]["l3_hits"] > 0
     assert plot.read_bytes()[:4] == b"\x89PNG"
     human = runner.invoke(app, ["tune-ttl", str(SAMPLE_LOG), "--l1-grid", "5m", "--l2-grid", "15m",
-                                "--l3-grid", "0,1h", "--threshold-grid", "0.92"])
+                                "--l3-grid", "0,1h", "--threshold-grid", "0.92", "--max-cross-lead", "100%"])
     assert human.exit_code == 0 and "Cheapest candidates" in human.stdout and "Frontier" in human.stdout

@@ -48,7 +48,8 @@ def records() -> list[dict]:
     ]
 
 
-GRID = ["--l1-grid", "1h", "--l2-grid", "1h", "--l3-grid", "0,1h", "--threshold-grid", "0.75,0.85,0.95",
+# these tests choose thresholds and texts: another lead's answer is allowed (--max-cross-lead, issue 23)
+GRID = ["--max-cross-lead", "100%", "--l1-grid", "1h", "--l2-grid", "1h", "--l3-grid", "0,1h", "--threshold-grid", "0.75,0.85,0.95",
         "--max-stale", "0", "--max-mismatch", "10%"]
 
 
@@ -219,7 +220,7 @@ def test_library_sweep_reads_each_l3_text_once(log):
     neutral = Settings()
     candidates = tune_tasks.task_candidates(neutral, {"l1": (3600.0,), "l2": (3600.0,), "l3": (3600.0,)},
                                             (0.75, 0.85, 0.95), [("l1", "l2", "l3"), ("l1", "l2")])
-    p = tune_tasks.tune_per_task(sweep_for, neutral, candidates, ["last-user", SMS], 0.0, 0.1)
+    p = tune_tasks.tune_per_task(sweep_for, neutral, candidates, ["last-user", SMS], 0.0, 0.1, max_cross_lead=1.0)
     assert reads == ["last-user", SMS, "last-user"]  # the confirming replay reads with per-task l3_text
     assert p.candidates == 4 + 3  # l1+l2+l3 at three thresholds and l1+l2; three again with the SMS
     assert p.settings.task_options["intent"] == {"l3_text": SMS, "l3_threshold": 0.75}
@@ -227,7 +228,7 @@ def test_library_sweep_reads_each_l3_text_once(log):
 
 # --- issue 21, item 9: what the tune-ttl tables say ---------------------------------------------
 
-SWEEP = ["--l1-grid", "1h", "--l2-grid", "1h", "--l3-grid", "0,1h", "--max-stale", "0"]
+SWEEP = ["--max-cross-lead", "100%", "--l1-grid", "1h", "--l2-grid", "1h", "--l3-grid", "0,1h", "--max-stale", "0"]
 
 
 def shown(*args, columns=80):

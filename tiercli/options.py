@@ -192,6 +192,10 @@ MaxStaleOption = Annotated[str, typer.Option(
 MaxMismatchOption = Annotated[str, typer.Option(
     "--max-mismatch", metavar="SHARE", help="Budget: mismatched hits as a share of requests: a percentage (2%) "
     "or a fraction under 1 (0.02).")]
+MaxCrossLeadOption = Annotated[str, typer.Option(
+    "--max-cross-lead", metavar="SHARE", help="Budget: hits that serve another lead's answer (cross_lead_hits) as a "
+    "share of requests: a percentage (1%) or a fraction under 1 (0.01); 0, the default, never recommends serving "
+    "one.")]
 ExecutorOption = Annotated[str | None, typer.Option(
     "--executor", metavar="local|ray", help="Where the work runs: local, or ray (a Ray cluster at --ray-address, "
     "else a local Ray instance; needs tiercli[ray]) [default: local]", callback=_checked(S.check_executor),

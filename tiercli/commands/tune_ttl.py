@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import ExitStack
 
 import re
@@ -23,7 +24,8 @@ from tiercli.errors import TiercliError, UsageError, of_log
 from tiercli.ingest.logread import read_notes
 from tiercli.pipeline import answer_judge, embeddings_for, load_events
 from tiercli.present.render import report_console, tune_report
-from tiercli.settings import Settings, check_l3_text, check_threshold, check_tiers, settings_from_flags
+from tiercli.settings import (Settings, check_l3_text, check_scope, check_threshold, check_tiers,
+                              settings_from_flags)
 
 
 def _grid(text: str | None, flag: str, parse) -> tuple | None:
@@ -72,6 +74,22 @@ def _l3_texts(values: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(texts))
 
 
+def _scopes(values: list[str] | None) -> list[tuple[str, ...]] | None:
+    """--scope-grid: scopes, each none or scope values joined by + (lead, attrs.zip_code+day),
+    comma-separated or repeated."""
+    if not values:
+        return None
+    scopes = []
+    for value in values:
+        for part in value.split(","):
+            try:
+                scopes.append(check_scope(part.strip().replace("+", ",")))
+            except ValueError as exc:
+                raise typer.BadParameter(f"{part.strip()!r}: {exc} (scope values joined by +, e.g. attrs.zip_code+day)",
+                                         param_hint="--scope-grid") from None
+    return list(dict.fromkeys(scopes))
+
+
 def tune_ttl(
     log: opt.LogArgument,
     config: opt.ConfigOption = None,
@@ -106,6 +124,12 @@ def tune_ttl(
         "--l3-text-grid", metavar="CHOICES", help="With --per-task: what L3 may embed for a task, e.g. "
         "last-user,strip-template (comma-separated or repeated) [default: the configured l3_text]",
         show_default=False)] = None,
+    scope_grid: Annotated[list[str] | None, typer.Option(
+        "--scope-grid", metavar="SCOPES", help="The scopes to try (README \"Keys and scope\"): none, or scope values "
+        "joined by +, e.g. none,lead,attrs.zip_code+day (comma-separated or repeated); one read of the log per scope; "
+        "with --per-task each task chooses its own [default: the configured scope, then lead alone when a candidate "
+        "with it serves another lead's answer beyond --max-cross-lead]", show_default=False)] = None,
+    max_cross_lead: opt.MaxCrossLeadOption = "0",
     adaptive: Annotated[bool, typer.Option("--adaptive", help="Also try TTLs that shrink with conversation velocity.")] = False,
     write_config_to: Annotated[Path | None, typer.Option("--write-config", metavar="FILE",
                                                          help="Write the recommended settings as a config for replay --config.",
@@ -150,6 +174,7 @@ def tune_ttl(
     thresholds = _grid(threshold_grid, "--threshold-grid", lambda v: check_threshold(float(v)))
     stale_budget, mismatch_budget = opt.parse_share(max_stale, "--max-stale"), opt.parse_share(max_mismatch, "--max-mismatch")
     tier_sets, l3_texts = _tier_sets(tiers_grid), _l3_texts(l3_text_grid)
+    cross_lead_budget, scope_choices = opt.parse_share(max_cross_lead, "--max-cross-lead"), _scopes(scope_grid)
     with command_edge(json_output), ExitStack() as stack:
         if (tier_sets or l3_texts) and not per_task:
             raise UsageError("--tiers-grid and --l3-text-grid choose settings per task", hint="add --per-task")
@@ -171,38 +196,61 @@ def tune_ttl(
                            digest=False)
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
+        scopes = scope_choices or tune_tasks.default_scopes(base)
         with progress_bars() as progress:
             sweep = _sweep(read, base, progress, above_noise_floor)
-            rows = sweep.run(candidates, progress("candidates", len(candidates)))
-            fixed_best, _, _ = tune.recommend(rows, stale_budget, mismatch_budget)
+            reread = partial(_read_again, log, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid)
+            sweep_for = _sweeps_for(sweep, reread, progress, above_noise_floor)
+            # a scope changes the keys, made as the log is read: one sweep per scope
+            scope_sweeps = {}
+            rows = []
+
+            def sweep_scopes(todo: list[tuple[str, ...]]) -> None:
+                for scope in todo:
+                    scope_sweeps[scope] = sweep_for(dataclasses.replace(base, scope=scope))
+                    what = f"candidates, scope {tune_tasks.scope_text(scope)}" if len(scopes) > 1 else "candidates"
+                    rows.extend({**row, "scope": scope}
+                                for row in scope_sweeps[scope].run(candidates, progress(what, len(candidates))))
+
+            sweep_scopes(scopes)
+            # by default the lead alone is tried too when a candidate served another lead's answer
+            # (not from stdin, which cannot be read again)
+            lead = tune_tasks.lead_scope(scopes, rows, cross_lead_budget) if scope_choices is None and "-" not in log else None
+            if lead:
+                scopes = [*scopes, lead]
+                sweep_scopes([lead])
+            show_scope = len(scopes) > 1 or any(scopes)
+            row_of = partial(_row, base=base, show_scope=show_scope)
+            fixed_best, _, _ = tune.recommend(rows, stale_budget, mismatch_budget, cross_lead_budget)
             adaptive_rows, adaptive_candidates = [], []
             if adaptive:
-                seed = fixed_best["candidate"] if fixed_best else min(rows, key=lambda r: r["cached_usd"])["candidate"]
-                adaptive_candidates = tune.adaptive_candidates(seed)
-                adaptive_rows = sweep.run(adaptive_candidates, progress("adaptive candidates", len(adaptive_candidates)))
+                seed = fixed_best or min(rows, key=lambda r: r["cached_usd"])
+                adaptive_candidates = tune.adaptive_candidates(seed["candidate"])
+                adaptive_rows = [{**row, "scope": seed["scope"]} for row in scope_sweeps[seed["scope"]].run(
+                    adaptive_candidates, progress("adaptive candidates", len(adaptive_candidates)))]
             all_rows = rows + adaptive_rows
-            best, runner_up, reasons = tune.recommend(all_rows, stale_budget, mismatch_budget)
+            best, runner_up, reasons = tune.recommend(all_rows, stale_budget, mismatch_budget, cross_lead_budget)
             if per_task:
                 # per task, even when no single set of TTLs is in budget: a task may then go uncached
                 neutral = tune_tasks.neutral_settings(base)
                 tier_sets = tier_sets or tune_tasks.default_tier_sets(neutral.tiers)
                 task_grid = tune_tasks.task_candidates(neutral, grids, thresholds or tune_tasks.default_thresholds(base),
                                                        tier_sets)
-                reread = partial(_read_again, log, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid)
                 per_task_result = tune_tasks.tune_per_task(
-                    _sweeps_for(sweep, reread, progress, above_noise_floor), neutral, task_grid,
+                    sweep_for, neutral, task_grid,
                     l3_texts or tune_tasks.default_l3_texts(base), stale_budget, mismatch_budget,
                     adaptive=adaptive_candidates, anchor=best["candidate"] if best else None, tier_sets=tier_sets,
-                    progress=progress)
+                    scopes=scopes, max_cross_lead=cross_lead_budget, progress=progress)
         data = {
             "log": read.path, "requests": len(read.calls), "candidates": len(all_rows),
             "budgets": {"max_stale": stale_budget, "max_mismatch": mismatch_budget,
-                        "above_noise_floor": above_noise_floor},
+                        "max_cross_lead": cross_lead_budget, "above_noise_floor": above_noise_floor},
+            "scopes": [tune_tasks.scope_text(scope) for scope in scopes],
             "noise_floor": floors_of(read.calls, sweep.repeats),
             "tiers": list(base.tiers),
-            "recommended": _row(best, base), "runner_up": _row(runner_up, base), "why": reasons,
-            "frontier": [_row(r, base) for r in tune.frontier(all_rows)],
-            "results": [_row(r, base) for r in sorted(all_rows, key=tune.rank)],
+            "recommended": row_of(best), "runner_up": row_of(runner_up), "why": reasons,
+            "frontier": [row_of(r) for r in tune.frontier(all_rows)],
+            "results": [row_of(r) for r in sorted(all_rows, key=tune.rank)],
             # README "How the sweep shares work": how many candidates shared the work, and why not the rest
             "replays": sweep.replays,
         }
@@ -210,18 +258,18 @@ def tune_ttl(
             stderr.print(f"note: {count} candidate{'s' if count > 1 else ''} replayed in full, without the sweep's "
                          f"shared work: {reason}", markup=False, highlight=False)
         if "l3" in base.tiers:
-            data["thresholds"] = _threshold_sweep(rows, stale_budget, mismatch_budget)
+            data["thresholds"] = _threshold_sweep(rows, stale_budget, mismatch_budget, cross_lead_budget)
         if adaptive:
-            best_adaptive, _, _ = tune.recommend(adaptive_rows, stale_budget, mismatch_budget)
-            data["adaptive"] = {"best_fixed": _row(fixed_best, base), "best_adaptive": _row(best_adaptive, base),
+            best_adaptive, _, _ = tune.recommend(adaptive_rows, stale_budget, mismatch_budget, cross_lead_budget)
+            data["adaptive"] = {"best_fixed": row_of(fixed_best), "best_adaptive": row_of(best_adaptive),
                                 "beats_fixed": bool(best_adaptive and (fixed_best is None or
                                                     best_adaptive["cached_usd"] < fixed_best["cached_usd"])),
                                 "windows": [format_duration(w) for w in tune.ADAPTIVE_WINDOWS],
                                 "scales": list(tune.ADAPTIVE_SCALES), "stretch": list(tune.ADAPTIVE_STRETCH)}
-        chosen = best["candidate"].settings(base) if best else None
+        chosen = dataclasses.replace(best["candidate"].settings(base), scope=best["scope"]) if best else None
         if per_task:
             data["per_task"] = tune_tasks.report(per_task_result, neutral, stale_budget, mismatch_budget,
-                                                 best["cached_usd"] if best else None)
+                                                 best["cached_usd"] if best else None, cross_lead_budget)
             if data["per_task"]["within_budgets"]:
                 chosen = per_task_result.settings
         if write_config_to is not None:
@@ -230,7 +278,8 @@ def tune_ttl(
                                    hint="raise --max-stale/--max-mismatch or widen the grids")
             write_config(write_config_to, chosen, [
                 f"written by tiercli tune-ttl from {read.path}",
-                f"budgets: stale <= {stale_budget * 100:g}%, mismatched <= {mismatch_budget * 100:g}% of requests"
+                f"budgets: stale <= {stale_budget * 100:g}%, another lead's answer <= {cross_lead_budget * 100:g}%, "
+                f"mismatched <= {mismatch_budget * 100:g}% of requests"
                 + (" (above the noise floor)" if above_noise_floor else "")])
             data["config_written"] = str(write_config_to)
             stderr.print(f"wrote {write_config_to}", markup=False, highlight=False)
@@ -246,20 +295,23 @@ def tune_ttl(
             tune_report(data, report_console())
 
 
-def _row(row: dict | None, base) -> dict | None:
+def _row(row: dict | None, base, show_scope: bool = False) -> dict | None:
+    """A row as --json gives it; its label names the scope when the scope grid tried one."""
     if row is None:
         return None
     c = row["candidate"]
+    scope = tune_tasks.scope_text(row.get("scope", ()))
     out = {"settings": {"l1_ttl": format_duration(c.l1_ttl), "l2_ttl": format_duration(c.l2_ttl),
                         "l3_ttl": format_duration(c.l3_ttl), "l3_threshold": c.l3_threshold,
                         "adaptive_window": None if c.adaptive_window is None else format_duration(c.adaptive_window),
-                        "adaptive_scale": c.adaptive_scale},
-           "label": c.label(base.tiers)}
-    out.update({k: v for k, v in row.items() if k != "candidate"})
+                        "adaptive_scale": c.adaptive_scale, "scope": scope},
+           "label": c.label(base.tiers) + (f", scope {scope}" if show_scope else "")}
+    out.update({k: v for k, v in row.items() if k not in ("candidate", "scope")})
     return out
 
 
-def _threshold_sweep(rows: list[dict], stale_budget: float, mismatch_budget: float) -> list[dict]:
+def _threshold_sweep(rows: list[dict], stale_budget: float, mismatch_budget: float,
+                     cross_lead_budget: float) -> list[dict]:
     """Per threshold, the cheapest candidate with L3 on: its L3 hits and how many were wrong."""
     best: dict[float, dict] = {}
     for row in rows:
@@ -278,7 +330,7 @@ def _threshold_sweep(rows: list[dict], stale_budget: float, mismatch_budget: flo
                     "l3_hits": hits, "l3_mismatched_hits": row["l3_mismatched_hits"],
                     "l3_mismatch_share": row["l3_mismatched_hits"] / hits if hits else 0.0,
                     "cached_usd": row["cached_usd"], "mismatch_rate": row["mismatch_rate"],
-                    "within_budgets": tune.within(row, stale_budget, mismatch_budget)})
+                    "within_budgets": tune.within(row, stale_budget, mismatch_budget, cross_lead_budget)})
     return out
 
 
@@ -295,8 +347,9 @@ def _sweep(read, settings: Settings, progress, above_floor: bool) -> tune.Sweep:
 
 def _read_again(log: list[str], settings: Settings, log_format: str, field_map, skip_invalid: bool):
     if "-" in log:
-        raise UsageError("--per-task reads the log again for each l3_text it tries, and stdin cannot be read twice",
-                         hint="save the log to a file, or leave out --l3-text-grid")
+        raise UsageError("tune-ttl reads the log again for each scope (and with --per-task each l3_text) it tries, "
+                         "and stdin cannot be read twice",
+                         hint="save the log to a file, or leave out --scope-grid and --l3-text-grid")
     return load_events(log, settings, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid,
                        digest=False)
 
@@ -307,8 +360,9 @@ def _sweeps_for(first: tune.Sweep, read_again, progress, above_floor: bool):
     change it for some task; each such read serves every settings that embed alike."""
     tasks = sorted({call.task for call in first.read.calls})
 
-    def texts_of(settings: Settings) -> tuple:
-        return settings.template_share, tuple(settings.l3_text_for(task).text for task in tasks)
+    def texts_of(settings: Settings) -> tuple:  # and the keys: a scope is in them
+        return settings.template_share, tuple((settings.l3_text_for(task).text, settings.scope_for(task))
+                                              for task in tasks)
 
     sweeps = {texts_of(first.base): first}
 

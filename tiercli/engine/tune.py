@@ -126,6 +126,7 @@ def figures(summary: dict, above_floor: bool = False) -> dict:
         "cross_lead_hits": summary["cross_lead_hits"],
         "cross_lead_mismatched": summary["cross_lead_mismatched"],
         "cross_lead_unknown": summary["cross_lead_unknown"],
+        "cross_lead_rate": summary["cross_lead_hits"] / requests if requests else 0.0,
         "mismatched_above_floor": above,
         "mismatch_rate_above_floor": above / requests if requests else 0.0,
         # the rate the mismatch budget counts
@@ -263,8 +264,25 @@ def _default_processes(candidates: int) -> int:
 
 # --- choosing ---------------------------------------------------------------------------------------
 
-def within(row: dict, max_stale: float, max_mismatch: float) -> bool:
-    return row["stale_rate"] <= max_stale and row["budgeted_mismatch_rate"] <= max_mismatch
+def within(row: dict, max_stale: float, max_mismatch: float, max_cross_lead: float = 0.0) -> bool:
+    """Within the stale, mismatch and cross-lead budgets (shares of requests); by default no hit
+    may serve another lead's answer (README "tune-ttl")."""
+    return (row["stale_rate"] <= max_stale and row["budgeted_mismatch_rate"] <= max_mismatch
+            and row["cross_lead_rate"] <= max_cross_lead)
+
+
+def broken_budgets(row: dict, max_stale: float, max_mismatch: float, max_cross_lead: float = 0.0) -> list[str]:
+    """What a row over budget broke, one phrase per budget."""
+    broke = []
+    if row["stale_rate"] > max_stale:
+        broke.append(f"stale rate {row['stale_rate'] * 100:.2f}% > {max_stale * 100:g}%")
+    if row["budgeted_mismatch_rate"] > max_mismatch:
+        counted = "mismatch rate above the noise floor" if row["budget_above_floor"] else "mismatch rate"
+        broke.append(f"{counted} {row['budgeted_mismatch_rate'] * 100:.2f}% > {max_mismatch * 100:g}%")
+    if row["cross_lead_rate"] > max_cross_lead:
+        broke.append(f"another lead's answer served {row['cross_lead_hits']:,} times "
+                     f"({row['cross_lead_rate'] * 100:.2f}% > {max_cross_lead * 100:g}%, --max-cross-lead)")
+    return broke
 
 
 def rank(row: dict) -> tuple:
@@ -278,25 +296,29 @@ def _acting(candidate: Candidate) -> Candidate:
     return dataclasses.replace(candidate, l3_threshold=0.0) if candidate.l3_ttl == 0 else candidate
 
 
-def recommend(rows: list[dict], max_stale: float, max_mismatch: float) -> tuple[dict | None, dict | None, list[str]]:
+def _setting(row: dict) -> tuple:
+    """A row's settings as they act: its scope (--scope-grid) and its candidate."""
+    return tuple(row.get("scope", ())), _acting(row["candidate"])
+
+
+def recommend(rows: list[dict], max_stale: float, max_mismatch: float,
+              max_cross_lead: float = 0.0) -> tuple[dict | None, dict | None, list[str]]:
     """The cheapest row within the budgets, the runner-up, and why the runner-up (and any cheaper
     row over budget) lost."""
     ordered = sorted(rows, key=rank)
-    feasible = [r for r in ordered if within(r, max_stale, max_mismatch)]
+    feasible = [r for r in ordered if within(r, max_stale, max_mismatch, max_cross_lead)]
     reasons = []
     best = feasible[0] if feasible else None
     # the runner-up is another setting, not the best one again at another threshold with L3 off
-    runner_up = next((r for r in feasible[1:] if _acting(r["candidate"]) != _acting(best["candidate"])), None)
+    runner_up = next((r for r in feasible[1:] if _setting(r) != _setting(best)), None)
+    if best is None and ordered:
+        reasons.append(f"the cheapest candidate breaks the budget: "
+                       f"{'; '.join(broken_budgets(ordered[0], max_stale, max_mismatch, max_cross_lead))}")
     if best is not None:
         cheaper = [r for r in ordered if r["cached_usd"] < best["cached_usd"]]
         if cheaper:
             c = cheaper[0]
-            broke = []
-            if c["stale_rate"] > max_stale:
-                broke.append(f"stale rate {c['stale_rate'] * 100:.2f}% > {max_stale * 100:g}%")
-            if c["budgeted_mismatch_rate"] > max_mismatch:
-                counted = "mismatch rate above the noise floor" if c["budget_above_floor"] else "mismatch rate"
-                broke.append(f"{counted} {c['budgeted_mismatch_rate'] * 100:.2f}% > {max_mismatch * 100:g}%")
+            broke = broken_budgets(c, max_stale, max_mismatch, max_cross_lead)
             reasons.append(f"the cheapest candidate overall costs ${best['cached_usd'] - c['cached_usd']:,.4f} less "
                            f"but breaks the budget: {'; '.join(broke)}")
         if runner_up is not None:

@@ -26,7 +26,7 @@ from tiercli.engine.tune import Candidate, Sweep, grid_candidates, rank, within
 from tiercli.settings import Settings
 
 # what per-task tuning chooses: the base settings' own choices of these are candidates, not fixed
-CHOSEN_TASK_OPTIONS = ("tiers", "l3_threshold", "l3_text")
+CHOSEN_TASK_OPTIONS = ("tiers", "l3_threshold", "l3_text", "scope")
 FIXED = (None, 1.0)  # the (adaptive_window, adaptive_scale) of fixed TTLs
 
 # sweep_for(settings): a Sweep over the log as read with these settings (what L3 embeds for
@@ -36,7 +36,7 @@ SweepFor = Callable[[Settings], Sweep]
 
 def neutral_settings(base: Settings) -> Settings:
     """The base settings without what per-task tuning chooses: no per-task TTLs, tiers, L3
-    thresholds or l3_text. Per-task answer rules stay: they say what a wrong answer is. A tier
+    thresholds, l3_text or scope. Per-task answer rules stay: they say what a wrong answer is. A tier
     enabled with a TTL of 0 stays enabled (the candidates give it its TTLs)."""
     options = {task: {k: v for k, v in table.items() if k not in CHOSEN_TASK_OPTIONS}
                for task, table in base.task_options.items()}
@@ -53,6 +53,27 @@ def default_l3_texts(base: Settings) -> list[str]:
     """The configured l3_text, then any other a [tasks.NAME] table names."""
     named = [table["l3_text"] for _, table in sorted(base.task_options.items()) if "l3_text" in table]
     return list(dict.fromkeys([base.l3_text, *named]))
+
+
+def default_scopes(base: Settings) -> list[tuple[str, ...]]:
+    """The configured scope, then any other a [tasks.NAME] table names."""
+    named = [tuple(table["scope"]) for _, table in sorted(base.task_options.items()) if "scope" in table]
+    return list(dict.fromkeys([tuple(base.scope), *named]))
+
+
+def lead_scope(scopes: Sequence[tuple[str, ...]], rows: Sequence[dict], max_cross_lead: float) -> tuple[str, ...] | None:
+    """The scope the default grid adds, ("lead",), when none of `scopes` holds the lead and a row
+    swept with them served another lead's answer beyond the budget: so that by default
+    (--max-cross-lead 0) a recommendation can still save money without serving one. None:
+    nothing to add (a log whose hits stay within the budget is swept once, as before)."""
+    if any("lead" in s for s in scopes) or all(r["cross_lead_rate"] <= max_cross_lead for r in rows):
+        return None
+    return ("lead",)
+
+
+def scope_text(scope: Sequence[str]) -> str:
+    """A scope as --scope-grid writes it: values joined by +, or none."""
+    return "+".join(scope) or "none"
 
 
 def default_thresholds(base: Settings) -> list[float]:
@@ -90,26 +111,29 @@ def task_candidates(neutral: Settings, grids: dict[str, Sequence[float | None]],
     return list(out)
 
 
-def task_within(t: dict, max_stale: float, max_mismatch: float) -> bool:
-    """A task's own stale and mismatch rates (of its requests) within the budgets; mismatches
-    as the sweep budgets them (all, or those above the noise floor)."""
+def task_within(t: dict, max_stale: float, max_mismatch: float, max_cross_lead: float = 0.0) -> bool:
+    """A task's own stale, mismatch and cross-lead rates (of its requests) within the budgets;
+    mismatches as the sweep budgets them (all, or those above the noise floor)."""
     return (t["stale_hits"] / t["requests"] <= max_stale
-            and t["budgeted_mismatched_hits"] / t["requests"] <= max_mismatch)
+            and t["budgeted_mismatched_hits"] / t["requests"] <= max_mismatch
+            and t["cross_lead_hits"] / t["requests"] <= max_cross_lead)
 
 
 def task_score(row: dict, task: str) -> tuple:
     """Sort key of a task's choices: cheapest; then fewer stale and wrong answers; then faster
     (an off tier adds no look-up); then fewer tiers and shorter TTLs; then the higher (safer)
-    threshold; then the l3_text listed first."""
+    threshold; then the l3_text and scope listed first."""
     t, c = row["by_task"][task], row["candidate"]
     ttls = tuple(float("inf") if v is None else v for v in (c.l1_ttl, c.l2_ttl, c.l3_ttl))
     return (t["cached_usd"], t["stale_hits"] + t["mismatched_hits"], t["latency_mean_ms"], len(row["tiers_on"]),
             ttls, -c.l3_threshold if "l3" in row["tiers_on"] else 0.0, row["variant"])
 
 
-def choose(rows: list[dict], task: str, max_stale: float, max_mismatch: float) -> dict | None:
+def choose(rows: list[dict], task: str, max_stale: float, max_mismatch: float,
+           max_cross_lead: float = 0.0) -> dict | None:
     """The task's best row within the budgets, or None (the task is then not cached)."""
-    fit = [r for r in rows if task in r["by_task"] and task_within(r["by_task"][task], max_stale, max_mismatch)]
+    fit = [r for r in rows
+           if task in r["by_task"] and task_within(r["by_task"][task], max_stale, max_mismatch, max_cross_lead)]
     return min(fit, key=lambda r: task_score(r, task), default=None)
 
 
@@ -118,50 +142,59 @@ class PerTask:
     settings: Settings  # the combined settings: what --write-config writes
     anchor: Candidate  # the global settings (tasks not in the log get these)
     choice: dict[str, dict | None]  # task -> its row (None: not cached)
-    rows: list[dict]  # every row evaluated, with "l3_text", "variant" and "tiers_on"
+    rows: list[dict]  # every row evaluated, with "l3_text", "scope", "variant" and "tiers_on"
     confirmed: dict  # the figures of one replay of `settings`
     predicted_usd: float
     candidates: int  # distinct (candidate, l3_text) replays
     l3_texts: list[str]
     tier_sets: list[tuple[str, ...]]
+    scopes: list[tuple[str, ...]]
 
 
 def tune_per_task(sweep_for: SweepFor, neutral: Settings, candidates: Sequence[Candidate], l3_texts: Sequence[str],
                   max_stale: float, max_mismatch: float, *, adaptive: Sequence[Candidate] = (),
                   anchor: Candidate | None = None, tier_sets: Sequence[tuple[str, ...]] = (),
+                  scopes: Sequence[tuple[str, ...]] | None = None, max_cross_lead: float = 0.0,
                   progress: Callable[[str, int], Callable[[int], None]] | None = None) -> PerTask:
     """Each task's best settings among `candidates` (and `adaptive` ones, which are global:
-    every task shares one adaptive setting) x `l3_texts`, under the budgets. `anchor` (the
-    single recommendation) gives the global settings when it shares the chosen adaptive
-    setting. One replay per candidate and l3_text with L3 on (L3 off: one in all)."""
+    every task shares one adaptive setting) x `l3_texts` x `scopes`, under the budgets.
+    `anchor` (the single recommendation) gives the global settings when it shares the chosen
+    adaptive setting. One replay per candidate, scope and l3_text with L3 on (L3 off: one per
+    scope). A scope changes the keys, which are made as the log is read: one read per scope."""
     l3_texts = list(l3_texts) if "l3" in neutral.tiers else [neutral.l3_text]
+    scopes = [tuple(s) for s in scopes] if scopes else [tuple(neutral.scope)]
     rows: list[dict] = []
-    for variant, text in enumerate(l3_texts):
-        sweep = sweep_for(dataclasses.replace(neutral, l3_text=text))
-        # every candidate once; with another l3_text only those with L3 on differ
-        todo = list(candidates) + list(adaptive) if variant == 0 else [c for c in candidates if l3_on(c, neutral.tiers)]
-        update = progress(f"per-task candidates ({text})" if len(l3_texts) > 1 else "per-task candidates",
+    variants = [(scope, text) for scope in scopes for text in l3_texts]
+    for variant, (scope, text) in enumerate(variants):
+        sweep = sweep_for(dataclasses.replace(neutral, l3_text=text, scope=scope))
+        # every candidate once per scope; with another l3_text only those with L3 on differ
+        first_text = text == l3_texts[0]
+        todo = list(candidates) + list(adaptive) if first_text else [c for c in candidates if l3_on(c, neutral.tiers)]
+        said = [f"scope {scope_text(scope)}"] * (len(scopes) > 1) + [text] * (len(l3_texts) > 1)
+        update = progress(f"per-task candidates ({', '.join(said)})" if said else "per-task candidates",
                           len(todo)) if progress else None
         for row in sweep.run(todo, update):
             on = row["candidate"].tiers_on(neutral.tiers)
-            rows.append({**row, "l3_text": text if "l3" in on else None, "variant": variant, "tiers_on": on})
+            rows.append({**row, "l3_text": text if "l3" in on else None, "scope": scope, "variant": variant,
+                         "tiers_on": on})
     tasks = sorted(rows[0]["by_task"])
     best = None
     # fixed TTLs first: an adaptive setting must be cheaper to be chosen
     for group in sorted({_group(r) for r in rows}, key=lambda g: (g != FIXED, g[0] or 0.0, g[1])):
         in_group = [r for r in rows if _group(r) == group]
-        choice = {task: choose(in_group, task, max_stale, max_mismatch) for task in tasks}
+        choice = {task: choose(in_group, task, max_stale, max_mismatch, max_cross_lead) for task in tasks}
         # a task not cached costs what it cost in the log
         predicted = sum((row or rows[0])["by_task"][task]["cached_usd" if row else "baseline_usd"]
                         for task, row in choice.items())
         if best is None or predicted < best[0]:
             best = (predicted, group, choice)
     predicted, group, choice = best
-    anchor = _anchor(rows, group, anchor, max_stale, max_mismatch)
+    anchor = _anchor(rows, group, anchor, max_stale, max_mismatch, max_cross_lead)
     settings = combined_settings(neutral, anchor, choice)
     confirmed = sweep_for(settings).figures(settings)
     return PerTask(settings, anchor, choice, rows, confirmed, predicted,
-                   len({(r["candidate"], r["l3_text"]) for r in rows}), l3_texts, list(tier_sets))
+                   len({(r["candidate"], r["l3_text"], r["scope"]) for r in rows}), l3_texts, list(tier_sets),
+                   scopes)
 
 
 def _group(row: dict) -> tuple:
@@ -170,13 +203,13 @@ def _group(row: dict) -> tuple:
 
 
 def _anchor(rows: list[dict], group: tuple, single: Candidate | None, max_stale: float,
-            max_mismatch: float) -> Candidate:
+            max_mismatch: float, max_cross_lead: float) -> Candidate:
     """The global settings: the single recommendation if it shares the adaptive setting, else
     the cheapest candidate that does (within the budgets if one is)."""
     same = [r for r in rows if _group(r) == group and r["variant"] == 0]
     if single is not None and any(_alike(r, single) for r in same):
         return single
-    fit = [r for r in same if within(r, max_stale, max_mismatch)] or same
+    fit = [r for r in same if within(r, max_stale, max_mismatch, max_cross_lead)] or same
     return min(fit, key=rank)["candidate"]
 
 
@@ -192,7 +225,8 @@ def _alike(row: dict, candidate: Candidate) -> bool:
 def combined_settings(neutral: Settings, anchor: Candidate, choice: dict[str, dict | None]) -> Settings:
     """The anchor's settings, and a [tasks.NAME] table for each task whose choice differs from
     them: its TTLs that differ, its tiers when the TTLs alone do not leave on exactly the tiers
-    chosen (a task not cached gets `tiers = []`), its threshold and l3_text when L3 is on."""
+    chosen (a task not cached gets `tiers = []`), its threshold and l3_text when L3 is on, its
+    scope when it is not the top-level one."""
     task_ttls: dict[str, dict] = {}
     options = {task: dict(table) for task, table in neutral.task_options.items()}
     for task, row in sorted(choice.items()):
@@ -200,6 +234,8 @@ def combined_settings(neutral: Settings, anchor: Candidate, choice: dict[str, di
             options.setdefault(task, {})["tiers"] = ()
             continue
         c, on = row["candidate"], row["tiers_on"]
+        if tuple(row["scope"]) != tuple(neutral.scope):
+            options.setdefault(task, {})["scope"] = tuple(row["scope"])
         ttls = {t: c.ttl(t) for t in on if c.ttl(t) != anchor.ttl(t)}
         if ttls:
             task_ttls[task] = ttls
@@ -218,7 +254,7 @@ def combined_settings(neutral: Settings, anchor: Candidate, choice: dict[str, di
 # --- what is reported -------------------------------------------------------------------------------
 
 def threshold_curve(rows: list[dict], task: str, through: dict, chosen: dict | None, max_stale: float,
-                    max_mismatch: float) -> list[dict]:
+                    max_mismatch: float, max_cross_lead: float = 0.0) -> list[dict]:
     """The task's figures at each threshold of the grid, everything else as in `through`: its
     hit rate against its mismatch rate (both shares of the task's requests)."""
     c = through["candidate"]
@@ -234,7 +270,8 @@ def threshold_curve(rows: list[dict], task: str, through: dict, chosen: dict | N
                     "l3_mismatched_hits": t["l3_mismatched_hits"],
                     "l3_mismatch_share": t["l3_mismatched_hits"] / t["l3"] if t["l3"] else 0.0,
                     "stale_rate": t["stale_hits"] / n, "cached_usd": t["cached_usd"],
-                    "within_budgets": task_within(t, max_stale, max_mismatch), "chosen": row is chosen})
+                    "cross_lead_hits": t["cross_lead_hits"],
+                    "within_budgets": task_within(t, max_stale, max_mismatch, max_cross_lead), "chosen": row is chosen})
     return out
 
 
@@ -251,10 +288,23 @@ def _ttl_text(candidate: Candidate, tier: str, on: Sequence[str]) -> str:
     return format_duration(candidate.ttl(tier)) if tier in on else "off"
 
 
-def report(p: PerTask, neutral: Settings, max_stale: float, max_mismatch: float, single_usd: float | None) -> dict:
-    """The --json `per_task` object: per task its settings, its figures in the confirming
-    replay (and as predicted by the sweep) and its threshold curve; the [tasks.NAME] tables
-    written; the total."""
+def scope_cost(rows: list[dict], task: str, chosen: dict) -> float | None:
+    """What the chosen scope cost the task in savings: its cost with that scope less its cost
+    with the same candidate and l3_text and no scope (None: the grid has no such row)."""
+    if not chosen["scope"]:
+        return 0.0
+    unscoped = next((r for r in rows if not r["scope"] and r["candidate"] == chosen["candidate"]
+                     and r["l3_text"] == chosen["l3_text"] and task in r["by_task"]), None)
+    if unscoped is None:
+        return None
+    return chosen["by_task"][task]["cached_usd"] - unscoped["by_task"][task]["cached_usd"]
+
+
+def report(p: PerTask, neutral: Settings, max_stale: float, max_mismatch: float, single_usd: float | None,
+           max_cross_lead: float = 0.0) -> dict:
+    """The --json `per_task` object: per task its settings (its scope, and what the scope cost in
+    savings), its figures in the confirming replay (and as predicted by the sweep) and its
+    threshold curve; the [tasks.NAME] tables written; the total."""
     tasks = {}
     for task, row in p.choice.items():
         figures = p.confirmed["by_task"][task]
@@ -263,11 +313,12 @@ def report(p: PerTask, neutral: Settings, max_stale: float, max_mismatch: float,
         if row is None:
             entry["not_cached"] = True
             entry.update({f"{t}_ttl": "off" for t in neutral.tiers})
-            entry.update({"l3_threshold": None, "l3_text": None})
+            entry.update({"l3_threshold": None, "l3_text": None, "scope": None, "scope_cost_usd": None})
         else:
             c, on = row["candidate"], row["tiers_on"]
             entry.update({f"{t}_ttl": _ttl_text(c, t, on) for t in neutral.tiers})
-            entry.update({"l3_threshold": c.l3_threshold if "l3" in on else None, "l3_text": row["l3_text"]})
+            entry.update({"l3_threshold": c.l3_threshold if "l3" in on else None, "l3_text": row["l3_text"],
+                          "scope": scope_text(row["scope"]), "scope_cost_usd": scope_cost(p.rows, task, row)})
         entry.update(figures)
         entry.update({"hit_rate": figures["hits"] / n, "stale_rate": figures["stale_hits"] / n,
                       "mismatch_rate": figures["mismatched_hits"] / n})
@@ -279,13 +330,17 @@ def report(p: PerTask, neutral: Settings, max_stale: float, max_mismatch: float,
             c = through["candidate"]
             entry["curve_at"] = {"tiers": list(through["tiers_on"]), "l3_text": through["l3_text"],
                                  **{f"{t}_ttl": _ttl_text(c, t, through["tiers_on"]) for t in neutral.tiers}}
-            entry["threshold_curve"] = threshold_curve(p.rows, task, through, row, max_stale, max_mismatch)
+            if through["scope"]:  # no scope: as before scopes were tried
+                entry["curve_at"]["scope"] = scope_text(through["scope"])
+            entry["threshold_curve"] = threshold_curve(p.rows, task, through, row, max_stale, max_mismatch,
+                                                       max_cross_lead)
         tasks[task] = entry
     s = p.settings
     tables = {}
     for task in sorted(set(s.task_ttls) | set(s.task_options)):
         table = {f"{t}_ttl": format_duration(v) for t, v in sorted(s.task_ttls.get(task, {}).items())}
-        table.update({k: list(v) if k == "tiers" else v for k, v in sorted(s.task_options.get(task, {}).items())
+        table.update({k: list(v) if k in ("tiers", "scope") else v
+                      for k, v in sorted(s.task_options.get(task, {}).items())
                       if k in CHOSEN_TASK_OPTIONS})
         if table:
             tables[task] = table
@@ -295,10 +350,11 @@ def report(p: PerTask, neutral: Settings, max_stale: float, max_mismatch: float,
         "task_ttls": {t: {k: format_duration(v) for k, v in ttls.items()} for t, ttls in s.task_ttls.items()},
         "total": p.confirmed,
         "predicted_usd": p.predicted_usd,
-        "within_budgets": within(p.confirmed, max_stale, max_mismatch),
+        "within_budgets": within(p.confirmed, max_stale, max_mismatch, max_cross_lead),
         "saves_vs_single_usd": None if single_usd is None else single_usd - p.confirmed["cached_usd"],
         "anchor": p.anchor.label(s.tiers),
         "candidates": p.candidates,
         "tier_sets": [list(t) for t in p.tier_sets],
         "l3_texts": p.l3_texts,
+        "scopes": [scope_text(s) for s in p.scopes],
     }

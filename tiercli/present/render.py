@@ -597,7 +597,8 @@ def print_compare(console: Console, a_id: str, b_id: str, metrics: pd.DataFrame,
 def _verdict(row: dict, budgets: dict, mark: str | None) -> str:
     if row["label"] == mark:
         return "recommended"
-    return "in budget" if within(row, budgets["max_stale"], budgets["max_mismatch"]) else "over budget"
+    return ("in budget" if within(row, budgets["max_stale"], budgets["max_mismatch"], budgets.get("max_cross_lead", 0.0))
+            else "over budget")
 
 
 OFF_TTL = "0s"  # a tier's TTL of 0 as the sweep's rows write it: the tier is off
@@ -627,6 +628,8 @@ def _print_candidates(console: Console, title: str, rows: list[dict], data: dict
     if "l3" in tiers:
         columns.append(Column("Threshold", ["-" if s["l3_ttl"] == OFF_TTL else f"{s['l3_threshold']:g}"
                                             for s in settings]))
+    if len(data.get("scopes", ())) > 1 or any(s.get("scope", "none") != "none" for s in settings):
+        columns.append(Column("Scope", [s.get("scope", "none") for s in settings], left=True))
     if any(s["adaptive_window"] is not None for s in settings):  # a column of "no" says nothing
         columns.append(Column("Adaptive", ["no" if s["adaptive_window"] is None
                                            else f"{s['adaptive_window']}, {s['adaptive_scale']:g}/min"
@@ -654,9 +657,12 @@ def tune_report(data: dict, console: Console) -> None:
     mark = best["label"] if best else None
     above = budgets.get("above_noise_floor")
     lines = sentence_lines(f"{count(data['candidates'], 'candidate')} over {count(data['requests'], 'request')}; "
-                           f"budgets: stale <= {budgets['max_stale'] * 100:g}%, mismatched"
+                           f"budgets: stale <= {budgets['max_stale'] * 100:g}%, another lead's answer <= "
+                           f"{budgets.get('max_cross_lead', 0.0) * 100:g}%, mismatched"
                            f"{' above the noise floor' if above else ''} <= {budgets['max_mismatch'] * 100:g}% of "
-                           f"requests", width)
+                           f"requests"
+                           + (f"; scopes tried: {', '.join(data['scopes'])}" if len(data.get("scopes", ())) > 1
+                              else ""), width)
     floors = data.get("noise_floor") or {}
     repeated = {task: f for task, f in floors.items() if f["repeats"]}
     if repeated:
@@ -674,7 +680,10 @@ def tune_report(data: dict, console: Console) -> None:
                              f"{'is' if merged == 1 else 'are'} not shown again (--json lists every candidate)."]
                       if merged else [])
     if best is None:
-        lines = ["", "No candidate is within the budgets. Raise --max-stale/--max-mismatch or widen the grids."]
+        lines = ["", "No candidate is within the budgets. Raise --max-stale/--max-mismatch/--max-cross-lead, widen "
+                 "the grids, or try a scope that holds the lead (--scope-grid lead)."]
+        for reason in data["why"]:
+            lines += sentence_lines(reason, width, indent=2)
     else:
         lines = [""] + sentence_lines(
             f"Recommended: {best['label']}: ${best['cached_usd']:,.4f} ({best['savings_pct']:.1f}% saved), "
@@ -715,6 +724,14 @@ def _none_dash(value) -> str:
     return "-" if value is None else f"{value:g}"
 
 
+def _scope_cost(row: dict) -> str:
+    """What the task's scope cost in savings against the same settings with no scope."""
+    cost = row.get("scope_cost_usd")
+    if row.get("not_cached") or row.get("scope") in (None, "none"):
+        return "-"
+    return "no unscoped row" if cost is None else f"${cost:,.4f}"
+
+
 def _print_per_task(console: Console, p: dict, tiers: Sequence[str]) -> None:
     tasks = list(p["tasks"])
     rows = list(p["tasks"].values())
@@ -729,11 +746,14 @@ def _print_per_task(console: Console, p: dict, tiers: Sequence[str]) -> None:
         *(Column(f"{t.upper()} TTL", ttl(t)) for t in tiers),
         *([Column("Threshold", [_none_dash(row.get("l3_threshold")) for row in rows]),
            Column("L3 text", [row.get("l3_text") or "-" for row in rows], left=True)] if "l3" in tiers else []),
+        Column("Scope", [row.get("scope") or "-" for row in rows], left=True),
+        Column("Scope cost", [_scope_cost(row) for row in rows]),
         Column("Requests", [f"{row['requests']:,}" for row in rows]),
         Column("Hits", ["0" if row.get("not_cached") else f"{row['hits']:,}" for row in rows]),
         Column("Cost after", usd_cells([row["cached_usd"] for row in rows])),
         Column("Stale", [f"{row['stale_hits']:,}" for row in rows]),
         Column("Wrong", [f"{row['mismatched_hits']:,}" for row in rows]),
+        Column("Other lead", [f"{row['cross_lead_hits']:,}" for row in rows]),
         Column("Noise floor", [_pct(row.get("noise_floor")) for row in rows])],
         below=[f"Not cached (no settings within the budgets): {', '.join(uncached)}"] if uncached else [])
     from tiercli.present.curves import print_threshold_curves
