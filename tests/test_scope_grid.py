@@ -119,3 +119,16 @@ def test_the_shared_sweep_equals_the_engine_with_scopes(tmp_path):
         for candidate, row in zip(candidates, by_shared):
             engine = Sweep(scoped, settings, vectors, rows).evaluate(candidate)  # no shared work: the engine
             assert {k: v for k, v in row.items() if k != "candidate"} == engine, (scope, candidate)
+
+
+def test_compare_keeps_another_leads_answer_out_of_the_recommendation(tmp_path):
+    log = two_leads(tmp_path)
+    args = ("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache", "--no-save")
+    strict = ok_json(*args)
+    rows = {row["name"]: row for row in strict["options"]}
+    assert strict["budgets"]["max_cross_lead"] == 0 and rows["cache"]["cross_lead_hits"] == 2
+    assert rows["cache"]["over_budget"] == ["another lead's answer 50.0% > 0%"]
+    assert strict["recommendation"]["name"] == "baseline"
+    assert ok_json(*args, "--max-cross-lead", "50%")["recommendation"]["name"] == "cache"
+    shown = run(*args)
+    assert "Budgets: stale <= 1%, mismatched <= 2%, another lead's answer <= 0%" in shown.stdout

@@ -53,6 +53,7 @@ def compare(
         show_default=False)] = None,
     max_stale: opt.MaxStaleOption = "1%",
     max_mismatch: opt.MaxMismatchOption = "2%",
+    max_cross_lead: opt.MaxCrossLeadOption = "0",
     max_p95_ms: Annotated[float | None, typer.Option(
         "--max-p95-ms", metavar="MS", help="Budget: the 95th percentile latency in ms [default: none].",
         callback=opt.finite_number(0, None, "a number of milliseconds >= 0"), show_default=False)] = None,
@@ -115,6 +116,7 @@ def compare(
     """
     stale_budget, mismatch_budget = opt.parse_share(max_stale, "--max-stale"), opt.parse_share(max_mismatch,
                                                                                                 "--max-mismatch")
+    cross_lead_budget = opt.parse_share(max_cross_lead, "--max-cross-lead")
     routes, batch_tasks = _routes(route), list(dict.fromkeys(b.strip() for b in batch or ()))
     with command_edge(json_output), ExitStack() as stack:
         from tiercli.commands.progress import progress_bars
@@ -164,7 +166,7 @@ def compare(
             span_s = read.events[-1].ts - read.events[0].ts
             comparison = compare_options(run.outcome.calls, run.table, settings, pricer, span_s=span_s,
                                          routes=routes, batch=batch_tasks, options=names,
-                                         budgets=Budgets(stale_budget, mismatch_budget, max_p95_ms))
+                                         budgets=Budgets(stale_budget, mismatch_budget, max_p95_ms, cross_lead_budget))
             update(1)
         result = comparison.result
         result["run_id"] = None if no_save else run.id

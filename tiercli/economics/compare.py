@@ -75,9 +75,11 @@ class Budgets:
     max_stale: float | None = None  # shares of requests
     max_mismatch: float | None = None
     max_p95_ms: float | None = None
+    max_cross_lead: float | None = None  # hits serving another lead's answer, a share of requests
 
     def as_dict(self) -> dict:
-        return {"max_stale": self.max_stale, "max_mismatch": self.max_mismatch, "max_p95_ms": self.max_p95_ms}
+        return {"max_stale": self.max_stale, "max_mismatch": self.max_mismatch, "max_p95_ms": self.max_p95_ms,
+                "max_cross_lead": self.max_cross_lead}
 
     def broken(self, row: dict) -> list[str]:
         """Why a row is over budget (empty: within)."""
@@ -87,6 +89,9 @@ class Budgets:
             out.append(f"stale {row['stale_hits'] / requests * 100:.1f}% > {self.max_stale * 100:g}%")
         if self.max_mismatch is not None and row["mismatched_hits"] / requests > self.max_mismatch:
             out.append(f"mismatched {row['mismatched_hits'] / requests * 100:.1f}% > {self.max_mismatch * 100:g}%")
+        if self.max_cross_lead is not None and row["cross_lead_hits"] / requests > self.max_cross_lead:
+            out.append(f"another lead's answer {row['cross_lead_hits'] / requests * 100:.1f}% > "
+                       f"{self.max_cross_lead * 100:g}%")
         if self.max_p95_ms is not None and row["latency_ms"]["p95"] > self.max_p95_ms:
             out.append(f"p95 {latency(row['latency_ms']['p95'])} > {latency(self.max_p95_ms)}")
         return out

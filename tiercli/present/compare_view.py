@@ -66,7 +66,8 @@ def budgets_line(budgets: dict) -> str:
     """The budgets as set: "Budgets: stale <= 1%, mismatched <= 2%, p95 <= 3,000 ms"."""
     said = [f"{label} <= {text}" for label, key, unit in (("stale", "max_stale", "share"),
                                                          ("mismatched", "max_mismatch", "share"),
-                                                         ("p95", "max_p95_ms", "ms"))
+                                                         ("p95", "max_p95_ms", "ms"),
+                                                         ("another lead's answer", "max_cross_lead", "share"))
             if (text := _budget_text(budgets.get(key), unit)) is not None]
     return "Budgets: " + (", ".join(said) if said else "none (every option is within them)")
 
