@@ -17,7 +17,7 @@ from tiercli.ingest.events import Call
 from tiercli.ingest.foreign import COVERAGE, NO_LEAD, NO_TASK, coverage
 from tiercli.ingest.logread import LogFile, ReadResult, read_logs, read_notes
 from tiercli.present.render import NBSP, Column, l3_text_lines, print_table, printable, report_console, write
-from tiercli.present.words import count
+from tiercli.words import count
 from tiercli.settings import Settings, settings_from_flags
 
 FILES_LISTED = 10  # files shown one row each; beyond that, one row per format

@@ -14,7 +14,7 @@ from tiercli.commands._edge import command_edge, print_json, stderr
 from tiercli.errors import TiercliError, UsageError
 from tiercli.present.files import write_output
 from tiercli.present.render import print_compare, print_frame, print_summary, report_console
-from tiercli.present.words import count
+from tiercli.words import count
 from tiercli.store.runs import load_run
 from tiercli.economics.noise import floor
 from tiercli.present.views import (BREAKDOWNS, COLUMNS, CROSS_LEAD_COLUMNS, CROSS_LEAD_VIEWS, NOISE_COLUMNS, compare,

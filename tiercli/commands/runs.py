@@ -12,7 +12,7 @@ from tiercli.commands._edge import TiercliCommand, TiercliGroup, command_edge, p
 from tiercli.errors import TiercliError
 from tiercli.live.journal import orphaned_journals
 from tiercli.present.render import Column, print_table, printable, report_console
-from tiercli.present.words import count
+from tiercli.words import count
 from tiercli.store.runs import ListedRun, list_runs, read_run, remove_run, runs_to_remove
 
 app = typer.Typer(no_args_is_help=False, cls=TiercliGroup)  # the help is the callback's docstring

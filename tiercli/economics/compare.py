@@ -21,7 +21,7 @@ from tiercli.durations import format_duration
 from tiercli.economics.pricing import Pricer, to_usd
 from tiercli.economics.summary import DAYS_PER_MONTH, MIN_SPAN_FOR_MONTHLY_S, cross_lead_figures
 from tiercli.errors import UsageError
-from tiercli.present.words import count, latency
+from tiercli.words import count, latency
 from tiercli.settings import TIER_NAMES, Settings
 
 PARTS = ("cache", "route", "batch", "prompt-cache")  # the order a combination's name lists them in

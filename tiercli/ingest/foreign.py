@@ -17,6 +17,7 @@ from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.ingest.items import Item
 from tiercli.ingest.records import RecordProblem, TS_MAX, TS_MIN, call_of_record, parse_tag_change
 from tiercli.ingest.sources import Source
+from tiercli.words import count
 
 
 @dataclass
@@ -207,8 +208,6 @@ def repeats_note(totals: dict[str, int]) -> list[str]:
     dropped = totals.get("duplicates_dropped", 0)
     if not dropped:
         return []
-    from tiercli.present.words import count
-
     return [f"note: {count(dropped, 'duplicate record')} dropped (the id of a record read already, in the same "
             f"file or an earlier one): each call is counted once"]
 

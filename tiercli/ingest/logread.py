@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 
 from tiercli.errors import LogError
-from tiercli.present.words import count
+from tiercli.words import count
 from tiercli.ingest.events import Call, Event, TagChange
 from tiercli.ingest.records import Reader
 from tiercli.ingest.sources import cannot_read, line_blocks, refuse_non_log

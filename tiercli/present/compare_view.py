@@ -15,7 +15,7 @@ from rich.console import Console
 
 from tiercli.present.render import (NA, Column, _ms, _usd, print_table, printable, sentence_lines, usd_cells,
                                     usd_decimals, write)
-from tiercli.present.words import count, duration
+from tiercli.words import count, duration
 
 TIERS = ("l1", "l2", "l3")
 ALL_TASKS = "all"  # options_frame's task for the whole log

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from tiercli.durations import format_duration
 from tiercli.engine.tune import within
-from tiercli.present.words import count, duration, latency
+from tiercli.words import count, duration, latency
 from tiercli.settings import TIER_NAMES
 
 GAP = "  "  # between columns

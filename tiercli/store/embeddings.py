@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from tiercli.errors import TiercliError
-from tiercli.present.words import count
+from tiercli.words import count
 
 BATCH_SIZE = 64
 # A text is cut to this many characters per word piece of the model's window before it is

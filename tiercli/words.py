@@ -1,6 +1,6 @@
 """Counts, spans and latencies in words, shared by every message and table: '1 hit', '2 hits',
-'1,000 entries'; '45 s', '1 min', '2.5 h', '3 d'; '850 ms', '1 h'. No heavy imports: the reader
-and the stores use it too."""
+'1,000 entries'; '45 s', '1 min', '2.5 h', '3 d'; '850 ms', '1 h'. No heavy imports, and below
+every stage: the readers, the stores, the economics and the tables all use it."""
 
 from __future__ import annotations
 
