@@ -260,7 +260,8 @@ def test_numbers_that_are_not_finite_are_usage_errors(tmp_path, args, error):
 def test_a_p95_budget_is_kept_as_given(tmp_path):
     result = run("compare", small_log(tmp_path), "--tiers", "l1,l2", "--no-save", "--max-p95-ms", "3000", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["budgets"] == {"max_stale": 0.01, "max_mismatch": 0.02, "max_p95_ms": 3000.0}
+    assert json.loads(result.stdout)["budgets"] == {"max_stale": 0.01, "max_mismatch": 0.02, "max_p95_ms": 3000.0,
+                                                        "max_cross_lead": 0.0}
 
 
 def test_a_run_saved_with_an_infinite_budget_reports_strict_json(tmp_path, tiercli_home):
@@ -277,4 +278,5 @@ def test_a_run_saved_with_an_infinite_budget_reports_strict_json(tmp_path, tierc
     result = run("report", run_id, "--json")
     assert result.exit_code == 0, result.output
     assert "Infinity" not in result.stdout
-    assert json.loads(result.stdout)["budgets"] == {"max_stale": 0.01, "max_mismatch": 0.02, "max_p95_ms": None}
+    assert json.loads(result.stdout)["budgets"] == {"max_stale": 0.01, "max_mismatch": 0.02, "max_p95_ms": None,
+                                                        "max_cross_lead": 0.0}
