@@ -132,3 +132,34 @@ def test_compare_keeps_another_leads_answer_out_of_the_recommendation(tmp_path):
     assert ok_json(*args, "--max-cross-lead", "50%")["recommendation"]["name"] == "cache"
     shown = run(*args)
     assert "Budgets: stale <= 1%, mismatched <= 2%, another lead's answer <= 0%" in shown.stdout
+
+
+def test_every_report_view_carries_the_cross_lead_figures(tmp_path):
+    """Cross-lead hits stand wherever the mismatch figures are (issue 23 item 4): two_leads' log
+    with L1 and L2 (one worker): A misses, B hits L1 (A's answer), A hits its own, B hits L1
+    (A's answer). So 2 cross-lead hits, both B's, in the L1 tier, on day 1970-01-01 and hour
+    00:00, worker and model the log's one, none differing (all answers are the same)."""
+    log = two_leads(tmp_path)
+    replayed = ok_json("replay", log, "--tiers", "l1,l2")
+    assert (replayed["cross_lead_hits"], replayed["cross_lead_mismatched"]) == (2, 0)
+    for view in ("--per-lead", "--by task", "--by tier", "--by day", "--by hour", "--by worker", "--by model"):
+        data = ok_json("report", *view.split())
+        figures = {next(iter(row.values())): (row["cross_lead_hits"], row["cross_lead_mismatched"])
+                   for row in data["rows"]}
+        assert (data["totals"]["cross_lead_hits"], data["totals"]["cross_lead_mismatched"]) == (2, 0), view
+        if view == "--per-lead":
+            assert figures == {"A": (0, 0), "B": (2, 0)}
+        elif view == "--by tier":
+            assert figures == {"l1": (2, 0), "miss": (0, 0)}
+        else:
+            assert list(figures.values()) == [(2, 0)], view
+        shown = run("report", *view.split(), columns=250).stdout.splitlines()
+        assert any("Stale Wrong lead wrong" in " ".join(line.split()) for line in shown), view  # "Other" wrapped above
+        total = next(line.split() for line in shown if line.startswith("Total"))
+        assert total[12:16] == ["0", "0", "2", "0"], view  # stale, wrong, other lead, of them wrong
+    csv = tmp_path / "results.csv"
+    assert run("report", "--csv", csv).exit_code == 0
+    assert "mismatched_hits,,0.0\ncross_lead_hits,,2.0\ncross_lead_mismatched,,0.0\n" in csv.read_text()  # as the column writes counts
+    run_id = replayed["run_id"]
+    compared = ok_json("report", "--compare", run_id, run_id)
+    assert compared["metrics"]["another lead's answer (hits)"] == {"a": 2, "b": 2, "delta": 0}

@@ -17,7 +17,7 @@ from tiercli.present.render import print_compare, print_frame, print_summary, re
 from tiercli.words import count
 from tiercli.store.runs import load_run
 from tiercli.economics.noise import floor
-from tiercli.present.views import (BREAKDOWNS, COLUMNS, CROSS_LEAD_COLUMNS, CROSS_LEAD_VIEWS, NOISE_COLUMNS, compare,
+from tiercli.present.views import (BREAKDOWNS, COLUMNS, CROSS_LEAD_COLUMNS, NOISE_COLUMNS, compare,
                                    figures, results_frame, sort_column, sort_rows)
 
 
@@ -65,7 +65,7 @@ def report(
             raise UsageError(f"--by: unknown breakdown {by!r}", hint=f"use one of {', '.join(BREAKDOWNS)}")
         if per_lead and by:
             raise UsageError("--per-lead and --by are two different views", hint="give one of them")
-        columns = (COLUMNS + (CROSS_LEAD_COLUMNS if by in CROSS_LEAD_VIEWS else ())
+        columns = (COLUMNS + CROSS_LEAD_COLUMNS
                    + (NOISE_COLUMNS if by == "task" else ()))
         if sort is not None and sort not in columns and sort not in ("lead", by):
             raise UsageError(f"--sort: unknown column {sort!r}", hint=f"use one of {', '.join(columns)}")
@@ -150,7 +150,7 @@ def _compare(run_a: str, run_b: str, json_output: bool, csv: Path | None) -> Non
     if csv:
         write_csv(metrics, csv)
     data = {"a": a.id, "b": b.id,
-            "metrics": {m: {"a": r["a"], "b": r["b"], "delta": r["delta"]} for m, r in metrics.iterrows()},
+            "metrics": {m: _no_nan({"a": r["a"], "b": r["b"], "delta": r["delta"]}) for m, r in metrics.iterrows()},
             "settings_differ": {k: {"a": va, "b": vb} for k, va, vb in differ},
             "same_log": a.meta["log"]["sha256"] == b.meta["log"]["sha256"]}
     _print(data, json_output, lambda console: print_compare(console, a.id, b.id, metrics, differ, data["same_log"]))

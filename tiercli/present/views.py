@@ -16,10 +16,9 @@ COLUMNS = ("requests", "l1", "l2", "l3", "misses", "bypassed", "hit_rate", "base
            "saved_usd", "saved_pct", "stale_hits", "mismatched_hits")
 # the task view's noise floor (tiercli/economics/noise.py); runs saved before it have none
 NOISE_COLUMNS = ("repeats", "repeats_differ", "noise_floor")
-# the task and tier views' hits that served another lead's answer, and those of them that differ
-# (README "Replay semantics"), as the replay reports them; runs saved before they were counted have none
+# every view's hits that served another lead's answer, and those of them that differ (README
+# "Replay semantics"), as the replay reports them; runs saved before they were counted have none
 CROSS_LEAD_COLUMNS = ("cross_lead_hits", "cross_lead_mismatched")
-CROSS_LEAD_VIEWS = ("task", "tier")
 
 
 _OUTCOME_COLUMN = {"l1": "l1", "l2": "l2", "l3": "l3", "miss": "misses", "bypass": "bypassed"}
@@ -57,7 +56,7 @@ def _sums(calls: pd.DataFrame, by: str) -> pd.DataFrame:
         flags += [("repeats", REPEAT), ("repeats_differ", DIFFERS)]
     for column, flag in flags:
         sums[column] = np.bincount(codes[calls[flag].to_numpy(dtype=bool)], minlength=groups)
-    if by in CROSS_LEAD_VIEWS and "cross_lead" in calls.columns:
+    if "cross_lead" in calls.columns:
         cross = calls["cross_lead"].to_numpy(dtype=bool)
         sums["cross_lead_hits"] = np.bincount(codes[cross], minlength=groups)
         sums["cross_lead_mismatched"] = np.bincount(codes[cross & calls["mismatched"].to_numpy(dtype=bool)],
@@ -113,6 +112,7 @@ def results_frame(summary: dict) -> pd.DataFrame:
     rows += [(f"{tier}_hit_rate", None, summary["tiers"][tier]["hit_rate"]) for tier in ("l1", "l2", "l3")]
     rows += [("hit_rate", None, summary["hit_rate"]), ("stale_hits", None, summary["stale_hits"]),
              ("mismatched_hits", None, summary["mismatched_hits"])]
+    rows += [(name, None, summary[name]) for name in CROSS_LEAD_COLUMNS if name in summary]  # none in older runs
     return pd.DataFrame(rows, columns=["metric", "before", "after"]).set_index("metric")
 
 
@@ -152,12 +152,17 @@ COMPARE_METRICS = (
     ("latency p95 after (ms)", ("latency_ms", "cached", "p95"), "ms"),
     ("stale hits", ("stale_hits",), "count"),
     ("mismatched hits", ("mismatched_hits",), "count"),
+    ("another lead's answer (hits)", ("cross_lead_hits",), "count"),
+    ("another lead's answer, differing", ("cross_lead_mismatched",), "count"),
 )
 
 
 def _get(summary: dict, path: tuple[str, ...]):
+    """The figure at `path`; None for a figure a run saved before it was counted does not have."""
     value = summary
     for part in path:
+        if part not in value and part in CROSS_LEAD_COLUMNS:
+            return None
         value = value[part]
     return value
 
@@ -167,7 +172,7 @@ def compare(a: dict, b: dict) -> tuple[pd.DataFrame, list[tuple[str, object, obj
     rows = []
     for label, path, unit in COMPARE_METRICS:
         va, vb = _get(a, path), _get(b, path)
-        rows.append({"metric": label, "a": va, "b": vb, "delta": vb - va, "unit": unit})
+        rows.append({"metric": label, "a": va, "b": vb, "delta": None if None in (va, vb) else vb - va, "unit": unit})
     settings_a, settings_b = a["settings"], b["settings"]
     differ = [(k, settings_a.get(k), settings_b.get(k)) for k in sorted(set(settings_a) | set(settings_b))
               if settings_a.get(k) != settings_b.get(k)]
