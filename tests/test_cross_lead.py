@@ -169,8 +169,9 @@ def test_tune_ttl_json_and_compare_json_name_them(tmp_path):
     log = write(tmp_path / "log.jsonl", golden_records())
     tuned = run_json("tune-ttl", log, "--tiers", "l1,l2", "--l1-grid", "5m", "--l2-grid", "15m", "--max-cross-lead", "100%")
     assert [(r["cross_lead_hits"], r["cross_lead_mismatched"]) for r in tuned["results"]] == [(3, 2)]
-    compared = run_json("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache")
+    # --scope-grid none: the configured scope's rows alone (by default lead's are added: test_scope_grid)
+    compared = run_json("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache", "--scope-grid", "none")
     assert [(r["name"], r["cross_lead_hits"]) for r in compared["options"]] == [("baseline", 0), ("cache", 3)]
-    shown = runner.invoke(app, ["compare", str(log), "--tiers", "l1,l2", "--options", "baseline,cache"],
+    shown = runner.invoke(app, ["compare", str(log), "--tiers", "l1,l2", "--options", "baseline,cache", "--scope-grid", "none"],
                           env={"COLUMNS": "250"}).stdout
     assert "Other lead: hits that serve an answer first filled by another lead" in shown

@@ -123,7 +123,8 @@ def test_the_shared_sweep_equals_the_engine_with_scopes(tmp_path):
 
 def test_compare_keeps_another_leads_answer_out_of_the_recommendation(tmp_path):
     log = two_leads(tmp_path)
-    args = ("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache", "--no-save")
+    # --scope-grid none: the budget alone (the default grid would add cache@lead, tested below)
+    args = ("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache", "--no-save", "--scope-grid", "none")
     strict = ok_json(*args)
     rows = {row["name"]: row for row in strict["options"]}
     assert strict["budgets"]["max_cross_lead"] == 0 and rows["cache"]["cross_lead_hits"] == 2
@@ -163,3 +164,42 @@ def test_every_report_view_carries_the_cross_lead_figures(tmp_path):
     run_id = replayed["run_id"]
     compared = ok_json("report", "--compare", run_id, run_id)
     assert compared["metrics"]["another lead's answer (hits)"] == {"a": 2, "b": 2, "delta": 0}
+
+
+def test_compare_recommends_a_scoped_row_when_the_unscoped_one_breaks_the_budget(tmp_path):
+    """two_leads: `cache` (no scope) sends 1 call of 4 and serves B A's answer twice: over the
+    default budget of 0. The default grid adds lead: `cache@lead` sends 2 ($0.0090 of $0.0180,
+    50.0% saved), $0.0045 more than `cache` (75.0% saved)."""
+    log = two_leads(tmp_path)
+    data = ok_json("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache")
+    rows = {row["name"]: row for row in data["options"]}
+    assert {name: (row["cost_usd"], row["cross_lead_hits"], row["within_budget"]) for name, row in rows.items()} == {
+        "baseline": (4 * CALL_USD, 0, True), "cache": (CALL_USD, 2, False), "cache@lead": (2 * CALL_USD, 0, True)}
+    assert data["recommendation"]["name"] == "cache@lead"
+    assert ("saves 50.0%; cheaper but over budget: cache; scope lead costs $0.0045 in savings against cache "
+            "(scope none, 75.0% saved).") in data["recommendation"]["reason"]
+    # an explicit grid without lead: the unscoped rows alone, nothing in budget saves
+    alone = ok_json("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache", "--scope-grid", "none")
+    assert [row["name"] for row in alone["options"]] == ["baseline", "cache"]
+    assert alone["recommendation"]["name"] == "baseline"
+    # within the budget the log is replayed once, as before
+    allowed = ok_json("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache", "--max-cross-lead", "50%")
+    assert [row["name"] for row in allowed["options"]] == ["baseline", "cache"]
+    assert run("compare", log, "--scope-grid", "lead+nowhere").exit_code == 2
+
+
+def test_compare_per_task_row_picks_each_tasks_scope(tmp_path):
+    """intent: two_leads' calls (cache@lead, as above); market: lead A's two equal calls, a hit
+    under either scope, so market keeps the unscoped `cache` (a tie goes to the first row).
+    per-task: intent 2 sent, market 1: $0.0135, no other lead's answer."""
+    log = write(tmp_path / "log.jsonl", [call(0, lead="A"), call(30, lead="A", prompt="market today", task="market"),
+                                         call(60, lead="B"), call(90, lead="A", prompt="market today", task="market"),
+                                         call(120, lead="A"), call(180, lead="B")])
+    data = ok_json("compare", log, "--tiers", "l1,l2", "--options", "baseline,cache,per-task")
+    assert data["plan"] == {"intent": "cache@lead", "market": "cache"}
+    per_task = next(row for row in data["options"] if row["name"] == "per-task")
+    assert (per_task["cost_usd"], per_task["cross_lead_hits"], per_task["hit_rate"]) == (0.0135, 0, 0.5)  # 3 calls sent at CALL_USD
+    intent = {row["name"]: (row["cost_usd"], row["cross_lead_hits"]) for row in data["by_task"]["intent"]}
+    assert intent == {"baseline": (4 * CALL_USD, 0), "cache": (CALL_USD, 2), "cache@lead": (2 * CALL_USD, 0),
+                      "per-task": (2 * CALL_USD, 0)}
+    assert "scope lead costs $0.0045 in savings against cache" in data["recommendation"]["by_task"]["intent"]["reason"]

@@ -203,3 +203,19 @@ ExecutorOption = Annotated[str | None, typer.Option(
 RayAddressOption = Annotated[str | None, typer.Option(
     "--ray-address", metavar="ADDRESS", help="With --executor ray: the cluster, e.g. auto or head:6379 "
     "[default: a new local instance]", callback=_checked(S.check_ray_address), show_default=False)]
+
+
+def parse_scope_grid(values: list[str] | None) -> list[tuple[str, ...]] | None:
+    """--scope-grid: scopes, each none or scope values joined by + (lead, attrs.zip_code+day),
+    comma-separated or repeated."""
+    if not values:
+        return None
+    scopes = []
+    for value in values:
+        for part in value.split(","):
+            try:
+                scopes.append(S.check_scope(part.strip().replace("+", ",")))
+            except ValueError as exc:
+                raise typer.BadParameter(f"{part.strip()!r}: {exc} (scope values joined by +, e.g. attrs.zip_code+day)",
+                                         param_hint="--scope-grid") from None
+    return list(dict.fromkeys(scopes))

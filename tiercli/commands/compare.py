@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import ExitStack
 
 from pathlib import Path
@@ -54,6 +55,12 @@ def compare(
     max_stale: opt.MaxStaleOption = "1%",
     max_mismatch: opt.MaxMismatchOption = "2%",
     max_cross_lead: opt.MaxCrossLeadOption = "0",
+    scope_grid: Annotated[list[str] | None, typer.Option(
+        "--scope-grid", metavar="SCOPES", help="Scopes to key the response cache under (README \"Keys and scope\"): "
+        "none, or scope values joined by +, e.g. none,lead,attrs.zip_code+day (comma-separated or repeated); one "
+        "read and replay of the log per scope, each adding its cache rows as NAME@SCOPE [default: the configured "
+        "scope, then lead alone when a row serves another lead's answer beyond --max-cross-lead]",
+        show_default=False)] = None,
     max_p95_ms: Annotated[float | None, typer.Option(
         "--max-p95-ms", metavar="MS", help="Budget: the 95th percentile latency in ms [default: none].",
         callback=opt.finite_number(0, None, "a number of milliseconds >= 0"), show_default=False)] = None,
@@ -117,11 +124,13 @@ def compare(
     stale_budget, mismatch_budget = opt.parse_share(max_stale, "--max-stale"), opt.parse_share(max_mismatch,
                                                                                                 "--max-mismatch")
     cross_lead_budget = opt.parse_share(max_cross_lead, "--max-cross-lead")
+    scope_choices = opt.parse_scope_grid(scope_grid)
     routes, batch_tasks = _routes(route), list(dict.fromkeys(b.strip() for b in batch or ()))
     with command_edge(json_output), ExitStack() as stack:
         from tiercli.commands.progress import progress_bars
         from tiercli.economics.compare import Budgets, compare as compare_options, parse_option
         from tiercli.economics.pricing import Pricer
+        from tiercli.engine.tune_tasks import scope_text
         from tiercli.ingest.logread import read_notes
         from tiercli.pipeline import load_events, run_replay
 
@@ -162,11 +171,20 @@ def compare(
             stderr.print(note, markup=False, highlight=False)
         with progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
+            scopes = _other_scopes(scope_choices, settings, run.table, cross_lead_budget, log)
+            scoped = []
+            for scope in scopes:  # the key is made as the log is read: one read and replay per scope
+                scoped_settings = dataclasses.replace(settings, scope=scope)
+                scoped_read = load_events(log, scoped_settings, log_format=log_format, field_map=field_map,
+                                          skip_invalid=skip_invalid, digest=False, prompt_parts=True)
+                scoped_run = run_replay(scoped_read, scoped_settings, progress=progress)
+                scoped.append((scope_text(scope), scoped_run.outcome.calls, scoped_run.table))
             update = progress("comparing options", None)
             span_s = read.events[-1].ts - read.events[0].ts
             comparison = compare_options(run.outcome.calls, run.table, settings, pricer, span_s=span_s,
                                          routes=routes, batch=batch_tasks, options=names,
-                                         budgets=Budgets(stale_budget, mismatch_budget, max_p95_ms, cross_lead_budget))
+                                         budgets=Budgets(stale_budget, mismatch_budget, max_p95_ms, cross_lead_budget),
+                                         scoped=scoped, scope=scope_text(settings.scope))
             update(1)
         result = comparison.result
         result["run_id"] = None if no_save else run.id
@@ -181,6 +199,29 @@ def compare(
             stderr.print(f"saved run {run.id} ({folder}); see it again with: tiercli report {run.id}",
                          markup=False, highlight=False)
         show_comparison(result, json_output, csv, plot)
+
+
+def _other_scopes(chosen: list[tuple[str, ...]] | None, settings, table, max_cross_lead: float,
+                  log: str) -> list[tuple[str, ...]]:
+    """The scopes replayed besides the configured one: those of --scope-grid; by default, as
+    tune-ttl's grid, those [tasks.NAME] tables name, then lead alone when the cache row serves
+    another lead's answer beyond the budget (so a log within it is replayed once, as before)."""
+    from tiercli.economics.summary import cross_lead_figures
+    from tiercli.engine.tune_tasks import default_scopes
+
+    configured = tuple(settings.scope)
+    if chosen is None:
+        chosen = default_scopes(settings)
+        over = cross_lead_figures(table)["cross_lead_hits"] > max_cross_lead * max(len(table), 1)
+        if over and not any("lead" in s for s in chosen):
+            chosen = [*chosen, ("lead",)]
+        if log == "-":  # stdin is read once: no other scope by default
+            return []
+    others = [s for s in chosen if s != configured]
+    if others and log == "-":
+        raise UsageError("--scope-grid: each scope reads the log again, and stdin can be read only once",
+                         hint="give the log as a file")
+    return others
 
 
 def show_comparison(result: dict, json_output: bool, csv: Path | None, plot: Path | None) -> None:

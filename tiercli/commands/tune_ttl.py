@@ -24,7 +24,7 @@ from tiercli.errors import TiercliError, UsageError, of_log
 from tiercli.ingest.logread import read_notes
 from tiercli.pipeline import answer_judge, embeddings_for, load_events
 from tiercli.present.render import report_console, tune_report
-from tiercli.settings import (Settings, check_l3_text, check_scope, check_threshold, check_tiers,
+from tiercli.settings import (Settings, check_l3_text, check_threshold, check_tiers,
                               settings_from_flags)
 
 
@@ -72,22 +72,6 @@ def _l3_texts(values: list[str] | None) -> list[str] | None:
             except ValueError as exc:
                 raise typer.BadParameter(str(exc), param_hint="--l3-text-grid") from None
     return list(dict.fromkeys(texts))
-
-
-def _scopes(values: list[str] | None) -> list[tuple[str, ...]] | None:
-    """--scope-grid: scopes, each none or scope values joined by + (lead, attrs.zip_code+day),
-    comma-separated or repeated."""
-    if not values:
-        return None
-    scopes = []
-    for value in values:
-        for part in value.split(","):
-            try:
-                scopes.append(check_scope(part.strip().replace("+", ",")))
-            except ValueError as exc:
-                raise typer.BadParameter(f"{part.strip()!r}: {exc} (scope values joined by +, e.g. attrs.zip_code+day)",
-                                         param_hint="--scope-grid") from None
-    return list(dict.fromkeys(scopes))
 
 
 def tune_ttl(
@@ -174,7 +158,7 @@ def tune_ttl(
     thresholds = _grid(threshold_grid, "--threshold-grid", lambda v: check_threshold(float(v)))
     stale_budget, mismatch_budget = opt.parse_share(max_stale, "--max-stale"), opt.parse_share(max_mismatch, "--max-mismatch")
     tier_sets, l3_texts = _tier_sets(tiers_grid), _l3_texts(l3_text_grid)
-    cross_lead_budget, scope_choices = opt.parse_share(max_cross_lead, "--max-cross-lead"), _scopes(scope_grid)
+    cross_lead_budget, scope_choices = opt.parse_share(max_cross_lead, "--max-cross-lead"), opt.parse_scope_grid(scope_grid)
     with command_edge(json_output), ExitStack() as stack:
         if (tier_sets or l3_texts) and not per_task:
             raise UsageError("--tiers-grid and --l3-text-grid choose settings per task", hint="add --per-task")

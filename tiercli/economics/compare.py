@@ -10,6 +10,7 @@ token at the base rate, for a log that already uses prompt caching."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -29,6 +30,7 @@ ALONE = ("baseline", "no-prompt-cache")  # options that combine with nothing
 # each task its own cheapest option within the budgets: exact, since no tier, key or L3 group
 # is shared across tasks (the provider's prompt cache could be, where two tasks share a prefix)
 PER_TASK = "per-task"
+SCOPED = "@"  # cache@lead: the option with the response cache keyed under another scope (--scope-grid)
 
 
 def option_name(parts) -> str:
@@ -372,9 +374,16 @@ def _parts(name: str) -> int:
     return len(PARTS) + 1 if name == PER_TASK else name.count("+")
 
 
-def recommend(rows: list[dict], budgets: Budgets, batch_latency: float | None = None) -> dict:
+def _caches(name: str) -> bool:
+    """The option has the response cache in front of its calls: a scope changes its figures."""
+    return "cache" in name.split("+")
+
+
+def recommend(rows: list[dict], budgets: Budgets, batch_latency: float | None = None,
+              scope: str = "none") -> dict:
     """The cheapest row within the budgets (ties: the one with fewer parts), and why.
-    `batch_latency`: how long a batched call waits, said when no p95 budget weighs it."""
+    `batch_latency`: how long a batched call waits, said when no p95 budget weighs it; `scope`:
+    the configured scope, which the rows without @ were replayed under."""
     for row in rows:
         row["over_budget"] = budgets.broken(row)
         row["within_budget"] = not row["over_budget"]
@@ -397,6 +406,11 @@ def recommend(rows: list[dict], budgets: Budgets, batch_latency: float | None = 
         reason += "; cheaper but over budget: " + ", ".join(cheaper)
     elif over and best["name"] in ALONE:
         reason += "; over budget: " + ", ".join(over)
+    name, at, label = best["name"].partition(SCOPED)
+    unscoped = next((r for r in rows if r["name"] == name), None) if at else None
+    if unscoped is not None:  # what keying the cache under this scope cost, against the configured scope
+        reason += (f"; scope {label} costs ${best['cost_usd'] - unscoped['cost_usd']:,.4f} in savings against "
+                   f"{name} (scope {scope}, {unscoped['savings_pct']:.1f}% saved)")
     if best["routed_calls"]:
         reason += "; check the routed tasks' answers on their new model before switching"
     if best["delayed_calls"] and budgets.max_p95_ms is None:
@@ -407,11 +421,13 @@ def recommend(rows: list[dict], budgets: Budgets, batch_latency: float | None = 
 
 
 def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, span_s: float,
-            routes: dict[str, str], batch: list[str], options: list[str] | None, budgets: Budgets) -> Comparison:
+            routes: dict[str, str], batch: list[str], options: list[str] | None, budgets: Budgets,
+            scoped: Sequence[tuple[str, list, pd.DataFrame]] = (), scope: str = "none") -> Comparison:
     """The options' rows, whole and per task, and the recommendation. `calls` and `table`: the
     replay's calls and per-call table (same order), for the response-cache parts. Unless
     `options` leaves it out, a `per-task` row gives each task its own cheapest option within
-    the budgets, when those differ."""
+    the budgets, when those differ. `scoped`: (label, calls, table) of the same log replayed
+    under other scopes (--scope-grid); each adds its response-cache rows as NAME@label."""
     recorded_cache = any(c.cache_read_tokens or c.cache_write_tokens for c in calls)
     names = options or default_options(routes, batch, recorded_cache) + [PER_TASK]
     pricing = _Pricing(calls, table, settings, pricer, routes, batch)
@@ -419,32 +435,41 @@ def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, s
     if not per_call:
         raise UsageError("--options: per-task chooses among other options, and none was named",
                          hint="e.g. --options baseline,cache,prompt-cache,per-task")
+    table_of = {o.name: table for o in per_call}  # the replay each option's hits come from
+    for label, scoped_calls, scoped_table in scoped:
+        scoped_pricing = _Pricing(scoped_calls, scoped_table, settings, pricer, routes, batch)
+        for name in (n for n in names if n != PER_TASK and _caches(n)):
+            option = scoped_pricing.option(name)
+            option.name = f"{name}{SCOPED}{label}"
+            per_call.append(option)
+            table_of[option.name] = scoped_table
     everything = np.ones(len(table), dtype=bool)
     tasks = table["task"].to_numpy()
     by_task, task_choice, parts = {}, {}, {}
     recorded_ms = table["baseline_ms"].to_numpy()
     for task in sorted(set(tasks.tolist())):
         rows_of_task = tasks == task
-        parts[task] = _Rows(table, rows_of_task, span_s, settings, routes)
-        by_task[task] = [parts[task].row(o) for o in per_call]
+        parts[task] = {id(t): _Rows(t, rows_of_task, span_s, settings, routes) for t in table_of.values()}
+        by_task[task] = [parts[task][id(table_of[o.name])].row(o) for o in per_call]
         # p95 is the whole log's budget: a task already slower than it as recorded may keep its
         # recorded p95, but no option may make it slower than both
         task_budgets = budgets if budgets.max_p95_ms is None else Budgets(
             budgets.max_stale, budgets.max_mismatch,
             max(budgets.max_p95_ms, float(np.percentile(recorded_ms[rows_of_task], 95))))
-        task_choice[task] = recommend(by_task[task], task_budgets, settings.batch_latency)
+        task_choice[task] = recommend(by_task[task], task_budgets, settings.batch_latency, scope)
     plan = {task: choice["name"] for task, choice in task_choice.items()}
     if PER_TASK in names and None not in plan.values() and len(set(plan.values())) > 1:
         per_call.append(_composed(per_call, plan, tasks, _recorded_total_input(calls)))
-        for task, part in parts.items():
-            part.plan = {task: plan[task]}
+        table_of[PER_TASK] = _composed_table(table, table_of, plan, tasks)
+        for task in parts:
+            part = _Rows(table_of[PER_TASK], tasks == task, span_s, settings, routes, {task: plan[task]})
             row = part.row(per_call[-1])
             row["over_budget"] = budgets.broken(row)
             row["within_budget"] = not row["over_budget"]
             by_task[task].append(row)
-    whole = _Rows(table, everything, span_s, settings, routes, plan)
-    rows = [whole.row(o) for o in per_call]
-    recommendation = recommend(rows, budgets, settings.batch_latency)
+    whole = {id(t): _Rows(t, everything, span_s, settings, routes, plan) for t in table_of.values()}
+    rows = [whole[id(table_of[o.name])].row(o) for o in per_call]
+    recommendation = recommend(rows, budgets, settings.batch_latency, scope)
     if recommendation["name"] == PER_TASK:
         recommendation["reason"] += " Per task: " + "; ".join(f"{t}: {n}" for t, n in plan.items()) + "."
     recommendation["by_task"] = task_choice
@@ -469,7 +494,7 @@ def compare(calls, table: pd.DataFrame, settings: Settings, pricer: Pricer, *, s
     if span_s < MIN_SPAN_FOR_MONTHLY_S:
         notes.append("no monthly figures: the log spans less than an hour")
     result = {"options": rows, "by_task": by_task, "recommendation": recommendation, "budgets": budgets.as_dict(),
-              "requests": whole.requests, "leads": whole.leads, "span_s": span_s,
+              "requests": whole[id(table)].requests, "leads": whole[id(table)].leads, "span_s": span_s,
               "routes": dict(routes), "batch": list(batch), "plan": plan if PER_TASK in names else None,
               "notes": notes, "run_id": None}
     return Comparison(result, per_call)
@@ -495,6 +520,20 @@ def _composed(per_call: list[OptionCalls], plan: dict[str, str], tasks: np.ndarr
         elif out.prompt is not None:
             sent = rows & chosen.sent
             out.prompt["uncached"][sent] = total_input[sent]
+    return out
+
+
+def _composed_table(table: pd.DataFrame, table_of: dict[str, pd.DataFrame], plan: dict[str, str],
+                    tasks: np.ndarray) -> pd.DataFrame:
+    """The per-task row's per-call table: each task's calls as the replay of its chosen option's
+    scope has them (the replays read the same log: their calls are in the same order)."""
+    out = table.copy()
+    for task, name in plan.items():
+        chosen = table_of[name]
+        if chosen is not table:
+            rows = tasks == task
+            for column in out.columns:
+                out.loc[rows, column] = chosen[column].to_numpy()[rows]
     return out
 
 
