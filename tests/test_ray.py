@@ -156,3 +156,23 @@ def test_a_sigterm_while_waiting_on_ray_is_reported_as_sigterm(capsys):
         ray.cancel(ref, force=True)
     assert exited.value.exit_code == 143  # before: 130, and "error: interrupted" as for Ctrl-C
     assert capsys.readouterr().err == "error: interrupted (SIGTERM)\n"
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])  # SCOPES[3] has a capacity limit, which runs locally
+def test_replay_on_ray_equals_local_with_scopes_key_parts_and_parameters(tmp_path, index):
+    """Issue 23: scope, key parts and request parameters are in the key made at reading, so the
+    (task, model) partitions on Ray keep them; checked call for call against the local engine
+    (which tests/test_scope.py checks against the oracle) on random logs with all three."""
+    from test_key_params import with_params
+    from test_scope import SCOPES, read as read_keyed, with_scopes
+
+    settings = SCOPES[index]
+    log = write(tmp_path / "log.jsonl", with_scopes(with_params(random_log(6), 6), 6))
+    read = read_keyed(log, settings)
+    local = run_replay(read, settings, embedder=HashingEmbedder())
+    on_ray = run_replay(read, dataclasses.replace(settings, executor="ray"), embedder=HashingEmbedder())
+    assert on_ray.summary["executor"]["used"] == "ray"
+    _same_tables(local.table, on_ray.table)
+    assert set(local.table["outcome"]) & {"l1", "l2", "l3"}  # hits to compare, not only misses
+    for name in ("hits", "mismatched_hits", "cross_lead_hits", "cross_lead_mismatched", "cost"):
+        assert on_ray.summary[name] == local.summary[name], name
