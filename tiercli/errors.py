@@ -137,11 +137,16 @@ def shown(value: Any, *, limit: int | None = SHOWN_MAX, quote: bool = True) -> s
     masked, at most a few levels deep, and only as far as the limit needs. Every error path that
     echoes a value from a log goes through here (and LogError masks its parts again)."""
     budget = None if limit is None else limit + 1
-    text = value if isinstance(value, str) and not quote else _written(value, budget, 0)
-    for pattern, replacement in _SECRET_TEXT:
-        text = pattern.sub(replacement, text)
+    text = _masked(value if isinstance(value, str) and not quote else _written(value, budget, 0))
     if limit is not None and len(text) > limit:
         text = text[:max(limit - 3, 0)] + "..."
+    return text
+
+
+def _masked(text: str) -> str:
+    """The text with every secret shape of _SECRET_TEXT masked."""
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
     return text
 
 
@@ -149,9 +154,7 @@ def _written(value: Any, budget: int | None, level: int) -> str:
     """repr(value), secrets in it masked, stopped soon after `budget` characters (the caller
     cuts); never recursing without bound (a value nested 1,000 deep is written 4 levels deep)."""
     if isinstance(value, str):
-        masked = value
-        for pattern, replacement in _SECRET_TEXT:
-            masked = pattern.sub(replacement, masked)
+        masked = _masked(value)
         return repr(masked if budget is None else masked[:budget])
     if isinstance(value, dict):
         opening, closing, entries = "{", "}", value.items()
