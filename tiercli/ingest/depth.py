@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from tiercli.ingest.problems import RecordProblem
+
 MAX_DEPTH = 200  # levels, counted from the record
 ORJSON_DEPTH = 254  # the deepest nesting orjson.dumps writes
 _WRAPPERS = ORJSON_DEPTH - MAX_DEPTH
@@ -62,6 +64,4 @@ def require_within(value: Any, field: str | None, level: int = 2) -> None:
     """A RecordProblem naming `field` when `value` (at `level`: a record's own field at 2)
     nests deeper than MAX_DEPTH."""
     if not within(value, level):
-        from tiercli.ingest.records import RecordProblem  # records.py keys with this module
-
         raise RecordProblem(field, TOO_DEEP, TOO_DEEP_HINT)

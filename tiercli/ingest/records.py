@@ -20,6 +20,7 @@ import orjson
 from tiercli.errors import LogError, shown
 from tiercli.ingest.depth import TOO_DEEP, TOO_DEEP_HINT, TooDeep, canonical_json, within
 from tiercli.ingest.events import Call, Event, TagChange
+from tiercli.ingest.problems import RecordProblem  # what call_of_record raises: .field, .problem, .hint
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
 
@@ -48,11 +49,7 @@ PARAMS = ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", "tool
 PARAM_ALIASES = {"output_format": "response_format"}  # Anthropic's name for a structured answer's format
 
 
-class _Bad(Exception):
-    """A problem in one record: the field and what is wrong with it."""
-
-    def __init__(self, field: str | None, problem: str, hint: str | None = None):
-        self.field, self.problem, self.hint = field, problem, hint
+_Bad = RecordProblem  # the name this module raises it by
 
 
 class Reader:
@@ -360,7 +357,6 @@ def call_of_record(record: dict, line_no: int, known_model, keep_text, names: di
     return _parse_call(record, line_no, known_model, keep_text, names, source_record)
 
 
-RecordProblem = _Bad  # what call_of_record raises: .field, .problem, .hint
 
 
 def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[str, str],
