@@ -107,9 +107,9 @@ def nearest_neighbour(workdir: Path, env: dict, full: bool) -> list[tuple]:
     Scanned and blocked (README "How L3 searches") in the same run, alternated, each also with
     every miss stored as a replay stores it; both ways must find the same entries."""
     from tiercli.store.embeddings import SentenceTransformerEmbedder, EmbeddingStore, embed_texts
-    from tiercli.ingest.events import Call
+    from tiercli.core.events import Call
     from tiercli.ingest.logread import read_log
-    from tiercli.engine.tiers import Origin, SemanticTier
+    from tiercli.core.tiers import Origin, SemanticTier
 
     log = workdir / "semantic.jsonl"
     if not log.exists():
@@ -152,7 +152,7 @@ def nearest_neighbour(workdir: Path, env: dict, full: bool) -> list[tuple]:
         return len(probes) / (time.perf_counter() - started), found
 
     # Pruned blocks (groups over 4,096 texts) rotate the vectors once per log: timed apart.
-    from tiercli.engine.tiers.semantic import _Space
+    from tiercli.core.tiers.semantic import _Space
 
     started = time.perf_counter()
     _Space(vectors).prefix()

@@ -13,9 +13,9 @@ import zoneinfo
 import msgspec
 import numpy as np
 
-from tiercli.engine.answers import UNPARSABLE
-from tiercli.ingest.events import Call, TagChange
-from tiercli.ingest.foreign import NO_LEAD
+from tiercli.core.answers import UNPARSABLE
+from tiercli.core.events import Call, TagChange
+from tiercli.core.events import NO_LEAD
 
 UNREADABLE = object()
 

@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from logs import call, write
 from tiercli.cli import app
-from tiercli.engine.answers import UNPARSABLE, AnswerJudge, answer_digest, normalize, parse_rule
+from tiercli.core.answers import UNPARSABLE, AnswerJudge, answer_digest, normalize, parse_rule
 from tiercli.ingest.logread import read_log
-from tiercli.ingest.records import response_digest
-from tiercli.ingest.shape import CallShape
+from tiercli.core.keys import response_digest
+from tiercli.core.shape import CallShape
 from tiercli.pipeline import load_events, run_replay
 from tiercli.settings import Settings
 from tiercli.store.embeddings import HashingEmbedder

@@ -19,8 +19,9 @@ import pytest
 from formats_common import read, run
 from logs import write
 from tiercli.ingest import chat
-from tiercli.ingest.shape import CallShape
-from tiercli.ingest.records import RecordProblem, response_digest
+from tiercli.core.shape import CallShape
+from tiercli.ingest.records import RecordProblem
+from tiercli.core.keys import response_digest
 
 LANGFUSE = Path(__file__).parent / "fixtures" / "langfuse"
 LANGGRAPH_JS = LANGFUSE / "langgraph_js_generations.json"

@@ -17,7 +17,7 @@ from tiercli.economics.compare import Budgets, compare
 from tiercli.economics.pricing import Pricer
 from tiercli.engine.replay import OUTCOMES, replay
 from tiercli.engine.tune import Candidate, Sweep
-from tiercli.ingest.foreign import NO_LEAD
+from tiercli.core.events import NO_LEAD
 from tiercli.ingest.logread import read_log
 from tiercli.pipeline import run_replay
 from tiercli.settings import Settings

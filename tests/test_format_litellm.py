@@ -30,7 +30,7 @@ from tiercli.cli import app
 from tiercli.economics.pricing import Pricer
 from tiercli.errors import LogError
 from tiercli.ingest import formats
-from tiercli.ingest.foreign import NO_LEAD
+from tiercli.core.events import NO_LEAD
 from tiercli.ingest.formats.litellm import FORMAT
 from tiercli.ingest.sources import expand
 

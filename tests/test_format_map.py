@@ -22,7 +22,8 @@ from logs import call, tag, write
 from tiercli.cli import app
 from tiercli.errors import LogError
 from tiercli.ingest import formats
-from tiercli.ingest.formats.map import FORMAT, value_at
+from tiercli.core.fieldmap import value_at
+from tiercli.ingest.formats.map import FORMAT
 from tiercli.ingest.sources import expand
 
 MAP = Path(__file__).parent / "fixtures" / "map"

@@ -15,7 +15,7 @@ import pytest
 from formats_common import assert_same_replay, comparable, gzipped, read, replay_of, run, zstd_compressed
 from logs import MODEL, call, two_day_records, write
 from tiercli.errors import LogError
-from tiercli.ingest.events import Call
+from tiercli.core.events import Call
 from tiercli.ingest.sources import HEAD_BYTES
 
 ROOT = Path(__file__).parent.parent

@@ -16,7 +16,7 @@ from logs import MODEL, call, tag, write
 from tiercli.cli import app
 from tiercli.commands import inspect as inspect_command
 from tiercli.commands.inspect import inspect_logs
-from tiercli.ingest.records import request_key
+from tiercli.core.keys import request_key
 from tiercli.settings import Settings, settings_from_flags
 
 runner = CliRunner()

@@ -23,7 +23,7 @@ from tiercli.engine.replay import OUTCOMES, TierContext, replay
 from tiercli.engine.shared_replay import unsupported
 from tiercli.executor.partition import not_partitionable
 from tiercli.ingest.logread import read_logs
-from tiercli.ingest.shape import CallShape
+from tiercli.core.shape import CallShape
 from tiercli.settings import Settings
 from tiercli.store.embeddings import HashingEmbedder
 

@@ -1,4 +1,4 @@
-"""Blocked scoring of L3 look-ups (tiercli/engine/tiers/semantic.py: a group's upcoming look-ups
+"""Blocked scoring of L3 look-ups (tiercli/core/tiers/semantic.py: a group's upcoming look-ups
 scored together, then corrected for what changed inside the block; pruned by rotated-prefix
 bounds in large groups) gives exactly the scan's answers, call for call: outcome, reported
 similarity, source entry, stale flag, evictions and removals. On random logs with many
@@ -13,9 +13,9 @@ import pytest
 from logs import write
 from test_oracle import VARIANTS, assert_engine_matches_oracle, random_log
 from tiercli.engine.replay import replay
-from tiercli.engine.tiers import Origin, SemanticTier
-from tiercli.engine.tiers import semantic
-from tiercli.ingest.events import Call, TagChange
+from tiercli.core.tiers import Origin, SemanticTier
+from tiercli.core.tiers import semantic
+from tiercli.core.events import Call, TagChange
 from tiercli.ingest.logread import read_log
 from tiercli.store.embeddings import HashingEmbedder
 from tiercli.settings import Settings

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from logs import call, write
 from tiercli.cli import app
 from tiercli.commands.inspect import inspect_logs
-from tiercli.engine.l3text import (Template, all_user_text, apply_templates, l3_text, learn_template,
+from tiercli.core.l3text import (Template, all_user_text, apply_templates, l3_text, learn_template,
                                    parse_l3_text, regex_text, shared_start, strip_template, template_size)
 from tiercli.errors import LogError
 from tiercli.ingest.logread import read_logs
@@ -168,7 +168,7 @@ def test_field_of_a_span_reads_its_attributes():
 
 
 def _shape(settings):
-    from tiercli.ingest.shape import CallShape
+    from tiercli.core.shape import CallShape
 
     return CallShape(settings)
 
@@ -346,7 +346,7 @@ def test_a_regex_that_backtracks_embeds_the_whole_text_and_is_counted(tmp_path):
     import time
 
     from tiercli.ingest.logread import read_log
-    from tiercli.ingest.shape import CallShape
+    from tiercli.core.shape import CallShape
 
     hostile = "a" * 32 + "!"
     started = time.thread_time()

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from logs import call, replay_records, tag, write
 from tiercli.cli import app
 from tiercli.economics.noise import find_repeats, mismatched_above_floor
-from tiercli.engine.answers import AnswerJudge
-from tiercli.ingest.events import Call
-from tiercli.ingest.records import response_digest
+from tiercli.core.answers import AnswerJudge
+from tiercli.core.events import Call
+from tiercli.core.keys import response_digest
 from tiercli.pipeline import load_events, run_replay
 from tiercli.present.render import noise_lines
 from tiercli.settings import Settings

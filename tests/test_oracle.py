@@ -120,8 +120,8 @@ def rule_log(seed: int) -> list[dict]:
 def test_engine_matches_oracle_under_answer_rules(tmp_path):
     """The engine judges answers from ingest's digests (and the judge's vectors); the oracle
     from the recorded texts, by its own reading of the rules."""
-    from tiercli.engine.answers import AnswerJudge
-    from tiercli.ingest.shape import CallShape
+    from tiercli.core.answers import AnswerJudge
+    from tiercli.core.shape import CallShape
 
     records = rule_log(99)
     log = write(tmp_path / "log.jsonl", records)
@@ -164,7 +164,7 @@ def test_scoring_per_text_or_per_entry_gives_the_same_answers(embedded_sample, m
     similarity, source) are those of scoring every entry."""
     import numpy as np
 
-    from tiercli.engine.tiers import semantic
+    from tiercli.core.tiers import semantic
 
     read, vectors, row_of_text = embedded_sample
     settings = Settings(l3_threshold=threshold, l3_ttl=None)  # entries pile up and share texts
@@ -180,7 +180,7 @@ def test_scoring_per_text_or_per_entry_gives_the_same_answers(embedded_sample, m
 
 # Sizes: a little past what each way of dropping needs (the oracle scans every entry at each
 # look-up, so its time grows with calls x entries). The sweep runs once the store holds 4,096
-# entries (tiercli.engine.tiers.base.SWEEP_MIN_ENTRIES) and drops some 4,000 expired ones; with
+# entries (tiercli.core.tiers.base.SWEEP_MIN_ENTRIES) and drops some 4,000 expired ones; with
 # room for 100, a group is compacted whenever evictions leave over 1,024 dead rows in it (and
 # more than half its rows), twice in 2,300 calls; the small room keeps the oracle's scans short.
 @pytest.mark.parametrize("settings, calls",
@@ -190,7 +190,7 @@ def test_scoring_per_text_or_per_entry_gives_the_same_answers(embedded_sample, m
 def test_semantic_groups_compacted_while_storing(tmp_path, monkeypatch, settings, calls):
     """Thousands of entries dropped from one group while new ones are stored: the group is
     compacted mid-store, and every later entry must land in the compacted group."""
-    from tiercli.engine.tiers import semantic
+    from tiercli.core.tiers import semantic
 
     compactions = []
     compact = semantic._Group.compact

@@ -16,7 +16,7 @@ import pytest
 from tiercli.economics.pricing import Pricer
 from tiercli.engine.prompt_cache import (DEFAULT_MIN_TOKENS, PromptCacheRules, min_tokens_for, prefix_tokens,
                                          prompt_cache_costs, simulate)
-from tiercli.ingest.events import Call
+from tiercli.core.events import Call
 from tiercli.ingest.prompt_parts import prompt_parts
 from tiercli.settings import ModelPrice
 

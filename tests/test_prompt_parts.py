@@ -11,7 +11,7 @@ import pytest
 from logs import call, write
 from tiercli.ingest.logread import read_logs
 from tiercli.ingest.prompt_parts import prompt_parts
-from tiercli.ingest.shape import CallShape
+from tiercli.core.shape import CallShape
 from tiercli.settings import Settings
 
 MARK = {"type": "ephemeral"}
@@ -150,7 +150,7 @@ def schema_record(levels: int) -> dict:
 
 
 def test_tools_nested_at_the_bound_read_and_one_level_more_is_a_line_error_in_every_command(tmp_path):
-    from tiercli.ingest.depth import MAX_DEPTH
+    from tiercli.core.depth import MAX_DEPTH
     from formats_common import run
 
     at_bound = write(tmp_path / "at_bound.jsonl", [schema_record(MAX_DEPTH - 3)])

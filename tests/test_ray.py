@@ -88,7 +88,7 @@ def test_files_read_in_ray_tasks_equal_a_local_read(tmp_path):
     """One Ray task per file (several formats), merged in processing order as read_logs does."""
     from tiercli.executor.ray_backend import ray_map_sources
     from tiercli.ingest.logread import read_logs
-    from tiercli.ingest.shape import CallShape
+    from tiercli.core.shape import CallShape
 
     fixtures = SAMPLE_LOG.parent.parent / "tests" / "fixtures"
     halves = SAMPLE_LOG.read_text().splitlines(keepends=True)

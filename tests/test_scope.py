@@ -19,7 +19,7 @@ from test_oracle import VARIANTS
 from test_partition import random_log as partition_log
 from tiercli.engine.replay import OUTCOMES, replay
 from tiercli.ingest.logread import read_logs
-from tiercli.ingest.shape import CallShape
+from tiercli.core.shape import CallShape
 from tiercli.settings import Settings
 from tiercli.store.embeddings import HashingEmbedder
 

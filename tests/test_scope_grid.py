@@ -9,7 +9,7 @@ from logs import call, write
 from tiercli.cli import app
 from tiercli.engine.tune import Candidate, Sweep
 from tiercli.ingest.logread import read_log, read_logs
-from tiercli.ingest.shape import CallShape
+from tiercli.core.shape import CallShape
 from tiercli.settings import Settings
 from tiercli.store.embeddings import HashingEmbedder
 

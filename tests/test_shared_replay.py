@@ -15,12 +15,12 @@ from logs import call, tag, write
 from test_oracle import RULE_VARIANTS, VARIANTS, rule_log
 from test_partition import random_log
 from tiercli.engine import tune
-from tiercli.engine.answers import AnswerJudge
+from tiercli.core.answers import AnswerJudge
 from tiercli.engine.replay import OUTCOMES, replay
 from tiercli.engine import shared_replay
 from tiercli.engine.shared_replay import SharedReplay, unsupported
 from tiercli.ingest.logread import read_log
-from tiercli.ingest.shape import CallShape
+from tiercli.core.shape import CallShape
 from tiercli.settings import Settings
 from tiercli.store.embeddings import HashingEmbedder
 

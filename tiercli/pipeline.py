@@ -56,8 +56,8 @@ def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format:
     """The logs' events (README "Bring your logs"); `field_map`: --map flags, over the
     config's [map]; `digest`: also the SHA-256, which a saved run records; `prompt_parts`:
     keep each call's prompt parts (Call.parts) for the provider prompt-cache engine."""
-    from tiercli.ingest.fieldmap import parse_map
-    from tiercli.ingest.shape import CallShape
+    from tiercli.core.fieldmap import parse_map
+    from tiercli.core.shape import CallShape
 
     pricer = Pricer(settings.prices)
     logs = [str(logs)] if isinstance(logs, (str, Path)) else [str(log) for log in logs]
@@ -78,9 +78,9 @@ def _ray_map_sources():
 
 def prepare_l3_texts(read: ReadResult, settings: Settings) -> None:
     """The calls' L3 texts as the tasks' l3_text says, where that needs the whole log: each
-    strip-template task's template is learned and cut from its texts (engine/l3text.py). Every
+    strip-template task's template is learned and cut from its texts (core/l3text.py). Every
     command that reads a log for L3 (replay, tune-ttl, inspect) calls this once after reading."""
-    from tiercli.engine.l3text import apply_templates
+    from tiercli.core.l3text import apply_templates
 
     read.l3_templates = apply_templates(read.calls, settings)
 
@@ -163,7 +163,7 @@ def answer_judge(read: ReadResult, embedder: Embedder | None, settings: Settings
     """The judge of answers under the tasks' rules (README "Answer rules"), and the counts of
     the answers it embedded (None when no task's rule is embedding:T). Such a task's answer
     texts, kept at ingest, are embedded with the L3 model through the same on-disk store."""
-    from tiercli.engine.answers import AnswerJudge
+    from tiercli.core.answers import AnswerJudge
 
     texts = read.answer_texts
     if not texts:

@@ -13,9 +13,14 @@ from typing import Any
 
 from tiercli.durations import format_duration, parse_duration
 from tiercli.errors import ConfigError, UsageError, described
-from tiercli.ingest.records import PARAM_ALIASES, PARAMS
+from tiercli.core.answers import parse_rule
+from tiercli.core.fieldmap import TARGETS, parse_map
+from tiercli.core.keys import PARAM_ALIASES, PARAMS
+from tiercli.core.l3text import parse_l3_text
+from tiercli.core.ttl import TIER_NAMES
+from tiercli import executor
+from tiercli.redis.conn import URL_FORMS, mask_url, url_problem
 
-TIER_NAMES = ("l1", "l2", "l3")
 INVALIDATION_MODES = ("local", "broadcast")
 # key = "request" (today's rule) | "last-user" | "conversation" | "scope-only" | a list of parts
 KEY_PARTS = ("system", "messages", "conversation", "last-user")
@@ -58,13 +63,13 @@ class Settings:
     l2_eviction: str | None = None  # embedded server only: maxmemory-policy (default allkeys-lru)
     keep_redis_keys: bool = False
     task_ttls: dict[str, dict[str, float | None]] = field(default_factory=dict)  # [tasks.NAME] l2_ttl = "1h"
-    adaptive_window: float | None = None  # seconds; None: fixed TTLs (see tiercli/engine/ttl.py)
+    adaptive_window: float | None = None  # seconds; None: fixed TTLs (see tiercli/core/ttl.py)
     adaptive_scale: float = 1.0  # calls per minute at which the TTL halves
     prices: dict[str, ModelPrice] = field(default_factory=dict)
     max_spend: float | None = None  # live mode's spend cap in USD; --max-spend overrides it
     field_map: dict[str, str] = field(default_factory=dict)  # [map]: where other formats keep our fields
-    same_answer: str = "exact"  # when two answers are the same (tiercli/engine/answers.py)
-    l3_text: str = "last-user"  # what L3 embeds (tiercli/engine/l3text.py)
+    same_answer: str = "exact"  # when two answers are the same (tiercli/core/answers.py)
+    l3_text: str = "last-user"  # what L3 embeds (tiercli/core/l3text.py)
     template_share: float = 0.5  # strip-template: the share of a task's texts a template must fit
     # the request parameters a key holds where the log records them (README "Replay semantics")
     key_params: tuple[str, ...] = PARAMS
@@ -116,14 +121,10 @@ class Settings:
 
     def answer_rule(self, task: str):
         """The task's answer rule (its same_answer, else the default one): an AnswerRule."""
-        from tiercli.engine.answers import parse_rule
-
         return parse_rule(self.task_options.get(task, {}).get("same_answer", self.same_answer))
 
     def l3_text_for(self, task: str):
         """What L3 embeds for a task's calls (its l3_text, else the default): an L3Text."""
-        from tiercli.engine.l3text import parse_l3_text
-
         return parse_l3_text(self.task_options.get(task, {}).get("l3_text", self.l3_text))
 
     def key_params_for(self, task: str) -> tuple[str, ...]:
@@ -164,8 +165,6 @@ class Settings:
         out["task_options"] = {task: {k: option_text(k, v) for k, v in options.items()}
                                for task, options in self.task_options.items()}
         if self.l2_redis_url:
-            from tiercli.redis.conn import mask_url
-
             out["l2_redis_url"] = mask_url(self.l2_redis_url)  # never a password in output or files
         return out
 
@@ -270,8 +269,6 @@ def check_memory(value: Any) -> str:
 
 def check_redis_url(value: Any) -> str:
     """'embedded', or a URL redis-py reads as it looks; the message never quotes the URL."""
-    from tiercli.redis.conn import URL_FORMS, url_problem
-
     if value == "embedded":
         return value
     if not isinstance(value, str):
@@ -425,14 +422,10 @@ def check_timezone(value: Any) -> str:
 
 
 def check_answer_rule(value: Any) -> str:
-    from tiercli.engine.answers import parse_rule
-
     return parse_rule(value).text
 
 
 def check_l3_text(value: Any) -> str:
-    from tiercli.engine.l3text import parse_l3_text
-
     return parse_l3_text(value).text
 
 
@@ -556,10 +549,7 @@ def check_prices(value: Any) -> dict[str, ModelPrice]:
 
 
 def check_map(value: Any) -> dict[str, str]:
-    """A [map] table: tiercli field = "path in the log's records" (tiercli/ingest/fieldmap.py)."""
-    from tiercli.errors import UsageError
-    from tiercli.ingest.fieldmap import TARGETS, parse_map
-
+    """A [map] table: tiercli field = "path in the log's records" (tiercli/core/fieldmap.py)."""
     if not isinstance(value, dict):
         raise SettingError("map", f'must be a table of FIELD = "PATH", e.g. [map] lead_id = "metadata.contact_id", '
                                   f"got {described(value)}")
@@ -629,9 +619,7 @@ def check_executor(value: Any) -> str:
 
 
 def check_ray_address(value: Any) -> str:
-    from tiercli.executor import check_ray_address as check  # auto or HOST:PORT; ray:// refused, with what instead
-
-    return check(value)
+    return executor.check_ray_address(value)  # auto or HOST:PORT; ray:// refused, with what instead
 
 
 def check_discount(value: Any) -> float:

@@ -13,8 +13,9 @@ import orjson
 
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
-from tiercli.ingest.events import Call
-from tiercli.ingest.foreign import COVERAGE, NO_LEAD, NO_TASK, coverage
+from tiercli.core.events import Call
+from tiercli.core.events import NO_LEAD
+from tiercli.ingest.foreign import COVERAGE, NO_TASK, coverage
 from tiercli.ingest.logread import LogFile, ReadResult, read_logs, read_notes
 from tiercli.present.render import NBSP, Column, l3_text_lines, print_table, printable, report_console, write
 from tiercli.words import count
@@ -109,7 +110,7 @@ def inspect(
       tiercli inspect exports/ crm_tags.jsonl
       tiercli inspect observations.csv --format langfuse --map lead_id=metadata.contact_id
     """
-    from tiercli.ingest.fieldmap import parse_map
+    from tiercli.core.fieldmap import parse_map
 
     with command_edge(json_output):
         settings = settings_from_flags(config, {})
@@ -127,7 +128,7 @@ def inspect_logs(logs: list[str], settings: Settings, log_format: str = "auto", 
     """The logs as read (models without a price accepted), and what `inspect --json` prints of
     them. `field_map` ({our field: path}) goes over the config's [map]."""
     from tiercli.economics.pricing import Pricer
-    from tiercli.ingest.shape import CallShape
+    from tiercli.core.shape import CallShape
     from tiercli.ingest.sources import expand
     from tiercli.pipeline import l3_text_report, prepare_l3_texts
 
@@ -231,7 +232,7 @@ def request_params(read: ReadResult) -> dict:
     repeats (a cacheable call whose request, parameters aside, came before) differ only by their
     parameters: replay keys those apart unless key_params leaves the parameters out. The calls
     are read with CallShape(params_apart=True): keys without parameters, Call.params all of them."""
-    from tiercli.ingest.records import PARAMS
+    from tiercli.core.keys import PARAMS
 
     by_format: dict[str, Counter] = {}
     requests: set[bytes] = set()

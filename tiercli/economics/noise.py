@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tiercli.ingest.events import Call
+from tiercli.core.events import Call
 
 REPEAT, DIFFERS = "repeat", "repeat_differs"  # columns of the per-call table (and calls.parquet)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from tiercli.economics.pricing import Pricer
-from tiercli.engine.answers import UNPARSABLE
+from tiercli.core.answers import UNPARSABLE
 from tiercli.engine.replay import OUTCOMES, ReplayOutcome
-from tiercli.ingest.foreign import NO_LEAD
+from tiercli.core.events import NO_LEAD
 from tiercli.settings import Settings
 
 # A hit's lead against the lead of the call that first filled its entry (README "Replay

@@ -19,7 +19,7 @@ import orjson
 import pandas as pd
 
 from tiercli.errors import LineError, shown
-from tiercli.ingest.events import Call
+from tiercli.core.events import Call
 from tiercli.settings import ModelPrice
 
 PICO = 10**12  # pico-dollars per dollar

@@ -41,10 +41,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tiercli.engine.answers import UNPARSABLE, AnswerJudge
+from tiercli.core.answers import UNPARSABLE, AnswerJudge
 from tiercli.engine.replay import BYPASS, MISS, OUTCOMES, ReplayOutcome, fixed_workers
-from tiercli.engine.tiers.semantic import _slack, l3_group
-from tiercli.ingest.events import Call, Event, TagChange
+from tiercli.core.tiers.semantic import _slack, l3_group
+from tiercli.core.events import Call, Event, TagChange
 from tiercli.settings import TIER_NAMES, Settings
 
 L1, L2, L3 = (OUTCOMES.index(t) for t in TIER_NAMES)

@@ -24,7 +24,7 @@ from tiercli.durations import format_duration
 from tiercli.ingest.logread import ReadResult
 from tiercli.economics.noise import find_repeats, mismatched_above_floor, with_repeats
 from tiercli.economics.outcomes import call_columns, outcome_table
-from tiercli.engine.answers import AnswerJudge
+from tiercli.core.answers import AnswerJudge
 from tiercli.economics.pricing import Pricer
 from tiercli.engine.replay import TierContext, replay
 from tiercli.engine.shared_replay import SharedReplay, unsupported

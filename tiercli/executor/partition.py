@@ -25,7 +25,7 @@ import msgspec
 import numpy as np
 
 from tiercli.engine.replay import ReplayOutcome, TierContext, fixed_workers, replay
-from tiercli.ingest.events import Call, Event, TagChange
+from tiercli.core.events import Call, Event, TagChange
 from tiercli.settings import TIER_NAMES, Settings
 
 

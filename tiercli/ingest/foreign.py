@@ -13,7 +13,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from tiercli.errors import LogError, shown
-from tiercli.ingest.events import Call, Event, TagChange
+from tiercli.core.events import NO_LEAD, Call, Event, TagChange
 from tiercli.ingest.items import Item
 from tiercli.ingest.records import RecordProblem, TS_MAX, TS_MIN, call_of_record, parse_tag_change
 from tiercli.ingest.sources import Source
@@ -157,7 +157,6 @@ class Builder:
         return int(number) if number.isdigit() else 0
 
 
-NO_LEAD = "(no lead)"
 NO_TASK = "(no task)"
 # What inspect's coverage table counts: name -> the record fields (any of) that give it.
 COVERAGE = {

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from tiercli.core.fieldmap import json_text
 from tiercli.errors import LogError
 from tiercli.ingest.records import json_problem
 from tiercli.ingest import sources
@@ -119,18 +120,6 @@ def _without_final_comma(data: bytes) -> list | None:
         return None
     return value if isinstance(value, list) else None
 
-
-def json_text(value: Any) -> Any:
-    """A string holding a JSON object or array, parsed (exports keep nested fields as JSON
-    text: a CSV cell, LiteLLM's metadata); any other value as it is."""
-    if isinstance(value, str):
-        stripped = value.strip()
-        if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
-            try:
-                return orjson.loads(stripped)
-            except orjson.JSONDecodeError:
-                return value
-    return value
 
 
 def _csv(source: Source, limit: int | None) -> Iterator[Item]:

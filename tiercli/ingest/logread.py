@@ -21,7 +21,7 @@ import msgspec
 
 from tiercli.errors import LogError
 from tiercli.words import count
-from tiercli.ingest.events import Call, Event, TagChange
+from tiercli.core.events import Call, Event, TagChange
 from tiercli.ingest.records import Reader
 from tiercli.ingest.sources import cannot_read, line_blocks, refuse_non_log
 
@@ -58,7 +58,7 @@ class ReadResult:
     regex_unmatched: dict[str, int] = field(default_factory=dict)  # task -> calls its regex l3_text missed
     # task -> scope value -> {"missing": calls without it, "calls": calls scoped} (README "Keys and scope")
     scope_missing: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
-    # task -> its strip-template Template (engine/l3text.py), learned once the log is read
+    # task -> its strip-template Template (core/l3text.py), learned once the log is read
     l3_templates: dict = field(default_factory=dict)
     # the notes of models priced by another name (Pricer.name_notes), set by who read with a pricer
     price_notes: list[str] = field(default_factory=list)
@@ -89,7 +89,7 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
     from tiercli.ingest.foreign import ReadOptions, drop_repeats
     from tiercli.ingest.sources import expand
 
-    from tiercli.ingest.shape import shape_of
+    from tiercli.core.shape import shape_of
 
     sources = expand(arguments) if sources is None else sources  # given: a caller reads them again (inspect)
     keep_text = shape_of(keep_text)  # a CallShape: what each call keeps of its request and answer

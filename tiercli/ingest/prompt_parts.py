@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from tiercli.ingest.events import PromptParts
+from tiercli.core.events import PromptParts
 
 MAX_MARKERS = 4  # the Messages API accepts at most four cache_control breakpoints per request
 

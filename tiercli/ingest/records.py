@@ -8,7 +8,6 @@ the event. So the fast path decides nothing on its own that the reference would 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from datetime import datetime
@@ -18,9 +17,11 @@ import msgspec
 import orjson
 
 from tiercli.errors import LogError, shown
-from tiercli.ingest.depth import TOO_DEEP, TOO_DEEP_HINT, TooDeep, canonical_json, within
-from tiercli.ingest.events import Call, Event, TagChange
-from tiercli.ingest.problems import RecordProblem  # what call_of_record raises: .field, .problem, .hint
+from tiercli.core.depth import TOO_DEEP, TOO_DEEP_HINT, TooDeep, within
+from tiercli.core.events import Call, Event, TagChange
+from tiercli.core.keys import (PARAM_ALIASES, PARAMS, REQUEST_PARTS, embedding_text, flat_text, param_bits,
+                               params_digest, request_key, response_digest, scope_digest)
+from tiercli.core.problems import RecordProblem  # what call_of_record raises: .field, .problem, .hint
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
 
@@ -40,13 +41,6 @@ _CALL_OPTIONAL_INTS = ("input_tokens", "output_tokens", "cache_read_input_tokens
 CACHE_CREATION = "cache_creation"
 CACHE_TTL_FIELDS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 _CALL_OPTIONAL_BOOLS = ("streaming", "use_tools")
-# Request parameters that change the answer (README "Log format"): a record gives them in its
-# `params` object (its tools at the top level too); part of the request key unless the task's
-# key_params leaves them out. Other parameters (seed, user, metadata, ...) are ignored, as unknown
-# fields are.
-PARAMS = ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", "tools", "tool_choice",
-          "response_format", "thinking")
-PARAM_ALIASES = {"output_format": "response_format"}  # Anthropic's name for a structured answer's format
 
 
 _Bad = RecordProblem  # the name this module raises it by
@@ -357,8 +351,6 @@ def call_of_record(record: dict, line_no: int, known_model, keep_text, names: di
     return _parse_call(record, line_no, known_model, keep_text, names, source_record)
 
 
-
-
 def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[str, str],
                 source_record: dict | None = None, keyless: bool = False) -> Call:
     ts = _ts(record)
@@ -592,13 +584,13 @@ def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker
                keyless: bool = False, cache_write_1h: int = 0, params: dict | None = None,
                attrs_root: Any = None) -> Call:
     """The call of a checked record (both paths). `keep_text`: a bool (keep the last user
-    message's text for L3, or no text), or a CallShape (tiercli/ingest/shape.py) that gives the
+    message's text for L3, or no text), or a CallShape (tiercli/core/shape.py) that gives the
     task's L3 text, answer digest and keyed parameters; `record`, for an L3 text taken from a
     field of it; `params`: its request parameters (request_params); `attrs_root`: what a scope's
     attrs.PATH reads (the native record's attrs, another format's record as written)."""
     estimated = input_tokens is None or output_tokens is None
     if input_tokens is None:
-        chars = len(_flat_text(system)) + sum(len(_flat_text(m["content"])) for m in messages)
+        chars = len(flat_text(system)) + sum(len(flat_text(m["content"])) for m in messages)
         input_tokens = math.ceil(chars / CHARS_PER_TOKEN)
     if output_tokens is None:
         output_tokens = math.ceil(len(response or "") / CHARS_PER_TOKEN)
@@ -730,74 +722,3 @@ def _messages(record: dict) -> list[dict]:
             raise _Bad(f"messages[{i}].content", "missing (required)")
         messages.append({"role": role, "content": _text_blocks(message["content"], f"messages[{i}].content")})
     return messages
-
-
-def _flat_text(blocks: list[dict] | None) -> str:
-    return "\n".join(b["text"] for b in blocks or () if b.get("type") == "text")
-
-
-def response_digest(text: str | None) -> bytes | None:
-    """What mismatch counting compares: a 128-bit BLAKE2b of the response with leading and
-    trailing whitespace stripped. A digest, not the text, keeps memory small on long logs;
-    two different answers share one with probability about 2**-128."""
-    return None if text is None else hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
-
-
-REQUEST_PARTS = ("system", "messages")  # key = "request": today's key (settings.KEY_MODES)
-
-
-def request_key(task: str, model: str, system: list[dict] | None, messages: list[dict],
-                params: dict | None = None, parts: tuple[str, ...] = REQUEST_PARTS,
-                scope: list | None = None) -> bytes:
-    """The exact-match key (L1 and L2): a hash of task, model, system, messages and the keyed
-    request parameters in canonical JSON. No parameters: the hash of the first four alone, the
-    key of a log that records none (as before parameters were keyed). Other key `parts` (README
-    "Keys and scope"): task, model and an object of those parts instead; a `scope`: its values
-    too (a list, where parameters are an object: each reads back one way only)."""
-    if parts == REQUEST_PARTS:
-        body = [task, model, system, messages]
-    else:
-        body = [task, model, {part: key_part(part, system, messages) for part in parts}]
-    canonical = canonical_json(body)  # in the record's place: TooDeep as the record is
-    if scope is not None:
-        canonical += canonical_json(["scope", *scope])
-    if params:  # one JSON value after the other: their canonical JSON reads back one way only
-        canonical += canonical_json(params)  # a parameter at the record's level (top-level tools are)
-    return hashlib.sha256(canonical).digest()  # bytes, not hex: half the memory on long logs
-
-
-def key_part(part: str, system: list[dict] | None, messages: list[dict]) -> Any:
-    """One part of a key (settings.KEY_PARTS): the system blocks, the messages as recorded,
-    the conversation (each message's role and text, no system: what the reference design's
-    conversation_hash hashes) or the last user message's text (its message_hash)."""
-    if part == "system":
-        return system
-    if part == "messages":
-        return messages
-    if part == "conversation":
-        return [[message["role"], _flat_text(message["content"])] for message in messages]
-    return embedding_text(messages)
-
-
-def scope_digest(values: list | None) -> bytes | None:
-    """What L3 compares of two calls' scopes (Call.scope): a 128-bit BLAKE2b of their values."""
-    return None if values is None else hashlib.blake2b(canonical_json(values), digest_size=16).digest()
-
-
-def params_digest(params: dict) -> bytes | None:
-    """What L3 compares of two calls' keyed parameters: a 128-bit BLAKE2b of their canonical
-    JSON; None when there are none."""
-    return hashlib.blake2b(canonical_json(params), digest_size=16).digest() if params else None
-
-
-def param_bits(params: dict) -> int:
-    """Which of PARAMS a call gives (Call.param_names)."""
-    return sum(1 << i for i, name in enumerate(PARAMS) if name in params)
-
-
-def embedding_text(messages: list[dict]) -> str:
-    """What L3 compares: the text of the last user message (its text blocks joined with newlines)."""
-    for message in reversed(messages):
-        if message["role"] == "user":
-            return _flat_text(message["content"])
-    return ""

@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from tiercli.errors import LogError, TiercliError
-from tiercli.ingest.events import Call
+from tiercli.core.events import Call
 from tiercli.economics.pricing import PICO, Pricer
 from tiercli.live.journal import Journal
 
@@ -575,8 +575,8 @@ def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, tu
     planned calls whose recorded parameters were not sent, by parameter (sent_params)."""
     import numpy as np
 
-    from tiercli.engine.answers import AnswerJudge
-    from tiercli.ingest.shape import CallShape
+    from tiercli.core.answers import AnswerJudge
+    from tiercli.core.shape import CallShape
 
     seqs = table["seq"].to_numpy()
     got = [run.calls.get(int(s)) for s in seqs]

@@ -14,7 +14,7 @@ import orjson
 
 from tiercli.errors import shown
 from tiercli.ingest import chat
-from tiercli.ingest.depth import TOO_DEEP, TOO_DEEP_HINT, TooDeep, canonical_json, require_within
+from tiercli.core.depth import TOO_DEEP, TOO_DEEP_HINT, TooDeep, canonical_json, require_within
 from tiercli.ingest.foreign import api_params, boolean, timestamp
 from tiercli.ingest.formats.map import LATENCY_DECIMALS, mapped_fields
 from tiercli.ingest.records import RecordProblem

@@ -51,7 +51,8 @@ from tiercli.ingest.foreign import Builder, api_params, boolean, number, text, t
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.formats._bodies import (absent, answer_text, json_value, latency_ms, mapping, pick,
                                             request_fields, with_field_map)
-from tiercli.ingest.formats.map import LATENCY_DECIMALS, MISSING, value_at
+from tiercli.core.fieldmap import value_at
+from tiercli.ingest.formats.map import LATENCY_DECIMALS, MISSING
 from tiercli.ingest.items import Item
 from tiercli.ingest.records import RecordProblem
 

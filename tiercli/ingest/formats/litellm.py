@@ -21,7 +21,8 @@ from tiercli.ingest import chat
 from tiercli.ingest.foreign import Builder, api_params, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.formats.map import LATENCY_DECIMALS, TOKENS, mapped_fields
-from tiercli.ingest.items import items, json_text
+from tiercli.core.fieldmap import json_text
+from tiercli.ingest.items import items
 from tiercli.ingest.records import RecordProblem
 
 # Call types that are not a model answering a prompt (embeddings, images, audio, files, batches,

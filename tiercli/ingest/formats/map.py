@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tiercli.ingest import chat, fieldmap
-from tiercli.ingest.depth import require_within
+from tiercli.core import fieldmap
+from tiercli.ingest import chat
+from tiercli.core.depth import require_within
 from tiercli.ingest.foreign import Builder, api_params, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
-from tiercli.ingest.items import items, json_text
+from tiercli.core.fieldmap import json_text, value_at
+from tiercli.ingest.items import items
 from tiercli.ingest.records import RecordProblem
 
 MISSING = fieldmap.MISSING
@@ -34,25 +36,6 @@ LATENCY_DECIMALS = 3  # ms to the microsecond: what the exports' times hold; hid
 
 
 # --- reading a path -----------------------------------------------------------------------------
-
-def value_at(record: Any, path: str) -> Any:
-    """The value at a dotted path (fieldmap.py's syntax), or MISSING; JSON text met on the way
-    is parsed, so `metadata.contact_id` reaches into a metadata column kept as JSON text."""
-    value = fieldmap.lookup(record, path)
-    if value is not MISSING:
-        return value
-    value = record
-    for part in fieldmap.split_path(path):
-        value = json_text(value)
-        if isinstance(value, dict):
-            if part not in value:
-                return MISSING
-            value = value[part]
-        elif isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return MISSING
-    return value
 
 
 def _without_nones(value: dict) -> dict:

@@ -27,10 +27,10 @@ from typing import Any, NamedTuple
 import orjson
 
 from tiercli.errors import LogError, shown
-from tiercli.ingest import fieldmap
+from tiercli.core import fieldmap
 from tiercli.ingest.chat import (ToolCalls, response_text, split_into, split_messages, transcript_messages,
                                  turn_of, usage_from, usage_object)
-from tiercli.ingest.depth import MAX_DEPTH, TOO_DEEP, TOO_DEEP_HINT, require_within
+from tiercli.core.depth import MAX_DEPTH, TOO_DEEP, TOO_DEEP_HINT, require_within
 from tiercli.ingest.foreign import Builder, FormatRead, ReadOptions, api_params, boolean, number, text, timestamp
 from tiercli.ingest.formats import Sample
 from tiercli.ingest.items import Item, items

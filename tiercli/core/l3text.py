@@ -12,7 +12,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tiercli.engine.answers import capture_pattern, first_group
+from tiercli.core.answers import capture_pattern, first_group
+from tiercli.core.fieldmap import MISSING, value_at
+from tiercli.core.keys import embedding_text
+from tiercli.core.problems import RecordProblem
 from tiercli.errors import described
 
 L3_TEXT_KINDS = ("last-user", "all-user", "regex", "field", "strip-template")
@@ -51,7 +54,6 @@ def l3_text(choice: L3Text, messages: list[dict], record: dict | None, needed: b
     field:PATH reads `record`, the record as its source wrote it; a field that is absent or
     null is a RecordProblem naming PATH (the reader makes it a LogError naming the line),
     unless the text is not `needed` (a bypassed or keyless call, never looked up): then ""."""
-    from tiercli.ingest.records import embedding_text
 
     if choice.kind in ("last-user", "strip-template"):
         return embedding_text(messages)
@@ -67,7 +69,6 @@ def l3_text(choice: L3Text, messages: list[dict], record: dict | None, needed: b
 def all_user_text(messages: list[dict]) -> str:
     """Every user message's text (each as last-user reads one), in order, joined with a
     newline; a user message with no text (only images, say) adds nothing."""
-    from tiercli.ingest.records import embedding_text
 
     return "\n".join(text for m in messages if m["role"] == "user" and (text := embedding_text([m])))
 
@@ -86,12 +87,8 @@ def regex_text(pattern: str, text: str) -> str:
 
 
 def field_text(path: str, record: dict | None, needed: bool = True) -> str:
-    """The value at a dotted path of the record (--map's syntax, tiercli/ingest/fieldmap.py;
+    """The value at a dotted path of the record (--map's syntax, tiercli/core/fieldmap.py;
     JSON text met on the way is parsed), as text: a string as it is, a number as JSON writes it."""
-    from tiercli.ingest.fieldmap import MISSING
-    from tiercli.ingest.formats.map import value_at
-    from tiercli.ingest.records import RecordProblem
-
     value = value_at(record, path) if record is not None else None
     if value is None or value is MISSING:
         if not needed:

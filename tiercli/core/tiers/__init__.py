@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from tiercli.ingest.events import Call
-from tiercli.engine.tiers.base import Entry, Origin
-from tiercli.engine.tiers.exact import ExactTier, PerWorkerTier
-from tiercli.engine.tiers.semantic import SemanticTier
+from tiercli.core.events import Call
+from tiercli.core.tiers.base import Entry, Origin
+from tiercli.core.tiers.exact import ExactTier, PerWorkerTier
+from tiercli.core.tiers.semantic import SemanticTier
 
 
 class Tier(Protocol):

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from tiercli.ingest.events import Call
-from tiercli.settings import TIER_NAMES, Settings
+from tiercli.core.events import Call
+
+if TYPE_CHECKING:  # a type only: the settings import the core, not the other way
+    from tiercli.settings import Settings
+
+TIER_NAMES = ("l1", "l2", "l3")
 
 
 class TtlPolicy:

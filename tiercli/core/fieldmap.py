@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from tiercli.errors import UsageError
 
 # What a map can set: tiercli's record fields (README "Log format") and what spans lack.
@@ -79,3 +81,36 @@ def lookup(record: Any, path: str) -> Any:
 def get(record: Any, path: str, default: Any = None) -> Any:
     value = lookup(record, path)
     return default if value is MISSING else value
+
+
+def json_text(value: Any) -> Any:
+    """A string holding a JSON object or array, parsed (exports keep nested fields as JSON
+    text: a CSV cell, LiteLLM's metadata); any other value as it is."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+            try:
+                return orjson.loads(stripped)
+            except orjson.JSONDecodeError:
+                return value
+    return value
+
+
+def value_at(record: Any, path: str) -> Any:
+    """The value at a dotted path (fieldmap.py's syntax), or MISSING; JSON text met on the way
+    is parsed, so `metadata.contact_id` reaches into a metadata column kept as JSON text."""
+    value = lookup(record, path)
+    if value is not MISSING:
+        return value
+    value = record
+    for part in split_path(path):
+        value = json_text(value)
+        if isinstance(value, dict):
+            if part not in value:
+                return MISSING
+            value = value[part]
+        elif isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return MISSING
+    return value

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tiercli.ingest.events import Call
-from tiercli.engine.tiers.base import Entry, Origin, Store
+from tiercli.core.events import Call
+from tiercli.core.tiers.base import Entry, Origin, Store
 
 
 class ExactTier(Store):

@@ -70,3 +70,5 @@ class TagChange(msgspec.Struct, gc=False, array_like=True, tag=True):
 
 
 Event = Call | TagChange
+
+NO_LEAD = "(no lead)"  # the lead of a record that names none (other formats' readers; a scope `lead` then has no value)

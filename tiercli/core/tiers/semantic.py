@@ -28,8 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tiercli.ingest.events import Call
-from tiercli.engine.tiers.base import Entry, Origin, Store
+from tiercli.core.events import Call
+from tiercli.core.tiers.base import Entry, Origin, Store
 
 PER_TEXT_BELOW = 0.5  # score per distinct text when there are fewer than this many per row
 # A block holds between BLOCK_MIN and BLOCK_MAX upcoming look-ups, and about a quarter as many

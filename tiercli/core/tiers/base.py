@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from tiercli.ingest.events import Call
+from tiercli.core.events import Call
 
 INF = float("inf")
 SWEEP_MIN_ENTRIES = 4096  # an unbounded store drops its expired entries when it doubles past this
@@ -38,7 +38,7 @@ class Store:
 
     def __init__(self, name: str, ttl_of: Callable[[Call], float | None], max_entries: int | None):
         self.name = name
-        self.ttl_of = ttl_of  # the TTL for an entry stored by this call (see tiercli/engine/ttl.py)
+        self.ttl_of = ttl_of  # the TTL for an entry stored by this call (see tiercli/core/ttl.py)
         self.max_entries = max_entries
         self.entries: OrderedDict[bytes, Entry] = OrderedDict()
         self.by_lead: dict[str, set[str]] = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from tiercli.ingest.problems import RecordProblem
+from tiercli.core.problems import RecordProblem
 
 MAX_DEPTH = 200  # levels, counted from the record
 ORJSON_DEPTH = 254  # the deepest nesting orjson.dumps writes

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 
-from tiercli.ingest.events import Call
-from tiercli.engine.tiers.base import Entry, Origin
+from tiercli.core.events import Call
+from tiercli.core.tiers.base import Entry, Origin
 
 _DROP = """
 local function drop(k)

@@ -9,7 +9,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from tiercli.ingest.records import REQUEST_PARTS, RecordProblem, embedding_text, response_digest
+from tiercli.core.problems import RecordProblem
+from tiercli.core.answers import answer_digest, parse_rule, uses_embedding
+from tiercli.core.events import NO_LEAD
+from tiercli.core.fieldmap import MISSING, lookup
+from tiercli.core.keys import PARAMS, REQUEST_PARTS, embedding_text, response_digest
+from tiercli.core.l3text import l3_text, parse_l3_text, regex_group
 
 MISSING_SCOPE = None  # the scope value of a call that has none (counted: CallShape.scope_missing)
 
@@ -36,8 +41,6 @@ class CallShape:
     def rule(self, task: str):
         rule = self._rules.get(task)
         if rule is None:
-            from tiercli.engine.answers import parse_rule
-
             rule = self._rules[task] = (self.settings.answer_rule(task) if self.settings is not None
                                         else parse_rule("exact"))
         return rule
@@ -45,8 +48,6 @@ class CallShape:
     def l3_choice(self, task: str):
         choice = self._texts.get(task)
         if choice is None:
-            from tiercli.engine.l3text import parse_l3_text
-
             choice = self._texts[task] = (self.settings.l3_text_for(task) if self.settings is not None
                                           else parse_l3_text("last-user"))
         return choice
@@ -58,8 +59,6 @@ class CallShape:
             return params, {}
         names = self._key_params.get(task)
         if names is None:
-            from tiercli.ingest.records import PARAMS
-
             names = self._key_params[task] = (self.settings.key_params_for(task) if self.settings is not None
                                               else PARAMS)
         kept = {name: value for name, value in params.items() if name in names}
@@ -80,9 +79,6 @@ class CallShape:
         assigns it (its recorded one; "default" when it has none, as engine/replay.py
         fixed_workers), an attrs.PATH's value in `attrs_root`. A value the call lacks (no lead,
         no such field, null) is MISSING_SCOPE, counted in scope_missing when `counted`."""
-        from tiercli.ingest.fieldmap import MISSING, lookup
-        from tiercli.ingest.foreign import NO_LEAD
-
         values: list = []
         misses = self.scope_missing.setdefault(task, {}) if counted else None
         for name in self.keying(task)[1]:
@@ -133,23 +129,17 @@ class CallShape:
         if choice.kind == "last-user":
             return embedding_text(messages)
         if choice.kind == "regex":  # counted when it matches nothing: the whole text is embedded then
-            from tiercli.engine.l3text import regex_group
-
             whole = embedding_text(messages)
             group = regex_group(choice.pattern, whole)
             if group is None and needed:
                 self.regex_unmatched[task] = self.regex_unmatched.get(task, 0) + 1
             return whole if group is None else group
-        from tiercli.engine.l3text import l3_text
-
         return l3_text(choice, messages, record, needed)
 
     def digest(self, task: str, response: str | None) -> bytes | None:
         rule = self.rule(task)
         if rule.kind == "exact" or response is None:
             return response_digest(response)
-        from tiercli.engine.answers import answer_digest
-
         digest = answer_digest(rule, response)
         if rule.kind == "embedding":  # its answers are embedded before the replay: keep their texts
             self.answer_texts[digest] = response.strip()
@@ -160,8 +150,6 @@ class CallShape:
         """Whether this shape keeps what a forked reader would not send back: the answer texts
         of tasks that compare answers by embedding, or the count of calls a regex l3_text
         matched nothing in. Such logs are read in one process."""
-        from tiercli.engine.answers import uses_embedding
-
         if self.settings is None:
             return False
         l3_texts = [self.settings.l3_text] + [options["l3_text"] for options in self.settings.task_options.values()
