@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tiercli.ingest.events import Call, Event, TagChange
+from tiercli.core.events import Call, Event, TagChange
 from tiercli.settings import Settings
-from tiercli.engine.answers import UNPARSABLE, AnswerJudge
-from tiercli.engine.tiers import ExactTier, Origin, PerWorkerTier, SemanticTier, Tier
-from tiercli.engine.ttl import TtlPolicy
+from tiercli.core.answers import AnswerJudge
+from tiercli.core.lookup import is_stale, look_up, mismatch, store
+from tiercli.core.tiers import ExactTier, Origin, PerWorkerTier, SemanticTier, Tier
+from tiercli.core.ttl import TtlPolicy
 
 OUTCOMES = ("l1", "l2", "l3", "miss", "bypass")
 MISS, BYPASS = OUTCOMES.index("miss"), OUTCOMES.index("bypass")
@@ -43,7 +44,7 @@ def _make_l1(ctx: TierContext) -> Tier:
 
 def _make_l2(ctx: TierContext) -> Tier:
     if ctx.redis is not None:
-        from tiercli.engine.tiers.redis import RedisTier
+        from tiercli.core.tiers.redis import RedisTier
 
         return RedisTier("l2", ctx.ttl_policy.ttl_of("l2"), ctx.settings.l2_max_entries, ctx.redis, ctx.redis_prefix)
     return ExactTier("l2", ctx.ttl_policy.ttl_of("l2"), ctx.settings.l2_max_entries)
@@ -212,20 +213,12 @@ class _Replayer:
         if call.keyless:  # recorded without its request: nothing to look up or store
             self._record(MISS, None, call, similarity, lookup_ms)
             return
-        for level, tier in enumerate(tiers):
-            entry, seen = tier.find(call, worker, t)
-            lookup_ms += tier.last_lookup_ms if tier.measures_latency else latency_of_tier[level]
-            if seen is not None:
-                similarity = seen
-            if entry is not None:
-                for upper in tiers[:level]:  # fill the tiers that missed, keeping the origin
-                    upper.insert(call, worker, entry.origin, t)
-                self._record(outcome_of_tier[level], entry.origin, call, similarity, lookup_ms)
-                return
-        origin = Origin(call.seq, lead, t, call.response_digest)
-        for tier in tiers:
-            tier.insert(call, worker, origin, t)
-        self._record(MISS, None, call, similarity, lookup_ms)
+        found = look_up(tiers, latency_of_tier, call, worker, t)
+        if found.entry is not None:
+            self._record(outcome_of_tier[found.level], found.entry.origin, call, found.similarity, found.lookup_ms)
+            return
+        store(tiers, call, worker, Origin(call.seq, lead, t, call.response_digest), t)
+        self._record(MISS, None, call, found.similarity, found.lookup_ms)
 
     def _record(self, outcome: int, origin: Origin | None, call: Call, similarity: float, lookup_ms: float) -> None:
         result = self.result
@@ -238,13 +231,5 @@ class _Replayer:
             result.source_seq.append(-1)
             return
         result.source_seq.append(origin.seq)
-        result.stale.append(origin.lead == call.lead and origin.seq < self.last_tag_seq.get(call.lead, -1))
-        a, b = origin.response_digest, call.response_digest  # None: no answer recorded, nothing to compare
-        if a is None or b is None or (a == b and a != UNPARSABLE):
-            result.mismatched.append(0)
-        elif a == UNPARSABLE or b == UNPARSABLE:  # counts as differs, and is counted apart
-            result.mismatched.append(2)
-        elif self.judge is None:
-            result.mismatched.append(1)
-        else:
-            result.mismatched.append(1 if self.judge.differ(call.task, a, b) else 0)
+        result.stale.append(is_stale(origin, call, self.last_tag_seq.get(call.lead, -1)))
+        result.mismatched.append(mismatch(origin.response_digest, call.response_digest, call.task, self.judge))
