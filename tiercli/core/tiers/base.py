@@ -21,6 +21,9 @@ class Origin(msgspec.Struct, frozen=True, gc=False):  # msgspec: built in C, onc
     lead: str
     ts: float
     response_digest: bytes | None
+    # The served answer (the API Message's JSON), set only by the runtime cache (tiercli.cache);
+    # replay never sets it, so a replay's origins stay as small as before.
+    answer: bytes | None = None
 
 
 class Entry(msgspec.Struct, gc=False):
