@@ -17,21 +17,19 @@ message (transcript_messages).
 Answers: the text of a Chat Completions, Messages, Responses API or Gemini response, or of a
 message (module function response_text).
 
-Tokens: tiercli counts input as Anthropic's API reports it, excluding cached tokens. OpenAI's
-`prompt_tokens` and the OpenTelemetry GenAI `input_tokens` include them, so there the uncached
-input is the reported input minus cache reads and cache writes."""
+Tokens: tiercli/ingest/usage.py (usage_object, usage_from), named here too for the formats."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from tiercli.errors import shown
-from tiercli.ingest.foreign import number
-from tiercli.ingest.records import CACHE_CREATION, CACHE_TTL_FIELDS, RecordProblem, cache_writes
+from tiercli.core.problems import RecordProblem
+# the usage readers live below this module and records.py; the formats read them here as chat.usage_object etc.
+from tiercli.ingest.usage import Usage, split_into, token_count, usage_from, usage_object  # noqa: F401
 
 SYSTEM_ROLES = ("system", "developer")
 # Other names of the user's and the assistant's turns: LangChain's message types, Gemini's model turn
@@ -371,100 +369,3 @@ def response_text(value: Any) -> str | None:
         texts = [t for t in texts if t is not None]
         return "\n".join(texts) if texts else None
     return None
-
-
-@dataclass
-class Usage:
-    """Tokens as tiercli counts them: input excludes cache reads and writes."""
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read: int | None = None
-    cache_write: int | None = None  # every cache write
-    # the writes' split by TTL (Anthropic's usage.cache_creation), where the source recorded it
-    cache_write_5m: int | None = None
-    cache_write_1h: int | None = None
-    split_field: str | None = None  # where the split was read; None when it was not
-
-
-def token_count(value: Any, field: str) -> int | None:
-    """A token count as exports write it (a number, or text in CSV); None when absent."""
-    try:
-        read = number(value, field)
-    except RecordProblem:
-        read = -1.0
-    if read is None:
-        return None
-    if not read.is_integer() or read < 0:
-        raise RecordProblem(field, f"must be a non-negative integer, got {shown(value)}")
-    return int(read)
-
-
-def usage_from(input_tokens: Any = None, output_tokens: Any = None, cache_read: Any = None, cache_write: Any = None,
-               *, input_includes_cache: bool, fields: tuple[str, str, str, str] = (
-                   "input_tokens", "output_tokens", "cache_read", "cache_write"),
-               split: Any = None, split_field: str = "cache_creation", split_names: tuple[str, str] = CACHE_TTL_FIELDS,
-               split_apart: bool = False) -> Usage:
-    """Usage from reported values; `input_includes_cache`: the source counts cached tokens in
-    its input (OpenAI, OpenTelemetry GenAI), so they are taken out. `split`: an object that
-    splits the cache writes by TTL, its 5-minute and 1-hour counts under `split_names`
-    (Anthropic's usage.cache_creation by default), read at `split_field`. The writes are the sum
-    of the split when `cache_write` is not given, or with `split_apart` (the source counts the
-    split writes apart from cache_write, as Langfuse does), cache_write plus that sum."""
-    usage = Usage(token_count(input_tokens, fields[0]), token_count(output_tokens, fields[1]), token_count(cache_read, fields[2]),
-                  token_count(cache_write, fields[3]))
-    if split is not None:
-        if not isinstance(split, dict):
-            raise RecordProblem(split_field, f"must be an object ({', '.join(split_names)}), "
-                                             f"got {type(split).__name__}")
-        five_minutes, one_hour = (token_count(split.get(name), f"{split_field}.{name}") for name in split_names)
-        if five_minutes is not None or one_hour is not None:
-            if split_apart:
-                usage.cache_write = (usage.cache_write or 0) + (five_minutes or 0) + (one_hour or 0)
-            usage.cache_write, _ = cache_writes(usage.cache_write, five_minutes, one_hour, split_field)
-            usage.cache_write_5m, usage.cache_write_1h, usage.split_field = five_minutes, one_hour, split_field
-    if input_includes_cache and usage.input_tokens is not None:
-        cached = (usage.cache_read or 0) + (usage.cache_write or 0)
-        if cached > usage.input_tokens:
-            raise RecordProblem(fields[0], f"{usage.input_tokens:,} input tokens, fewer than the {cached:,} cached "
-                                f"tokens this format counts in them",
-                                hint="this format's input tokens include cache reads and writes (README "
-                                     '"Bring your logs"); is the field map pointing at the right field?')
-        usage.input_tokens -= cached
-    return usage
-
-
-def split_into(usage: Usage, record: dict, origin: dict) -> None:
-    """The cache writes' split by TTL, where `usage` has one, into a record in tiercli's shape
-    (its `cache_creation` field, as Anthropic's usage holds it) and where it came from."""
-    if usage.split_field is not None:
-        record[CACHE_CREATION] = dict(zip(CACHE_TTL_FIELDS, (usage.cache_write_5m, usage.cache_write_1h)))
-        origin[CACHE_CREATION] = usage.split_field
-
-
-def usage_object(usage: Any, field: str = "usage") -> Usage:
-    """An API's usage object, either shape: Anthropic's (input_tokens excludes cached tokens)
-    or OpenAI's (prompt_tokens includes prompt_tokens_details.cached_tokens)."""
-    if usage is None:
-        return Usage()
-    if not isinstance(usage, dict):
-        raise RecordProblem(field, f"must be an object, got {type(usage).__name__}")
-    if "prompt_tokens" in usage or "completion_tokens" in usage:
-        details = usage.get("prompt_tokens_details") or {}
-        cache_read = details.get("cached_tokens") if isinstance(details, dict) else None
-        # LiteLLM and others carry Anthropic's own counts beside the OpenAI ones
-        cache_read = usage.get("cache_read_input_tokens", cache_read)
-        cache_write = usage.get("cache_creation_input_tokens")
-        # LiteLLM's Usage splits Anthropic's writes by TTL here (its CacheCreationTokenDetails)
-        split = details.get("cache_creation_token_details") if isinstance(details, dict) else None
-        return usage_from(usage.get("prompt_tokens"), usage.get("completion_tokens"), cache_read, cache_write,
-                          input_includes_cache=True,
-                          fields=(f"{field}.prompt_tokens", f"{field}.completion_tokens",
-                                  f"{field}.prompt_tokens_details.cached_tokens",
-                                  f"{field}.cache_creation_input_tokens"),
-                          split=split, split_field=f"{field}.prompt_tokens_details.cache_creation_token_details")
-    return usage_from(usage.get("input_tokens"), usage.get("output_tokens"), usage.get("cache_read_input_tokens"),
-                      usage.get("cache_creation_input_tokens"), input_includes_cache=False,
-                      fields=(f"{field}.input_tokens", f"{field}.output_tokens", f"{field}.cache_read_input_tokens",
-                              f"{field}.cache_creation_input_tokens"),
-                      split=usage.get("cache_creation"), split_field=f"{field}.cache_creation")

@@ -17,6 +17,7 @@ from tiercli.core.events import NO_LEAD, Call, Event, TagChange
 from tiercli.ingest.items import Item
 from tiercli.ingest.records import RecordProblem, TS_MAX, TS_MIN, call_of_record, parse_tag_change
 from tiercli.ingest.sources import Source
+from tiercli.ingest.values import number  # noqa: F401  (the formats read it here)
 from tiercli.words import count
 
 
@@ -260,19 +261,6 @@ def _epoch(number: int | float, field_name: str, unit: float | None) -> float:
     if unit is None:
         unit = next(scale for below, scale in EPOCH_UNITS if number < below)
     return number / unit
-
-
-def number(value: Any, field_name: str) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise RecordProblem(field_name, f"must be a number, got {shown(value)}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RecordProblem(field_name, f"must be a number, got {shown(value)}")
-    return float(value)
 
 
 def boolean(value: Any, field_name: str) -> bool | None:

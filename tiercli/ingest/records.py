@@ -22,24 +22,19 @@ from tiercli.core.events import Call, Event, TagChange
 from tiercli.core.keys import (PARAM_ALIASES, PARAMS, REQUEST_PARTS, embedding_text, flat_text, param_bits,
                                params_digest, request_key, response_digest, scope_digest)
 from tiercli.core.problems import RecordProblem  # what call_of_record raises: .field, .problem, .hint
+# the usage readers, below this module and the other formats' (inspect and record.py read these names here)
+from tiercli.ingest.usage import (CACHE_CREATION, CACHE_TTL_FIELDS, MAX_TOKENS, USAGE_FIELDS,  # noqa: F401
+                                  cache_writes, usage_fields)
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
 
 # Plausibility bounds (README "Log format"): beyond them a value is an error in the log, never
-# a figure (an infinite latency, a time no date holds). Tokens: a thousand times the largest
-# context window of today's models; pricing.py checks that the costs still add up exactly.
-MAX_TOKENS = 10**9
+# a figure (an infinite latency, a time no date holds). Tokens: MAX_TOKENS (ingest/usage.py).
 MAX_LATENCY_MS = 86_400_000.0  # a day
 TS_MIN, TS_MAX = 0.0, 4_102_444_800.0  # 1970-01-01 to 2100-01-01 UTC: what datetime and pandas both hold
 PARSER_MAX_DEPTH = 1024  # orjson's limit: deeper JSON is not valid JSON here
-# Usage as APIs report it: read for the token fields a record does not give (README "Log format").
-USAGE_FIELDS = ("usage", "prompt_tokens", "completion_tokens")
 
 _CALL_OPTIONAL_INTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-# Anthropic's split of cache_creation_input_tokens by TTL (usage.cache_creation): 5-minute writes
-# cost 1.25x input, 1-hour writes 2x
-CACHE_CREATION = "cache_creation"
-CACHE_TTL_FIELDS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 _CALL_OPTIONAL_BOOLS = ("streaming", "use_tools")
 
 
@@ -507,33 +502,6 @@ def _tokens(value: Any, field: str) -> int | None:
     return value
 
 
-def cache_writes(total: int | None, five_minutes: int | None, one_hour: int | None, field: str | None,
-                 marked_one_hour=lambda: False) -> tuple[int | None, int]:
-    """(all cache-write tokens, the 1-hour ones among them) of a call. `five_minutes` and
-    `one_hour`: Anthropic's split of the writes by TTL (usage.cache_creation), None where not
-    recorded. The API's total is their sum: an absent total is taken to be it, a smaller one is
-    an error (`field` names the split), and what a larger one has beyond it is not split (a
-    record without the split, a stream whose last count grew). Writes not split are 1-hour
-    writes when marked_one_hour(), that is when every cache_control marker of the request asks for
-    the 1-hour TTL, so the API wrote nothing else; else 5-minute writes, the API's default."""
-    split = (five_minutes or 0) + (one_hour or 0)
-    if total is None:
-        if five_minutes is None and one_hour is None:
-            return None, 0
-        if split > MAX_TOKENS:
-            raise _Bad(field, f"{split:,} cache-write tokens in all is beyond the plausible bound of "
-                              f"{MAX_TOKENS:,} for one call")
-        total = split
-    elif split > total:
-        raise _Bad(field, f"splits {split:,} cache-write tokens by TTL, more than the {total:,} of "
-                          f"cache_creation_input_tokens",
-                   hint="the API's cache_creation_input_tokens is the sum of the 5-minute and 1-hour writes")
-    one_hour = one_hour or 0
-    if total > split and marked_one_hour():
-        one_hour += total - split
-    return total, one_hour
-
-
 def _marked_one_hour(tools: Any, system: Any, contents) -> bool:
     """Whether the request marks prompt-cache breakpoints (cache_control on a tool, a system
     block or a message's content block, as compare reads them: ingest/prompt_parts.py) and every
@@ -548,33 +516,6 @@ def _marked_one_hour(tools: Any, system: Any, contents) -> bool:
                         return False
                     marked = True
     return marked
-
-
-def usage_fields(record: dict) -> dict[str, Any]:
-    """Token fields from a usage object (`usage`, in Anthropic's or OpenAI's shape), or from
-    top-level OpenAI `prompt_tokens` / `completion_tokens`; normalised by chat.usage_object:
-    input excludes cached tokens."""
-    if all(record.get(name) is None for name in USAGE_FIELDS):
-        return {}
-    from tiercli.ingest.chat import usage_object
-
-    usage = record.get("usage")
-    flat = usage is None
-    if flat:
-        usage = {name: record[name] for name in ("prompt_tokens", "completion_tokens", "prompt_tokens_details")
-                 if record.get(name) is not None}
-    try:
-        read = usage_object(usage)
-    except _Bad as bad:
-        if flat and bad.field:
-            bad.field = bad.field.removeprefix("usage.")
-        raise
-    fields = {"input_tokens": read.input_tokens, "output_tokens": read.output_tokens,
-              "cache_read_input_tokens": read.cache_read, "cache_creation_input_tokens": read.cache_write}
-    if read.split_field is not None:  # the writes' split by TTL, and where it was read
-        fields.update({CACHE_CREATION: (read.cache_write_5m, read.cache_write_1h),
-                       "split_field": read.split_field.removeprefix("usage.") if flat else read.split_field})
-    return fields
 
 
 def _make_call(line_no: int, ts: float, lead: str, task: str, model: str, worker: str | None,
