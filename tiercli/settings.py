@@ -18,10 +18,10 @@ from tiercli.core.fieldmap import TARGETS, parse_map
 from tiercli.core.keys import PARAM_ALIASES, PARAMS
 from tiercli.core.l3text import parse_l3_text
 from tiercli.core.ttl import TIER_NAMES
-from tiercli import executor
 from tiercli.redis.conn import URL_FORMS, mask_url, url_problem
 
 INVALIDATION_MODES = ("local", "broadcast")
+CACHE_MODES = ("live", "shadow")  # the runtime cache (tiercli.cache): serve hits, or only record what it would serve
 # key = "request" (today's rule) | "last-user" | "conversation" | "scope-only" | a list of parts
 KEY_PARTS = ("system", "messages", "conversation", "last-user")
 KEY_MODES = {"request": ("system", "messages"), "last-user": ("last-user",), "conversation": ("conversation",),
@@ -90,6 +90,7 @@ class Settings:
     # else a private local instance)
     executor: str = "local"
     ray_address: str | None = None
+    mode: str = "live"  # the runtime cache's (tiercli.cache): "live" serves hits, "shadow" calls the API always
 
     def __post_init__(self):
         # A TTL of 0 turns a tier off: a tier off for every task is not looked up, stored or
@@ -247,6 +248,12 @@ def check_threshold(value: Any) -> float:
 def check_invalidation(value: Any) -> str:
     if value not in INVALIDATION_MODES:
         raise ValueError(f"must be one of {', '.join(INVALIDATION_MODES)}, got {described(value)}")
+    return value
+
+
+def check_mode(value: Any) -> str:
+    if value not in CACHE_MODES:
+        raise ValueError(f"must be one of {', '.join(CACHE_MODES)}, got {described(value)}")
     return value
 
 
@@ -618,8 +625,31 @@ def check_executor(value: Any) -> str:
     return value
 
 
+# Checked here, with every other setting, so that reading a config never imports the executor
+# package (the runtime cache reads configs: tests/test_cache_imports.py); tiercli.executor re-exports it.
+RAY_ADDRESS_FORMS = "auto (a cluster started on this machine with `ray start --head`) or HOST:PORT of the head node"
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+                   r"|\[[0-9A-Fa-f:.]+\]")
+
+
 def check_ray_address(value: Any) -> str:
-    return executor.check_ray_address(value)  # auto or HOST:PORT; ray:// refused, with what instead
+    """'auto', or HOST:PORT (a port from 1 to 65535); a ray:// address (Ray Client) is refused
+    with what to use instead. Raises ValueError, which the flag and config readers report."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be {RAY_ADDRESS_FORMS}, got {value!r}")
+    address = value.strip()
+    if address == "auto":
+        return address
+    if address.lower().startswith("ray://"):
+        raise ValueError(f"{address!r}: ray:// addresses (Ray Client) are not supported; give the head node's "
+                         f"HOST:PORT (the port of `ray start --head`, 6379 by default) from a machine of the "
+                         f"cluster's network, or run tiercli on the head node with auto")
+    host, colon, port = address.rpartition(":")
+    if not colon or not _HOST.fullmatch(host) or not port.isdigit():
+        raise ValueError(f"{address!r} is not a Ray address: use {RAY_ADDRESS_FORMS}, e.g. 10.0.0.5:6379")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{address!r}: port {port} is out of range (1 to 65535)")
+    return address
 
 
 def check_discount(value: Any) -> float:
@@ -663,6 +693,7 @@ _CHECKS = {
     "workers": check_workers,
     "l3_threshold": check_threshold,
     "invalidation": check_invalidation,
+    "mode": check_mode,
     "l3_model": check_model_path,
     "default_latency_ms": check_latency,
     "l2_redis_url": check_redis_url,
