@@ -6,8 +6,10 @@ entries expired by log time t (a sorted set by expiry), as Redis's own expiry wo
 memory Redis reports is what this TTL needs. A real PEXPIRE (twice the TTL plus 10 minutes of
 wall time) is only a safety net for keys left by a crashed run. Deleting expired entries early
 changes no outcome: they can never be hit again, and capacity evicts a live entry only when
-live entries fill it. Capacity (l2_max_entries) keeps a sorted set of use order; a tag change
-uses a per-lead set of keys, never a scan."""
+live entries fill it. Capacity (l2_max_entries) keeps a sorted set of use order, numbered by a
+counter in Redis so that several processes sharing the tier (the runtime cache, tiercli.cache)
+keep one order; a tag change uses a per-lead set of keys, never a scan. The runtime cache's
+served answer (Origin.answer) is kept in field "a"; replay stores none."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ end
 """
 
 # KEYS: entry, lead set. ARGV: prefix, expiry ('' = none), seq, lead, ts, has_response, response,
-# use, max_entries ('' = unlimited), t, real ttl ms ('' = none)
+# keep_use ('' = no LRU kept), max_entries ('' = unlimited), t, real ttl ms ('' = none), answer ('' = none)
 _STORE = "local P = ARGV[1]\n" + _DROP + """
 local evicted = 0
 -- expire by the log's clock, as Redis would by its own: memory then reflects the TTL
@@ -45,22 +47,23 @@ elseif ARGV[9] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'x', ARGV[2], 's', ARGV[3], 'l', ARGV[4], 't', ARGV[5])
 if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'r', ARGV[7]) end
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[12]) end
 redis.call('SADD', KEYS[2], KEYS[1])
 if ARGV[11] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[11])
   redis.call('PEXPIRE', KEYS[2], ARGV[11])
 end
-if ARGV[9] ~= '' then redis.call('ZADD', P .. 'lru', ARGV[8], KEYS[1]) end
+if ARGV[8] ~= '' then redis.call('ZADD', P .. 'lru', redis.call('INCR', P .. 'uses'), KEYS[1]) end
 if ARGV[2] ~= '' then redis.call('ZADD', P .. 'exp', ARGV[2], KEYS[1]) end
 return evicted
 """
 
-# KEYS: entry. ARGV: prefix, t, use ('' = no LRU kept)
+# KEYS: entry. ARGV: prefix, t, keep_use ('' = no LRU kept)
 _FIND = """
-local v = redis.call('HMGET', KEYS[1], 'x', 's', 'l', 't', 'r')
+local v = redis.call('HMGET', KEYS[1], 'x', 's', 'l', 't', 'r', 'a')
 if not v[2] then return false end
 if v[1] ~= '' and tonumber(ARGV[2]) >= tonumber(v[1]) then return false end
-if ARGV[3] ~= '' then redis.call('ZADD', ARGV[1] .. 'lru', 'XX', ARGV[3], KEYS[1]) end
+if ARGV[3] ~= '' then redis.call('ZADD', ARGV[1] .. 'lru', 'XX', redis.call('INCR', ARGV[1] .. 'uses'), KEYS[1]) end
 return v
 """
 
@@ -97,27 +100,22 @@ class RedisTier:
         self._remove_lead = client.register_script(_REMOVE_LEAD)
         self.channel = f"{prefix}invalidate"
         self._pubsub = None
-        self._uses = 0
+        self._keep_use = "" if max_entries is None else "1"  # the use order matters only for capacity
         self.evictions = 0
         self.store_failures = 0  # writes Redis refused (maxmemory with noeviction)
         self.last_lookup_ms = 0.0
         self.round_trips_ms: list[float] = []
 
-    def _use(self) -> str:
-        if self.max_entries is None:
-            return ""
-        self._uses += 1
-        return str(self._uses)
-
     def find(self, call: Call, worker: str, t: float) -> tuple[Entry | None, None]:
         started = time.perf_counter()
-        values = self._find(keys=[self.prefix + "e:" + call.key.hex()], args=[self.prefix, repr(t), self._use()])
+        values = self._find(keys=[self.prefix + "e:" + call.key.hex()], args=[self.prefix, repr(t), self._keep_use])
         self.last_lookup_ms = (time.perf_counter() - started) * 1000
         self.round_trips_ms.append(self.last_lookup_ms)
         if not values:
             return None, None
-        expiry, seq, lead, ts, response = values
-        origin = Origin(int(seq), lead.decode(), float(ts), None if response is None else bytes.fromhex(response.decode()))
+        expiry, seq, lead, ts, response, answer = values
+        origin = Origin(int(seq), lead.decode(), float(ts), None if response is None else bytes.fromhex(response.decode()),
+                        answer)
         return Entry(call.key, float(expiry) if expiry else float("inf"), origin), None
 
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
@@ -128,8 +126,9 @@ class RedisTier:
         real_ttl_ms = "" if ttl is None else str(int((2 * ttl + 600) * 1000))
         args = [self.prefix, _text(expiry), str(origin.seq), origin.lead, repr(origin.ts),
                 "0" if origin.response_digest is None else "1",
-                "" if origin.response_digest is None else origin.response_digest.hex(), self._use(),
-                "" if self.max_entries is None else str(self.max_entries), repr(t), real_ttl_ms]
+                "" if origin.response_digest is None else origin.response_digest.hex(), self._keep_use,
+                "" if self.max_entries is None else str(self.max_entries), repr(t), real_ttl_ms,
+                origin.answer or b""]
         try:
             self.evictions += self._store(keys=[self.prefix + "e:" + call.key.hex(), self.prefix + "lead:" + origin.lead],
                                           args=args)
