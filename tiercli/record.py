@@ -62,10 +62,8 @@ class Recorder:
     def __init__(self, path: str | Path, redact: bool = False):
         self.path = Path(path)
         self.redact = redact
-        self._file = open(self.path, "a", encoding="utf-8")
-        self._lock = threading.Lock()
-        # One variable per recorder, so that one recorder's context never labels another's calls.
-        self._context: ContextVar[dict] = ContextVar(f"tiercli_record_{id(self)}", default={})
+        self._log = JsonLines(self.path)
+        self._labels = CallLabels("rec")
 
     def wrap(self, client):
         """The client (Anthropic or AsyncAnthropic), with its messages.create and messages.stream recorded."""
@@ -75,16 +73,11 @@ class Recorder:
     def context(self, *, lead_id: str | int | None = None, task_type: str | None = None,
                 worker: str | None = None, attrs: dict | None = None):
         """Metadata for the calls made inside; nested contexts override the outer ones key by key."""
-        given = {"lead_id": lead_id, "task_type": task_type, "worker": worker, "attrs": attrs}
-        token = self._context.set(_merge(self._context.get(), given))
-        try:
+        with self._labels.context(lead_id=lead_id, task_type=task_type, worker=worker, attrs=attrs):
             yield self
-        finally:
-            self._context.reset(token)
 
     def close(self) -> None:
-        with self._lock:
-            self._file.close()
+        self._log.close()
 
     def __enter__(self) -> Recorder:
         return self
@@ -93,20 +86,97 @@ class Recorder:
         self.close()
 
     def _metadata(self, per_call) -> dict:
+        return self._labels.of_call(per_call)
+
+    def _write(self, record: dict) -> None:
+        self._log.write(record)
+
+
+# --- what the recorder and the runtime cache (tiercli.cache) share -------------------------------
+
+class CallLabels:
+    """The metadata of calls (lead_id, task_type, worker, attrs): set by a context manager
+    around calls, and per call by `tiercli={...}`, which overrides it key by key. `owner`
+    names the object whose context() sets it, in the error for a call that lacks a label."""
+
+    def __init__(self, owner: str):
+        self.owner = owner
+        # One variable per owner, so that one recorder's (or cache's) context never labels another's calls.
+        self._context: ContextVar[dict] = ContextVar(f"tiercli_labels_{id(self)}", default={})
+
+    @contextmanager
+    def context(self, *, lead_id: str | int | None = None, task_type: str | None = None,
+                worker: str | None = None, attrs: dict | None = None):
+        given = {"lead_id": lead_id, "task_type": task_type, "worker": worker, "attrs": attrs}
+        token = self._context.set(_merge(self._context.get(), given))
+        try:
+            yield
+        finally:
+            self._context.reset(token)
+
+    def of_call(self, per_call) -> dict:
+        """The call's metadata: its `tiercli=` argument (already popped from the call's
+        arguments) over the surrounding context. ValueError for bad or missing metadata."""
         if per_call is not None and not isinstance(per_call, Mapping):
             raise ValueError(f"tiercli= must be a dict of call metadata, got {per_call!r}")
         meta = _merge(self._context.get(), per_call or {})
         for name in ("lead_id", "task_type"):
             if name not in meta:
                 raise ValueError(f"no {name} for this call (tiercli logs require it): "
-                                 f"set it with rec.context({name}=...) or tiercli={{{name!r}: ...}}")
+                                 f"set it with {self.owner}.context({name}=...) or tiercli={{{name!r}: ...}}")
         return {name: meta[name] for name in _META_TYPES if name in meta}
 
-    def _write(self, record: dict) -> None:
+
+class JsonLines:
+    """A log appended one JSON line at a time: thread-safe, flushed line by line, so that a
+    crash loses no finished line and processes appending to one file never split a line."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(self, record: dict) -> None:
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._lock:
             self._file.write(line)
             self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def request_fields(meta: dict, kwargs: dict) -> dict:
+    """The log fields of a request known before it is sent (README "Log format"): its metadata,
+    model, system, messages and tools, as a JSON copy taken now (the caller may change its
+    lists while a stream is still running). A `messages` iterator in `kwargs` becomes a list,
+    since it could be read only once."""
+    messages = kwargs.get("messages")
+    if messages is not None and not isinstance(messages, list):
+        kwargs["messages"] = list(messages)
+    request = {**meta, "model": kwargs.get("model")}
+    if _given(kwargs.get("system")):
+        request["system"] = kwargs["system"]
+    request["messages"] = kwargs.get("messages")
+    if uses_tools(kwargs):
+        request["tools"] = kwargs["tools"]  # so that live mode can send the same request again
+    return json.loads(json.dumps(request, default=_jsonable))
+
+
+# The SDK's arguments that are request parameters in a log record's `params` (ingest/records.py
+# PARAMS; output_format is read as response_format); tools are the record's own field.
+_PARAM_ARGUMENTS = ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", "tool_choice", "thinking",
+                    "output_format")
+
+
+def request_params(kwargs: dict) -> dict:
+    """The request parameters the call gives, as a log record's `params` (JSON values)."""
+    given = {name: kwargs[name] for name in _PARAM_ARGUMENTS if _given(kwargs.get(name))}
+    return json.loads(json.dumps(given, default=_jsonable))
+
+
+def uses_tools(kwargs: dict) -> bool:
+    return _given(kwargs.get("tools")) and bool(kwargs["tools"])
 
 
 def _merge(base: dict, extra: Mapping) -> dict:
@@ -199,21 +269,12 @@ class _Call:
         self.recorder = recorder
         self.streaming = streaming
         meta = recorder._metadata(kwargs.pop("tiercli", None))
-        messages = kwargs.get("messages")
-        if messages is not None and not isinstance(messages, list):
-            kwargs["messages"] = list(messages)  # an iterator could be read only once
-        request = {**meta, "model": kwargs.get("model")}
-        if _given(kwargs.get("system")):
-            request["system"] = kwargs["system"]
-        request.update(messages=kwargs.get("messages"), max_tokens=kwargs.get("max_tokens"))
-        if _given(kwargs.get("tools")) and kwargs["tools"]:
-            request["tools"] = kwargs["tools"]  # so that live mode can send the same request again
-        # A copy taken now: the caller may change its lists while a stream is still running.
-        self.fields = json.loads(json.dumps(request, default=_jsonable))
+        self.fields = request_fields(meta, kwargs)
+        self.fields["max_tokens"] = kwargs.get("max_tokens")
         if recorder.redact:
             _redact_request(self.fields)
         self.flags = {"streaming": True} if streaming else {}
-        if _given(kwargs.get("tools")) and kwargs["tools"]:
+        if uses_tools(kwargs):
             self.flags["use_tools"] = True
         self.start()
 
@@ -225,7 +286,7 @@ class _Call:
         return round((time.perf_counter() - self.t0) * 1000, 1)
 
     def record_message(self, message) -> None:
-        self.record(_counts(message.usage), _text_of(message), getattr(message, "_request_id", None))
+        self.record(usage_counts(message.usage), message_text(message), getattr(message, "_request_id", None))
 
     def record(self, tokens: dict, text: str, request_id: str | None, ttft_ms: float | None = None) -> None:
         line = {"ts": self.ts, **self.fields, **{name: tokens.get(name) or 0 for name in _TOKENS}}
@@ -251,9 +312,9 @@ class _Events:
 
     def see(self, event) -> None:
         if event.type == "message_start":
-            self.tokens.update(_counts(event.message.usage))
+            self.tokens.update(usage_counts(event.message.usage))
         elif event.type == "message_delta":  # its counts are totals so far, and replace the start's
-            self.tokens.update(_counts(event.usage))
+            self.tokens.update(usage_counts(event.usage))
         elif event.type == "content_block_delta" and event.delta.type == "text_delta":
             if self.ttft_ms is None:
                 self.ttft_ms = self.call.elapsed_ms()
@@ -262,7 +323,7 @@ class _Events:
     def record(self, stream) -> None:
         if isinstance(stream, (MessageStream, AsyncMessageStream)):  # messages.stream(): the SDK's final message
             message = stream.current_message_snapshot
-            self.call.record(_counts(message.usage), _text_of(message), stream.request_id, self.ttft_ms)
+            self.call.record(usage_counts(message.usage), message_text(message), stream.request_id, self.ttft_ms)
         else:
             response = getattr(stream, "response", None)
             request_id = response.headers.get("request-id") if response is not None else None
@@ -420,7 +481,7 @@ def _given(value) -> bool:
     return value is not None and not isinstance(value, (anthropic.NotGiven, anthropic.Omit))
 
 
-def _counts(usage) -> dict:
+def usage_counts(usage) -> dict:
     """Token counts of a usage, with its cache writes' split by TTL when it has writes (a stream's
     message_delta has no split: message_start's stays)."""
     counts = {name: value for name in _TOKENS if (value := getattr(usage, name, None)) is not None}
@@ -432,7 +493,7 @@ def _counts(usage) -> dict:
     return counts
 
 
-def _text_of(message) -> str:
+def message_text(message) -> str:
     return "".join(block.text for block in message.content if block.type == "text")
 
 
