@@ -142,6 +142,8 @@ def folder(tmp_path, monkeypatch):
     spend_logs = [json.loads(line) for line in (FIXTURES / "litellm" / "spend_logs.jsonl").read_text().splitlines()]
     (tmp_path / "spend_logs.json").write_text(json.dumps(spend_logs))  # as curl .../spend/logs writes it
     (tmp_path / "tiers.toml").write_text('tiers = ["l1", "l2", "l3"]\n[l2]\nttl = "1h"\n')
+    for name in ("cache.jsonl", "cache-w1.jsonl", "cache-w2.jsonl", "cache.toml"):  # a tiercli.cache log (verify)
+        shutil.copy(FIXTURES / "cache" / name, tmp_path / name)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

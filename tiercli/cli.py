@@ -20,6 +20,7 @@ from tiercli.commands.report import report
 from tiercli.commands.runs import app as runs_app
 from tiercli.commands.sample import sample
 from tiercli.commands.tune_ttl import tune_ttl
+from tiercli.commands.verify import verify
 
 app = typer.Typer(
     name="tiercli",
@@ -37,6 +38,7 @@ app.command(cls=TiercliCommand)(compare)
 app.command(cls=TiercliCommand)(inspect)
 app.add_typer(runs_app, name="runs")
 app.command(cls=TiercliCommand)(sample)
+app.command(cls=TiercliCommand)(verify)
 
 
 def main() -> None:
