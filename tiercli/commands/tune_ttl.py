@@ -23,7 +23,8 @@ from tiercli.durations import format_duration, parse_duration
 from tiercli.errors import TiercliError, UsageError, of_log
 from tiercli.ingest.logread import read_notes
 from tiercli.pipeline import answer_judge, embeddings_for, load_events
-from tiercli.present.render import report_console, tune_report
+from tiercli.present.render import report_console
+from tiercli.present.tune_view import tune_report
 from tiercli.settings import (Settings, check_l3_text, check_threshold, check_tiers,
                               settings_from_flags)
 
