@@ -12,8 +12,16 @@ import typer
 
 from tiercli import options as opt
 from tiercli.executor import executor_session
-from tiercli.commands._edge import command_edge, print_json, stderr
+from tiercli.commands._edge import command_edge, stderr
+from tiercli.commands.progress import progress_bars
+from tiercli.economics.compare import Budgets, compare as compare_options, parse_option, per_call_columns
+from tiercli.economics.pricing import Pricer
+from tiercli.economics.summary import cross_lead_figures
+from tiercli.engine.tune_tasks import default_scopes, scope_text
 from tiercli.errors import UsageError
+from tiercli.ingest.logread import read_notes
+from tiercli.pipeline import load_events, run_replay, save
+from tiercli.present.outputs import show_comparison
 from tiercli.settings import check_batch_latency, check_breakpoints, check_discount, check_prompt_cache_ttl, \
     settings_from_flags
 
@@ -127,13 +135,6 @@ def compare(
     scope_choices = opt.parse_scope_grid(scope_grid)
     routes, batch_tasks = _routes(route), list(dict.fromkeys(b.strip() for b in batch or ()))
     with command_edge(json_output), ExitStack() as stack:
-        from tiercli.commands.progress import progress_bars
-        from tiercli.economics.compare import Budgets, compare as compare_options, parse_option
-        from tiercli.economics.pricing import Pricer
-        from tiercli.engine.tune_tasks import scope_text
-        from tiercli.ingest.logread import read_notes
-        from tiercli.pipeline import load_events, run_replay
-
         names = None if options is None else list(dict.fromkeys(
             parse_option(o, routes, batch_tasks) for o in options.split(",") if o.strip()))
         if names is not None and not names:
@@ -189,9 +190,6 @@ def compare(
         result = comparison.result
         result["run_id"] = None if no_save else run.id
         if not no_save:
-            from tiercli.economics.compare import per_call_columns
-            from tiercli.pipeline import save
-
             for name, column in per_call_columns(comparison).items():
                 run.table[name] = column
             run.summary["compare"] = result
@@ -206,9 +204,6 @@ def _other_scopes(chosen: list[tuple[str, ...]] | None, settings, table, max_cro
     """The scopes replayed besides the configured one: those of --scope-grid; by default, as
     tune-ttl's grid, those [tasks.NAME] tables name, then lead alone when the cache row serves
     another lead's answer beyond the budget (so a log within it is replayed once, as before)."""
-    from tiercli.economics.summary import cross_lead_figures
-    from tiercli.engine.tune_tasks import default_scopes
-
     configured = tuple(settings.scope)
     if chosen is None:
         chosen = default_scopes(settings)
@@ -222,23 +217,3 @@ def _other_scopes(chosen: list[tuple[str, ...]] | None, settings, table, max_cro
         raise UsageError("--scope-grid: each scope reads the log again, and stdin can be read only once",
                          hint="give the log as a file")
     return others
-
-
-def show_comparison(result: dict, json_output: bool, csv: Path | None, plot: Path | None) -> None:
-    """What compare prints, and report prints of a saved compare run."""
-    from tiercli.present.compare_view import options_frame, print_compare_options
-    from tiercli.present.render import report_console
-
-    if csv:
-        from tiercli.commands.report import write_csv
-
-        write_csv(options_frame(result), csv)
-    if plot:
-        from tiercli.present.plots import plot_compare
-
-        plot_compare(result, plot)
-        stderr.print(f"wrote {plot}", markup=False, highlight=False)
-    if json_output:
-        print_json(result)
-    else:
-        print_compare_options(report_console(), result)

@@ -6,13 +6,13 @@ import math
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, print_json, stderr
 from tiercli.errors import TiercliError, UsageError
-from tiercli.present.files import write_output
+from tiercli.present.outputs import show_comparison, write_csv
+from tiercli.present.plots import plot_run
 from tiercli.present.render import print_compare, print_frame, print_summary, report_console
 from tiercli.words import count
 from tiercli.store.runs import load_run
@@ -72,14 +72,10 @@ def report(
         saved = load_run(run)
         view = "lead" if per_lead else by
         if view is None and "compare" in saved.summary:  # a compare run: its options again
-            from tiercli.commands.compare import show_comparison
-
             show_comparison({**saved.summary["compare"], "run_id": saved.id}, json_output, csv, plot)
             return
         calls = saved.calls() if (view or plot) else None
         if plot:
-            from tiercli.present.plots import plot_run
-
             plot_run(calls, saved.id, plot)
             stderr.print(f"wrote {plot}", markup=False, highlight=False)
         if view is None:
@@ -129,12 +125,6 @@ def report(
 def _no_nan(row: dict) -> dict:
     """A row for JSON: a noise floor of no repeats (NaN in the frame) is null."""
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
-
-
-def write_csv(rows: pd.DataFrame, path: Path) -> None:
-    """The rows as CSV, written whole or not at all (tiercli.present.files)."""
-    write_output(path, lambda file: file.write(rows.to_csv().encode()), "CSV")
-    stderr.print(f"wrote {path}", markup=False, highlight=False)
 
 
 def _print(data: dict, json_output: bool, human) -> None:
