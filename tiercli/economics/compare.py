@@ -21,6 +21,7 @@ import pandas as pd
 from tiercli.durations import format_duration
 from tiercli.economics.pricing import Pricer, to_usd
 from tiercli.economics.summary import DAYS_PER_MONTH, MIN_SPAN_FOR_MONTHLY_S, cross_lead_figures
+from tiercli.engine.prompt_cache import DEFAULT_MIN_TOKENS, PromptCacheRules, prompt_cache_costs, simulate
 from tiercli.errors import UsageError
 from tiercli.words import count, latency
 from tiercli.settings import TIER_NAMES, Settings
@@ -182,8 +183,6 @@ class _Pricing:
         provider sees), run through the prompt-cache engine in processing order."""
         key = (routed, cached)
         if key not in self._prompt:
-            from tiercli.engine.prompt_cache import prompt_cache_costs, simulate
-
             rows = np.flatnonzero(sent)
             fed = [self.calls[i] for i in rows]
             model_of = self.model_of(routed)
@@ -203,8 +202,6 @@ class _Pricing:
         return self._prompt[key]
 
     def rules(self):
-        from tiercli.engine.prompt_cache import DEFAULT_MIN_TOKENS, PromptCacheRules
-
         s = self.settings
         return PromptCacheRules(ttl=s.prompt_cache_ttl, breakpoints=tuple(s.prompt_cache_breakpoints),
                                 min_tokens={**DEFAULT_MIN_TOKENS, **s.prompt_cache_min_tokens})
