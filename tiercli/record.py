@@ -67,7 +67,7 @@ class Recorder:
 
     def wrap(self, client):
         """The client (Anthropic or AsyncAnthropic), with its messages.create and messages.stream recorded."""
-        return _Client(client, self)
+        return WrappedClient(client, self, _Messages, _AsyncMessages)
 
     @contextmanager
     def context(self, *, lead_id: str | int | None = None, task_type: str | None = None,
@@ -195,17 +195,19 @@ def _merge(base: dict, extra: Mapping) -> dict:
 
 # --- the wrapped client ---------------------------------------------------------------------------
 
-class _Client:
-    """The SDK client with recording `messages`; every other attribute is the client's own."""
+class WrappedClient:
+    """An SDK client (Anthropic or AsyncAnthropic) whose `messages` is `owner`'s (the recorder's,
+    the runtime cache's): `messages_class` or `async_messages_class`, built with (the client's
+    messages, owner). Every other attribute is the client's own."""
 
-    def __init__(self, client, recorder: Recorder):
+    def __init__(self, client, owner, messages_class, async_messages_class):
         self._client = client
-        self._recorder = recorder
+        self._owner = owner
         is_async = isinstance(client.messages, anthropic.resources.AsyncMessages)
-        self.messages = (_AsyncMessages if is_async else _Messages)(client.messages, recorder)
+        self.messages = (async_messages_class if is_async else messages_class)(client.messages, owner)
 
     def with_options(self, **options):
-        return self._recorder.wrap(self._client.with_options(**options))
+        return self._owner.wrap(self._client.with_options(**options))
 
     def __getattr__(self, name):
         return getattr(self._client, name)
@@ -289,9 +291,7 @@ class _Call:
         self.record(usage_counts(message.usage), message_text(message), getattr(message, "_request_id", None))
 
     def record(self, tokens: dict, text: str, request_id: str | None, ttft_ms: float | None = None) -> None:
-        line = {"ts": self.ts, **self.fields, **{name: tokens.get(name) or 0 for name in _TOKENS}}
-        if tokens.get("cache_creation") is not None:  # the writes by TTL: 1-hour ones cost 2x input, not 1.25x
-            line["cache_creation"] = tokens["cache_creation"]
+        line = {"ts": self.ts, **self.fields, **token_fields(tokens)}
         line["latency_ms"] = self.elapsed_ms()
         if ttft_ms is not None:
             line["ttft_ms"] = ttft_ms
@@ -491,6 +491,15 @@ def usage_counts(usage) -> dict:
         if any(split.values()):
             counts["cache_creation"] = split
     return counts
+
+
+def token_fields(tokens: dict) -> dict:
+    """A log line's token fields from usage_counts: every count (0 when the usage has none), and
+    the writes by TTL when the usage splits them (1-hour writes cost 2x input, not 1.25x)."""
+    fields = {name: tokens.get(name) or 0 for name in _TOKENS}
+    if tokens.get("cache_creation") is not None:
+        fields["cache_creation"] = tokens["cache_creation"]
+    return fields
 
 
 def message_text(message) -> str:
