@@ -422,3 +422,42 @@ def test_real_processes_share_l2_l3_and_broadcasts(redis_server, prefix, tmp_pat
         for p in processes:
             p.stdin.close()
             p.wait(timeout=10)
+
+
+def test_threads_share_one_tier_set_safely(redis_server, prefix):
+    """Four threads in each of two tier sets, looking up, storing and removing at once: no
+    error, and afterwards each L3 copy holds exactly the entries Redis holds."""
+    import threading
+
+    vectors = unit_vectors(12)
+    sets = tier_sets(redis_server.url, prefix, vectors, 2, l3_max_entries=40, l2_max_entries=30)
+    errors = []
+
+    def work(tiers, seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for seq in range(150):
+                t = 100.0 + seq
+                lead = f"L{rng.integers(5)}"
+                if rng.random() < 0.05:
+                    for tier in tiers:
+                        tier.remove_lead(lead, t)
+                    continue
+                call = make_call(seed * 1000 + seq, t, lead, "intent", "m1", int(rng.integers(60)), 0)
+                if look_up(tiers, [0, 0, 0], call, "w", t).entry is None:
+                    store(tiers, call, "w", answer(call), t)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(sets[i % 2], i)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    held = {key[len(prefix) + 5:] for key in redis_client(redis_server.url).zrange(prefix + "l3:order", 0, -1)}
+    assert 0 < len(held) <= 40
+    for tiers in sets:
+        tiers[2].find(make_call(0, 300.0, "L9", "intent", "m1", 1, 9), "w", 300.0)  # reads the latest changes
+        assert {key.hex().encode() for key in tiers[2].local.entries} == held
+        tiers.close()
