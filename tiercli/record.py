@@ -164,14 +164,20 @@ def request_fields(meta: dict, kwargs: dict) -> dict:
 
 
 # The SDK's arguments that are request parameters in a log record's `params` (ingest/records.py
-# PARAMS; output_format is read as response_format); tools are the record's own field.
+# PARAMS; output_format is read as response_format); tools are the record's own field. SDKs
+# before 0.70 or so take temperature, top_p, top_k and output_format; newer ones output_config.
 _PARAM_ARGUMENTS = ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", "tool_choice", "thinking",
                     "output_format")
 
 
 def request_params(kwargs: dict) -> dict:
-    """The request parameters the call gives, as a log record's `params` (JSON values)."""
+    """The request parameters the call gives, as a log record's `params` (JSON values): a
+    structured answer's format given as output_config={"format": ...} is its response_format."""
     given = {name: kwargs[name] for name in _PARAM_ARGUMENTS if _given(kwargs.get(name))}
+    config = kwargs.get("output_config")
+    if _given(config) and isinstance(config, Mapping) and config.get("format") is not None \
+            and "output_format" not in given:
+        given["response_format"] = config["format"]
     return json.loads(json.dumps(given, default=_jsonable))
 
 

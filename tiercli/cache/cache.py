@@ -439,8 +439,10 @@ class TieredCache:
             line["cache_mismatched"] = result["mismatched"] or 0
         if result["coalesced"]:
             line["cache_coalesced"] = True
-        if redis_failed:
+        if redis_failed:  # a Redis operation failed during this call
             line["cache_redis_failed"] = True
+        if redis_failed or self.tiers.redis_up is False:  # the shared tiers were not used for this call
+            line["cache_redis_down"] = True
         if self._embedding.off_reason is not None and not self.settings.off_for_task("l3", p.call.task):
             line["cache_l3_off"] = True
         try:
@@ -489,7 +491,7 @@ class TieredCache:
         first = kind not in self._warned
         self._warned.add(kind)
         log.warning("tiercli.cache: %s failed, the call goes to the API unchanged: %s", where,
-                    shown(str(exc) or type(exc).__name__), exc_info=exc if first else None)
+                    said(exc), exc_info=exc if first else None)
 
     def _redis_failed(self, tier: str, exc: Exception) -> None:
         """A Redis operation failed (a tier's, or the shared counters'): the call goes on without it."""
@@ -642,6 +644,11 @@ def _redis_detail(exc: Exception, url: str | None) -> str:
     return _shown_detail(exc, url or "")
 
 
+def said(exc: Exception) -> str:
+    """An exception's text as the cache may show it: secrets masked, cut to 160 characters."""
+    return shown(str(exc) or type(exc).__name__, limit=160, quote=False)
+
+
 def _quietly(action) -> None:
     try:
         action()
@@ -680,7 +687,7 @@ class _Embedding:
                 load()
             self._loaded = True
         except Exception as exc:
-            self.off_reason = f"the embedding model did not load: {shown(str(exc) or type(exc).__name__)}"
+            self.off_reason = f"the embedding model did not load: {said(exc)}"
             self.on_off(self.off_reason)
         return self._loaded
 
@@ -705,7 +712,7 @@ class _Embedding:
                 store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
             except Exception as exc:  # the store is only a cache of vectors: embed without it
                 self.use_store = False
-                log.warning("tiercli.cache: the embedding store is not used: %s", shown(str(exc)))
+                log.warning("tiercli.cache: the embedding store is not used: %s", said(exc))
                 return None
             self._local.store = store
             with self._lock:
