@@ -22,7 +22,22 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from tiercli.errors import TiercliError
-from tiercli.executor import RAY_CONNECT_TIMEOUT_S, RAY_WAIT_S, host_and_port
+from tiercli.executor.partition import partitioned_replay, replay_partition
+from tiercli.procs import Terminated, install_signal_handlers
+
+# How long tiercli waits for a Ray address to answer (README "Running on Ray"); Ray's own
+# waits for the cluster's control store (GCS) behind it are bounded by RAY_WAIT_S each.
+RAY_CONNECT_TIMEOUT_S = 10
+RAY_WAIT_S = 5
+
+
+def host_and_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a HOST:PORT address checked by check_ray_address; None for auto."""
+    if address == "auto":
+        return None
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
 
 INSTALL_HINT = "install the extra: pip install 'tiercli[ray]' (Ray 2.60 for Python 3.11)"
 
@@ -100,8 +115,6 @@ def ray_session(address: str | None) -> Iterator[object]:
                 ray.init(address=address, **options)
         except SystemExit as exc:  # Ray's own SIGTERM handler, while it was starting
             if exc.code == signal.SIGTERM:
-                from tiercli.procs import Terminated
-
                 raise Terminated(signal.SIGTERM) from None
             raise
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -194,8 +207,6 @@ def _take_back_signals() -> None:
     import threading
 
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is not None:
-        from tiercli.procs import install_signal_handlers
-
         install_signal_handlers()
 
 
@@ -213,8 +224,6 @@ def _quiet_ray_data() -> None:
 
 def ray_replay(events: Sequence, settings, vectors, row_of_text, judge):
     """The partitioned replay (executor/partition.py) with one Ray task per (task, model)."""
-    from tiercli.executor.partition import partitioned_replay, replay_partition
-
     ray = _ray()
     replay_task = ray.remote(replay_partition)
     shared = [ray.put(value) for value in (vectors, row_of_text, judge)]  # once, for every task
