@@ -10,6 +10,7 @@ import typer
 
 from tiercli import settings as S
 from tiercli.durations import UNIT_WORDS, parse_duration
+from tiercli.ingest.formats import CHOICES
 
 
 def _checked(check):
@@ -39,8 +40,6 @@ def finite_number(low: float, high: float | None, what: str):
 
 
 def _format_choice(value: str) -> str:
-    from tiercli.ingest.formats import CHOICES
-
     if value not in CHOICES:
         raise ValueError(f"{value!r} is not one of {', '.join(CHOICES)}")
     return value

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tiercli.store.embeddings import Embedder, EmbeddingStore, SentenceTransformerEmbedder, embed_texts
+from tiercli.store.embeddings import (Embedder, EmbeddingStore, SentenceTransformerEmbedder, embed_texts,
+                                      embedding_notes, texts_over_window)
 from tiercli.store.home import tiercli_home
 from tiercli.ingest.logread import ReadResult, read_logs
 from tiercli.economics.noise import find_repeats, with_repeats
@@ -21,6 +22,13 @@ from tiercli.store.runs import new_run_id, save_run
 from tiercli.engine.replay import ReplayAborted, ReplayOutcome, TierContext, build_tiers, replay
 from tiercli.settings import Settings
 from tiercli.economics.summary import summarize
+from tiercli.core.answers import AnswerJudge
+from tiercli.core.fieldmap import parse_map
+from tiercli.core.l3text import apply_templates
+from tiercli.core.shape import CallShape
+from tiercli.executor.partition import not_partitionable
+from tiercli.executor.ray_backend import ray_map_sources, ray_replay
+from tiercli.executor.ray_embed import RayEmbedder
 
 # progress(description, total) -> update(completed); the commands draw it on stderr.
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
@@ -44,8 +52,6 @@ def default_embedder(settings: Settings) -> Embedder:
     """The L3 model here, or (--executor ray) on the Ray cluster's actors: the same model and
     encoding, so both fill the same on-disk store (README "Running on Ray")."""
     if settings.executor == "ray":
-        from tiercli.executor.ray_embed import RayEmbedder
-
         return RayEmbedder(settings.l3_model)
     return SentenceTransformerEmbedder(settings.l3_model)
 
@@ -56,32 +62,21 @@ def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format:
     """The logs' events (README "Bring your logs"); `field_map`: --map flags, over the
     config's [map]; `digest`: also the SHA-256, which a saved run records; `prompt_parts`:
     keep each call's prompt parts (Call.parts) for the provider prompt-cache engine."""
-    from tiercli.core.fieldmap import parse_map
-    from tiercli.core.shape import CallShape
-
     pricer = Pricer(settings.prices)
     logs = [str(logs)] if isinstance(logs, (str, Path)) else [str(log) for log in logs]
     read = read_logs(logs, log_format, field_map={**settings.field_map, **parse_map(field_map)},
                      skip_invalid=skip_invalid, known_model=pricer.knows,
                      keep_text=CallShape(settings, keep_text="l3" in settings.tiers, prompt_parts=prompt_parts),
-                     digest=digest, map_sources=_ray_map_sources() if settings.executor == "ray" else None)
+                     digest=digest, map_sources=ray_map_sources if settings.executor == "ray" else None)
     read.price_notes = pricer.name_notes(call.model for call in read.calls)
     prepare_l3_texts(read, settings)
     return read
-
-
-def _ray_map_sources():
-    from tiercli.executor.ray_backend import ray_map_sources
-
-    return ray_map_sources
 
 
 def prepare_l3_texts(read: ReadResult, settings: Settings) -> None:
     """The calls' L3 texts as the tasks' l3_text says, where that needs the whole log: each
     strip-template task's template is learned and cut from its texts (core/l3text.py). Every
     command that reads a log for L3 (replay, tune-ttl, inspect) calls this once after reading."""
-    from tiercli.core.l3text import apply_templates
-
     read.l3_templates = apply_templates(read.calls, settings)
 
 
@@ -106,8 +101,6 @@ def l3_text_report(read: ReadResult, settings: Settings, embedder: Embedder) -> 
     pieces (None when the embedder has none), per task the distinct texts longer than it
     (the model reads only their start), the strip-template tasks' templates, and per task the
     calls its regex l3_text matched nothing in (their whole last user message is embedded)."""
-    from tiercli.store.embeddings import texts_over_window
-
     window, over = texts_over_window(l3_texts_by_task(read, settings), embedder)
     return {"window": window, "over_window": over,
             "templates": {task: t.as_dict() for task, t in sorted(read.l3_templates.items())},
@@ -151,8 +144,6 @@ def _embed_through_store(texts: list[str], embedder: Embedder, progress: Progres
         store.close()
     note = getattr(progress, "note", None)  # progress_bars() prints notes on stderr
     if note:
-        from tiercli.store.embeddings import embedding_notes
-
         for line in embedding_notes(counts, embedder, store.path):
             note(line if what == "texts" else f"{what}: {line}")
     return vectors, counts
@@ -163,8 +154,6 @@ def answer_judge(read: ReadResult, embedder: Embedder | None, settings: Settings
     """The judge of answers under the tasks' rules (README "Answer rules"), and the counts of
     the answers it embedded (None when no task's rule is embedding:T). Such a task's answer
     texts, kept at ingest, are embedded with the L3 model through the same on-disk store."""
-    from tiercli.core.answers import AnswerJudge
-
     texts = read.answer_texts
     if not texts:
         return AnswerJudge(settings), None
@@ -178,8 +167,6 @@ def executor_used(settings: Settings, progress: ProgressFactory = _no_progress) 
     into (task, model) partitions (tiercli/executor/partition.py); otherwise here, and why."""
     if settings.executor != "ray":
         return {"used": "local", "asked": settings.executor, "reason": None}
-    from tiercli.executor.partition import not_partitionable
-
     reason = not_partitionable(settings)
     if reason is not None:
         note = getattr(progress, "note", None)
@@ -209,8 +196,6 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
         executor = executor_used(settings, progress)
         try:
             if executor["used"] == "ray":
-                from tiercli.executor.ray_backend import ray_replay
-
                 update = progress("replaying on Ray", len(calls))
                 outcome = ray_replay(read.events, settings, vectors, row_of_text, judge)
                 update(len(calls))

@@ -19,7 +19,16 @@ from tiercli.ingest.foreign import COVERAGE, NO_TASK, coverage
 from tiercli.ingest.logread import LogFile, ReadResult, read_logs, read_notes
 from tiercli.present.render import NBSP, Column, l3_text_lines, print_table, printable, report_console, write
 from tiercli.words import count
-from tiercli.settings import Settings, settings_from_flags
+from tiercli.settings import Settings, key_params_text, settings_from_flags
+from tiercli.core.fieldmap import parse_map
+from tiercli.core.keys import PARAMS
+from tiercli.core.shape import CallShape
+from tiercli.economics.pricing import Pricer, unpriced_hint
+from tiercli.ingest.items import UTF8_BOM
+from tiercli.ingest.records import USAGE_FIELDS, usage_fields
+from tiercli.ingest.sources import expand, lines_of
+from tiercli.pipeline import l3_text_report, prepare_l3_texts
+from tiercli.store.embeddings import SentenceTransformerEmbedder
 
 FILES_LISTED = 10  # files shown one row each; beyond that, one row per format
 TEXT_SHOWN = 56  # characters of the first call's text in the table (--json has it whole)
@@ -110,8 +119,6 @@ def inspect(
       tiercli inspect exports/ crm_tags.jsonl
       tiercli inspect observations.csv --format langfuse --map lead_id=metadata.contact_id
     """
-    from tiercli.core.fieldmap import parse_map
-
     with command_edge(json_output):
         settings = settings_from_flags(config, {})
         read, described = inspect_logs(log, settings, log_format, parse_map(field_map), skip_invalid)
@@ -127,11 +134,6 @@ def inspect_logs(logs: list[str], settings: Settings, log_format: str = "auto", 
                  skip_invalid: bool = False) -> tuple[ReadResult, dict]:
     """The logs as read (models without a price accepted), and what `inspect --json` prints of
     them. `field_map` ({our field: path}) goes over the config's [map]."""
-    from tiercli.economics.pricing import Pricer
-    from tiercli.core.shape import CallShape
-    from tiercli.ingest.sources import expand
-    from tiercli.pipeline import l3_text_report, prepare_l3_texts
-
     sources = expand(logs)  # kept: native files are read a second time for their coverage
     # the texts L3 would embed under the tasks' l3_text (kept even when L3 is off: the first
     # call shows its text); keys without the request parameters, each call's parameters apart
@@ -151,8 +153,6 @@ def inspect_logs(logs: list[str], settings: Settings, log_format: str = "auto", 
     described["l3_text"] = None
     if "l3" in settings.tiers:
         # only the model's tokenizer is loaded, to count the texts longer than its window
-        from tiercli.store.embeddings import SentenceTransformerEmbedder
-
         described["l3_text"] = l3_text_report(read, settings, SentenceTransformerEmbedder(settings.l3_model))
     return read, described
 
@@ -161,9 +161,6 @@ def native_coverage(source, read: ReadResult) -> Counter:
     """The `with_NAME` coverage counts of a native file's calls. Its fast reader does not count
     them, so the file is read again here, a block of lines at a time; the lines the reader
     skipped as bad (--skip-invalid) are left out, so every other call line became a call."""
-    from tiercli.ingest.items import UTF8_BOM
-    from tiercli.ingest.sources import lines_of
-
     skipped = {error.line for error in read.skipped if error.path == source.name}
     counts: Counter = Counter()
     for first_line, lines, block in lines_of(source):
@@ -181,8 +178,6 @@ def carried(record: dict) -> dict:
     """A native call record's fields as it carries them, for coverage: an absent `streaming` or
     `use_tools` stays absent (the reader's false is a default, which is the gap), and the token
     fields are the ones the reader takes, a usage object's included."""
-    from tiercli.ingest.records import USAGE_FIELDS, usage_fields
-
     fields = {name: value for name, value in record.items() if name not in USAGE_FIELDS}
     for name, value in usage_fields(record).items():
         if fields.get(name) is None:
@@ -192,8 +187,6 @@ def carried(record: dict) -> dict:
 
 def describe(read: ReadResult, settings: Settings) -> dict:
     """What `inspect --json` prints (see the command's help)."""
-    from tiercli.economics.pricing import Pricer
-
     calls = read.calls
     totals: Counter = Counter()
     for log_file in read.files:
@@ -232,8 +225,6 @@ def request_params(read: ReadResult) -> dict:
     repeats (a cacheable call whose request, parameters aside, came before) differ only by their
     parameters: replay keys those apart unless key_params leaves the parameters out. The calls
     are read with CallShape(params_apart=True): keys without parameters, Call.params all of them."""
-    from tiercli.core.keys import PARAMS
-
     by_format: dict[str, Counter] = {}
     requests: set[bytes] = set()
     with_params: set[tuple] = set()
@@ -383,8 +374,6 @@ def print_inspection(described: dict, settings: Settings) -> None:
 
 
 def _print_params(console, params: dict, settings: Settings) -> None:
-    from tiercli.settings import key_params_text
-
     lines = ["Request parameters (part of the key: key_params)"]
     for name, carried in params["by_format"].items():
         said = ", ".join(f"{p} {_how_many(n, carried['calls'])}" for p, n in carried["carry"].items())
@@ -471,8 +460,6 @@ def _print_models(console, models: list[dict]) -> None:
         below.append(f"{count(len(unpriced), 'model')} without a price: replay and tune-ttl stop at "
                      f"{'its' if len(unpriced) == 1 else 'their'} calls until the config prices "
                      f"{'it' if len(unpriced) == 1 else 'them'}.")
-        from tiercli.economics.pricing import unpriced_hint
-
         for model in unpriced:
             below.append(f"hint: {unpriced_hint(model)}")
     print_table(console, "Models", [

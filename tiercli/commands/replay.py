@@ -18,6 +18,7 @@ from tiercli.ingest.logread import read_notes
 from tiercli.present.render import print_summary, report_console
 from tiercli.procs import exit_code
 from tiercli.settings import settings_from_flags
+from tiercli.live.send import LiveOptions, api_key, live_phase
 
 
 def _confirm(plan: str, yes: bool) -> bool:
@@ -107,8 +108,6 @@ def replay(
         if not live and (max_spend is not None or limit is not None or no_spend_cap):
             raise UsageError("--max-spend, --no-spend-cap and --limit apply to --live runs", hint="add --live")
         if live:
-            from tiercli.live.send import api_key
-
             spend_cap = _spend_cap(max_spend, no_spend_cap, settings)
             api_key()  # no key: stop now, not after the replay
         stack.enter_context(executor_session(settings))  # Ray, when asked: reading, embedding, replay
@@ -124,8 +123,6 @@ def replay(
         with progress_bars() as progress:
             run = run_replay(read, settings, progress=progress)
             if live:
-                from tiercli.live.send import LiveOptions, live_phase
-
                 options = LiveOptions(spend_cap, limit, concurrency, live_timeout, max_retries, retry_cap)
                 live_run = live_phase(run, options, lambda plan: _confirm(plan, yes), progress)
         if not no_save:

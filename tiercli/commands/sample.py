@@ -10,6 +10,7 @@ import typer
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.errors import TiercliError
 from tiercli.options import finite_number
+from tiercli.samplegen import write_log
 
 
 def sample(
@@ -28,8 +29,6 @@ def sample(
     Example:
       tiercli sample day.jsonl --leads 500 --days 1 --workers 3
     """
-    from tiercli.samplegen import write_log
-
     with command_edge():
         tmp = out.with_name(out.name + ".tmp")
         try:

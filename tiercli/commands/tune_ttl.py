@@ -27,6 +27,7 @@ from tiercli.present.render import report_console
 from tiercli.present.tune_view import tune_report
 from tiercli.settings import (Settings, check_l3_text, check_threshold, check_tiers,
                               settings_from_flags)
+from tiercli.present.plots import plot_tune
 
 
 def _grid(text: str | None, flag: str, parse) -> tuple | None:
@@ -269,8 +270,6 @@ def tune_ttl(
             data["config_written"] = str(write_config_to)
             stderr.print(f"wrote {write_config_to}", markup=False, highlight=False)
         if plot is not None:
-            from tiercli.present.plots import plot_tune
-
             plot_tune(rows, base, best, tune.frontier(all_rows), plot,
                       task_curves=data["per_task"]["tasks"] if per_task else None, max_mismatch=mismatch_budget)
             stderr.print(f"wrote {plot}", markup=False, highlight=False)

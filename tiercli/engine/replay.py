@@ -16,6 +16,7 @@ from tiercli.core.answers import AnswerJudge
 from tiercli.core.lookup import is_stale, look_up, mismatch, store
 from tiercli.core.tiers import ExactTier, Origin, PerWorkerTier, SemanticTier, Tier
 from tiercli.core.ttl import TtlPolicy
+from tiercli.core.tiers.redis import RedisTier
 
 OUTCOMES = ("l1", "l2", "l3", "miss", "bypass")
 MISS, BYPASS = OUTCOMES.index("miss"), OUTCOMES.index("bypass")
@@ -44,8 +45,6 @@ def _make_l1(ctx: TierContext) -> Tier:
 
 def _make_l2(ctx: TierContext) -> Tier:
     if ctx.redis is not None:
-        from tiercli.core.tiers.redis import RedisTier
-
         return RedisTier("l2", ctx.ttl_policy.ttl_of("l2"), ctx.settings.l2_max_entries, ctx.redis, ctx.redis_prefix)
     return ExactTier("l2", ctx.ttl_policy.ttl_of("l2"), ctx.settings.l2_max_entries)
 

@@ -31,6 +31,7 @@ from tiercli.engine.shared_replay import SharedReplay, unsupported
 from tiercli.procs import die_with_parent
 from tiercli.settings import TIER_NAMES, Settings
 from tiercli.economics.summary import summarize
+from tiercli.executor.ray_backend import ray_sweep
 
 # L3 TTL 0 is "no semantic tier": the sweep can find that L3 does more harm than good
 DEFAULT_GRIDS = {"l1": (60.0, 300.0, 900.0), "l2": (300.0, 900.0, 3600.0, 14400.0), "l3": (0.0, 900.0, 3600.0, 21600.0)}
@@ -228,8 +229,6 @@ class Sweep:
 
     def _evaluate_all(self, todo: list[Candidate], processes: int):
         if self.base.executor == "ray" and todo:  # README "Running on Ray": candidates as Ray tasks
-            from tiercli.executor.ray_backend import ray_sweep
-
             yield from ray_sweep(self, todo)
             return
         if processes <= 1:

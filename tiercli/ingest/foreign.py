@@ -14,7 +14,7 @@ from typing import Any
 
 from tiercli.errors import LogError, shown
 from tiercli.core.events import NO_LEAD, Call, Event, TagChange
-from tiercli.ingest.items import Item
+from tiercli.ingest.items import Item, items
 from tiercli.ingest.records import RecordProblem, TS_MAX, TS_MIN, call_of_record, parse_tag_change
 from tiercli.ingest.sources import Source
 from tiercli.ingest.values import number  # noqa: F401  (the formats read it here)
@@ -87,8 +87,6 @@ class Builder:
     def objects(self) -> Iterator[Item]:
         """The source's records that are JSON objects, each counted in counts["records"]; any
         other record is a problem (raised, or skipped)."""
-        from tiercli.ingest.items import items
-
         for item in items(self.source):
             self.out.counts["records"] += 1
             if isinstance(item.value, dict):

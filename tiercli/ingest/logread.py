@@ -23,7 +23,11 @@ from tiercli.errors import LogError
 from tiercli.words import count
 from tiercli.core.events import Call, Event, TagChange
 from tiercli.ingest.records import Reader
-from tiercli.ingest.sources import cannot_read, line_blocks, refuse_non_log
+from tiercli.ingest.sources import cannot_read, expand, line_blocks, lines_of, refuse_non_log
+from tiercli.core.shape import shape_of
+from tiercli.ingest import formats
+from tiercli.ingest.foreign import FormatRead, ReadOptions, drop_repeats, repeats_note
+from tiercli.procs import die_with_parent
 
 BLOCK_BYTES = 1 << 20  # msgspec decodes ~1 MiB blocks of lines fastest here
 PARALLEL_MIN_BYTES = 64 << 20  # below this a helper process costs more than it saves
@@ -86,11 +90,6 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
     texts are not kept, to save memory; without `digest` the SHA-256 (needed only to save a
     run) is not computed. `map_sources(read_one, jobs)`: runs read_source over the files
     elsewhere (Ray tasks, one a file) and returns their results in order; None: here, in turn."""
-    from tiercli.ingest.foreign import ReadOptions, drop_repeats
-    from tiercli.ingest.sources import expand
-
-    from tiercli.core.shape import shape_of
-
     sources = expand(arguments) if sources is None else sources  # given: a caller reads them again (inspect)
     keep_text = shape_of(keep_text)  # a CallShape: what each call keeps of its request and answer
     options = ReadOptions(skip_invalid, known_model, keep_text, dict(field_map or {}), priced or known_model)
@@ -154,8 +153,6 @@ def read_source(index: int, source, log_format: str, options, digest: bool, para
     scope counts).
     Run here, or in a Ray task of its own (then `options.keep_text` is the task's copy: what it
     gathers comes back in the result)."""
-    from tiercli.ingest import formats
-
     names = {} if names is None else names
     keep_text = options.keep_text
     texts_before, unmatched_before = dict(keep_text.answer_texts), dict(keep_text.regex_unmatched)
@@ -209,9 +206,6 @@ def read_native(source, options, file_index: int, names: dict[str, str], digest:
                 parallel_min_bytes: int = PARALLEL_MIN_BYTES):
     """(FormatRead, sha256) of a log in tiercli's own format. A large plain file is read in two
     processes; a compressed one or standard input as a stream."""
-    from tiercli.ingest.foreign import FormatRead
-    from tiercli.ingest.sources import lines_of
-
     reader = Reader(source.name, options.skip_invalid, options.known_model, options.keep_text)
     reader.names = names
     hasher = hashlib.sha256() if digest else None
@@ -367,8 +361,6 @@ def format_notes(files: list[LogFile]) -> list[str]:
         keyless = totals["keyless"]
         notes.append(f"warning: {count(keyless, 'call')} recorded without {'its' if keyless == 1 else 'their'} "
                      f"request (no content) cannot be keyed: counted as misses, never cached")
-    from tiercli.ingest.foreign import repeats_note
-
     notes += repeats_note(totals)
     notes += _merged_notes(files)
     if totals.get("failed_calls"):
@@ -486,8 +478,6 @@ class _Helper:
 def _helper_main(conn, parent_end, parent_pid: int, path: str, start: int, end: int, skip_invalid: bool,
                  known_model, keep_text) -> None:
     import signal
-
-    from tiercli.procs import die_with_parent
 
     # Die with the parent, even a killed one; and hold no read end of our own pipe, so that a
     # write to a parent that is gone fails (EPIPE) instead of blocking for ever.

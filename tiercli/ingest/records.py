@@ -22,6 +22,7 @@ from tiercli.core.events import Call, Event, TagChange
 from tiercli.core.keys import (PARAM_ALIASES, PARAMS, REQUEST_PARTS, embedding_text, flat_text, param_bits,
                                params_digest, request_key, response_digest, scope_digest)
 from tiercli.core.problems import RecordProblem  # what call_of_record raises: .field, .problem, .hint
+from tiercli.ingest.prompt_parts import prompt_parts, prompt_parts_of_record
 # the usage readers, below this module and the other formats' (inspect and record.py read these names here)
 from tiercli.ingest.usage import (CACHE_CREATION, CACHE_TTL_FIELDS, MAX_TOKENS, USAGE_FIELDS,  # noqa: F401
                                   cache_writes, usage_fields)
@@ -169,8 +170,6 @@ class Reader:
                           r.output_tokens, r.cache_read_input_tokens, cache_write, r.streaming,
                           r.use_tools, r.latency_ms, self.keep_text, cache_write_1h=one_hour, params=params)
         if type(self.keep_text) is not bool and self.keep_text.prompt_parts:
-            from tiercli.ingest.prompt_parts import prompt_parts
-
             # the request as recorded (cache_control markers included), as the reference reads it
             recorded = [{"role": "user", "content": r.prompt}] if r.prompt is not None else \
                 [{"role": m.role, "content": m.content} for m in r.messages]
@@ -356,6 +355,8 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
     model = _string(record, "model", required=True)
     model = names.setdefault(model, model)
     if known_model is not None and not known_model(model):
+        # here, not at the top: pricing loads pandas, which the runtime cache (a reader of
+        # records that never checks prices) must not (tests/test_layout.py)
         from tiercli.economics.pricing import unpriced_hint
 
         raise _Bad("model", f"no price known for model {shown(model)}", hint=unpriced_hint(model))
@@ -409,8 +410,6 @@ def _parse_call(record: dict, line_no: int, known_model, keep_text, names: dict[
                       record if source_record is None else source_record, keyless, cache_write_1h=one_hour,
                       params=params, attrs_root=attrs if source_record is None else source_record)
     if not keyless and type(keep_text) is not bool and keep_text.prompt_parts:
-        from tiercli.ingest.prompt_parts import prompt_parts_of_record
-
         call.parts = prompt_parts_of_record(record)  # the record as recorded: its cache_control markers too
     return call
 

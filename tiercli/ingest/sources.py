@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tiercli.errors import LogError
+from tiercli.settings import Settings
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -296,8 +297,6 @@ def _config_file(source: Source, head: bytes) -> bool:
         return False
     import dataclasses
     import tomllib
-
-    from tiercli.settings import Settings
 
     try:
         table = tomllib.loads(head.decode("utf-8-sig"))

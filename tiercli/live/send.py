@@ -25,6 +25,12 @@ from tiercli.errors import LogError, TiercliError
 from tiercli.core.events import Call
 from tiercli.economics.pricing import PICO, Pricer
 from tiercli.live.journal import Journal
+from tiercli.core.answers import AnswerJudge
+from tiercli.core.shape import CallShape
+from tiercli.engine.replay import BYPASS, MISS
+from tiercli.ingest.logread import UTF8_BOM
+from tiercli.ingest.records import _Bad, request_params  # the reader's own check and its problem
+from tiercli.ingest.sources import expand, lines_of
 
 DEFAULT_MAX_TOKENS = 1024
 # The most output any Claude model allows (Opus 4.6; Sonnet 3.7 with its 128k-output beta): a
@@ -106,9 +112,6 @@ def load_requests(path: str, calls: list[Call], left_out: Counter | None = None)
     reader replay uses (tiercli.ingest.sources: gzip and zstd, the line numbering, a leading BOM
     dropped as the native reader drops it). `left_out` counts the calls whose recorded
     parameters were not sent, by parameter (see sent_params)."""
-    from tiercli.ingest.logread import UTF8_BOM
-    from tiercli.ingest.sources import expand, lines_of
-
     wanted = {c.line: c for c in calls}
     out: dict[int, dict] = {}
     if not wanted:
@@ -200,8 +203,6 @@ def max_tokens_of(record: dict, params: dict, call: Call, path: str) -> int:
 
 def _params_of(record: dict, call: Call, path: str) -> dict:
     """The record's request parameters, checked as the replay's reader checks them."""
-    from tiercli.ingest.records import _Bad, request_params  # the reader's own check and its problem
-
     try:
         return request_params(record.get("params"), record.get("tools"))
     except _Bad as bad:  # the reader accepted it: the log changed since
@@ -575,9 +576,6 @@ def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, tu
     planned calls whose recorded parameters were not sent, by parameter (sent_params)."""
     import numpy as np
 
-    from tiercli.core.answers import AnswerJudge
-    from tiercli.core.shape import CallShape
-
     seqs = table["seq"].to_numpy()
     got = [run.calls.get(int(s)) for s in seqs]
     table = table.assign(
@@ -665,8 +663,6 @@ def live_phase(replay_run, options: LiveOptions, confirm: Callable[[str], bool],
     """Sends a finished replay's misses and bypasses; updates its table and summary in place.
     `confirm(plan)` is asked before anything is sent; a False answer sends nothing. The caller
     removes the returned run's journal once the run is saved."""
-    from tiercli.engine.replay import BYPASS, MISS
-
     pricer = Pricer(replay_run.settings.prices)
     calls = [c for c, o in zip(replay_run.outcome.calls, replay_run.outcome.outcome) if o in (MISS, BYPASS)]
     sender = Sender(options, pricer)  # no key, nothing sent

@@ -11,6 +11,8 @@ import pandas as pd
 from tiercli.errors import UsageError
 from tiercli.economics.pricing import PICO
 from tiercli.present.files import write_output
+from tiercli.durations import format_duration
+from tiercli.engine.tune import ADAPTIVE_STRETCH
 
 
 def plot_run(calls: pd.DataFrame, run_id: str, path: Path) -> None:
@@ -102,8 +104,6 @@ def plot_tune(rows: list[dict], base, best: dict | None, frontier: list[dict], p
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    from tiercli.durations import format_duration
-
     tiers = list(base.tiers)
     curves = {task: entry for task, entry in (task_curves or {}).items() if entry.get("threshold_curve")}
     panels = len(tiers) + 1
@@ -194,8 +194,6 @@ def _task_curves(subfig, curves: dict[str, dict], max_mismatch: float | None) ->
 def _fixed_anchor(rows: list[dict], best: dict | None):
     """The fixed-TTL candidate the per-tier lines go through: the recommendation, or, when it is
     adaptive, the fixed TTLs it stretches (rows holds only the fixed grid)."""
-    from tiercli.engine.tune import ADAPTIVE_STRETCH
-
     if best is None:
         return min(rows, key=lambda r: r["cached_usd"])["candidate"]
     chosen = best["candidate"]

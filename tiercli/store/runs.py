@@ -26,6 +26,7 @@ from tiercli import __version__
 from tiercli.errors import TiercliError
 from tiercli.procs import pid_alive
 from tiercli.store.home import tiercli_home
+from tiercli.engine.replay import OUTCOMES
 
 FORMAT = 1  # bump when the files change incompatibly
 FILES = ("run.json", "summary.json", "calls.parquet")
@@ -95,8 +96,6 @@ class SavedRun:
         return self.meta.get("complete", True) is not False
 
     def calls(self) -> pd.DataFrame:
-        from tiercli.engine.replay import OUTCOMES
-
         path = self.path / "calls.parquet"  # its columns were checked by read_run
         try:
             calls = pd.read_parquet(path)

@@ -36,6 +36,7 @@ from tiercli.ingest.formats import Sample
 from tiercli.ingest.items import Item, items
 from tiercli.ingest.records import RecordProblem
 from tiercli.ingest.sources import ZSTD_MAGIC, Source
+from tiercli.ingest.formats.map import mapped_params
 
 REQUEST_PARAMS = "gen_ai.request."  # gen_ai.request.max_tokens, .temperature, .top_p, .top_k, .stop_sequences
 # Operations of gen_ai.operation.name that are a call to a model (embeddings, tools and agents are not).
@@ -1167,8 +1168,6 @@ def _apply_map(record: dict, origin: dict, readings: list[Reading], options: Rea
     if "params" in values:  # the mapped parameters replace those the spans give
         record.pop("params", None)
         if values["params"] is not None:
-            from tiercli.ingest.formats.map import mapped_params
-
             record["params"], params_origin = mapped_params(values["params"], origin["params"])
             origin.update(params_origin)
     _map_request(record, origin, values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tiercli.ingest.formats import Sample
+from tiercli.ingest.logread import read_native
 
 OWN_FIELDS = ("ts", "task_type", "lead_id", "contact_id")
 
@@ -22,8 +23,6 @@ class Native:
         return "the first record has none of " + ", ".join(f'"{name}"' for name in OWN_FIELDS)
 
     def read(self, source, options, file_index, names):
-        from tiercli.ingest.logread import read_native
-
         return read_native(source, options, file_index, names)[0]
 
 
