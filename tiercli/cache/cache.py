@@ -56,6 +56,9 @@ import weakref
 from contextvars import ContextVar
 from pathlib import Path
 
+from anthropic.types import Message
+
+from tiercli.cache.client import wrap as wrap_client
 from tiercli.cache.metrics import Metrics
 from tiercli.cache.tiers import build_tiers, redis_client
 from tiercli.core.answers import AnswerJudge
@@ -68,8 +71,10 @@ from tiercli.errors import shown
 from tiercli.ingest.records import call_of_record
 from tiercli.record import (CallLabels, JsonLines, message_text, request_fields, request_params, token_fields,
                             usage_counts, uses_tools)
-from tiercli.redis.conn import mask_url, url_problem
+from tiercli.redis.conn import _shown_detail, mask_url, url_problem
 from tiercli.settings import CACHE_MODES, Settings, build_settings
+from tiercli.store.embeddings import EmbeddingStore, SentenceTransformerEmbedder, embed_texts
+from tiercli.store.home import tiercli_home
 
 log = logging.getLogger("tiercli.cache")
 
@@ -193,9 +198,7 @@ class TieredCache:
 
     def wrap(self, client):
         """The Anthropic or AsyncAnthropic client with messages.create through the cache."""
-        from tiercli.cache.client import wrap
-
-        return wrap(client, self)
+        return wrap_client(client, self)
 
     def context(self, *, lead_id: str | int | None = None, task_type: str | None = None,
                 worker: str | None = None, attrs: dict | None = None):
@@ -538,6 +541,11 @@ class _Pending:
         self.coalesced_from: Origin | None = None
 
     @property
+    def follows(self) -> bool:
+        """An identical call is at the API: this one waits for its answer (`flight`)."""
+        return self.kind == FOLLOWER
+
+    @property
     def answered(self) -> bool:
         """Served without the API: a live hit (or, after TieredCache.follow, a coalesced call)."""
         return self.served is not None
@@ -561,8 +569,6 @@ def answer_bytes(message, api_ms: float | None) -> bytes:
 
 def served_message(answer: bytes):
     """The Message an entry serves (a new object each time: outcome_of tells them apart)."""
-    from anthropic.types import Message
-
     if answer is None:
         raise ValueError("the entry holds no answer (filled by a replay, not by a running cache)")
     message = Message.model_validate_json(answer)
@@ -639,8 +645,6 @@ class _SharedCounters:
 
 
 def _redis_detail(exc: Exception, url: str | None) -> str:
-    from tiercli.redis.conn import _shown_detail
-
     return _shown_detail(exc, url or "")
 
 
@@ -679,8 +683,6 @@ class _Embedding:
             return False
         try:
             if self.embedder is None:
-                from tiercli.store.embeddings import SentenceTransformerEmbedder
-
                 self.embedder = SentenceTransformerEmbedder(self.settings.l3_model)
             load = getattr(self.embedder, "load", None)
             if load is not None:
@@ -695,8 +697,6 @@ class _Embedding:
         """The text's vector (the L3 tier keeps the latest ones: a miss searches, then stores)."""
         if not self.ready():
             raise RuntimeError(f"L3 is off: {self.off_reason}")
-        from tiercli.store.embeddings import embed_texts
-
         vectors, _ = embed_texts([text], self.embedder, self._store())
         return vectors[0]
 
@@ -705,9 +705,6 @@ class _Embedding:
             return None
         store = getattr(self._local, "store", None)
         if store is None:
-            from tiercli.store.embeddings import EmbeddingStore
-            from tiercli.store.home import tiercli_home
-
             try:
                 store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")
             except Exception as exc:  # the store is only a cache of vectors: embed without it

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tiercli.cache.cache import FOLLOWER
 from tiercli.record import WrappedClient
 
 
@@ -24,7 +23,7 @@ class _Messages:
     def create(self, **kwargs):
         cache = self._cache
         pending = cache.begin(kwargs)
-        if pending.kind == FOLLOWER:
+        if pending.follows:
             cache.follow(pending, _leaders_answer(pending.flight.future.result))
         if pending.answered:
             return cache.finish(pending, None, None)
@@ -51,7 +50,7 @@ class _AsyncMessages(_Messages):
     async def create(self, **kwargs):
         cache = self._cache
         pending = cache.begin(kwargs)
-        if pending.kind == FOLLOWER:
+        if pending.follows:
             # shielded: a cancelled follower must not cancel the flight its peers wait on
             waiting = asyncio.shield(asyncio.wrap_future(pending.flight.future))
             cache.follow(pending, await _leaders_answer_async(waiting))
