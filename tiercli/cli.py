@@ -12,7 +12,7 @@ import sys  # noqa: E402
 
 import typer  # noqa: E402
 
-from tiercli.commands._edge import TiercliCommand, TiercliGroup
+from tiercli.commands._edge import TiercliCommand, TiercliGroup, quiet_stdout
 from tiercli.commands.compare import compare
 from tiercli.commands.inspect import inspect
 from tiercli.commands.replay import replay
@@ -51,6 +51,4 @@ def main() -> None:
         try:
             sys.stdout.flush()  # here, so a reader gone away (`| head`) is not an error at exit
         except BrokenPipeError:
-            from tiercli.commands._edge import quiet_stdout
-
             quiet_stdout()
