@@ -118,10 +118,14 @@ class MessagesServer:
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
+        # (text, usage): every request's answer while set, in place of "live answer to: ..." (the
+        # cache parity test sets each recorded call's own answer before sending it)
+        self.reply: tuple[str, dict] | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK wait per reply
 
             def log_message(self, *args):
                 pass
@@ -169,6 +173,8 @@ class MessagesServer:
                 if server.split_writes:
                     usage["cache_creation"] = {"ephemeral_5m_input_tokens": five_minutes,
                                                "ephemeral_1h_input_tokens": one_hour}
+                if server.reply is not None:
+                    text, usage = server.reply[0], dict(server.reply[1])
                 message = {"id": f"msg_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant",
                            "model": body.get("model"), "content": [{"type": "text", "text": text}],
                            "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}

@@ -174,7 +174,7 @@ def _cache_says(record: dict) -> str | None:
     """What the cache recorded of why a call went as it did, beyond the outcome."""
     if record.get("cache_coalesced"):
         return "coalesced by single-flight (an identical call was in flight in this process)"
-    if record.get("cache_redis_failed") or record.get("cache_redis_down"):
+    if record.get("cache_redis_failed"):
         return "Redis was down: the cache served from L1 and the API"
     if record.get("cache_l3_off"):
         return "L3 was off in the cache (its embedding model did not load)"
