@@ -56,6 +56,7 @@ def test_the_processes_logs_together_in_any_order_are_at_parity():
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
         "parity": 100.0, "calls": 8, "differing": 0, "modes": {"live": 8}, "tag_changes": 1, "differences": [],
+        "notes": [],
         "logs": [str(FIXTURES / "cache-w2.jsonl"), str(FIXTURES / "cache-w1.jsonl")]}
 
 
@@ -94,6 +95,15 @@ def test_what_the_cache_says_of_a_call_is_the_why(tmp_path):
     log = planted(tmp_path, 6, cache_outcome="l1", cache_source=0, cache_stale=True, cache_coalesced=True)
     difference = json.loads(verify(log, "--config", CONFIG, "--json").stdout)["differences"][0]
     assert difference["why"] == "coalesced by single-flight (an identical call was in flight in this process)"
+
+
+def test_a_tag_change_invalidated_otherwise_than_the_config_is_a_note(tmp_path):
+    log = planted(tmp_path, 4, cache_broadcast=True)
+    result = verify(log, "--config", CONFIG)
+    assert result.exit_code == 0
+    assert result.stderr == (f"note: 1 tag change was broadcast (the first at {log}:4) where the config's "
+                             "invalidation is local: the replay invalidates as the config says\n")
+    assert len(json.loads(verify(log, "--config", CONFIG, "--json").stdout)["notes"]) == 1
 
 
 def test_shadow_mode_compares_the_mismatched_flag(tmp_path):

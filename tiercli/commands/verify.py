@@ -49,6 +49,7 @@ class Recorded:
     mode: str = "live"
     mismatched: int | None = None  # shadow mode only
     why: str | None = None  # what the cache said of the call itself (a Redis failure, single-flight)
+    broadcast: bool = False  # a tag change the cache broadcast to every process's L1
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Parity:
     modes: dict[str, int] = field(default_factory=dict)  # calls per cache_mode
     tag_changes: int = 0
     logs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the replay could not follow
 
     @property
     def percent(self) -> float:
@@ -86,7 +88,7 @@ class Parity:
 
     def as_dict(self) -> dict:
         return {"parity": self.percent, "calls": self.calls, "differing": self.differing,
-                "modes": self.modes, "tag_changes": self.tag_changes, "logs": self.logs,
+                "modes": self.modes, "tag_changes": self.tag_changes, "logs": self.logs, "notes": self.notes,
                 "differences": [d.as_dict() for d in self.differences]}
 
 
@@ -115,7 +117,22 @@ def verify_logs(logs: Sequence[str], settings: Settings, *, embedder=None,
         vectors, row_of_text, _ = embeddings_for(read, embedder, settings, progress)
     judge, _ = answer_judge(read, embedder, settings, progress)
     result = replay(events, settings, vectors, row_of_text, judge=judge, progress=progress("replaying", None))
-    return compare(events, recorded, result, read)
+    parity = compare(events, recorded, result, read)
+    parity.notes = _invalidation_notes(events, recorded, settings)
+    return parity
+
+
+def _invalidation_notes(events: list[Event], recorded: dict[int, Recorded], settings: Settings) -> list[str]:
+    """Tag changes invalidated otherwise than the config says (TieredCache.tag_change(...,
+    broadcast=...)): the replay follows the config."""
+    broadcast = settings.invalidation == "broadcast"
+    other = [recorded[id(e)] for e in events if isinstance(e, TagChange) and recorded[id(e)].broadcast != broadcast]
+    if not other:
+        return []
+    how = "local" if broadcast else "broadcast"
+    return [f"{count(len(other), 'tag change')} {'was' if len(other) == 1 else 'were'} {how} (the first at "
+            f"{other[0].file}:{other[0].line}) where the config's invalidation is {settings.invalidation}: the "
+            f"replay invalidates as the config says"]
 
 
 def _recorded(read: ReadResult, sources: list[Source]) -> dict[int, Recorded]:
@@ -150,7 +167,7 @@ def _fields_of(record: dict, event: Event, name: str, line: int) -> Recorded:
     if type(seq) is not int or seq < 0:
         raise bad("cache_seq", f"must be a whole number >= 0, got {shown(seq)}")
     if isinstance(event, TagChange):
-        return Recorded(name, line, seq)
+        return Recorded(name, line, seq, broadcast=record.get("cache_broadcast") is True)
     outcome = record.get("cache_outcome")
     if outcome not in OUTCOMES:
         raise bad("cache_outcome", f"must be one of {', '.join(OUTCOMES)}, got {shown(outcome)}")
@@ -299,6 +316,8 @@ def verify(
 
 def print_parity(parity: Parity) -> None:
     out = typer.echo
+    for note in parity.notes:
+        out(f"note: {note}", err=True)
     if not parity.differing:
         out(f"parity: {parity.percent:.1f}% of {parity.calls:,} calls")
         return
