@@ -155,7 +155,7 @@ def request_fields(meta: dict, kwargs: dict) -> dict:
     if messages is not None and not isinstance(messages, list):
         kwargs["messages"] = list(messages)
     request = {**meta, "model": kwargs.get("model")}
-    if _given(kwargs.get("system")):
+    if is_given(kwargs.get("system")):
         request["system"] = kwargs["system"]
     request["messages"] = kwargs.get("messages")
     if uses_tools(kwargs):
@@ -166,23 +166,28 @@ def request_fields(meta: dict, kwargs: dict) -> dict:
 # The SDK's arguments that are request parameters in a log record's `params` (ingest/records.py
 # PARAMS; output_format is read as response_format); tools are the record's own field. SDKs
 # before 0.70 or so take temperature, top_p, top_k and output_format; newer ones output_config.
-_PARAM_ARGUMENTS = ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", "tool_choice", "thinking",
-                    "output_format")
+_PARAM_ARGUMENTS = frozenset(("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", "tool_choice",
+                              "thinking", "output_format"))
 
 
 def request_params(kwargs: dict) -> dict:
     """The request parameters the call gives, as a log record's `params` (JSON values): a
     structured answer's format given as output_config={"format": ...} is its response_format."""
-    given = {name: kwargs[name] for name in _PARAM_ARGUMENTS if _given(kwargs.get(name))}
+    return json.loads(json.dumps(given_params(kwargs), default=_jsonable))
+
+
+def given_params(kwargs: dict) -> dict:
+    """request_params before its JSON copy: the caller's own values."""
+    given = {name: value for name, value in kwargs.items() if name in _PARAM_ARGUMENTS and is_given(value)}
     config = kwargs.get("output_config")
-    if _given(config) and isinstance(config, Mapping) and config.get("format") is not None \
+    if is_given(config) and isinstance(config, Mapping) and config.get("format") is not None \
             and "output_format" not in given:
         given["response_format"] = config["format"]
-    return json.loads(json.dumps(given, default=_jsonable))
+    return given
 
 
 def uses_tools(kwargs: dict) -> bool:
-    return _given(kwargs.get("tools")) and bool(kwargs["tools"])
+    return is_given(kwargs.get("tools")) and bool(kwargs["tools"])
 
 
 def _merge(base: dict, extra: Mapping) -> dict:
@@ -483,7 +488,8 @@ class _AsyncStreamManager:
 
 # --- helpers --------------------------------------------------------------------------------------
 
-def _given(value) -> bool:
+def is_given(value) -> bool:
+    """Whether an SDK argument is given: not None, NOT_GIVEN nor omit."""
     return value is not None and not isinstance(value, (anthropic.NotGiven, anthropic.Omit))
 
 

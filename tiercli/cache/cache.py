@@ -47,6 +47,7 @@ for L2, an embedding (milliseconds) for L3.
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import logging
 import math
 import threading
@@ -56,9 +57,11 @@ import weakref
 from contextvars import ContextVar
 from pathlib import Path
 
+import pydantic
 from anthropic.types import Message
 
 from tiercli.cache.client import wrap as wrap_client
+from tiercli.cache.keying import plain_request
 from tiercli.cache.metrics import Metrics
 from tiercli.cache.tiers import build_tiers, redis_client
 from tiercli.core.answers import AnswerJudge
@@ -83,11 +86,13 @@ OUTCOMES = ("l1", "l2", "l3", "miss", "bypass")
 # that filled the entry, which a hit's log line reports (what the API would have taken). The
 # Message model keeps unknown members as extras; a hit drops it before returning the message.
 LATENCY_MEMBER = "tiercli_latency_ms"
+ANSWERS_PARSED = 1024  # answers kept parsed (a hit copies one: _Answers)
 
 
 # --- outcome_of: what the cache did for a message it returned ------------------------------------
 
-_outcomes: dict[int, dict] = {}  # id(returned object) -> its outcome; dropped when the object is
+# id(returned object) -> (a weak reference to it, its outcome); dropped when the object is
+_outcomes: dict[int, tuple[weakref.ref, dict]] = {}
 
 
 def outcome_of(message) -> dict | None:
@@ -97,13 +102,13 @@ def outcome_of(message) -> dict | None:
     "miss" | "bypass"; in shadow mode the would-be one (`would_be` True; the answer is the
     API's) and `mismatched` 0 | 1 | 2 (None in live mode). None for any other object."""
     found = _outcomes.get(id(message))
-    return dict(found) if found is not None else None
+    return dict(found[1]) if found is not None and found[0]() is message else None
 
 
 def _remember(returned, outcome: dict) -> None:
     key = id(returned)
-    _outcomes[key] = outcome
-    weakref.finalize(returned, _outcomes.pop, key, None)
+    # a weak reference's callback, not weakref.finalize: a tenth of the cost on every call
+    _outcomes[key] = weakref.ref(returned, lambda _, key=key: _outcomes.pop(key, None)), outcome
 
 
 # --- building the cache ---------------------------------------------------------------------------
@@ -135,6 +140,20 @@ def refuse_what_a_running_cache_cannot_do(settings: Settings) -> None:
     if settings.l2_redis_url == "embedded":
         raise ValueError("l2_redis_url = \"embedded\" starts a private server for one replay: give the cache a "
                          "Redis its processes share (TieredCache(redis_url=...)), or none to keep L2 in process")
+
+
+def request_record(meta: dict, kwargs: dict, worker: str, streaming: bool, t: float = 0.0) -> dict:
+    """A request's log record (README "Log format"; the cache's log line before its answer), its
+    fields as tiercli.record builds them: what call_of_record keys."""
+    record = {"ts": t, **request_fields(meta, kwargs), "worker": worker}
+    params = request_params(kwargs)
+    if params:
+        record["params"] = params
+    if streaming:
+        record["streaming"] = True
+    if uses_tools(kwargs):
+        record["use_tools"] = True
+    return record
 
 
 class TieredCache:
@@ -191,6 +210,7 @@ class TieredCache:
         self._latency = {tier.name: settings.latency_ms(tier.name) for tier in self.tiers}
         self._tiers_of_task: dict[str, tuple[list, list[float]]] = {}
         self._flights: dict[bytes, _Flight] = {}
+        self._answers = _Answers()
         self._last_worker: dict[str, str] = {}  # lead -> the worker of its latest call (a local tag change's L1)
         self._closed = False
 
@@ -215,8 +235,8 @@ class TieredCache:
 
     def tag_change(self, lead_id: str | int, tag: str, *, broadcast: bool | None = None,
                    worker: str | None = None) -> None:
-        """The lead's tag changed: its entries leave L2 and L3, and one L1 (the worker of the
-        lead's latest call in this process, else `worker`, else this cache's) or, with
+        """The lead's tag changed: its entries leave L2 and L3, and one L1 (`worker`, else the
+        worker of the lead's latest call in this process, else this cache's) or, with
         `broadcast` (None: the config's invalidation), every process's L1. Its seq is recorded
         (in Redis when shared), so that older entries of the lead serve stale hits as in replay.
         Never raises for a failure of the cache's own (counted in cache_errors)."""
@@ -259,19 +279,17 @@ class TieredCache:
     def _begin(self, kwargs: dict, per_call, started: float, streaming: bool) -> _Pending:
         meta = self._labels.of_call(per_call)
         worker = str(meta.get("worker") or self.worker)
-        record = {"ts": 0.0, **request_fields(meta, kwargs), "worker": worker}
-        params = request_params(kwargs)
-        if params:
-            record["params"] = params
-        if streaming:
-            record["streaming"] = True
-        if uses_tools(kwargs):
-            record["use_tools"] = True
+        plain = plain_request(meta, kwargs, self.shape)  # None: the request's Call is its record's
+        record = None if plain is not None and self._log is None else request_record(meta, kwargs, worker, streaming)
         with self._lock:
             t = float(self.clock())
-            record["ts"] = t
-            call = call_of_record(record, 0, None, self.shape, {})
-            call.seq = self._shared.next_seq()
+            call = plain.call(t, worker, streaming) if plain is not None else None
+            if record is not None:
+                record["ts"] = t
+            if call is None:
+                record = record or request_record(meta, kwargs, worker, streaming, t)
+                call = call_of_record(record, 0, None, self.shape, {})
+            call.seq, last_tag_seq = self._shared.next_seq(call.lead)
             self._last_worker[call.lead] = worker
             if self._ttl_policy is not None:
                 self._ttl_policy.observe(call)
@@ -288,12 +306,11 @@ class TieredCache:
             entry = pending.found.entry
             if entry is not None:
                 pending.kind = HIT
-                pending.stale = is_stale(entry.origin, call, self._shared.last_tag_seq(call.lead)) \
-                    if entry.origin.lead == call.lead else False
+                pending.stale = is_stale(entry.origin, call, last_tag_seq)
             elif not self.shadow:
                 pending.flight = self._flights[call.key] = _Flight(call.seq)
         if pending.kind == HIT and not self.shadow:
-            pending.served = served_message(entry.origin.answer)
+            pending.served, pending.served_ms = self._answers.served(entry.origin.answer)
         return pending
 
     def _tiers_for(self, task: str) -> tuple[list, list[float]]:
@@ -328,11 +345,9 @@ class TieredCache:
             return self._done(p, message, "bypass", api_ms=api_ms)
         if p.kind == HIT and not self.shadow:
             origin = p.found.entry.origin
-            return self._done(p, p.served, p.tiers[p.found.level].name, origin=origin,
-                              api_ms=served_latency(p.served))
+            return self._done(p, p.served, p.tiers[p.found.level].name, origin=origin, api_ms=p.served_ms)
         if p.kind == FOLLOWER:
-            return self._done(p, p.served, "miss", origin=p.coalesced_from, coalesced=True,
-                              api_ms=served_latency(p.served))
+            return self._done(p, p.served, "miss", origin=p.coalesced_from, coalesced=True, api_ms=p.served_ms)
         # the API answered: a live miss, or any shadow call
         text = message_text(message)
         digest = self.shape.digest(call.task, text)
@@ -376,7 +391,8 @@ class TieredCache:
         the caller calls the API, and the call is finished as a miss of its own)."""
         try:
             if origin is not None and origin.answer is not None:
-                pending.coalesced_from, pending.served = origin, served_message(origin.answer)
+                pending.served, pending.served_ms = self._answers.served(origin.answer)
+                pending.coalesced_from = origin
                 return True
         except Exception as exc:
             self._cache_error("single-flight", exc)
@@ -393,7 +409,7 @@ class TieredCache:
         if served is None or fresh is None or served == fresh:
             return None
         vectors.clear()  # only this comparison's two answers
-        vectors[served] = self._embedding.embed(message_text(served_message(origin.answer)).strip())
+        vectors[served] = self._embedding.embed(message_text(self._answers.served(origin.answer)[0]).strip())
         vectors[fresh] = self._embedding.embed(self.shape.answer_texts.get(fresh, ""))
         return self.judge
 
@@ -461,9 +477,8 @@ class TieredCache:
         self._call_redis_failed.set(False)
         with self._lock:
             t = float(self.clock())
-            seq = self._shared.next_seq()
-            self._shared.set_tag_seq(lead, seq)
-            local = self._last_worker.get(lead) or worker or self.worker
+            seq = self._shared.tag_change(lead)
+            local = worker or self._last_worker.get(lead) or self.worker  # as replay: the tag change's own first
             for tier in self.tiers:
                 if not tier.per_worker:
                     tier.remove_lead(lead, t)
@@ -528,7 +543,7 @@ class _Pending:
     """One call between its look-up and its answer."""
 
     __slots__ = ("kind", "started", "call", "record", "worker", "t", "tiers", "found", "stale", "flight",
-                 "served", "coalesced_from")
+                 "served", "served_ms", "coalesced_from")
 
     def __init__(self, kind: str, started: float, call: Call | None = None, record: dict | None = None,
                  worker: str | None = None, t: float = 0.0):
@@ -538,6 +553,7 @@ class _Pending:
         self.stale = False
         self.flight: _Flight | None = None
         self.served = None  # the Message a live hit or a coalesced call returns
+        self.served_ms: float | None = None  # the API latency of the call that filled its entry
         self.coalesced_from: Origin | None = None
 
     @property
@@ -567,18 +583,64 @@ def answer_bytes(message, api_ms: float | None) -> bytes:
     return (body[:-1] + f',"{LATENCY_MEMBER}":{"null" if api_ms is None else repr(round(api_ms, 3))}}}').encode()
 
 
-def served_message(answer: bytes):
-    """The Message an entry serves (a new object each time: outcome_of tells them apart)."""
-    if answer is None:
-        raise ValueError("the entry holds no answer (filled by a replay, not by a running cache)")
-    message = Message.model_validate_json(answer)
-    extra = message.__pydantic_extra__
-    message._tiercli_latency_ms = extra.pop(LATENCY_MEMBER, None) if extra else None
-    return message
+class _Answers:
+    """The Messages that entries serve: each answer (Origin.answer) parsed once, then copied for
+    every hit (a copy costs half a parse), so that no caller can change another's answer by
+    changing the Message it got. The latest ANSWERS_PARSED answers are kept."""
+
+    def __init__(self):
+        self._parsed: dict[bytes, tuple[Message, float | None]] = {}
+        self._lock = threading.Lock()  # for adding (reads take none)
+
+    def served(self, answer: bytes | None) -> tuple[Message, float | None]:
+        """(a new Message of the answer, the API latency of the call that filled the entry)."""
+        found = self._parsed.get(answer)
+        if found is None:
+            if answer is None:
+                raise ValueError("the entry holds no answer (filled by a replay, not by a running cache)")
+            message = Message.model_validate_json(answer)
+            extra = message.__pydantic_extra__
+            latency = extra.pop(LATENCY_MEMBER, None) if extra else None
+            message.__pydantic_fields_set__.discard(LATENCY_MEMBER)
+            found = message, latency
+            with self._lock:
+                self._parsed[answer] = found
+                if len(self._parsed) > ANSWERS_PARSED:
+                    del self._parsed[next(iter(self._parsed))]  # the oldest
+        return _copied(found[0]), found[1]
 
 
-def served_latency(message) -> float | None:
-    return getattr(message, "_tiercli_latency_ms", None)
+_IMMUTABLE = frozenset((str, int, float, bool, bytes, type(None)))
+_is_model: dict[type, bool] = {}  # type -> whether it is a pydantic model (isinstance on them is slow)
+
+
+def _copied(value):
+    """A deep copy of a pydantic model (the SDK's Message) made of models, lists, dicts and
+    immutable values: a fifth of model_copy(deep=True)'s time."""
+    kind = type(value)
+    if kind is list:
+        return [item if type(item) in _IMMUTABLE else _copied(item) for item in value]
+    if kind is dict:
+        return {name: item if type(item) in _IMMUTABLE else _copied(item) for name, item in value.items()}
+    model = _is_model.get(kind)
+    if model is None:
+        model = _is_model[kind] = issubclass(kind, pydantic.BaseModel)
+    if not model:
+        return value if kind in _IMMUTABLE else copy.deepcopy(value)
+    fields = value.__dict__.copy()
+    for name, item in fields.items():
+        if type(item) not in _IMMUTABLE:
+            fields[name] = _copied(item)
+    copied = _new_object(kind)
+    extra, private = value.__pydantic_extra__, value.__pydantic_private__
+    _set_attribute(copied, "__dict__", fields)
+    _set_attribute(copied, "__pydantic_extra__", _copied(extra) if extra else None if extra is None else {})
+    _set_attribute(copied, "__pydantic_fields_set__", value.__pydantic_fields_set__.copy())
+    _set_attribute(copied, "__pydantic_private__", None if private is None else _copied(private))
+    return copied
+
+
+_new_object, _set_attribute = object.__new__, object.__setattr__  # as pydantic's own copy sets a model's parts
 
 
 # --- stats --------------------------------------------------------------------------------------
@@ -615,33 +677,51 @@ class _Stats:
 
 class _SharedCounters:
     """seq (one counter for calls and tag changes, in processing order) and each lead's latest
-    tag change seq: `INCR {prefix}seq` and `HSET {prefix}tagseq`, when Redis is used (`health`,
+    tag change seq: `{prefix}seq` and the hash `{prefix}tagseq` when Redis is used (`health`,
     the tiers' guard: a failure is reported as the tiers' are, and while Redis is down both go
-    on in process, from the last seq seen)."""
+    on in process, from the last seq seen). Each is one round trip, a Lua script that runs
+    alone: a call takes its seq and reads its lead's latest tag change at once, and a tag change
+    takes its seq and records it at once, so a call sees exactly the tag changes before it in
+    seq order, whichever process made them."""
+
+    # KEYS: seq, tagseq; ARGV: lead. Seqs count from 0, as a log's lines; -1: no tag change yet.
+    _CALL = """
+local seq = redis.call('INCR', KEYS[1]) - 1
+local tag_seq = redis.call('HGET', KEYS[2], ARGV[1])
+return {seq, tag_seq and tonumber(tag_seq) or -1}
+"""
+    _TAG_CHANGE = """
+local seq = redis.call('INCR', KEYS[1]) - 1
+redis.call('HSET', KEYS[2], ARGV[1], seq)
+return seq
+"""
 
     def __init__(self, health, prefix: str):
         self.health = health
-        self.seq_key, self.tags_key = prefix + "seq", prefix + "tagseq"
+        self.keys = [prefix + "seq", prefix + "tagseq"]
         self.seq = -1
-        self.tag_seqs: dict[str, int] = {}
+        self.tag_seqs: dict[str, int] = {}  # this process's tag changes (what is known while Redis is down)
+        if health is not None:
+            self._call = health.client.register_script(self._CALL)
+            self._tag_change = health.client.register_script(self._TAG_CHANGE)
 
-    def next_seq(self) -> int:
-        shared = None if self.health is None else self.health.run("seq", lambda: self.health.client.incr(self.seq_key))
-        self.seq = self.seq + 1 if shared is None else int(shared) - 1  # seqs from 0, as a log's
+    def next_seq(self, lead: str) -> tuple[int, int]:
+        """A call of `lead`: (its seq, the seq of the lead's latest tag change before it)."""
+        shared = None if self.health is None else \
+            self.health.run("seq", lambda: self._call(keys=self.keys, args=[lead]))
+        if shared is None:
+            self.seq += 1
+            return self.seq, self.tag_seqs.get(lead, -1)
+        self.seq = int(shared[0])
+        return self.seq, int(shared[1])
+
+    def tag_change(self, lead: str) -> int:
+        """A tag change of `lead`: its seq, recorded as the lead's latest."""
+        shared = None if self.health is None else \
+            self.health.run("seq", lambda: self._tag_change(keys=self.keys, args=[lead]))
+        self.seq = self.seq + 1 if shared is None else int(shared)
+        self.tag_seqs[lead] = self.seq
         return self.seq
-
-    def set_tag_seq(self, lead: str, seq: int) -> None:
-        self.tag_seqs[lead] = seq
-        if self.health is not None:
-            self.health.run("tags", lambda: self.health.client.hset(self.tags_key, lead, seq))
-
-    def last_tag_seq(self, lead: str) -> int:
-        """The seq of the lead's latest tag change, any process's; -1 when none."""
-        if self.health is not None:
-            value = self.health.run("tags", lambda: self.health.client.hget(self.tags_key, lead), False)
-            if value is not False:
-                return -1 if value is None else int(value)
-        return self.tag_seqs.get(lead, -1)
 
 
 def _redis_detail(exc: Exception, url: str | None) -> str:

@@ -32,6 +32,14 @@ TOO_DEEP_HINT = (f"a real request nests far less (a tool's JSON schema, tens of 
 def canonical_json(value: Any, level: int = 1) -> bytes:
     """orjson's canonical JSON of `value` (keys sorted), which sits at `level` from the record
     (a record's own fields are at level 2); TooDeep when it nests deeper than MAX_DEPTH."""
+    try:
+        written = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # too deep for orjson, or not JSON: the wrapped writing says which
+        written = None
+    # JSON nests no deeper than it has opening brackets: few enough, and it needs no wrapping to be
+    # checked (a key's few hundred bytes write 10 times faster unwrapped)
+    if written is not None and written.count(b"[") + written.count(b"{") <= MAX_DEPTH + 1 - level:
+        return written
     return _written(value, level, orjson.OPT_SORT_KEYS)
 
 
