@@ -242,7 +242,8 @@ def test_a_local_tag_change_clears_this_l1_and_makes_older_entries_stale(server,
     assert [w.get("type", "call") for w in lines(log)] == ["call", "call", "tag_change", "call", "call"]
     tag = lines(log)[2]
     assert tag == {"type": "tag_change", "ts": clock.t, "lead_id": "L1", "tag": "Warm", "worker": "default",
-                   "cache_seq": 2, "cache_mode": "live"}
+                   "cache_seq": 2, "cache_mode": "live", "cache_run": cache.run_id}  # no cache_redis: in process
+    assert {line["cache_run"] for line in lines(log)} == {cache.run_id}
     cache.close()
 
 

@@ -171,3 +171,20 @@ def test_the_config_is_required_and_must_exist(tmp_path):
     assert json.loads(result.stdout)["error"]["message"] == f"{tmp_path}/nope.toml: cannot read config file: " \
                                                             "No such file or directory"
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_restarted_in_process_cache_appending_to_its_log_is_a_run_of_its_own(tmp_path):
+    """A process restarted with the same log: its in-process cache starts empty and numbers its
+    calls from 0 again. Each run (cache_run) is replayed from empty tiers; had the second run been
+    replayed after the first, its line-1 call would be an L1 hit, not the miss it was."""
+    first = [{**r, "cache_run": "a"} for r in records()]
+    second = [{**r, "cache_run": "b", "ts": r["ts"] + 10_000} for r in records()]
+    log = write(tmp_path / "restarted.jsonl", first + second)
+    result = verify(log, "--config", CONFIG)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "parity: 100.0% of 16 calls"
+    # one cache_seq order for both runs (they shared a Redis): the second run's seqs repeat
+    shared = write(tmp_path / "shared.jsonl", [{**r, "cache_redis": True} for r in first + second])
+    result = verify(shared, "--config", CONFIG)
+    assert result.exit_code == 2
+    assert "cache_seq: 0 is also the cache_seq of" in result.stderr

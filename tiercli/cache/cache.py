@@ -52,6 +52,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 import warnings
 import weakref
 from contextvars import ContextVar
@@ -202,6 +203,11 @@ class TieredCache:
             raise ValueError(f"redis_url {mask_url(url)}: {problem}")
         self.redis_url = url
         self._redis = redis_client(url) if url else None
+        # Each cache's lines name it: a restarted process appending to the same log starts a new
+        # run, which `verify` replays from empty tiers (with Redis the runs share one cache_seq
+        # order and are replayed together)
+        self.run_id = uuid.uuid4().hex[:12]
+        self._run_fields = {"cache_run": self.run_id, **({"cache_redis": True} if url else {})}
         policy = TtlPolicy(settings)
         self._ttl_policy = policy if policy.window is not None else None  # adaptive: observed per call
         self.tiers = build_tiers(settings, redis_client=self._redis, prefix=self.prefix, embed=self._embedding.embed,
@@ -453,7 +459,7 @@ class TieredCache:
                     cache_source_lead=result["source_lead"], cache_source_ts=result["source_ts"],
                     cache_similarity=result["similarity"], cache_stale=result["stale"],
                     cache_cross_lead=result["cross_lead"], cache_mode=self.mode,
-                    cache_latency_ms=round((time.perf_counter() - p.started) * 1000, 3))
+                    cache_latency_ms=round((time.perf_counter() - p.started) * 1000, 3), **self._run_fields)
         if self.shadow:
             line["cache_mismatched"] = result["mismatched"] or 0
         if result["coalesced"]:
@@ -490,7 +496,7 @@ class TieredCache:
             self._stats.tag_changes += 1
         if self._log is not None:
             line = {"type": "tag_change", "ts": t, "lead_id": lead, "tag": tag, "worker": local, "cache_seq": seq,
-                    "cache_mode": self.mode}
+                    "cache_mode": self.mode, **self._run_fields}
             if broadcast:
                 line["cache_broadcast"] = True
             try:

@@ -50,6 +50,9 @@ class Recorded:
     mismatched: int | None = None  # shadow mode only
     why: str | None = None  # what the cache said of the call itself (a Redis failure, single-flight)
     broadcast: bool = False  # a tag change the cache broadcast to every process's L1
+    # the cache that wrote it (cache_run): in-process caches' runs are replayed one by one, from
+    # empty tiers; runs that shared a Redis (cache_redis) together, in their one cache_seq order
+    run: str | None = None
 
 
 @dataclass
@@ -81,6 +84,15 @@ class Parity:
     logs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the replay could not follow
 
+    def add(self, other: Parity) -> None:
+        """Another run's comparison (verify_logs replays each in-process cache run apart)."""
+        self.calls += other.calls
+        self.differing += other.differing
+        self.differences += other.differences[:SHOWN - len(self.differences)]
+        self.tag_changes += other.tag_changes
+        for mode, calls in other.modes.items():
+            self.modes[mode] = self.modes.get(mode, 0) + calls
+
     @property
     def percent(self) -> float:
         """The share of calls at parity, rounded down: 100.0 only when every call is."""
@@ -108,16 +120,24 @@ def verify_logs(logs: Sequence[str], settings: Settings, *, embedder=None,
                      digest=False, sources=sources)
     prepare_l3_texts(read, settings)
     recorded = _recorded(read, sources)
-    events = sorted(read.events, key=lambda e: recorded[id(e)].seq)
-    _check_unique(events, recorded)
-    for event in events:
-        event.seq = recorded[id(event)].seq  # so the replay's source_seq is the cache's cache_source
     vectors = row_of_text = None
     if "l3" in settings.tiers:
         vectors, row_of_text, _ = embeddings_for(read, embedder, settings, progress)
     judge, _ = answer_judge(read, embedder, settings, progress)
-    result = replay(events, settings, vectors, row_of_text, judge=judge, progress=progress("replaying", None))
-    parity = compare(events, recorded, result, read)
+    runs: dict[str, list[Event]] = {}  # in the order the runs first appear in the logs
+    for event in read.events:
+        runs.setdefault(recorded[id(event)].run, []).append(event)
+    parity = Parity(0, 0, [], logs=[f.name for f in read.files])
+    events: list[Event] = []
+    for run_events in runs.values():
+        run_events.sort(key=lambda e: recorded[id(e)].seq)
+        _check_unique(run_events, recorded)
+        for event in run_events:
+            event.seq = recorded[id(event)].seq  # so the replay's source_seq is the cache's cache_source
+        result = replay(run_events, settings, vectors, row_of_text, judge=judge,
+                        progress=progress("replaying", None))
+        parity.add(compare(run_events, recorded, result, read))
+        events += run_events
     parity.notes = _invalidation_notes(events, recorded, settings)
     return parity
 
@@ -145,10 +165,11 @@ def _recorded(read: ReadResult, sources: list[Source]) -> dict[int, Recorded]:
         lines = wanted.get(index)
         if not lines:
             continue
-        for first_line, _, block in lines_of(source):
+        for first_line, count_of_lines, block in lines_of(source):
             if first_line == 1 and block.startswith(UTF8_BOM):
                 block = block[len(UTF8_BOM):]
-            for offset, text in enumerate(block.split(b"\n")):
+            # a block of whole lines ends with a newline: its split's last piece is no line
+            for offset, text in enumerate(block.split(b"\n")[:count_of_lines]):
                 event = lines.get(first_line + offset)
                 if event is not None:
                     out[id(event)] = _fields_of(orjson.loads(text), event, source.name, first_line + offset)
@@ -166,8 +187,12 @@ def _fields_of(record: dict, event: Event, name: str, line: int) -> Recorded:
         raise bad(None, "no cache_seq: not a line of a tiercli.cache log")
     if type(seq) is not int or seq < 0:
         raise bad("cache_seq", f"must be a whole number >= 0, got {shown(seq)}")
+    run = record.get("cache_run")
+    if run is not None and (not isinstance(run, str) or not run):
+        raise bad("cache_run", f"must be a non-empty string, got {shown(run)}")
+    group = "redis" if record.get("cache_redis") is True or run is None else f"run {run}"
     if isinstance(event, TagChange):
-        return Recorded(name, line, seq, broadcast=record.get("cache_broadcast") is True)
+        return Recorded(name, line, seq, broadcast=record.get("cache_broadcast") is True, run=group)
     outcome = record.get("cache_outcome")
     if outcome not in OUTCOMES:
         raise bad("cache_outcome", f"must be one of {', '.join(OUTCOMES)}, got {shown(outcome)}")
@@ -184,7 +209,8 @@ def _fields_of(record: dict, event: Event, name: str, line: int) -> Recorded:
     if mode == "shadow" and mismatched not in (0, 1, 2):
         raise bad("cache_mismatched", f"a shadow-mode line needs 0, 1 or 2, got {shown(mismatched)}")
     return Recorded(name, line, seq, outcome, source, bool(record.get("cache_stale")),
-                    None if similarity is None else float(similarity), mode, mismatched, _cache_says(record))
+                    None if similarity is None else float(similarity), mode, mismatched, _cache_says(record),
+                    run=group)
 
 
 def _cache_says(record: dict) -> str | None:
