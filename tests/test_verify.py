@@ -188,3 +188,11 @@ def test_a_restarted_in_process_cache_appending_to_its_log_is_a_run_of_its_own(t
     result = verify(shared, "--config", CONFIG)
     assert result.exit_code == 2
     assert "cache_seq: 0 is also the cache_seq of" in result.stderr
+
+
+def test_a_log_over_one_read_block_maps_every_line(tmp_path):
+    """verify reads the raw lines in blocks of 1 MiB: the empty piece after a block's last newline
+    was taken for the next block's first line (an internal error, JSONDecodeError)."""
+    padded = [{**r, "padding": "x" * 300_000} for r in records()]  # 9 lines of 300 kB: four blocks
+    result = verify(write(tmp_path / "big.jsonl", padded), "--config", CONFIG)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "parity: 100.0% of 8 calls\n", "")
