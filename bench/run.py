@@ -281,14 +281,141 @@ def ray_ratio(workdir: Path, env: dict, full: bool) -> list[tuple]:
     return rows
 
 
+# figure 11: random distinct sentences for L3's live entries (far apart: no fill call hits L3)
+WORDS = ("house condo price offer viewing tour mortgage loan rate school pool garage yard bedroom bathroom "
+         "kitchen roof lender escrow appraisal inspection closing listing agent seller buyer budget zip "
+         "downtown suburb commute park tax fee hoa deposit rent lease move week month weekend morning "
+         "evening call text email cash credit approval preapproval garden view street corner lot acre").split()
+
+
+def per_call_us(make_call, count: int, rounds: int = 5) -> tuple[float, float, float]:
+    """Median, lowest and highest microseconds per call over `rounds` rounds of `count` calls;
+    `make_call(i)` makes call i (a fresh index per call across rounds)."""
+    times, i = [], 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(count):
+            make_call(i)
+            i += 1
+        times.append((time.perf_counter() - started) / count * 1e6)
+    return statistics.median(times), min(times), max(times)
+
+
+def runtime_cache(workdir: Path, env: dict, full: bool) -> list[tuple]:
+    """tiercli.cache.TieredCache against a direct client call, both through the official SDK to
+    the local Messages test server (tests/messages_server.py, real HTTP on loopback): an L1 hit,
+    an L2 hit on a local Redis (L1 off), an L3 hit over 10k live entries with the query's
+    embedding (the real model), and the work a miss adds. Each ratio is to the direct call
+    measured in the same run."""
+    import anthropic
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from messages_server import MessagesServer
+    from tiercli.cache import TieredCache, outcome_of
+    from tiercli.redis.server import EmbeddedRedis
+    from tiercli.settings import Settings
+    from tiercli.store.embeddings import EmbeddingStore, SentenceTransformerEmbedder, embed_texts
+
+    def ask(client, text: str, lead: str = "L1", task: str = "intent"):
+        return client.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=[{"role": "user", "content": text}],
+                                      **({"tiercli": {"lead_id": lead, "task_type": task}} if lead else {}))
+
+    def check(client, text: str, want: str) -> None:
+        got = outcome_of(ask(client, text))["outcome"]
+        assert got == want, f"expected {want}, got {got}: the figure would measure something else"
+
+    rows = []
+    with MessagesServer() as server, EmbeddedRedis() as redis_server:
+        sdk = anthropic.Anthropic(base_url=server.url, api_key="sk-ant-bench", max_retries=0)
+        ask(sdk, "warm up", lead=None)
+        direct, low, high = per_call_us(lambda i: ask(sdk, f"direct {i}", lead=None), 200)
+        rows.append(("11. a direct messages.create to the local Messages server (loopback HTTP)", f"{direct:,.0f} us",
+                     f"five rounds {low:,.0f}-{high:,.0f} us", ""))
+
+        def cache_of(settings: Settings, redis_url: str | None = None, **options) -> tuple[TieredCache, object]:
+            cache = TieredCache(settings, redis_url=redis_url, namespace=f"bench{len(rows)}", **options)
+            return cache, cache.wrap(anthropic.Anthropic(base_url=server.url, api_key="sk-ant-bench", max_retries=0))
+
+        def timed_outcome(cache, client, outcome: str, texts, count: int) -> tuple[float, float, float]:
+            """Microseconds per call over five rounds of `count` calls of texts[i], each of
+            which must have had `outcome` (the cache's own counts say)."""
+            before = cache.stats()[outcome]
+            timing = per_call_us(lambda i: ask(client, texts[i]), count)
+            assert cache.stats()[outcome] - before == 5 * count, f"not every timed call was {outcome}"
+            return timing
+
+        def hit_row(label: str, cache, client, texts, count: int, tier: str, target: str) -> None:
+            check(client, texts[0], tier)
+            hit, low, high = timed_outcome(cache, client, tier, texts[1:], count)
+            rows.append((label, f"{hit:,.1f} us", f"/ direct call = {hit / direct:.3f}x; five rounds {low:,.1f}-{high:,.1f} us",
+                         target))
+
+        def miss_row(label: str, cache, client, texts, count: int) -> None:
+            miss, _, _ = timed_outcome(cache, client, "miss", texts, count)
+            rows.append((label, f"{miss - direct:,.0f} us", f"miss {miss:,.0f} us / direct {direct:,.0f} us = "
+                         f"{miss / direct:.2f}x", ""))
+
+        same = ["the same question"] * 10_001
+        new = [f"new question {i}" for i in range(1000)]
+        exact = Settings(tiers=("l1", "l2"), l1_ttl=3600.0, l2_ttl=3600.0)
+        cache, client = cache_of(exact)
+        with cache:
+            check(client, same[0], "miss")
+            hit_row("11a. L1 hit (in process)", cache, client, same, 2000, "l1", "< 50 us")
+            miss_row("11d. the work a miss adds: L1+L2 in process", cache, client, new, 200)
+        cache, client = cache_of(Settings(tiers=("l1", "l2"), l1_ttl=0.0, l2_ttl=3600.0), redis_server.url)
+        with cache:
+            check(client, same[0], "miss")
+            hit_row("11b. L2 hit on a local Redis (L1 off)", cache, client, same, 500, "l2", "< 1 ms")
+        cache, client = cache_of(exact, redis_server.url)
+        with cache:
+            miss_row("11d. the same, L1+L2 on a local Redis", cache, client, new, 200)
+
+        # L3: 10k (50k with --full) live entries of distinct sentences, their vectors put in the
+        # embedding store first in one batch (as a replay would have), then stored by misses
+        entries = 50_000 if full else 10_000
+        rng = np.random.default_rng(11)
+        sentences = list(dict.fromkeys(" ".join(rng.choice(WORDS, 12)) for _ in range(entries * 2 + 100)))
+        texts, fresh = sentences[:entries], sentences[entries:entries + 100]  # fresh: the misses' texts
+        embedder = SentenceTransformerEmbedder()
+        store = EmbeddingStore(Path(env["TIERCLI_HOME"]) / "embeddings.sqlite")
+        try:
+            embed_texts(texts, embedder, store)
+        finally:
+            store.close()
+        cache, client = cache_of(Settings(tiers=("l3",), l3_ttl=86400.0, l3_threshold=0.92), embedder=embedder)
+        with cache:
+            for text in texts:
+                ask(client, text)
+            assert cache.stats()["miss"] == entries, "two of the entries' sentences were close enough to hit"
+            # a query is an entry's text with a question mark: another key, a vector not in the
+            # store (embedded on the call), and close enough to hit (0.94 or more on these
+            # sentences with the real model, while two entries stay under 0.86)
+            queries = [f"{text}?" for text in rng.choice(texts, 500, replace=False)]
+            # the hits and the model's own encoding of such a query alternate, round by round:
+            # torch's two threads slow down by several times whenever another job takes a core
+            check(client, queries[0], "l3")
+            hits, encodes = [], []
+            for part in range(5):
+                batch = queries[1 + 90 * part:1 + 90 * (part + 1)]
+                hits.append(timed_outcome(cache, client, "l3", batch, 18)[0])
+                encodes.append(per_call_us(lambda i: embedder.encode([f"{batch[i]}!"]), 18, rounds=1)[0])
+            hit, encode = statistics.median(hits), statistics.median(encodes)
+            rows.append((f"11c. L3 hit over {entries:,} live entries, the query embedded on the call (real model)",
+                         f"{hit / 1000:,.1f} ms", f"/ direct call = {hit / direct:.1f}x; of it the model's encoding "
+                         f"{encode / 1000:,.1f} ms; five rounds {min(hits) / 1000:,.1f}-{max(hits) / 1000:,.1f} ms", ""))
+            miss_row(f"11d. the same, L3 on ({entries:,} entries; the new text embedded)", cache, client, fresh, 20)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's sizes (1M calls, 100k L3 entries)")
-    parser.add_argument("--only", type=int, nargs="*", help="figure numbers to run (1-10)")
+    parser.add_argument("--only", type=int, nargs="*", help="figure numbers to run (1-11)")
     parser.add_argument("--home", type=Path, help="a TIERCLI_HOME to keep between runs (its embedding store "
                                                   "spares a re-run the cold embedding: 45k texts with --full)")
     args = parser.parse_args()
-    wanted = set(args.only or range(1, 11))
+    wanted = set(args.only or range(1, 12))
     rows = []
     with tempfile.TemporaryDirectory(prefix="tiercli-bench-") as tmp:
         workdir = Path(tmp)
@@ -311,6 +438,8 @@ def main() -> None:
             rows += ray_ratio(workdir, env, args.full)
         if 10 in wanted:
             rows += sweep_scaling(workdir, env, args.full)
+        if 11 in wanted:
+            rows += runtime_cache(workdir, env, args.full)
     print(f"tiercli benchmarks ({os.cpu_count()} CPU cores, Python {sys.version.split()[0]}"
           f"{', full sizes' if args.full else ', default sizes'})")
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
