@@ -271,6 +271,10 @@ def compare(events: list[Event], recorded: dict[int, Recorded], result: ReplayOu
     return parity
 
 
+L3_VECTORS_DIFFER = ("the L3 similarities differ: the cache embedded with another model, or into another "
+                     "embedding store (run verify with the TIERCLI_HOME the cache used)")
+
+
 def _why(mine: Recorded, fields: list[tuple[str, object, object]], worker: str, by_seq: dict[int, Event]) -> str | None:
     """Why a call differs, where the log tells."""
     if mine.why:
@@ -283,9 +287,9 @@ def _why(mine: Recorded, fields: list[tuple[str, object, object]], worker: str, 
                     "the replay's L1 of worker {w} held the entry, the cache's did not").format(w=repr(worker))
             return f"L1 is per worker: {held}: the worker field differs from the process that served the call"
         if "l3" in (recorded, simulated) and "similarity" in names:
-            return "the L3 similarities differ: the cache embedded with another model, or outside the embedding store"
+            return L3_VECTORS_DIFFER
     if "similarity" in names and None not in names["similarity"]:
-        return "the L3 similarities differ: the cache embedded with another model, or outside the embedding store"
+        return L3_VECTORS_DIFFER
     if set(names) == {"stale"}:
         return "a tag change of the lead was applied in another order than its cache_seq says"
     if "source" in names:
