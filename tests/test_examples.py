@@ -1,10 +1,11 @@
-"""Every example in every command's --help, and every tiercli command line in README.md's code
-blocks, run on small logs: none may end in an internal error or a traceback (issue 21: the help's
-own `--prompt-cache-ttl 1h` example failed that way, and no test ran it). An example is run as
-written, in a folder that holds small files under the names it uses (logs.jsonl and
-sample_logs/realestate_day.jsonl are a few dozen hand-written calls); only what cannot be made
-there is substituted: placeholders of a synopsis (LOG, RUN, N...), saved run ids, the Redis
-server. A new example is run by default; one that cannot be is skipped below, with why."""
+"""Every example in every command's --help, and every tiercli command line in the code blocks of
+README.md and of the manual in docs/, run on small logs: none may end in an internal error or a
+traceback (issue 21: the help's own `--prompt-cache-ttl 1h` example failed that way, and no test
+ran it). An example is run as written, in a folder that holds small files under the names it
+uses (logs.jsonl and sample_logs/realestate_day.jsonl are a few dozen hand-written calls); only
+what cannot be made there is substituted: placeholders of a synopsis (LOG, RUN, N...), saved run
+ids, the Redis server. A new example is run by default; one that cannot be is skipped below, with
+why."""
 
 from __future__ import annotations
 
@@ -52,32 +53,39 @@ def help_examples() -> list[str]:
             if line.strip().startswith("tiercli ")]
 
 
-def readme_examples() -> list[str]:
-    """The command lines of README.md's code blocks: a line that runs tiercli (or ./dev), with
+# The pages whose code blocks are read: docs/cli.md is the help itself, read by help_examples
+DOC_PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "cli.md")]
+
+
+def doc_examples(pages=DOC_PAGES) -> list[str]:
+    """The command lines of the pages' code blocks: a line that runs tiercli (or ./dev), with
     the lines that continue it (a trailing backslash, or a synopsis's next line of [options])."""
     found = []
-    for block in re.findall(r"^```[^\n]*\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M):
-        lines = block.splitlines()
-        for i, line in enumerate(lines):
-            text = line.strip()
-            if not re.match(r"(tiercli|\./dev) ", text) and "| tiercli " not in text:
-                continue
-            for more in lines[i + 1:]:
-                if text.endswith("\\"):
-                    text = text[:-1].rstrip() + " " + more.strip()
-                elif more.strip().startswith("["):
-                    text += " " + more.strip()
-                else:
-                    break
-            found.append(re.sub(r"\s+# .*$", "", text))  # its comment left out
+    for page in pages:
+        for block in re.findall(r"^```[^\n]*\n(.*?)^```", page.read_text(), re.S | re.M):
+            lines = block.splitlines()
+            for i, line in enumerate(lines):
+                text = line.strip()
+                if not re.match(r"(tiercli|\./dev) ", text) and "| tiercli " not in text:
+                    continue
+                for more in lines[i + 1:]:
+                    if text.endswith("\\"):
+                        text = text[:-1].rstrip() + " " + more.strip()
+                    elif more.strip().startswith("["):
+                        text += " " + more.strip()
+                    else:
+                        break
+                found.append(re.sub(r"\s+# .*$", "", text))  # its comment left out
     return found
 
 
-EXAMPLES = list(dict.fromkeys(help_examples() + readme_examples()))
+EXAMPLES = list(dict.fromkeys(help_examples() + doc_examples()))
 
 
 def test_examples_are_found():
-    assert len(help_examples()) >= 20 and len(readme_examples()) >= 20
+    assert len(help_examples()) >= 20 and len(doc_examples()) >= 20
+    assert doc_examples([ROOT / "README.md"]) == ["./dev replay sample_logs/realestate_day.jsonl", "./dev test"]
+    assert len(doc_examples(DOC_PAGES[1:])) >= 20, "the manual's examples are read from docs/"
     assert "tiercli compare logs.jsonl --prompt-cache-ttl 1h --max-mismatch 1% --max-p95-ms 3000 --json" in EXAMPLES
     assert any(e.startswith("tiercli tune-ttl LOG [--l1-grid") and "--json" in e for e in EXAMPLES)
 

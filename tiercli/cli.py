@@ -9,6 +9,8 @@ from tiercli.procs import take_signals
 take_signals()
 
 import sys  # noqa: E402
+from importlib import metadata  # noqa: E402
+from typing import Annotated  # noqa: E402
 
 import typer  # noqa: E402
 
@@ -27,19 +29,42 @@ app = typer.Typer(
     cls=TiercliGroup,  # click's own errors as tiercli's error:/hint: lines
     help="What would an L1/L2/L3 cache do for your LLM calls? Replay your own logs and see.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (docs/getting-started.md)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click errors: one line, greppable
 )
-app.command(cls=TiercliCommand)(replay)
-app.command(cls=TiercliCommand)(report)
-app.command("tune-ttl", cls=TiercliCommand)(tune_ttl)
-app.command(cls=TiercliCommand)(compare)
-app.command(cls=TiercliCommand)(inspect)
-app.add_typer(runs_app, name="runs")
-app.command(cls=TiercliCommand)(sample)
-app.command(cls=TiercliCommand)(verify)
 
+
+def show_version(value: bool) -> None:
+    if value:
+        try:
+            version = metadata.version("tiercli")
+        except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+            from tiercli import __version__ as version
+        typer.echo(f"tiercli {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def tiercli(
+    version: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
+                                          help="Print tiercli's version and exit.")] = False,
+) -> None:
+    pass
+
+
+# In the order a user needs them, each with one line in `tiercli --help` (the first sentence
+# of a command's help would be cut at 45 characters)
+app.command(cls=TiercliCommand, short_help="Write the sample log of the reference case (seeded).")(sample)
+app.command(cls=TiercliCommand, short_help="Show what tiercli reads in a log, without replaying it.")(inspect)
+app.command(cls=TiercliCommand, short_help="Replay a log through the L1/L2/L3 cache simulator.")(replay)
+app.command(cls=TiercliCommand, short_help="Show a saved run again, in other views, from its files.")(report)
+app.command("tune-ttl", cls=TiercliCommand,
+            short_help="Find the cheapest TTLs and L3 threshold within a staleness budget.")(tune_ttl)
+app.command(cls=TiercliCommand,
+            short_help="Weigh response caching, prompt caching, routing and batching.")(compare)
+app.command(cls=TiercliCommand, short_help="Check a tiercli.cache log against the simulator, call by call.")(verify)
+app.add_typer(runs_app, name="runs", short_help="List or remove the saved runs.")
 
 def main() -> None:
     # Signals end tiercli at once, except while a command runs: then SIGTERM cleans up and
