@@ -145,6 +145,9 @@ TimezoneOption = Annotated[str | None, typer.Option(
 L3TextOption = Annotated[str | None, typer.Option(
     "--l3-text", metavar="CHOICE", help="What L3 embeds: last-user, all-user, regex:PATTERN, field:PATH or "
     "strip-template [default: last-user]", callback=_checked(S.check_l3_text), show_default=False)]
+HtmlOption = Annotated[Path | None, typer.Option(
+    "--html", metavar="FILE", help="Also write the saved run as one self-contained HTML page to share: headline, per "
+    "task, per lead, latency, provenance and settings (no network needed to read it).", show_default=False)]
 NoSaveOption = Annotated[bool, typer.Option("--no-save", help="Do not save the run (for tiercli report).")]
 RunArgument = Annotated[str | None, typer.Argument(
     metavar="RUN", help="A run id (or a unique start of one) [default: the latest run]", show_default=False)]

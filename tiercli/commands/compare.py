@@ -21,6 +21,7 @@ from tiercli.engine.tune_tasks import default_scopes, scope_text
 from tiercli.errors import UsageError
 from tiercli.ingest.logread import read_notes
 from tiercli.pipeline import load_events, run_replay, save
+from tiercli.present.html import invocation, no_html_without_run, write_run_html
 from tiercli.present.outputs import show_comparison
 from tiercli.settings import check_batch_latency, check_breakpoints, check_discount, check_prompt_cache_ttl, \
     settings_from_flags
@@ -110,6 +111,7 @@ def compare(
     csv: Annotated[Path | None, typer.Option("--csv", metavar="FILE",
                                              help="Also write the rows (whole log and per task) as CSV.",
                                              show_default=False)] = None,
+    html: opt.HtmlOption = None,
     json_output: opt.JsonOption = False,
 ) -> None:
     """Compare the ways to cut the log's cost: response caching, the provider's prompt
@@ -128,6 +130,7 @@ def compare(
       tiercli compare logs.jsonl --options baseline,prompt-cache,cache+route+batch+prompt-cache --route intent=claude-haiku-4-5 --batch memory
       tiercli compare logs.jsonl --prompt-cache-ttl 1h --max-mismatch 1% --max-p95-ms 3000 --json
       tiercli compare logs.jsonl --plot options.png --csv options.csv
+      tiercli compare logs.jsonl --html options.html
     """
     stale_budget, mismatch_budget = opt.parse_share(max_stale, "--max-stale"), opt.parse_share(max_mismatch,
                                                                                                 "--max-mismatch")
@@ -135,6 +138,7 @@ def compare(
     scope_choices = opt.parse_scope_grid(scope_grid)
     routes, batch_tasks = _routes(route), list(dict.fromkeys(b.strip() for b in batch or ()))
     with command_edge(json_output), ExitStack() as stack:
+        no_html_without_run(html, no_save)
         names = None if options is None else list(dict.fromkeys(
             parse_option(o, routes, batch_tasks) for o in options.split(",") if o.strip()))
         if names is not None and not names:
@@ -193,9 +197,12 @@ def compare(
             for name, column in per_call_columns(comparison).items():
                 run.table[name] = column
             run.summary["compare"] = result
+            run.summary["command"] = invocation()  # what the HTML report says reproduces it
             folder = save(run)
             stderr.print(f"saved run {run.id} ({folder}); see it again with: tiercli report {run.id}",
                          markup=False, highlight=False)
+            if html:
+                write_run_html(run.id, html)
         show_comparison(result, json_output, csv, plot)
 
 

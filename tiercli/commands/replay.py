@@ -15,6 +15,7 @@ from tiercli.commands.progress import progress_bars
 from tiercli.pipeline import load_events, run_replay, save
 from tiercli.errors import TiercliError, UsageError
 from tiercli.ingest.logread import read_notes
+from tiercli.present.html import invocation, no_html_without_run, write_run_html
 from tiercli.present.render import print_summary, report_console
 from tiercli.procs import exit_code
 from tiercli.settings import settings_from_flags
@@ -71,6 +72,7 @@ def replay(
     keep_redis_keys: opt.KeepRedisKeysOption = False,
     skip_invalid: opt.SkipInvalidOption = False,
     no_save: opt.NoSaveOption = False,
+    html: opt.HtmlOption = None,
     live: opt.LiveOption = False,
     max_spend: opt.MaxSpendOption = None,
     no_spend_cap: opt.NoSpendCapOption = False,
@@ -95,6 +97,7 @@ def replay(
       tiercli replay logs.jsonl --config tiers.toml --l1-max-entries 1000
       tiercli replay logs.jsonl --redis embedded --l2-maxmemory 64mb
       tiercli replay logs.jsonl --redis-url redis://:PASSWORD@cache.internal:6379/2
+      tiercli replay logs.jsonl --html report.html
     """
     with command_edge(json_output), ExitStack() as stack:
         settings = settings_from_flags(config, {
@@ -105,6 +108,7 @@ def replay(
             "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory, "l2_eviction": l2_eviction,
             "keep_redis_keys": keep_redis_keys or None, "executor": executor, "ray_address": ray_address,
         })
+        no_html_without_run(html, no_save)
         if not live and (max_spend is not None or limit is not None or no_spend_cap):
             raise UsageError("--max-spend, --no-spend-cap and --limit apply to --live runs", hint="add --live")
         if live:
@@ -126,9 +130,12 @@ def replay(
                 options = LiveOptions(spend_cap, limit, concurrency, live_timeout, max_retries, retry_cap)
                 live_run = live_phase(run, options, lambda plan: _confirm(plan, yes), progress)
         if not no_save:
+            run.summary["command"] = invocation()  # what the HTML report says reproduces it
             folder = save(run)
             stderr.print(f"saved run {run.id} ({folder}); see it again with: tiercli report {run.id}",
                          markup=False, highlight=False)
+            if html:
+                write_run_html(run.id, html)
         else:
             run.summary["run_id"] = None  # nothing was saved: no id that report could find
         if live_run is not None:

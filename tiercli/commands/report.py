@@ -12,8 +12,10 @@ from tiercli import options as opt
 from tiercli.commands._edge import command_edge, print_json, stderr
 from tiercli.errors import TiercliError, UsageError
 from tiercli.present.outputs import show_comparison, write_csv
+from tiercli.present.html import write_html
 from tiercli.present.plots import plot_run
 from tiercli.present.render import print_compare, print_frame, print_summary, report_console
+from tiercli.present.tune_view import tune_report
 from tiercli.words import count
 from tiercli.store.runs import load_run
 from tiercli.economics.noise import floor
@@ -40,14 +42,16 @@ def report(
                                               show_default=False)] = None,
     csv: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Also write the view's rows as CSV (any view).",
                                              show_default=False)] = None,
+    html: opt.HtmlOption = None,
     json_output: opt.JsonOption = False,
 ) -> None:
     """Show a saved run again, from its saved files (no log, no model needed).
 
     Without options: the run's Results table (of a `tiercli compare` run: its options and
-    recommendation). --per-lead: a row per lead with a totals footer (the totals equal the
+    recommendation; of a `tiercli tune-ttl` run: its candidates and recommendation). --per-lead: a row per lead with a totals footer (the totals equal the
     replay's summary exactly). --by: the same figures per task, tier, day, hour, worker or
-    model (of a compare run: its `cache` row's). --compare: two runs side by side.
+    model (of a compare run: its `cache` row's). --compare: two runs side by side. --html: the
+    run as one page to share (opens from disk, no network), besides the view asked for.
 
     \b
     Examples:
@@ -56,9 +60,13 @@ def report(
       tiercli report 20261102-0815 --by hour --csv hours.csv
       tiercli report --compare RUN_A RUN_B
       tiercli report --plot run.png
+      tiercli report --html report.html
     """
     with command_edge(json_output):
         if compare_runs:
+            if html:
+                raise UsageError("--html writes one run's page, not a comparison of two",
+                                 hint="tiercli report RUN --html FILE for each run")
             _compare(*compare_runs, json_output, csv)
             return
         if by is not None and by not in BREAKDOWNS:
@@ -70,9 +78,16 @@ def report(
         if sort is not None and sort not in columns and sort not in ("lead", by):
             raise UsageError(f"--sort: unknown column {sort!r}", hint=f"use one of {', '.join(columns)}")
         saved = load_run(run)
+        if html:
+            write_html(saved, html)
+            stderr.print(f"wrote {html}", markup=False, highlight=False)
         view = "lead" if per_lead else by
         if view is None and "compare" in saved.summary:  # a compare run: its options again
             show_comparison({**saved.summary["compare"], "run_id": saved.id}, json_output, csv, plot)
+            return
+        if view is None and "tune" in saved.summary and not (csv or plot):  # a tune-ttl run: its sweep again
+            tune = {**saved.summary["tune"], "run_id": saved.id}
+            _print(tune, json_output, lambda console: tune_report(tune, console))
             return
         calls = saved.calls() if (view or plot) else None
         if plot:

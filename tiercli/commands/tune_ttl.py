@@ -22,7 +22,8 @@ from tiercli.config_write import write_config
 from tiercli.durations import format_duration, parse_duration
 from tiercli.errors import TiercliError, UsageError, of_log
 from tiercli.ingest.logread import read_notes
-from tiercli.pipeline import answer_judge, embeddings_for, load_events
+from tiercli.pipeline import answer_judge, embeddings_for, load_events, run_replay, save
+from tiercli.present.html import invocation, no_html_without_run, write_run_html
 from tiercli.present.render import report_console
 from tiercli.present.tune_view import tune_report
 from tiercli.settings import (Settings, check_l3_text, check_threshold, check_tiers,
@@ -132,6 +133,8 @@ def tune_ttl(
     executor: opt.ExecutorOption = None,
     ray_address: opt.RayAddressOption = None,
     skip_invalid: opt.SkipInvalidOption = False,
+    no_save: opt.NoSaveOption = False,
+    html: opt.HtmlOption = None,
     json_output: opt.JsonOption = False,
 ) -> None:
     """Find the cheapest TTLs (and L3 threshold) whose stale and mismatched hits stay within budget;
@@ -147,6 +150,10 @@ def tune_ttl(
     threshold optimiser that needs no hand-labelled pairs, since a hit is wrong when its answer
     differs from the one the call recorded, under the task's answer rule (same_answer).
 
+    The run is saved (unless --no-save) as a replay of the recommended settings (of the
+    configured ones when none is within the budgets) holding the sweep: `tiercli report RUN`
+    shows the sweep again, and --html pages it.
+
     \b
     Examples:
       tiercli tune-ttl sample_logs/realestate_day.jsonl
@@ -154,6 +161,7 @@ def tune_ttl(
       tiercli tune-ttl logs.jsonl --threshold-grid 0.85,0.9,0.92,0.95 --l3-grid 1h --json
       tiercli tune-ttl logs.jsonl --tiers l1,l2 --adaptive --plot ttl.png
       tiercli tune-ttl logs.jsonl --per-task --threshold-grid 0.85,0.9,0.95 --l3-text-grid last-user,strip-template
+      tiercli tune-ttl logs.jsonl --per-task --html ttl.html
     """
     grids = {"l1": _grid(l1_grid, "--l1-grid", parse_duration), "l2": _grid(l2_grid, "--l2-grid", parse_duration),
              "l3": _grid(l3_grid, "--l3-grid", parse_duration)}
@@ -162,6 +170,7 @@ def tune_ttl(
     tier_sets, l3_texts = _tier_sets(tiers_grid), _l3_texts(l3_text_grid)
     cross_lead_budget, scope_choices = opt.parse_share(max_cross_lead, "--max-cross-lead"), opt.parse_scope_grid(scope_grid)
     with command_edge(json_output), ExitStack() as stack:
+        no_html_without_run(html, no_save)
         if (tier_sets or l3_texts) and not per_task:
             raise UsageError("--tiers-grid and --l3-text-grid choose settings per task", hint="add --per-task")
         base = settings_from_flags(config, {
@@ -179,7 +188,7 @@ def tune_ttl(
         candidates = tune.grid_candidates(base, grids, thresholds or (base.l3_threshold,))
         stack.enter_context(executor_session(base))  # Ray, when asked: reading, embedding, replay
         read = load_events(log, base, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid,
-                           digest=False)
+                           digest=not no_save)
         for note in read_notes(read):
             stderr.print(note, markup=False, highlight=False)
         scopes = scope_choices or tune_tasks.default_scopes(base)
@@ -273,10 +282,37 @@ def tune_ttl(
             plot_tune(rows, base, best, tune.frontier(all_rows), plot,
                       task_curves=data["per_task"]["tasks"] if per_task else None, max_mismatch=mismatch_budget)
             stderr.print(f"wrote {plot}", markup=False, highlight=False)
+        if not no_save:
+            data["run_id"] = _save_tuned(read, base, chosen, data, None if "-" in log else partial(
+                load_events, log, log_format=log_format, field_map=field_map, skip_invalid=skip_invalid))
+            if html:
+                write_run_html(data["run_id"], html)
         if json_output:
             print_json(data)
         else:
             tune_report(data, report_console())
+
+
+def _save_tuned(read, base: Settings, chosen: Settings | None, data: dict, read_with) -> str:
+    """Saves the sweep as a run: one replay of the chosen settings (the configured ones when none
+    is within the budgets) with the sweep in its summary, so that report and --html show both.
+    The chosen settings' keys and L3 texts are made as the log is read: read again for them
+    (read_with(settings, digest=); None for stdin, which cannot be: then the configured settings
+    are replayed, and the run says so)."""
+    settings, replayed = (chosen, "recommended") if chosen is not None else (base, "configured")
+    if settings != base:
+        if read_with is None:
+            settings, replayed = base, "configured"
+        else:
+            read = read_with(settings, digest=True)
+    with progress_bars() as progress:
+        run = run_replay(read, settings, progress=progress)
+    run.summary["tune"] = {**data, "replayed": replayed}
+    run.summary["command"] = invocation()  # what the HTML report says reproduces it
+    folder = save(run)
+    stderr.print(f"saved run {run.id} ({folder}), a replay of the {replayed} settings; see it again with: "
+                 f"tiercli report {run.id}", markup=False, highlight=False)
+    return run.id
 
 
 def _row(row: dict | None, base, show_scope: bool = False) -> dict | None:
