@@ -67,7 +67,7 @@ def reports(tmp_path_factory, shared_embeddings) -> dict[str, Report]:
         env.setenv("TIERCLI_HOME", str(home))
         for kind, command in (("replay", ["replay", SAMPLE_LOG, "--tiers", "l1,l2"]),
                               ("compare", ["compare", SAMPLE_LOG, "--tiers", "l1,l2"]),
-                              ("tune-ttl", ["tune-ttl", small])):
+                              ("tune-ttl", ["tune-ttl", small, "--per-task"])):
             run_id = _tiercli(*command, "--json")["run_id"]
             page = out / f"{kind}.html"
             _tiercli("report", run_id, "--html", page)
