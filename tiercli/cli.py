@@ -14,6 +14,7 @@ from typing import Annotated  # noqa: E402
 
 import typer  # noqa: E402
 
+from tiercli import __version__
 from tiercli.commands._edge import TiercliCommand, TiercliGroup, quiet_stdout
 from tiercli.commands.compare import compare
 from tiercli.commands.inspect import inspect
@@ -40,13 +41,13 @@ def show_version(value: bool) -> None:
         try:
             version = metadata.version("tiercli")
         except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-            from tiercli import __version__ as version
+            version = __version__
         typer.echo(f"tiercli {version}")
         raise typer.Exit()
 
 
 @app.callback()
-def tiercli(
+def top_level_options(
     version: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
                                           help="Print tiercli's version and exit.")] = False,
 ) -> None:
