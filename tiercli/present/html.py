@@ -650,7 +650,8 @@ def write_html(saved: SavedRun, path: Path, command: str | None = None) -> None:
 def invocation() -> str | None:
     """The running command as a user would type it again, rebuilt from what click parsed (the
     raw argv is not at hand under a test runner): arguments, then each option given a value
-    other than its default; output-only options left out, a URL's password masked."""
+    other than its default; output-only options left out, a URL's password masked. A value is
+    the one its check returned, which reads back the same (--tiers l1,l2, a threshold, seconds)."""
     ctx = get_current_context(silent=True)
     if ctx is None:
         return None
@@ -671,8 +672,10 @@ def invocation() -> str | None:
         elif getattr(param, "is_flag", False):
             if value:
                 options.append(param.opts[0])
-        elif isinstance(value, tuple) and getattr(param, "nargs", 1) > 1:
+        elif getattr(param, "nargs", 1) > 1:
             options += [param.opts[0], *map(shown, values)]
+        elif not getattr(param, "multiple", False):  # a list a check made of one value (--tiers l1,l2)
+            options += [param.opts[0], ",".join(map(shown, values))]
         else:
             for v in values:
                 options += [param.opts[0], shown(v)]
