@@ -94,7 +94,7 @@ def _column_usd(values: Sequence) -> Callable[[float], str]:
 def _svg(title: str, desc: str, width: int, height: int, body: str) -> str:
     """A chart that scales to its box; its title and description are its alt text."""
     return (f'<figure class="chart"><svg viewBox="0 0 {width} {height}" role="img" '
-            f'aria-labelledby="t-{id(body)} d-{id(body)}" xmlns="http://www.w3.org/2000/svg">'
+            f'aria-labelledby="t-{id(body)} d-{id(body)}">'
             f'<title id="t-{id(body)}">{escape(title)}</title><desc id="d-{id(body)}">{escape(desc)}</desc>'
             f"{body}</svg><figcaption>{escape(title)}</figcaption></figure>")
 
