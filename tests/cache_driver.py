@@ -19,7 +19,7 @@ TOOL = {"name": "lookup", "description": "Look a listing up.", "input_schema": {
 
 
 def request_of(record: dict) -> dict:
-    """The SDK's messages.create arguments of a native log record (README "Log format")."""
+    """The SDK's messages.create arguments of a native log record (docs/logs/native.md "Log format")."""
     params = record.get("params") or {}
     request = {"model": record["model"], "max_tokens": params.get("max_tokens", DEFAULT_MAX_TOKENS),
                "messages": record.get("messages") or [{"role": "user", "content": record["prompt"]}]}

@@ -60,7 +60,7 @@ PARAM_NAMES = ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", 
 
 
 def keyed_by_params(events, settings, records):
-    """The events with each call keyed by its request parameters as README "Log format" and
+    """The events with each call keyed by its request parameters as docs/logs/native.md "Log format" and
     "Replay semantics" say, naively: `records` (line -> the record as written); `events` read
     with key_params = "none", so their keys hold no parameter. A call's key becomes (that key,
     the JSON of the parameters its task's key_params keeps), and its `params` that JSON, which
@@ -191,10 +191,10 @@ def oracle_replay(events, settings, vector_of_text=None, responses=None,
                   vector_of_answer=None, cross_lead: list | None = None) -> tuple[list[str], list[bool], list[int]]:
     """Outcomes, stale flags and mismatched codes (0, 1, or 2: an answer unreadable) per call.
     `responses` (line -> recorded response): judge answers from their texts under the tasks'
-    rules (README "Answer rules"), else from the digests the engine also sees;
+    rules (docs/answers.md "Answer rules"), else from the digests the engine also sees;
     `vector_of_answer`: stripped answer text -> vector, for embedding rules. `cross_lead`, when
     given, receives per call 1 for a hit on an entry first filled by another lead, 2 when the
-    hit's call or the entry's has no lead, else 0 (README "Replay semantics")."""
+    hit's call or the entry's has no lead, else 0 (docs/replay-semantics.md "Replay semantics")."""
     clock = [0]
 
     def tick():

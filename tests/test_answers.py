@@ -1,4 +1,4 @@
-"""Answer rules (README "Answer rules"): each rule's digest on hand-derived answers, the judge,
+"""Answer rules (docs/answers.md "Answer rules"): each rule's digest on hand-derived answers, the judge,
 and replays whose mismatch counts follow each task's rule, unparsable answers counted apart."""
 
 import json

@@ -1,6 +1,6 @@
 """tiercli.cache.TieredCache with the real SDK over real HTTP (tests/messages_server.py), a real
 redis-server and the real embedding model: small hand-written call sequences, each call's
-outcome derived in the comments from README "Replay semantics" (default TTLs: L1 5m, L2 15m,
+outcome derived in the comments from docs/replay-semantics.md "Replay semantics" (default TTLs: L1 5m, L2 15m,
 L3 1h; L3 threshold 0.92)."""
 
 import asyncio

@@ -1,4 +1,4 @@
-"""tiercli compare: each option row is the composition it names (README "Compare the options").
+"""tiercli compare: each option row is the composition it names (docs/compare.md "Compare the options").
 
 The sample log's rows are checked against `replay` call for call, and against genai-prices by
 hand; small hand-written logs pin batching's latency and the recommendation."""

@@ -1,4 +1,4 @@
-"""Cross-lead hits (README "Replay semantics"): a hit whose entry was first filled by a call of
+"""Cross-lead hits (docs/replay-semantics.md "Replay semantics"): a hit whose entry was first filled by a call of
 another lead served that lead's answer. Counted per tier and task and in total, with those of
 them whose answer differs under the task's rule, in the replay's summary and text, `report --by
 task`, `compare`'s rows and `tune-ttl`'s candidates; a hit where either call has no lead is

@@ -1,5 +1,5 @@
 """./dev --help is dev's own help: printed at once, setting nothing up (a first set-up takes
-minutes), and it says so; every other use of ./dev sets up .venv first (README "Development")."""
+minutes), and it says so; every other use of ./dev sets up .venv first (docs/development.md "Development")."""
 
 from __future__ import annotations
 

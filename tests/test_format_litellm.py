@@ -284,7 +284,7 @@ def test_a_file_that_nearly_fits_a_format_is_told_to_name_it(tmp_path):
     assert hint == ("hint: its first record has fields of litellm (endTime, messages, response, metadata, "
                     "call_type, model_parameters, ...): give --format litellm to read it as litellm and be told "
                     "what a record lacks; for an application's own JSON, CSV or Parquet, give --format map and "
-                    "--map FIELD=PATH (README \"Bring your logs\")")
+                    "--map FIELD=PATH (docs/logs/index.md \"Bring your logs\")")
     forced = run("replay", log, "--format", "litellm", "--tiers", "l1,l2", "--no-save")
     assert forced.exit_code == 1
     assert forced.stderr == f"error: {log}:1: startTime: missing (required)\n"

@@ -339,7 +339,7 @@ def test_a_line_over_the_bound_is_a_line_numbered_error_read_in_bounded_memory(t
         tracemalloc.stop()
     assert raised.value.message == f"{name}:3: line longer than 2 MiB, the longest tiercli reads"
     assert raised.value.hint == ('a record is one line of JSON, far shorter than this: is this a log? '
-                                 '(README "Log format")')
+                                 '(docs/logs/native.md "Log format")')
     assert peak < 8 * BOUND, f"{peak:,} bytes at most in memory while reading"  # not the 96 MiB
     assert time.monotonic() - started < 10
     result = run("replay", path, "--tiers", "l1,l2", "--no-save") if piped is None else \

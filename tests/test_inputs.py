@@ -188,7 +188,7 @@ def _tar_gz(path: Path) -> None:
 
 
 LOG_KINDS = ('a log is JSON Lines, JSON, CSV or Parquet, plain or compressed with gzip or zstd '
-             '(README "Bring your logs")')
+             '(docs/logs/index.md "Bring your logs")')
 NOT_LOGS = {  # name: (how to make it, the error after the file's name, the hint)
     "image.png": (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256))), "a PNG image, not a log",
                   LOG_KINDS),

@@ -62,7 +62,7 @@ MIXED_GAPS = [
     "replay would bypass it",
     "no tools flag in 3 of 4 calls: they count as using no tools, so any tool-use call among them is cached where "
     "replay would bypass it",
-]  # an absent flag reads as false, but the log does not say so: a gap (README "tiercli inspect")
+]  # an absent flag reads as false, but the log does not say so: a gap (docs/logs/index.md "tiercli inspect")
 
 
 def test_native_log_counts_coverage_gaps_and_first_call(tmp_path):

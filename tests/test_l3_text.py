@@ -1,4 +1,4 @@
-"""What L3 embeds, per task (`l3_text`, README "What L3 embeds"): each choice on hand-written
+"""What L3 embeds, per task (`l3_text`, docs/answers.md "What L3 embeds"): each choice on hand-written
 messages and records (native, through the reference reader, and foreign); strip-template's
 template on texts with a known one, against a brute-force reading of its rule; the L1/L2 key
 never changes; an off tier embeds and tokenizes nothing; texts over the model's window are

@@ -139,7 +139,7 @@ def test_an_unpriced_gemini_is_never_offered_anthropics_prices(tmp_path):
     assert replayed.stderr.splitlines() == [
         f"error: {log}:1: model: no price known for model 'gemini-9-ultra'",
         'hint: give its list prices in a config file (--config), in USD per million tokens: '
-        '[prices."gemini-9-ultra"] input_per_mtok = IN and output_per_mtok = OUT (README "Cost")']
+        '[prices."gemini-9-ultra"] input_per_mtok = IN and output_per_mtok = OUT (docs/replay-semantics.md "Cost")']
     inspected = runner.invoke(app, ["inspect", str(log)], env={"COLUMNS": "200"})
     assert inspected.exit_code == 0, inspected.output
     assert ('hint: give its list prices in a config file (--config), in USD per million tokens: '

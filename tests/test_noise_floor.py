@@ -1,4 +1,4 @@
-"""The noise floor (README "The noise floor"): which calls are repeats and which of them differ,
+"""The noise floor (docs/answers.md "The noise floor"): which calls are repeats and which of them differ,
 on hand-written logs with exact counts; where it shows (replay --json and text, report --by
 task, saved runs old and new); and tune-ttl's --above-noise-floor changing a recommendation."""
 

@@ -90,7 +90,7 @@ def test_engine_matches_oracle_on_random_logs(tmp_path, seed):
     assert seen == set(OUTCOMES)  # every outcome occurs, so every rule was exercised
 
 
-# Answer rules (README "Answer rules"): answers that are the same, differ, or cannot be read
+# Answer rules (docs/answers.md "Answer rules"): answers that are the same, differ, or cannot be read
 # under each rule; HashingEmbedder: "intent: buy" and "Intent: BUY." have cosine 1, and each of
 # them with "intent: sell" 0.5.
 RULE_ANSWERS = {"intent": ["intent: buy", "Intent: BUY.", "so intent: buy!", "intent: sell", "no label", None],

@@ -1,4 +1,4 @@
-"""Golden tests for the provider prompt-cache engine (README "Provider prompt caching"): a few
+"""Golden tests for the provider prompt-cache engine (docs/compare.md "Provider prompt caching"): a few
 calls each, with every expected token count and price worked out by hand from the rules.
 
 Convention: unless a test says otherwise, a call's recorded input tokens equal the UTF-8 length

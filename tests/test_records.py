@@ -18,7 +18,7 @@ VALUES = [None, True, False, 0, -1, 7, 1.5, 1e20, 10**30, "", "x", "2026-11-02T0
           [{"type": "image", "source": {"data": "…"}}], [{"text": "a"}], [{"type": "text"}],
           [{"role": "user", "content": "hi"}], [{"role": "assistant", "content": "yo"}, {"role": "user", "content": "b"}],
           [{"role": "system", "content": "x"}], [{"role": "user"}], {"a": 1}, "tag_change", "call",
-          # the plausibility bounds (README "Log format"), at them and beyond
+          # the plausibility bounds (docs/logs/native.md "Log format"), at them and beyond
           10**9, 10**9 + 1, 86_400_000, 86_400_000.5, 1e308, -1e12, 1e15, 4_102_444_799.5, 4_102_444_800,
           "0001-01-01T00:00:00+14:00", "2100-01-01T00:00:00Z", {"prompt_tokens": 3, "completion_tokens": 4},
           # cache writes split by TTL (Anthropic's usage.cache_creation): valid, beyond a total, bad

@@ -1,4 +1,4 @@
-"""Per-task scope and key parts (issue 23 items 1 and 2, README "Keys and scope"): a hit at any
+"""Per-task scope and key parts (issue 23 items 1 and 2, docs/keys-and-scope.md "Keys and scope"): a hit at any
 tier needs equal scope values (lead, day, hour, worker, attrs.PATH); the key holds the task's key
 parts. Golden tests of the reference design's three schemes on small hand-written logs, and the
 engine, the shared sweep, the partitioned replay and Redis L2 against the oracle on random logs

@@ -60,7 +60,7 @@ def config_text(settings: Settings, comments: list[str]) -> str:
         lines.insert(lines.index(f"invalidation = {_toml(settings.invalidation)}") + 1,
                      f"key_params = {_toml(key_params_text(settings.key_params))}")
     for name, value, default in (("timezone", settings.timezone, None), ("key", key_text(settings.key), "request"),
-                                 ("scope", list(settings.scope), [])):  # README "Keys and scope"
+                                 ("scope", list(settings.scope), [])):  # docs/keys-and-scope.md "Keys and scope"
         if value != default:
             lines.insert(lines.index(f"invalidation = {_toml(settings.invalidation)}") + 1, f"{name} = {_toml(value)}")
     for task in sorted(set(settings.task_ttls) | set(settings.task_options)):

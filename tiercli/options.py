@@ -65,14 +65,14 @@ def _logs(values: list[str]) -> list[str]:
 
 LogArgument = Annotated[list[str], typer.Argument(
     metavar="LOG", help="The logs: files (.gz and .zst too), folders, globs, or - for stdin; "
-    "tiercli's JSON Lines or another tool's export (README \"Bring your logs\").", callback=_logs,
+    "tiercli's JSON Lines or another tool's export (docs/logs/index.md \"Bring your logs\").", callback=_logs,
     show_default=False)]
 FormatOption = Annotated[str, typer.Option(
     "--format", metavar="FORMAT", help="The logs' format: auto (detected per file), tiercli, otel, langfuse, "
     "litellm, helicone or map.", callback=_checked(lambda v: _format_choice(v)))]
 MapOption = Annotated[list[str] | None, typer.Option(
     "--map", metavar="FIELD=PATH", help="Where a field of ours is in the records, e.g. lead_id=metadata.contact_id "
-    "(repeatable; README \"Bring your logs\").", show_default=False)]
+    "(repeatable; docs/logs/index.md \"Bring your logs\").", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", metavar="FILE", help="A TOML file of settings; flags override it.", show_default=False)]

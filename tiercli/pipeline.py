@@ -50,7 +50,7 @@ class ReplayRun:
 
 def default_embedder(settings: Settings) -> Embedder:
     """The L3 model here, or (--executor ray) on the Ray cluster's actors: the same model and
-    encoding, so both fill the same on-disk store (README "Running on Ray")."""
+    encoding, so both fill the same on-disk store (docs/ray.md "Running on Ray")."""
     if settings.executor == "ray":
         return RayEmbedder(settings.l3_model)
     return SentenceTransformerEmbedder(settings.l3_model)
@@ -59,7 +59,7 @@ def default_embedder(settings: Settings) -> Embedder:
 def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format: str = "auto",
                 field_map: list[str] | None = None, skip_invalid: bool = False, digest: bool = True,
                 prompt_parts: bool = False) -> ReadResult:
-    """The logs' events (README "Bring your logs"); `field_map`: --map flags, over the
+    """The logs' events (docs/logs/index.md "Bring your logs"); `field_map`: --map flags, over the
     config's [map]; `digest`: also the SHA-256, which a saved run records; `prompt_parts`:
     keep each call's prompt parts (Call.parts) for the provider prompt-cache engine."""
     pricer = Pricer(settings.prices)
@@ -151,7 +151,7 @@ def _embed_through_store(texts: list[str], embedder: Embedder, progress: Progres
 
 def answer_judge(read: ReadResult, embedder: Embedder | None, settings: Settings,
                  progress: ProgressFactory = _no_progress):
-    """The judge of answers under the tasks' rules (README "Answer rules"), and the counts of
+    """The judge of answers under the tasks' rules (docs/answers.md "Answer rules"), and the counts of
     the answers it embedded (None when no task's rule is embedding:T). Such a task's answer
     texts, kept at ingest, are embedded with the L3 model through the same on-disk store."""
     texts = read.answer_texts
@@ -212,7 +212,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
         del tiers  # their entries are not needed for the table: free them first
     with of_log(read.path, [f.name for f in read.files]):  # a cost beyond what sums exactly names the log and the line
         table = outcome_table(outcome, settings, Pricer(settings.prices))
-    with_repeats(table, find_repeats(calls, judge))  # the noise floor's columns (README "The noise floor")
+    with_repeats(table, find_repeats(calls, judge))  # the noise floor's columns (docs/answers.md "The noise floor")
     span_s = read.events[-1].ts - read.events[0].ts
     summary = summarize(table, settings, span_s)
     summary["tag_changes"] = outcome.tag_changes
@@ -223,7 +223,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     summary["source_cache_hits"] = sum(call.source_cache_hit for call in calls)
     summary["failed_calls"] = sum(f.counts.get("failed_calls", 0) for f in read.files)  # not replayed, not billed
     summary["logs"] = [{"name": f.name, "format": f.format} for f in read.files]
-    summary["scope_missing"] = read.scope_missing  # README "Keys and scope": calls scoped under "missing"
+    summary["scope_missing"] = read.scope_missing  # docs/keys-and-scope.md "Keys and scope": calls scoped under "missing"
     if vectors is not None:
         summary["embeddings"] = embedding_counts
     if l3_report is not None:

@@ -11,7 +11,7 @@
 
 The wrapped client is the SDK's own: every call goes through unchanged and returns what the SDK
 returns. `messages.create` (also with stream=True) and `messages.stream`, sync and async, also
-append one JSON line per call to the log (fields: README "Log format"). Writes are thread-safe
+append one JSON line per call to the log (fields: docs/logs/native.md "Log format"). Writes are thread-safe
 and flushed line by line.
 
 Metadata: `tiercli={...}` on a call (removed before the call is sent) overrides the surrounding
@@ -147,7 +147,7 @@ class JsonLines:
 
 
 def request_fields(meta: dict, kwargs: dict) -> dict:
-    """The log fields of a request known before it is sent (README "Log format"): its metadata,
+    """The log fields of a request known before it is sent (docs/logs/native.md "Log format"): its metadata,
     model, system, messages and tools, as a JSON copy taken now (the caller may change its
     lists while a stream is still running). A `messages` iterator in `kwargs` becomes a list,
     since it could be read only once."""

@@ -71,22 +71,22 @@ class Settings:
     same_answer: str = "exact"  # when two answers are the same (tiercli/core/answers.py)
     l3_text: str = "last-user"  # what L3 embeds (tiercli/core/l3text.py)
     template_share: float = 0.5  # strip-template: the share of a task's texts a template must fit
-    # the request parameters a key holds where the log records them (README "Replay semantics")
+    # the request parameters a key holds where the log records them (docs/replay-semantics.md "Replay semantics")
     key_params: tuple[str, ...] = PARAMS
-    # what a key holds of a call besides its task and model (README "Keys and scope"): its scope,
+    # what a key holds of a call besides its task and model (docs/keys-and-scope.md "Keys and scope"): its scope,
     # the values a hit must share (lead, day, hour, worker, attrs.PATH), and its key parts
     scope: tuple[str, ...] = ()
     key: tuple[str, ...] = KEY_MODES["request"]
     timezone: str | None = None  # the day and hour scopes' zone (IANA name); None: UTC
     # [tasks.NAME] tiers, l3_threshold, same_answer, l3_text, key_params, scope, key (the TTLs are in task_ttls)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # tiercli compare (README "Compare the options"): the provider's prompt cache, and batching
+    # tiercli compare (docs/compare.md "Compare the options"): the provider's prompt cache, and batching
     prompt_cache_ttl: str = "5m"  # "5m" (writes 1.25x input) or "1h" (writes 2x)
     prompt_cache_breakpoints: tuple[str, ...] = ("system", "last")  # where a request without markers caches
     prompt_cache_min_tokens: dict[str, int] = field(default_factory=dict)  # over the documented defaults
     batch_discount: float = 0.5  # the batch APIs' published discount (Anthropic's and OpenAI's)
     batch_latency: float = 3600.0  # seconds a batched call waits for its answer
-    # where the work runs (README "Running on Ray"): "local", or "ray" (a cluster at ray_address,
+    # where the work runs (docs/ray.md "Running on Ray"): "local", or "ray" (a cluster at ray_address,
     # else a private local instance)
     executor: str = "local"
     ray_address: str | None = None
@@ -345,7 +345,7 @@ def key_params_text(names: tuple[str, ...]) -> str | list[str]:
     return "all" if names == PARAMS else "none" if not names else list(names)
 
 
-SCOPES = ("lead", "day", "hour", "worker")  # and attrs.PATH (README "Keys and scope")
+SCOPES = ("lead", "day", "hour", "worker")  # and attrs.PATH (docs/keys-and-scope.md "Keys and scope")
 SCOPE_FORM = 'a list of scope values such as ["lead", "attrs.zip_code", "day"] (or "lead,day"), or "none"'
 
 

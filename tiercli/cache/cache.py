@@ -8,7 +8,7 @@
         message = client.messages.create(model=..., max_tokens=..., messages=[...])
     outcome_of(message)   # {"outcome": "l1" | "l2" | "l3" | "miss" | "bypass", "source_ts", ...}
 
-Every call is decided as `tiercli replay` decides it (README "Replay semantics"), by the same
+Every call is decided as `tiercli replay` decides it (docs/replay-semantics.md "Replay semantics"), by the same
 code: the request becomes the log record tiercli.record writes, the record becomes a Call
 through the log reader's own call_of_record (so the cache's keys, scopes and L3 texts are the
 log's), and tiercli.core.lookup's look_up / store / is_stale / mismatch decide hits, copies
@@ -144,7 +144,7 @@ def refuse_what_a_running_cache_cannot_do(settings: Settings) -> None:
 
 
 def request_record(meta: dict, kwargs: dict, worker: str, streaming: bool, t: float = 0.0) -> dict:
-    """A request's log record (README "Log format"; the cache's log line before its answer), its
+    """A request's log record (docs/logs/native.md "Log format"; the cache's log line before its answer), its
     fields as tiercli.record builds them: what call_of_record keys."""
     record = {"ts": t, **request_fields(meta, kwargs), "worker": worker}
     params = request_params(kwargs)

@@ -65,7 +65,7 @@ def compare(
     max_mismatch: opt.MaxMismatchOption = "2%",
     max_cross_lead: opt.MaxCrossLeadOption = "0",
     scope_grid: Annotated[list[str] | None, typer.Option(
-        "--scope-grid", metavar="SCOPES", help="Scopes to key the response cache under (README \"Keys and scope\"): "
+        "--scope-grid", metavar="SCOPES", help="Scopes to key the response cache under (docs/keys-and-scope.md \"Keys and scope\"): "
         "none, or scope values joined by +, e.g. none,lead,attrs.zip_code+day (comma-separated or repeated); one "
         "read and replay of the log per scope, each adding its cache rows as NAME@SCOPE [default: the configured "
         "scope, then lead alone when a row serves another lead's answer beyond --max-cross-lead]",
@@ -119,7 +119,7 @@ def compare(
 
     Each option is a row, priced call by call from one replay (the `cache` row is exactly
     `tiercli replay` with the same settings) and one pass of the provider prompt-cache engine
-    (rules in README "Compare the options"). The recommendation is the cheapest row within
+    (rules in docs/compare.md "Compare the options"). The recommendation is the cheapest row within
     the budgets (stale and mismatched hits as shares of requests, p95 latency). The same
     table per task type follows: the right choice often differs per task.
 

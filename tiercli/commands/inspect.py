@@ -108,9 +108,9 @@ def inspect(
     "models": [{"model", "calls", "priced", "priced_as"}], "coverage": {NAME: share}, "gaps": [TEXT],
     "first_call": {...} (its key: the request's without parameters), "request_params": {"by_format": {FORMAT:
     {"calls", "carry": {PARAMETER: calls}}}, "exact_repeats", "differ_only_by_params"},
-    "scope_missing": {TASK: {SCOPE: {"missing", "calls"}}} (README "Keys and scope"),
+    "scope_missing": {TASK: {SCOPE: {"missing", "calls"}}} (docs/keys-and-scope.md "Keys and scope"),
     "l3_text": {"window", "over_window": {TASK: texts}, "templates": {TASK: {...}}} or null
-    when L3 is off} (README "Bring your logs", "What L3 embeds").
+    when L3 is off} (docs/logs/index.md "Bring your logs", "What L3 embeds").
 
     \b
     Examples:
@@ -149,7 +149,7 @@ def inspect_logs(logs: list[str], settings: Settings, log_format: str = "auto", 
         if log_file.format == "tiercli":
             log_file.counts.update(native_coverage(source, read))
     described = describe(read, settings)
-    described["scope_missing"] = read.scope_missing  # README "Keys and scope"
+    described["scope_missing"] = read.scope_missing  # docs/keys-and-scope.md "Keys and scope"
     described["l3_text"] = None
     if "l3" in settings.tiers:
         # only the model's tokenizer is loaded, to count the texts longer than its window

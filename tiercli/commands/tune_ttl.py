@@ -112,7 +112,7 @@ def tune_ttl(
         "last-user,strip-template (comma-separated or repeated) [default: the configured l3_text]",
         show_default=False)] = None,
     scope_grid: Annotated[list[str] | None, typer.Option(
-        "--scope-grid", metavar="SCOPES", help="The scopes to try (README \"Keys and scope\"): none, or scope values "
+        "--scope-grid", metavar="SCOPES", help="The scopes to try (docs/keys-and-scope.md \"Keys and scope\"): none, or scope values "
         "joined by +, e.g. none,lead,attrs.zip_code+day (comma-separated or repeated); one read of the log per scope; "
         "with --per-task each task chooses its own [default: the configured scope, then lead alone when a candidate "
         "with it serves another lead's answer beyond --max-cross-lead]", show_default=False)] = None,
@@ -246,7 +246,7 @@ def tune_ttl(
             "recommended": row_of(best), "runner_up": row_of(runner_up), "why": reasons,
             "frontier": [row_of(r) for r in tune.frontier(all_rows)],
             "results": [row_of(r) for r in sorted(all_rows, key=tune.rank)],
-            # README "How the sweep shares work": how many candidates shared the work, and why not the rest
+            # docs/tune-ttl.md "How the sweep shares work": how many candidates shared the work, and why not the rest
             "replays": sweep.replays,
         }
         for reason, count in sweep.replays["engine"].items():

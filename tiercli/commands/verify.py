@@ -177,7 +177,7 @@ def _recorded(read: ReadResult, sources: list[Source]) -> dict[int, Recorded]:
 
 
 def _fields_of(record: dict, event: Event, name: str, line: int) -> Recorded:
-    """The cache fields of one line (the contract's: README "Run it in your application")."""
+    """The cache fields of one line (the contract's: docs/in-your-app.md "Run it in your application")."""
 
     def bad(field_name: str, problem: str) -> LogError:
         return LogError(name, line, field_name, problem, hint=NOT_A_CACHE_LOG_HINT)

@@ -1,4 +1,4 @@
-"""One bound on how deeply a call's request content may nest (README "Log format"), checked
+"""One bound on how deeply a call's request content may nest (docs/logs/native.md "Log format"), checked
 when a log is read, so that every command keys and hashes what it accepted: the request key
 (L1 and L2), the prompt-cache digests (compare) and the requests live mode sends.
 
@@ -26,7 +26,7 @@ class TooDeep(ValueError):
 
 TOO_DEEP = f"content nested more than {MAX_DEPTH} levels deep in the record"  # what the error says
 TOO_DEEP_HINT = (f"a real request nests far less (a tool's JSON schema, tens of levels): tiercli keys and hashes "
-                 f"request content up to {MAX_DEPTH} levels (README \"Log format\"); --skip-invalid skips the record")
+                 f"request content up to {MAX_DEPTH} levels (docs/logs/native.md \"Log format\"); --skip-invalid skips the record")
 
 
 def canonical_json(value: Any, level: int = 1) -> bytes:

@@ -54,7 +54,7 @@ class Call(msgspec.Struct, gc=False, array_like=True, tag=True):  # a C-level ty
     # record gives, kept or not (bits in PARAMS order), for inspect
     params: bytes | None = None
     param_names: int = 0
-    # the values a hit must share (the task's scope: README "Keys and scope"): a 16-byte digest of
+    # the values a hit must share (the task's scope: docs/keys-and-scope.md "Keys and scope"): a 16-byte digest of
     # them, which `key` holds too and L3 compares; None when the task has no scope
     scope: bytes | None = None
 

@@ -17,7 +17,7 @@ import orjson
 
 from tiercli.errors import UsageError
 
-# What a map can set: tiercli's record fields (README "Log format") and what spans lack.
+# What a map can set: tiercli's record fields (docs/logs/native.md "Log format") and what spans lack.
 TARGETS = ("ts", "lead_id", "task_type", "model", "prompt", "messages", "system", "response", "input_tokens",
            "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "latency_ms", "worker",
            "streaming", "use_tools", "type", "tag", "usage", "end_ts", "params")

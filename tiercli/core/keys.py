@@ -2,7 +2,7 @@
 keyed request parameters and the task's scope values), what L3 compares beyond the text (digests
 of scope and parameters), the text L3 embeds by default and the digest of an answer. Replay reads
 them from a log; the runtime cache (tiercli.cache) computes them from a request, through the same
-functions (README "Keys and scope")."""
+functions (docs/keys-and-scope.md "Keys and scope")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from tiercli.core.depth import canonical_json
 
-# Request parameters that change the answer (README "Log format"): a record gives them in its
+# Request parameters that change the answer (docs/logs/native.md "Log format"): a record gives them in its
 # `params` object (its tools at the top level too); part of the request key unless the task's
 # key_params leaves them out. Other parameters (seed, user, metadata, ...) are ignored, as unknown
 # fields are.

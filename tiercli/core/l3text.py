@@ -1,4 +1,4 @@
-"""What L3 embeds for a call, per task (`l3_text`; README "What L3 embeds"). The L1/L2 key
+"""What L3 embeds for a call, per task (`l3_text`; docs/answers.md "What L3 embeds"). The L1/L2 key
 is always the whole request; only the semantic tier's text changes.
 
 Four choices are made call by call at ingest (`l3_text`): last-user, all-user, regex:PATTERN
@@ -180,7 +180,7 @@ def template_size(share: float, n: int) -> int:
 
 
 def learn_template(texts: Iterable[str], share: float) -> Template:
-    """The template of a task's texts (README "What L3 embeds", strip-template): the longest
+    """The template of a task's texts (docs/answers.md "What L3 embeds", strip-template): the longest
     prefix and the longest suffix that at least `template_size(share, n)` of its n distinct
     texts have, each cut back to whole words. Prefix and suffix are found independently."""
     distinct = sorted(set(texts))

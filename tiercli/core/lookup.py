@@ -1,5 +1,5 @@
 """The hit/miss logic, written once: the replay loop (engine/replay.py) and the runtime cache
-(tiercli.cache) both call these, each with its own tiers (README "Replay semantics").
+(tiercli.cache) both call these, each with its own tiers (docs/replay-semantics.md "Replay semantics").
 
 A look-up tries the tiers on for the call's task in order; the first live entry serves it, and
 the tiers above it that missed are filled with a copy that keeps the entry's origin (and so its

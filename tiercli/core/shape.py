@@ -1,7 +1,7 @@
 """What ingest keeps of a call's request and answer for the engine to compare, per task: the
 text L3 embeds (`l3_text`), a digest of what the answer rule compares (`same_answer`), the
 request parameters its key holds (`key_params`), and the rest of its key: its key parts and
-scope (`key`, `scope`: README "Keys and scope").
+scope (`key`, `scope`: docs/keys-and-scope.md "Keys and scope").
 Only digests and the embedded text are kept, so memory does not grow with answers' length."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class CallShape:
 
     def scope_values(self, task: str, ts: float, lead: str, worker: str | None, attrs_root: Any,
                      counted: bool = True) -> list:
-        """The call's value of each of its task's scope values (README "Keys and scope"): its
+        """The call's value of each of its task's scope values (docs/keys-and-scope.md "Keys and scope"): its
         lead, its day or hour (UTC, or in the timezone setting), its worker as the replay
         assigns it (its recorded one; "default" when it has none, as engine/replay.py
         fixed_workers), an attrs.PATH's value in `attrs_root`. A value the call lacks (no lead,

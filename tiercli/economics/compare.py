@@ -1,4 +1,4 @@
-"""The whole cost decision on one log (README "Compare the options"): each option is a row
+"""The whole cost decision on one log (docs/compare.md "Compare the options"): each option is a row
 priced call by call from one replay and the provider prompt-cache engine.
 
 An option is a set of parts: `cache` (the response cache tiers as configured: the replay's

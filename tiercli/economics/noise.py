@@ -1,5 +1,5 @@
 """The noise floor: how often the log's own identical requests got answers that differ under
-their task's answer rule (README "The noise floor"). A cache's mismatch rate is read against
+their task's answer rule (docs/answers.md "The noise floor"). A cache's mismatch rate is read against
 it: a model that answers the same prompt differently 12% of the time makes some "wrong" hits
 that no cache setting can avoid.
 

@@ -90,7 +90,7 @@ def outcome_table(result: ReplayOutcome, settings: Settings, pricer: Pricer,
         "stale": np.asarray(result.stale, dtype=np.int8).astype(bool),
         "mismatched": mismatched.astype(bool),
         # counted mismatched because the hit's or the call's answer could not be read under the
-        # task's rule; and the calls whose own recorded answer could not be (README "Answer rules")
+        # task's rule; and the calls whose own recorded answer could not be (docs/answers.md "Answer rules")
         "mismatched_unparsable": mismatched == 2,
         "answer_unparsable": columns["answer_unparsable"],
         "similarity": np.asarray(result.similarity, dtype=np.float64),

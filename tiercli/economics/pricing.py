@@ -242,7 +242,7 @@ def unpriced_hint(model: str) -> str:
     own name, with its list prices to fill in; never another model's prices as an example."""
     key = orjson.dumps(model).decode() if shown(model, limit=None) == repr(model) else "MODEL"  # nothing masked
     return (f"give its list prices in a config file (--config), in USD per million tokens: [prices.{key}] "
-            f"input_per_mtok = IN and output_per_mtok = OUT (README \"Cost\")")
+            f"input_per_mtok = IN and output_per_mtok = OUT (docs/replay-semantics.md \"Cost\")")
 
 
 def _checked(pico: int, call: Call, model: str | None = None) -> int:

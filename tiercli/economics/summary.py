@@ -32,7 +32,7 @@ def _pct_saved(baseline: float, cached: float) -> float:
 def cross_lead_figures(table: pd.DataFrame, mask: np.ndarray | None = None) -> dict[str, int]:
     """Hits (of the calls in `mask`, default all) served an answer first filled by another lead,
     those of them whose answer differs under the task's rule, and hits where either call has no
-    lead (README "Replay semantics"): the one place these are counted from the per-call table."""
+    lead (docs/replay-semantics.md "Replay semantics"): the one place these are counted from the per-call table."""
     cross, unknown = table["cross_lead"].to_numpy(), table["cross_lead_unknown"].to_numpy()
     mismatched = table["mismatched"].to_numpy()
     if mask is not None:
@@ -49,7 +49,7 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
     baseline, cached = _usd(table["baseline_pusd"]), _usd(table["cached_pusd"])
     leads = int(table["lead"].nunique())
 
-    # README "Answer rules": hits counted mismatched because an answer could not be read, and
+    # docs/answers.md "Answer rules": hits counted mismatched because an answer could not be read, and
     # calls whose recorded answer could not be (columns absent: every answer was readable)
     has_unparsable = "mismatched_unparsable" in table.columns
     unparsable_hit = table["mismatched_unparsable"].to_numpy() if has_unparsable else np.zeros(requests, dtype=bool)
@@ -84,7 +84,7 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
             "mismatched_hits": int(group["mismatched"].sum()),
             "mismatched_unparsable": int(group["mismatched_unparsable"].sum()) if has_unparsable else 0,
             "unparsable_answers": int(group["answer_unparsable"].sum()) if has_unparsable else 0,
-            # per tier, beside the noise floor (README "The noise floor")
+            # per tier, beside the noise floor (docs/answers.md "The noise floor")
             "mismatched_by_tier": {name: int(group["mismatched"].to_numpy()[tier_of[name]].sum())
                                    for name in TIER_NAMES},
             **cross_lead_figures(group),

@@ -1,4 +1,4 @@
-"""The provider's own prompt cache, replayed over a log (README "Provider prompt caching").
+"""The provider's own prompt cache, replayed over a log (docs/compare.md "Provider prompt caching").
 
 Each call's input is split into parts (its tools, system blocks and message content blocks:
 ingest/prompt_parts.py); its recorded total input tokens are spread over the parts in proportion

@@ -1,5 +1,5 @@
 """The replay loop: events in processing order through the enabled tiers, following the
-semantics in README "Replay semantics". It decides outcomes only; costs, latencies and
+semantics in docs/replay-semantics.md "Replay semantics". It decides outcomes only; costs, latencies and
 summaries are computed from its outcomes elsewhere (tiercli/economics/outcomes.py, tiercli/economics/summary.py)."""
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | No
            judge: AnswerJudge | None = None) -> ReplayOutcome:
     """Replay with tiers built from ctx (or from the settings and vectors); `tiers` already
     built from `ctx` may be given to keep a handle on them (Redis). `judge` decides whether a
-    hit's answer differs from the call's (README "Answer rules"); it must hold the answers'
+    hit's answer differs from the call's (docs/answers.md "Answer rules"); it must hold the answers'
     vectors when a task's rule is embedding:T (pipeline.answer_judge)."""
     ctx = ctx or TierContext(settings, vectors, row_of_text)
     if tiers is None:

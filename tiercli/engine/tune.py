@@ -96,7 +96,7 @@ def adaptive_candidates(best: Candidate) -> list[Candidate]:
 def figures(summary: dict, above_floor: bool = False) -> dict:
     """What tune-ttl reports for a candidate, taken from the replay summary. `above_floor`: the
     mismatch budget counts only each task's mismatched hits above its noise floor
-    (`budgeted_*`; README "The noise floor"), else all of them."""
+    (`budgeted_*`; docs/answers.md "The noise floor"), else all of them."""
     requests = summary["requests"]
     by_task = {task: {"requests": row["requests"], "cached_usd": row["cached_usd"],
                       "baseline_usd": row["baseline_usd"], "stale_hits": row["stale_hits"],
@@ -123,7 +123,7 @@ def figures(summary: dict, above_floor: bool = False) -> dict:
         "latency_mean_ms": summary["latency_ms"]["cached"]["mean"],
         "latency_p95_ms": summary["latency_ms"]["cached"]["p95"],
         "l3_mismatched_hits": summary["tiers"]["l3"]["mismatched_hits"],
-        # hits that served an answer first filled by another lead (README "Replay semantics")
+        # hits that served an answer first filled by another lead (docs/replay-semantics.md "Replay semantics")
         "cross_lead_hits": summary["cross_lead_hits"],
         "cross_lead_mismatched": summary["cross_lead_mismatched"],
         "cross_lead_unknown": summary["cross_lead_unknown"],
@@ -154,7 +154,7 @@ class Sweep:
         self.columns = call_columns(read.calls, base, self.pricer)
         self.span_s = read.events[-1].ts - read.events[0].ts
         self.results: dict[tuple, dict] = {}
-        # what every candidate's replay shares, worked out once (README "How the sweep shares work")
+        # what every candidate's replay shares, worked out once (docs/tune-ttl.md "How the sweep shares work")
         # made by the first run() of candidates: a sweep used for one replay does without
         self.shared: SharedReplay | None = None
         self.replays = {"shared": 0, "engine": {}}  # the candidates replayed each way (engine: by reason)
@@ -228,7 +228,7 @@ class Sweep:
         return [{"candidate": c, **self.results[self.effect(c)]} for c in candidates]
 
     def _evaluate_all(self, todo: list[Candidate], processes: int):
-        if self.base.executor == "ray" and todo:  # README "Running on Ray": candidates as Ray tasks
+        if self.base.executor == "ray" and todo:  # docs/ray.md "Running on Ray": candidates as Ray tasks
             yield from ray_sweep(self, todo)
             return
         if processes <= 1:
@@ -236,7 +236,7 @@ class Sweep:
                 yield candidate, self.evaluate(candidate)
             return
         # Candidates are independent: forked workers inherit this sweep (log, vectors, prices)
-        # and send back only figures. Measured: about 1.8x on 2 cores (README "tune-ttl").
+        # and send back only figures. Measured: about 1.8x on 2 cores (docs/tune-ttl.md "tune-ttl").
         global _FORKED_SWEEP
         _FORKED_SWEEP = self
         try:
@@ -265,7 +265,7 @@ def _default_processes(candidates: int) -> int:
 
 def within(row: dict, max_stale: float, max_mismatch: float, max_cross_lead: float = 0.0) -> bool:
     """Within the stale, mismatch and cross-lead budgets (shares of requests); by default no hit
-    may serve another lead's answer (README "tune-ttl")."""
+    may serve another lead's answer (docs/tune-ttl.md "tune-ttl")."""
     return (row["stale_rate"] <= max_stale and row["budgeted_mismatch_rate"] <= max_mismatch
             and row["cross_lead_rate"] <= max_cross_lead)
 

@@ -1,6 +1,6 @@
 """tune-ttl --per-task: for each task type, its tiers, TTLs, L3 threshold and l3_text, chosen
 under the stale and mismatch budgets; and each task's curve of hit rate against mismatch rate
-over the threshold grid (README "tune-ttl", "--per-task").
+over the threshold grid (docs/tune-ttl.md "tune-ttl", "--per-task").
 
 Task types never share cache entries (the L1/L2 key holds the task, and L3 looks only among
 entries of the same task and model), and nothing else a replay carries between calls depends

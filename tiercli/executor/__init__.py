@@ -1,4 +1,4 @@
-"""Where the work runs: here (the default), or on Ray (README "Running on Ray")."""
+"""Where the work runs: here (the default), or on Ray (docs/ray.md "Running on Ray")."""
 
 from __future__ import annotations
 

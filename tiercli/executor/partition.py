@@ -1,4 +1,4 @@
-"""The exact partitioned replay (README "Running on Ray"): a replay splits into one replay per
+"""The exact partitioned replay (docs/ray.md "Running on Ray"): a replay splits into one replay per
 (task, model) when no state crosses those partitions, and their outcomes merge back into the
 local replay's, call for call.
 

@@ -1,4 +1,4 @@
-"""Running on Ray (README "Running on Ray"): a session on a cluster or a private local
+"""Running on Ray (docs/ray.md "Running on Ray"): a session on a cluster or a private local
 instance, the partitioned replay as Ray tasks, and tune-ttl's candidates as Ray tasks. The
 inputs every task shares (the log's events, the vectors, the judge) go into the object store
 once; tasks send back outcome arrays or figures only.
@@ -25,7 +25,7 @@ from tiercli.errors import TiercliError
 from tiercli.executor.partition import partitioned_replay, replay_partition
 from tiercli.procs import Terminated, install_signal_handlers
 
-# How long tiercli waits for a Ray address to answer (README "Running on Ray"); Ray's own
+# How long tiercli waits for a Ray address to answer (docs/ray.md "Running on Ray"); Ray's own
 # waits for the cluster's control store (GCS) behind it are bounded by RAY_WAIT_S each.
 RAY_CONNECT_TIMEOUT_S = 10
 RAY_WAIT_S = 5
@@ -255,7 +255,7 @@ def _evaluate(sweep, candidate):
 
 
 def ray_map_sources(read_one, jobs: list[tuple]) -> list[tuple]:
-    """read_logs' files, one Ray task each (README "Running on Ray"); results in file order.
+    """read_logs' files, one Ray task each (docs/ray.md "Running on Ray"); results in file order.
     A task reads its file in one process (no forked helper inside a Ray worker). The files must
     be readable at the same path on every node (a local instance, or shared storage)."""
     ray = _ray()

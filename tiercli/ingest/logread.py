@@ -1,6 +1,6 @@
 """Reading a JSONL log file into events in processing order.
 
-Every problem is a LogError naming file, line and field (see README "Log format"). Records
+Every problem is a LogError naming file, line and field (see docs/logs/native.md "Log format"). Records
 are parsed in tiercli/ingest/records.py; this module reads the file in blocks of whole lines and, for
 a large file on a machine with two cores, has a forked helper process parse the second half
 while this one parses the first (bench/run.py measures what that saves)."""
@@ -60,7 +60,7 @@ class ReadResult:
     # digest -> answer text, for tasks whose answer rule is embedding:T (embedded before the replay)
     answer_texts: dict[bytes, str] = field(default_factory=dict)
     regex_unmatched: dict[str, int] = field(default_factory=dict)  # task -> calls its regex l3_text missed
-    # task -> scope value -> {"missing": calls without it, "calls": calls scoped} (README "Keys and scope")
+    # task -> scope value -> {"missing": calls without it, "calls": calls scoped} (docs/keys-and-scope.md "Keys and scope")
     scope_missing: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     # task -> its strip-template Template (core/l3text.py), learned once the log is read
     l3_templates: dict = field(default_factory=dict)
@@ -83,7 +83,7 @@ def read_logs(arguments: list[str], log_format: str = "auto", *, field_map: dict
               skip_invalid: bool = False, known_model=None, keep_text=True, digest: bool = True,
               parallel_min_bytes: int = PARALLEL_MIN_BYTES, on_format=None, sources=None,
               map_sources=None, priced=None) -> ReadResult:
-    """Read and check logs: files, folders, globs or - (README "Bring your logs"), each in its
+    """Read and check logs: files, folders, globs or - (docs/logs/index.md "Bring your logs"), each in its
     format (`auto`: detected per file; `on_format(name, format)` hears which). `known_model(name)
     -> bool` rejects calls whose model has no price; `priced(name) -> bool` (default: known_model)
     tells a reader which of a record's model names has a price. Without `keep_text` (L3 off) the calls'
@@ -278,7 +278,7 @@ def _no_calls(path: str, tag_changes: int, skipped: list[LogError], files: list[
     failed = sum(f.counts.get("failed_calls", 0) for f in files)
     return LogError(path, None, None, f"no calls in the log ({', '.join(found)})",
                     hint=skipped[0].message if skipped else
-                    'a call has "ts", "lead_id", "task_type", "model" and "prompt" or "messages" (README "Log format")'
+                    'a call has "ts", "lead_id", "task_type", "model" and "prompt" or "messages" (docs/logs/native.md "Log format")'
                     if native else FAILED_ONLY if failed and len(found) == 1 else
                     "is the export filtered to LLM calls? tiercli inspect shows what it read")
 

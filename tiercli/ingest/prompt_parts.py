@@ -1,4 +1,4 @@
-"""A call's input as the provider's prompt cache sees it (README "Provider prompt caching"):
+"""A call's input as the provider's prompt cache sees it (docs/compare.md "Provider prompt caching"):
 an ordered list of parts (its tools, its system blocks, its messages' content blocks), each
 with its UTF-8 length and a digest of the whole prefix up to it, and the parts that carry a
 recorded `cache_control` marker. Only lengths and digests are kept, not the text."""

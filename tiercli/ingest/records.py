@@ -29,7 +29,7 @@ from tiercli.ingest.usage import (CACHE_CREATION, CACHE_TTL_FIELDS, MAX_TOKENS, 
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with Claude's tokenizer
 
-# Plausibility bounds (README "Log format"): beyond them a value is an error in the log, never
+# Plausibility bounds (docs/logs/native.md "Log format"): beyond them a value is an error in the log, never
 # a figure (an infinite latency, a time no date holds). Tokens: MAX_TOKENS (ingest/usage.py).
 MAX_LATENCY_MS = 86_400_000.0  # a day
 TS_MIN, TS_MAX = 0.0, 4_102_444_800.0  # 1970-01-01 to 2100-01-01 UTC: what datetime and pandas both hold

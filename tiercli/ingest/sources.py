@@ -27,7 +27,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PARQUET_MAGIC = b"PAR1"
 STDIN = "-"
 HEAD_BYTES = 1 << 16  # what format detection looks at
-# The longest line (one record) or one-document log read (README "Log format"): far above any
+# The longest line (one record) or one-document log read (docs/logs/native.md "Log format"): far above any
 # real record, and what bounds the memory one record takes, a decompression bomb's included.
 MAX_LINE_BYTES = 64 << 20
 _GLOB_CHARS = frozenset("*?[")
@@ -242,7 +242,7 @@ class _ZstdFrames:
 
 # Files plainly not logs, told by their first bytes: (magic, what the file is, what to do).
 _LOG_KINDS = ("a log is JSON Lines, JSON, CSV or Parquet, plain or compressed with gzip or zstd "
-              "(README \"Bring your logs\")")
+              "(docs/logs/index.md \"Bring your logs\")")
 _NOT_LOGS = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image", None),
     (b"\xff\xd8\xff", "a JPEG image", None),
@@ -440,4 +440,4 @@ def line_blocks(handle: BinaryIO, name: str, block_bytes: int = 1 << 20,
 
 def _line_too_long(name: str, line_no: int) -> LogError:
     return LogError(name, line_no, None, f"line longer than {size_text(MAX_LINE_BYTES)}, the longest tiercli reads",
-                    hint="a record is one line of JSON, far shorter than this: is this a log? (README \"Log format\")")
+                    hint="a record is one line of JSON, far shorter than this: is this a log? (docs/logs/native.md \"Log format\")")

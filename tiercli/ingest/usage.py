@@ -15,10 +15,10 @@ from tiercli.errors import shown
 from tiercli.core.problems import RecordProblem
 from tiercli.ingest.values import number
 
-# A plausibility bound (README "Log format"): a thousand times the largest context window of
+# A plausibility bound (docs/logs/native.md "Log format"): a thousand times the largest context window of
 # today's models; pricing.py checks that the costs still add up exactly.
 MAX_TOKENS = 10**9
-# Usage as APIs report it: read for the token fields a record does not give (README "Log format").
+# Usage as APIs report it: read for the token fields a record does not give (docs/logs/native.md "Log format").
 USAGE_FIELDS = ("usage", "prompt_tokens", "completion_tokens")
 # Anthropic's split of cache_creation_input_tokens by TTL (usage.cache_creation): 5-minute writes
 # cost 1.25x input, 1-hour writes 2x
@@ -81,7 +81,7 @@ def usage_from(input_tokens: Any = None, output_tokens: Any = None, cache_read: 
         if cached > usage.input_tokens:
             raise RecordProblem(fields[0], f"{usage.input_tokens:,} input tokens, fewer than the {cached:,} cached "
                                 f"tokens this format counts in them",
-                                hint="this format's input tokens include cache reads and writes (README "
+                                hint="this format's input tokens include cache reads and writes (docs/logs/index.md "
                                      '"Bring your logs"); is the field map pointing at the right field?')
         usage.input_tokens -= cached
     return usage

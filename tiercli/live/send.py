@@ -571,7 +571,7 @@ def merge_live(table, run: LiveRun, options: LiveOptions, recorded: dict[int, tu
                settings=None, left_out: Counter | None = None):
     """Live columns in the per-call table, and the summary's "live" section. `recorded`: each
     sent call's task and recorded answer digest, to count how many live answers differ from
-    the log's under the task's answer rule (README "Answer rules"). Tasks judged by meaning
+    the log's under the task's answer rule (docs/answers.md "Answer rules"). Tasks judged by meaning
     (embedding:T) are not compared: their live answers are not embedded. `left_out`: the
     planned calls whose recorded parameters were not sent, by parameter (sent_params)."""
     import numpy as np

@@ -312,7 +312,7 @@ def print_tasks(summary: dict, console: Console) -> None:
 
 def noise_lines(summary: dict) -> list[str]:
     """Each task's hits that differ, per tier, beside its noise floor: the share of its identical
-    requests whose recorded answers differ (README "The noise floor"). Tasks with neither hits nor
+    requests whose recorded answers differ (docs/answers.md "The noise floor"). Tasks with neither hits nor
     repeats are left out; a run saved before the floor was recorded has no lines."""
     if "noise_floor" not in summary:
         return []
@@ -360,7 +360,7 @@ def l3_text_lines(report: dict | None) -> list[str]:
 
 def cross_lead_lines(summary: dict) -> list[str]:
     """Hits that served an answer first filled by another lead's call, in total, per tier and per
-    task (README "Replay semantics"): not a saving but what a real deployment would have shown
+    task (docs/replay-semantics.md "Replay semantics"): not a saving but what a real deployment would have shown
     one lead of another's. A run saved before they were counted has no lines."""
     if "cross_lead_hits" not in summary:
         return []
@@ -396,7 +396,7 @@ def notes(summary: dict) -> list[str]:
         *cross_lead_lines(summary),
         f"Bypassed (streaming or tool use): {summary['bypassed']:,}; tag changes: {summary['tag_changes']:,}",
     ]
-    if summary.get("unparsable_answers"):  # README "Answer rules": a json or regex rule that does not fit
+    if summary.get("unparsable_answers"):  # docs/answers.md "Answer rules": a json or regex rule that does not fit
         unreadable = {task: row["unparsable_answers"] for task, row in summary["by_task"].items()
                       if row.get("unparsable_answers")}
         lines.append(f"Unparsable answers: {count(summary['unparsable_answers'], 'recorded answer')} could not be "
@@ -545,7 +545,7 @@ def _per_task_text(settings: dict) -> str:
         said = [f"tiers {','.join(options['tiers']) or 'none'}"] if "tiers" in options else []
         said += [f"{key} {options[key]}" for key in ("l3_threshold", "l3_text", "same_answer") if key in options]
         said += [f"{key} {','.join(options[key]) or 'none' if isinstance(options[key], list) else options[key]}"
-                 for key in ("scope", "key") if key in options]  # README "Keys and scope"
+                 for key in ("scope", "key") if key in options]  # docs/keys-and-scope.md "Keys and scope"
         parts.append(f"{task}: {', '.join(said)}")
     for task, ttls in sorted((settings.get("task_ttls") or {}).items()):
         parts.append(f"{task}: " + ", ".join(f"{tier.upper()} {ttl}" for tier, ttl in sorted(ttls.items())))

@@ -153,7 +153,7 @@ def l3_group(call: Call) -> tuple[str, str, bytes | None, bytes | None]:
     """Which entries a call's L3 look-up searches, and which group its entry joins: those of its
     task and model stored under the same keyed request parameters (Call.params) and the same
     scope values (Call.scope), so a semantic hit never serves an answer asked for under other
-    parameters, nor another scope's (another lead's, ZIP's, day's: README "Keys and scope")."""
+    parameters, nor another scope's (another lead's, ZIP's, day's: docs/keys-and-scope.md "Keys and scope")."""
     return call.task, call.model, call.params, call.scope
 
 

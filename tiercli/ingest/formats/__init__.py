@@ -108,8 +108,8 @@ def detect(source: Source, fallback: str | None = None) -> LogFormat:
     if not found.records:
         raise LogError(source.name, None, None, "the log is empty" if not source.head().strip() else
                        "no records could be read from the start of the file",
-                       hint="a log holds one JSON object per line (README \"Log format\"), or one of the "
-                            "formats of README \"Bring your logs\"")
+                       hint="a log holds one JSON object per line (docs/logs/native.md \"Log format\"), or one of the "
+                            "formats of docs/logs/index.md \"Bring your logs\"")
     reasons = []
     for name in DETECTED:
         log_format = get(name)
@@ -122,7 +122,7 @@ def detect(source: Source, fallback: str | None = None) -> LogFormat:
     if fallback is not None:
         return get(fallback)
     hint = ("for an application's own JSON, CSV or Parquet, give --format map and --map FIELD=PATH "
-            "(README \"Bring your logs\")")
+            "(docs/logs/index.md \"Bring your logs\")")
     nearly = near(found)
     if nearly is not None:
         name, shared = nearly

@@ -1,4 +1,4 @@
-"""Helicone requests (README "Bring your logs") as its export tool
+"""Helicone requests (docs/logs/index.md "Bring your logs") as its export tool
 writes them (`npx @helicone/export --include-body`: JSON Lines by default, or JSON or CSV):
 one row per request, the rows of Helicone's `/v1/request/query-clickhouse` API, with the
 request and response bodies fetched in (`request_body`, `response_body`). Without

@@ -1,4 +1,4 @@
-"""Langfuse observations (README "Bring your logs"): the blob
+"""Langfuse observations (docs/logs/index.md "Bring your logs"): the blob
 storage export (`observations_v2/` enriched, or the legacy `observations/` file; JSON Lines,
 JSON, CSV or Parquet, snake_case fields), the UI's batch export of observations (JSON or
 CSV, camelCase fields), and the trace view's "download trace" file (one trace:

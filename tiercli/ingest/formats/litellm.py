@@ -5,7 +5,7 @@ a custom, S3 or GCS logger writes (one JSON object per call, per line or per fil
 Sources: litellm's schema.prisma (model LiteLLM_SpendLogs), proxy/spend_tracking/
 spend_tracking_utils.py (how a row is filled), types/utils.py (StandardLoggingPayload) and
 llms/anthropic/chat/transformation.py (calculate_usage: how prompt_tokens counts cache tokens).
-README "Bring your logs" has the field table.
+docs/logs/index.md "Bring your logs" has the field table.
 
 Tokens: LiteLLM's `prompt_tokens` is OpenAI's, cache reads and cache writes included (for
 Anthropic models `calculate_usage` adds both to input_tokens), so tiercli's uncached input is

@@ -1,4 +1,4 @@
-"""tiercli's own JSON Lines (README "Log format"), read by the fast reader in logread.py."""
+"""tiercli's own JSON Lines (docs/logs/native.md "Log format"), read by the fast reader in logread.py."""
 
 from __future__ import annotations
 
