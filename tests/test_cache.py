@@ -276,6 +276,16 @@ def test_tag_changes_across_processes_sharing_redis_local_then_broadcast(server,
 
 # --- shadow mode -------------------------------------------------------------------------------------
 
+def test_shadow_mode_says_mismatched_0_for_a_bypass_in_outcome_of_as_in_its_log_line(server, clock, tmp_path):
+    """Nothing would have been served: 0 in both (outcome_of said None while the line said 0)."""
+    log = tmp_path / "shadow.jsonl"
+    cache, client = new_cache(server, clock, Settings(tiers=("l1", "l2"), mode="shadow"), log=log)
+    _, outcome = ask(client, "hi", tools=[{"name": "look", "description": "d", "input_schema": {"type": "object"}}])
+    assert (outcome["outcome"], outcome["mismatched"]) == ("bypass", 0)
+    assert [(w["cache_outcome"], w["cache_mismatched"]) for w in lines(log)] == [("bypass", 0)]
+    cache.close()
+
+
 def test_shadow_mode_calls_the_api_always_and_records_the_would_be_outcome_and_mismatch(server, clock, tmp_path):
     log = tmp_path / "shadow.jsonl"
     # key_params none: max_tokens is not in the key, and the server's answer is cut at max_tokens words

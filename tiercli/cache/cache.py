@@ -429,7 +429,8 @@ class TieredCache:
                   "similarity": None if math.isnan(similarity) else float(similarity),
                   "seq": call.seq, "source_seq": origin.seq if origin else None, "stale": p.stale,
                   "cross_lead": cross_lead, "coalesced": coalesced, "would_be": self.shadow,
-                  "mismatched": mismatched if self.shadow else None}
+                  # shadow: 0 for a would-be miss or bypass (nothing would have been served), as its log line
+                  "mismatched": (mismatched or 0) if self.shadow else None}
         redis_failed = self._call_redis_failed.get()
         with self._lock:
             self._stats.count(result, call.task)
@@ -461,7 +462,7 @@ class TieredCache:
                     cache_cross_lead=result["cross_lead"], cache_mode=self.mode,
                     cache_latency_ms=round((time.perf_counter() - p.started) * 1000, 3), **self._run_fields)
         if self.shadow:
-            line["cache_mismatched"] = result["mismatched"] or 0
+            line["cache_mismatched"] = result["mismatched"]
         if result["coalesced"]:
             line["cache_coalesced"] = True
         if redis_failed:  # a Redis operation failed during this call
