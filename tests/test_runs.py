@@ -519,3 +519,16 @@ def test_a_compare_run_is_listed_with_its_recommended_options_savings(tmp_path):
     assert (listed["option"], listed["savings_pct"]) == (None, None)
     human = next(line for line in run("runs").stdout.splitlines() if line.startswith(strict["run_id"]))
     assert human.split()[2:5] == ["(compare:", "none", "in"] and human.split()[-1] == "n/a"
+
+
+def test_a_tune_ttl_run_is_listed_as_one_with_what_it_replayed(tmp_path):
+    """tune-ttl saves a replay of the recommended settings (issue 25): `runs` says so."""
+    log = write(tmp_path / "log.jsonl", [
+        call("2026-11-02T08:00:00Z", lead="A", prompt="a", response="x"),
+        call("2026-11-02T08:01:00Z", lead="A", prompt="a", response="x"),
+        call("2026-11-02T08:02:00Z", lead="B", prompt="b", response="z")])
+    tuned = ok_json("tune-ttl", log, "--tiers", "l1,l2")
+    listed = next(r for r in ok_json("runs")["runs"] if r["id"] == tuned["run_id"])
+    assert (listed["kind"], listed["replayed"]) == ("tune-ttl", "recommended")
+    human = next(line for line in run("runs").stdout.splitlines() if line.startswith(tuned["run_id"]))
+    assert human.split()[1:5] == ["log.jsonl", "(tune-ttl:", "recommended", "settings)"]

@@ -52,9 +52,12 @@ def _row(listed: ListedRun) -> dict:
     row = {"id": listed.id, "status": "ok" if listed.run.complete else "incomplete", "complete": listed.run.complete,
            "created": meta["created"], "log": meta["log"]["path"], "settings_digest": meta["settings_digest"],
            "requests": summary["requests"], "savings_pct": summary["cost"]["savings_pct"],
-           "kind": "compare" if "compare" in summary else "replay"}
+           "kind": "compare" if "compare" in summary else "tune-ttl" if "tune" in summary else "replay"}
     if "compare" in summary:  # its savings are the recommended option's, not its cache row's (the replay's)
         row["option"], row["savings_pct"] = _recommended_savings(summary["compare"])
+    elif "tune" in summary:  # a replay of the recommended settings, or of the configured ones when none fit
+        tuned = summary["tune"] if isinstance(summary["tune"], dict) else {}
+        row["replayed"] = tuned.get("replayed") if tuned.get("replayed") in ("recommended", "configured") else None
     if not listed.run.complete:
         row["stopped"] = (summary.get("live") or {}).get("stopped")
     return row
@@ -92,6 +95,8 @@ def _print_runs(rows: list[dict], journals: bool = False) -> None:
     # a run's state stands with its log: a column of its own would not fit 80 columns
     logs = [Path(row["log"]).name + (" (incomplete)" if row["status"] == "incomplete" else "")
             + (f" (compare: {row['option'] or 'none in budget'})" if row.get("kind") == "compare" else "")
+            + (" (tune-ttl: " + {"recommended": "recommended settings", "configured": "none in budget"}.get(
+                row.get("replayed"), "n/a") + ")" if row.get("kind") == "tune-ttl" else "")
             if row["status"] != "unreadable" else "(unreadable)" for row in rows]
     print_table(console, "Saved runs, oldest first (an id starts with its UTC date and time)", [
         Column("Run", [row["id"] for row in rows], left=True, key=True),
