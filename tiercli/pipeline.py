@@ -11,6 +11,7 @@ import pandas as pd
 from tiercli.store.embeddings import (Embedder, EmbeddingStore, SentenceTransformerEmbedder, embed_texts,
                                       embedding_notes, texts_over_window)
 from tiercli.store.home import tiercli_home
+from tiercli.store.onnx_embed import OnnxEmbedder
 from tiercli.ingest.logread import ReadResult, read_logs
 from tiercli.economics.noise import find_repeats, with_repeats
 from tiercli.economics.outcomes import outcome_table
@@ -50,9 +51,12 @@ class ReplayRun:
 
 def default_embedder(settings: Settings) -> Embedder:
     """The L3 model here, or (--executor ray) on the Ray cluster's actors: the same model and
-    encoding, so both fill the same on-disk store (docs/ray.md "Running on Ray")."""
+    encoding, so both fill the same on-disk store (docs/ray.md "Running on Ray"); embedder onnx:
+    the same model through ONNX Runtime, under its own model id in the store."""
     if settings.executor == "ray":
         return RayEmbedder(settings.l3_model)
+    if settings.embedder == "onnx":
+        return OnnxEmbedder(settings.l3_model)
     return SentenceTransformerEmbedder(settings.l3_model)
 
 

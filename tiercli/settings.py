@@ -57,6 +57,7 @@ class Settings:
     l3_latency_ms: float = 13.0
     default_latency_ms: float = 1200.0  # a call with no recorded latency_ms
     l3_model: str | None = None  # a local sentence-transformers model folder; None: all-MiniLM-L6-v2
+    embedder: str = "torch"  # L3's backend: torch (sentence-transformers) or onnx (ONNX Runtime, checked against torch)
     l2_redis_url: str | None = None  # L2 in this Redis; "embedded": start a private redis-server
     l2_redis_timeout: float = 2.0  # seconds, for connecting and for each command
     l2_maxmemory: str | None = None  # embedded server only: Redis's maxmemory, e.g. "64mb"
@@ -619,6 +620,15 @@ def check_model_path(value: Any) -> str:
     return value
 
 
+EMBEDDERS = ("torch", "onnx")
+
+
+def check_embedder(value: Any) -> str:
+    if value not in EMBEDDERS:
+        raise ValueError(f"must be one of {', '.join(EMBEDDERS)}, got {described(value)}")
+    return value
+
+
 def check_executor(value: Any) -> str:
     if value not in EXECUTORS:
         raise ValueError(f"must be one of {', '.join(EXECUTORS)}, got {described(value)}")
@@ -695,6 +705,7 @@ _CHECKS = {
     "invalidation": check_invalidation,
     "mode": check_mode,
     "l3_model": check_model_path,
+    "embedder": check_embedder,
     "default_latency_ms": check_latency,
     "l2_redis_url": check_redis_url,
     "l2_redis_timeout": check_timeout,

@@ -1,0 +1,102 @@
+"""The ONNX Runtime embedder (--embedder onnx): exported from the packaged all-MiniLM-L6-v2,
+checked against the torch vectors, re-exported when its file is damaged, torch when it cannot
+be used, and stored under its own model id."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tiercli.pipeline import default_embedder
+from tiercli.settings import Settings, check_embedder
+from tiercli.store.embeddings import EmbeddingStore, SentenceTransformerEmbedder, embed_texts
+from tiercli.store.onnx_embed import MIN_COSINE, OnnxEmbedder, probe_texts
+
+TEXTS = ["What is the refund policy for damaged items?", "How do I reset my password?",
+         "Quelle est la politique de remboursement ?", "ok", "tell me a story " * 100]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline(monkeypatch_module=None):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One export for the module (about 20 s): its home, and the embedder that made it."""
+    home = tmp_path_factory.mktemp("onnx-home")
+    embedder = OnnxEmbedder(home=home)
+    assert embedder.model_id == "onnx:all-MiniLM-L6-v2"
+    return home, embedder
+
+
+def test_the_probe_check_passes_and_is_recorded(exported):
+    home, embedder = exported
+    assert embedder.fallback_reason is None
+    assert embedder.worst_cosine >= MIN_COSINE
+    assert len(probe_texts()) == 32
+    assert embedder.graph_path.is_file() and embedder.graph_path.with_suffix(".checked.json").is_file()
+    # a second embedder (a later replay) finds the checked graph and neither exports nor checks
+    again = OnnxEmbedder(home=home)
+    mtime = embedder.graph_path.stat().st_mtime_ns
+    assert again.model_id == "onnx:all-MiniLM-L6-v2" and again.worst_cosine == embedder.worst_cosine
+    assert embedder.graph_path.stat().st_mtime_ns == mtime
+
+
+def test_vectors_equal_torchs_within_the_bound(exported):
+    _, embedder = exported
+    onnx, torch = embedder.encode(TEXTS), SentenceTransformerEmbedder().encode(TEXTS)
+    assert onnx.shape == torch.shape == (len(TEXTS), 384) and onnx.dtype == np.float32
+    assert np.allclose(np.linalg.norm(onnx, axis=1), 1, atol=1e-5)
+    assert (np.sum(onnx * torch, axis=1) >= MIN_COSINE).all()
+    # the batch a text is in (its padding) does not change its vector
+    assert np.sum(embedder.encode(TEXTS[:1])[0] * onnx[0]) >= MIN_COSINE
+
+
+def test_a_damaged_graph_is_exported_again(exported, tmp_path):
+    home, embedder = exported
+    shutil.copytree(home / "onnx", tmp_path / "onnx")
+    graph = tmp_path / "onnx" / embedder.graph_path.name
+    data = bytearray(graph.read_bytes())
+    middle = len(data) // 2  # inside the weights: the file still loads, its vectors are wrong
+    data[middle:middle + 4_000_000] = bytes(4_000_000)
+    graph.write_bytes(bytes(data))
+    warnings = []
+    again = OnnxEmbedder(home=tmp_path, warn=warnings.append)
+    assert again.model_id == "onnx:all-MiniLM-L6-v2" and not warnings
+    assert again.worst_cosine >= MIN_COSINE
+    assert graph.read_bytes() != bytes(data)  # a fresh export replaced it
+    assert np.sum(again.encode(TEXTS[:1])[0] * embedder.encode(TEXTS[:1])[0]) >= MIN_COSINE
+
+
+def test_a_graph_that_cannot_be_made_falls_back_to_torch_with_one_warning(tmp_path):
+    (tmp_path / "onnx").write_text("a file where the folder goes")
+    warnings = []
+    embedder = OnnxEmbedder(home=tmp_path, warn=warnings.append)
+    assert embedder.model_id == "st:all-MiniLM-L6-v2"  # torch's vectors, under torch's id
+    assert embedder.model_id == "st:all-MiniLM-L6-v2"
+    assert len(warnings) == 1 and "using torch instead" in warnings[0] and "could not be used" in warnings[0]
+    assert np.allclose(embedder.encode(TEXTS[:2]), SentenceTransformerEmbedder().encode(TEXTS[:2]))
+
+
+def test_the_store_never_mixes_torch_and_onnx_vectors(exported, tmp_path):
+    _, embedder = exported
+    store = EmbeddingStore(tmp_path / "embeddings.sqlite")
+    torch_vectors, torch_counts = embed_texts(TEXTS, SentenceTransformerEmbedder(), store)
+    onnx_vectors, onnx_counts = embed_texts(TEXTS, embedder, store)
+    assert torch_counts["computed"] == onnx_counts["computed"] == len(TEXTS)  # none served from the other
+    models = dict(store.db.execute("SELECT model, count(*) FROM vectors GROUP BY model").fetchall())
+    assert models == {"st:all-MiniLM-L6-v2": len(TEXTS), "onnx:all-MiniLM-L6-v2": len(TEXTS)}
+    assert embed_texts(TEXTS, embedder, store)[1]["computed"] == 0
+    assert (np.sum(torch_vectors * onnx_vectors, axis=1) >= MIN_COSINE).all()
+    store.close()
+
+
+def test_the_setting_chooses_the_backend():
+    assert type(default_embedder(Settings())) is SentenceTransformerEmbedder
+    assert type(default_embedder(Settings(embedder="onnx"))) is OnnxEmbedder
+    with pytest.raises(ValueError, match="torch, onnx"):
+        check_embedder("tensorrt")
