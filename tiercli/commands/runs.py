@@ -95,8 +95,8 @@ def _print_runs(rows: list[dict], journals: bool = False) -> None:
     # a run's state stands with its log: a column of its own would not fit 80 columns
     logs = [Path(row["log"]).name + (" (incomplete)" if row["status"] == "incomplete" else "")
             + (f" (compare: {row['option'] or 'none in budget'})" if row.get("kind") == "compare" else "")
-            + (" (tune-ttl: " + {"recommended": "recommended settings", "configured": "none in budget"}.get(
-                row.get("replayed"), "n/a") + ")" if row.get("kind") == "tune-ttl" else "")
+            + ({"recommended": " (tune-ttl)", "configured": " (tune-ttl: none in budget)"}.get(
+                row.get("replayed"), " (tune-ttl: n/a)") if row.get("kind") == "tune-ttl" else "")
             if row["status"] != "unreadable" else "(unreadable)" for row in rows]
     print_table(console, "Saved runs, oldest first (an id starts with its UTC date and time)", [
         Column("Run", [row["id"] for row in rows], left=True, key=True),
