@@ -109,9 +109,13 @@ def replay(events: Sequence[Event], settings: Settings, vectors: np.ndarray | No
         if hasattr(tier, "expect"):  # L3 scores a group's upcoming look-ups a block at a time
             tier.expect(result.calls)
     step = _Replayer(settings, tiers, result, ctx.ttl_policy, judge or AnswerJudge(settings))
+    call, tag_change = step.call, step.tag_change
     for done, event in enumerate(events):
         try:
-            step(event)
+            if isinstance(event, TagChange):
+                tag_change(event)
+            else:
+                call(event)
         except (KeyboardInterrupt, ValueError):
             raise
         except Exception as exc:
@@ -161,6 +165,10 @@ class _Replayer:
         # Digests decide every rule but embedding:T, whose differing digests the judge settles:
         # without such a rule no hit calls into Python beyond the comparisons.
         self.judge = judge if judge.uses_embedding else None
+        self.add_worker, self.add_outcome, self.add_similarity = (result.worker.append, result.outcome.append,
+                                                                  result.similarity.append)
+        self.add_lookup_ms, self.add_source_seq = result.lookup_ms.append, result.source_seq.append
+        self.add_stale, self.add_mismatched = result.stale.append, result.mismatched.append
 
     def for_task(self, task: str) -> tuple[list[Tier], list[int], list[float]]:
         """The tiers on for this task's calls (a task TTL of 0 turns a tier off for it), with
@@ -171,12 +179,6 @@ class _Replayer:
             found = self.tiers_of_task[task] = ([self.tiers[i] for i in on], [self.outcome_of_tier[i] for i in on],
                                                 [self.latency_of_tier[i] for i in on])
         return found
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, TagChange):
-            self.tag_change(event)
-        else:
-            self.call(event)
 
     def tag_change(self, event: TagChange) -> None:
         result, lead, t = self.result, event.lead, event.ts
@@ -193,42 +195,37 @@ class _Replayer:
                 result.invalidated[tier.name] += tier.remove_lead(lead, t, None if self.broadcast else local)
 
     def call(self, call: Call) -> None:
-        result, t, lead = self.result, call.ts, call.lead
-        tiers, outcome_of_tier, latency_of_tier = self.for_task(call.task)
-        if self.worker_names:  # round-robin
-            worker = self.worker_names[self.calls_seen % len(self.worker_names)]
-        else:
-            worker = call.worker or "default"
+        lead, t = call.lead, call.ts
+        # Once per call of a long log: every attribute and method read here costs, so the
+        # columns' appends are bound in __init__ and the record is written inline.
+        tiers, outcome_of_tier, latency_of_tier = self.tiers_of_task.get(call.task) or self.for_task(call.task)
+        names = self.worker_names
+        worker = names[self.calls_seen % len(names)] if names else (call.worker or "default")  # round-robin
         self.calls_seen += 1
         self.last_worker[lead] = worker
         if self.observe is not None:
             self.observe(call)
-        result.worker.append(worker)
-        similarity = NAN
-        lookup_ms = 0.0
-        if call.bypass:
-            self._record(BYPASS, None, call, similarity, lookup_ms)
-            return
-        if call.keyless:  # recorded without its request: nothing to look up or store
-            self._record(MISS, None, call, similarity, lookup_ms)
+        self.add_worker(worker)
+        if call.bypass or call.keyless:  # keyless: recorded without its request, nothing to look up or store
+            self.record(BYPASS if call.bypass else MISS, NAN, 0.0, -1, False, 0)
             return
         found = look_up(tiers, latency_of_tier, call, worker, t)
-        if found.entry is not None:
-            self._record(outcome_of_tier[found.level], found.entry.origin, call, found.similarity, found.lookup_ms)
+        entry = found.entry
+        if entry is None:
+            store(tiers, call, worker, Origin(call.seq, lead, t, call.response_digest), t)
+            self.record(MISS, found.similarity, found.lookup_ms, -1, False, 0)
             return
-        store(tiers, call, worker, Origin(call.seq, lead, t, call.response_digest), t)
-        self._record(MISS, None, call, found.similarity, found.lookup_ms)
+        origin = entry.origin
+        self.record(outcome_of_tier[found.level], found.similarity, found.lookup_ms, origin.seq,
+                    is_stale(origin, call, self.last_tag_seq.get(lead, -1)),
+                    mismatch(origin.response_digest, call.response_digest, call.task, self.judge))
 
-    def _record(self, outcome: int, origin: Origin | None, call: Call, similarity: float, lookup_ms: float) -> None:
-        result = self.result
-        result.outcome.append(outcome)
-        result.similarity.append(similarity)
-        result.lookup_ms.append(lookup_ms)
-        if origin is None:
-            result.stale.append(False)
-            result.mismatched.append(False)
-            result.source_seq.append(-1)
-            return
-        result.source_seq.append(origin.seq)
-        result.stale.append(is_stale(origin, call, self.last_tag_seq.get(call.lead, -1)))
-        result.mismatched.append(mismatch(origin.response_digest, call.response_digest, call.task, self.judge))
+    def record(self, outcome: int, similarity: float, lookup_ms: float, source_seq: int, stale: bool,
+               mismatched: int) -> None:
+        """One call's outcome, into the result's columns."""
+        self.add_outcome(outcome)
+        self.add_similarity(similarity)
+        self.add_lookup_ms(lookup_ms)
+        self.add_source_seq(source_seq)
+        self.add_stale(stale)
+        self.add_mismatched(mismatched)

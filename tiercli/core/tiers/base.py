@@ -69,16 +69,20 @@ class Store:
         self.entries.move_to_end(key)
 
     def put(self, entry: Entry, t: float) -> None:
-        key, entries = entry.key, self.entries
-        if key in entries:
-            self.discard(key)
+        key, entries, lead = entry.key, self.entries, entry.origin.lead
+        replaced = entries.pop(key, None)
+        if replaced is not None:  # a miss on an expired key, mostly: no room to make
+            # The lead's index keeps the key when the same lead filled both (the usual case):
+            # dropping and re-adding it there would cost a replay a third of its stores.
+            if replaced.origin.lead != lead:
+                self._unindex(key, replaced.origin.lead)
+            self._removed(replaced)
         elif self.max_entries is not None:
             if len(entries) >= self.max_entries:
                 self._make_room(t)
         elif len(entries) >= self._sweep_at:
             self._sweep_expired(t)
         entries[key] = entry
-        lead = entry.origin.lead
         keys = self.by_lead.get(lead)
         if keys is None:
             self.by_lead[lead] = {key}
@@ -112,13 +116,16 @@ class Store:
     def discard(self, key: bytes) -> Entry | None:
         entry = self.entries.pop(key, None)
         if entry is not None:
-            keys = self.by_lead.get(entry.origin.lead)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self.by_lead[entry.origin.lead]
+            self._unindex(key, entry.origin.lead)
             self._removed(entry)
         return entry
+
+    def _unindex(self, key: bytes, lead: str) -> None:
+        keys = self.by_lead.get(lead)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self.by_lead[lead]
 
     def _removed(self, entry: Entry) -> None:
         """Hook for subclasses that keep more state per entry."""

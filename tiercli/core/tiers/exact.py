@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tiercli.core.events import Call
-from tiercli.core.tiers.base import Entry, Origin, Store
+from tiercli.core.tiers.base import INF, Entry, Origin, Store
 
 
 class ExactTier(Store):
@@ -16,7 +16,8 @@ class ExactTier(Store):
         return self.live(call.key, t), None
 
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
-        self.put(Entry(call.key, self.expiry_for(call, t), origin), t)
+        ttl = self.ttl_of(call)  # expiry_for, inline: once per miss and per copy
+        self.put(Entry(call.key, INF if ttl is None else t + ttl, origin), t)
 
     def remove_lead(self, lead: str, t: float, worker: str | None = None) -> int:
         return self.remove_lead_entries(lead, t)
@@ -43,7 +44,8 @@ class PerWorkerTier:
         return (None if store is None else store.live(call.key, t)), None
 
     def insert(self, call: Call, worker: str, origin: Origin, t: float) -> None:
-        self.of(worker).insert(call, worker, origin, t)
+        store = self.workers.get(worker)  # of(), inline: once per miss
+        (self.of(worker) if store is None else store).insert(call, worker, origin, t)
 
     def remove_lead(self, lead: str, t: float, worker: str | None = None) -> int:
         stores = self.workers.values() if worker is None else [self.of(worker)]
