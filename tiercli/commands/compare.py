@@ -102,6 +102,7 @@ def compare(
     l3_threshold: opt.ThresholdOption = None,
     invalidation: opt.InvalidationOption = None,
     executor: opt.ExecutorOption = None,
+    embedder: opt.EmbedderOption = None,
     ray_address: opt.RayAddressOption = None,
     skip_invalid: opt.SkipInvalidOption = False,
     no_save: opt.NoSaveOption = False,
@@ -159,7 +160,7 @@ def compare(
             "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries, "l3_max_entries": l3_max_entries,
             "l3_threshold": l3_threshold, "invalidation": invalidation,
             "tasks": task, "same_answer": same_answer, "l3_text": l3_text, "timezone": timezone,
-            "executor": executor, "ray_address": ray_address, **checked})
+            "executor": executor, "ray_address": ray_address, "embedder": embedder, **checked})
         pricer = Pricer(settings.prices)
         for task_name, model in routes.items():
             if not pricer.knows(model):

@@ -64,6 +64,7 @@ def replay(
     l3_threshold: opt.ThresholdOption = None,
     invalidation: opt.InvalidationOption = None,
     executor: opt.ExecutorOption = None,
+    embedder: opt.EmbedderOption = None,
     ray_address: opt.RayAddressOption = None,
     redis_url: opt.RedisUrlOption = None,
     redis_timeout: opt.RedisTimeoutOption = None,
@@ -107,6 +108,7 @@ def replay(
             "tasks": task, "same_answer": same_answer, "l3_text": l3_text, "timezone": timezone,
             "l2_redis_timeout": redis_timeout, "l2_maxmemory": l2_maxmemory, "l2_eviction": l2_eviction,
             "keep_redis_keys": keep_redis_keys or None, "executor": executor, "ray_address": ray_address,
+            "embedder": embedder,
         })
         no_html_without_run(html, no_save)
         if not live and (max_spend is not None or limit is not None or no_spend_cap):

@@ -131,6 +131,7 @@ def tune_ttl(
     l3_threshold: opt.ThresholdOption = None,
     invalidation: opt.InvalidationOption = None,
     executor: opt.ExecutorOption = None,
+    embedder: opt.EmbedderOption = None,
     ray_address: opt.RayAddressOption = None,
     skip_invalid: opt.SkipInvalidOption = False,
     no_save: opt.NoSaveOption = False,
@@ -177,7 +178,7 @@ def tune_ttl(
             "tiers": tiers, "workers": workers, "l1_max_entries": l1_max_entries, "l2_max_entries": l2_max_entries,
             "l3_max_entries": l3_max_entries, "l3_threshold": l3_threshold, "invalidation": invalidation,
             "tasks": task, "same_answer": same_answer, "l3_text": l3_text, "timezone": timezone,
-            "executor": executor, "ray_address": ray_address})
+            "executor": executor, "ray_address": ray_address, "embedder": embedder})
         if base.l2_redis_url:
             raise TiercliError("tune-ttl simulates L2 in process", hint="drop l2_redis_url from the config for tune-ttl")
         for tier_set in tier_sets or ():
