@@ -8,6 +8,7 @@ their own model id ("onnx:..."), so they never mix with torch's ("st:...") in th
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -75,12 +76,11 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
 
     @property
     def graph_path(self) -> Path:
-        """One graph per model folder and torch version, in TIERCLI_HOME/onnx/."""
-        import torch
-
+        """One graph per model folder and torch version, in TIERCLI_HOME/onnx/ (the version read
+        from the package's metadata: importing torch takes seconds a warm store does not need)."""
         weights = sorted(p.stat().st_size for p in Path(self.model_path).rglob("*.safetensors"))
         key = hashlib.sha256(json.dumps([Path(self.model_path).resolve().as_posix(), weights,
-                                         torch.__version__, OPSET]).encode()).hexdigest()[:16]
+                                         importlib.metadata.version("torch"), OPSET]).encode()).hexdigest()[:16]
         return (self.home or tiercli_home()) / "onnx" / f"{Path(self.model_path).name}-{key}.onnx"
 
     @cached_property
