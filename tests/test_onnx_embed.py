@@ -6,8 +6,9 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_LOG
 
-from tiercli.pipeline import default_embedder
+from tiercli.pipeline import default_embedder, load_events, run_replay
 from tiercli.settings import Settings, check_embedder
 from tiercli.store.embeddings import EmbeddingStore, SentenceTransformerEmbedder, embed_texts
 from tiercli.store.onnx_embed import MIN_COSINE, OnnxEmbedder, probe_texts
@@ -17,7 +18,7 @@ TEXTS = ["What is the refund policy for damaged items?", "How do I reset my pass
 
 
 @pytest.fixture(scope="module", autouse=True)
-def offline(monkeypatch_module=None):
+def offline():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("TRANSFORMERS_OFFLINE", "1")
@@ -100,3 +101,16 @@ def test_the_setting_chooses_the_backend():
     assert type(default_embedder(Settings(embedder="onnx"))) is OnnxEmbedder
     with pytest.raises(ValueError, match="torch, onnx"):
         check_embedder("tensorrt")
+
+
+def test_a_replay_of_the_sample_has_the_same_outcomes_with_either_backend(exported):
+    """Every tier on the sample day (2,533 distinct texts): the same outcome, source and
+    mismatch for every call, similarities within a few float32 steps."""
+    settings = Settings()
+    read = load_events(SAMPLE_LOG, settings, digest=False)
+    torch = run_replay(read, settings, embedder=SentenceTransformerEmbedder()).table
+    onnx = run_replay(read, settings, embedder=exported[1]).table
+    for column in ("outcome", "source_seq", "stale", "mismatched", "cross_lead"):
+        assert torch[column].astype(str).tolist() == onnx[column].astype(str).tolist(), column
+    assert (torch["outcome"].astype(str) == "l3").sum() > 1000
+    assert np.allclose(torch["similarity"], onnx["similarity"], rtol=0, atol=1e-6, equal_nan=True)
