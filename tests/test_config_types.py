@@ -20,7 +20,7 @@ DURATION = NUMBER  # "x" is not a duration; 5 and 2.5 are seconds
 
 # The samples each key takes (every other sample is an error); the key as the error names it.
 TOP_LEVEL = {
-    "tiers": set(), "workers": {"integer"}, "invalidation": set(), "mode": set(), "default_latency_ms": NUMBER,
+    "tiers": set(), "workers": {"integer"}, "invalidation": set(), "mode": set(), "embedder": set(), "default_latency_ms": NUMBER,
     "l3_model": {"string"}, "l2_redis_url": set(), "l2_redis_timeout": DURATION, "l2_maxmemory": {"integer"},
     "l2_eviction": set(), "keep_redis_keys": {"boolean"}, "adaptive_window": DURATION, "adaptive_scale": NUMBER,
     "max_spend": NUMBER, "same_answer": set(), "l3_text": set(), "template_share": set(), "l3_threshold": set(),
@@ -182,4 +182,4 @@ def test_an_unknown_key_far_from_every_one_lists_them_all(tmp_path):
         loaded(tmp_path, "colour = 'blue'\n")
     assert caught.value.message.endswith(": colour: unknown setting")
     assert caught.value.hint.startswith("known settings: adaptive_scale, adaptive_window, batch_discount, ")
-    assert caught.value.hint.count(", ") == 40  # all 41, prices among them
+    assert caught.value.hint.count(", ") == 41  # all 42, prices among them
