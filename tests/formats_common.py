@@ -67,6 +67,13 @@ def sample_of(path: Path):
     return sample(expand([str(path)])[0])
 
 
+def fixture_logs(exclude: tuple[str, ...]) -> list[Path]:
+    """Every format's fixture logs but those of the `exclude` folders."""
+    return [p for p in sorted((Path(__file__).parent / "fixtures").glob("*/*")) if p.is_file()
+            and p.parent.name not in exclude
+            and p.suffix not in (".toml", ".md")]  # configs and notes beside the logs are not logs
+
+
 def assert_fits_only_its_own(name: str, exports: list[Path]):
     """The format fits each of its exports, and no other format's fixture nor the sample log."""
     from tiercli.ingest.formats import get
@@ -74,10 +81,7 @@ def assert_fits_only_its_own(name: str, exports: list[Path]):
     log_format = get(name)
     for export in exports:
         assert log_format.fits(sample_of(export)) is None, export
-    fixtures = Path(__file__).parent / "fixtures"
-    others = [fixtures.parent.parent / "sample_logs" / "realestate_day.jsonl"]
-    others += [p for p in fixtures.glob("*/*") if p.is_file() and p.parent.name != name
-               and p.suffix not in (".toml", ".md")]  # configs and notes beside the logs are not logs
+    others = [Path(__file__).parent.parent / "sample_logs" / "realestate_day.jsonl"] + fixture_logs((name,))
     for path in others:
         assert log_format.fits(sample_of(path)) is not None, path
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from formats_common import assert_same_replay, gzipped, read, replay_of, zstd_compressed
+from formats_common import assert_same_replay, fixture_logs, gzipped, read, replay_of, zstd_compressed
 from logs import call, tag, write
 from tiercli.cli import app
 from tiercli.economics.pricing import Pricer
@@ -230,15 +230,10 @@ def test_a_bad_row_through_the_cli_is_one_line(tmp_path):
     assert "Traceback" not in result.output and result.stdout == ""
 
 
-def _fixture_files(exclude: tuple[str, ...]) -> list[Path]:
-    return [p for p in sorted(FIXTURES.glob("*/*")) if p.parent.name not in exclude and p.is_file()
-            and p.suffix not in (".toml", ".md")]  # configs and notes beside the logs are not logs
-
-
 def test_detection_claims_litellm_files_and_no_others():
     for path in sorted(LITELLM.iterdir()):
         assert formats.detect(expand([str(path)])[0]).name == "litellm", path
-    others = _fixture_files(("litellm", "map")) + [Path(__file__).parent.parent / "sample_logs/realestate_day.jsonl"]
+    others = fixture_logs(("litellm", "map")) + [Path(__file__).parent.parent / "sample_logs/realestate_day.jsonl"]
     for path in others:
         assert FORMAT.fits(formats.sample(expand([str(path)])[0])) is not None, path
 
