@@ -207,7 +207,10 @@ def _spans(record: Any, item: Item, first_position: int) -> list[Span]:
         where = f"resourceSpans[{r}]"
         if not isinstance(resource_span, dict):
             raise RecordProblem(where, "must be an object")
-        resource = attributes(_key(_key(resource_span, "resource") or {}, "attributes"), "resource.")
+        resource_object = _key(resource_span, "resource") or {}
+        if not isinstance(resource_object, dict):
+            raise RecordProblem(f"{where}.resource", f"must be an object, got {shown(resource_object)}")
+        resource = attributes(_key(resource_object, "attributes"), "resource.")
         scope_spans = _key(resource_span, "scopeSpans")
         if scope_spans is None:
             scope_spans = _key(resource_span, "instrumentationLibrarySpans")  # OTLP before 0.15

@@ -1,0 +1,34 @@
+"""The readers' fuzz run in the suite (issue 27): 1,000 fixed-seed cases of mutated logs of every
+format through the real CLI on 2 worker processes; every one ends in a result or a one-line
+`error:`, never an internal error, a traceback, bad --json, a hang or a planted secret echoed
+(tests/fuzz.py). 10,000 cases: `./dev bench fuzz`."""
+
+from __future__ import annotations
+
+from fuzz import FAILURE_CLASSES, make_case, run_cases, seeds, summary
+
+SEED, CASES = 2027, 1_000
+
+
+def test_every_format_is_seeded_plain_and_compressed():
+    formats = {seed.log_format for seed in seeds()}
+    containers = {seed.container for seed in seeds()}
+    assert formats == {"tiercli", "otel", "langfuse", "litellm", "helicone", "map"}
+    assert containers == {"jsonl", "json", "csv", "parquet"}
+    cases = [make_case(SEED, n) for n in range(300)]
+    assert {case.compression for case in cases} == {None, "gzip", "zstd"}
+    assert sum(bool(case.secrets) for case in cases) > 30
+
+
+def test_cases_are_the_same_on_every_run():
+    assert [(make_case(SEED, n).data, make_case(SEED, n).args) for n in (0, 7, 999)] == \
+        [(make_case(SEED, n).data, make_case(SEED, n).args) for n in (0, 7, 999)]
+
+
+def test_a_thousand_mutated_logs(tmp_path):
+    report = run_cases(SEED, CASES, jobs=2, folder=tmp_path / "cases")
+    print(summary(report))
+    assert report.cases == CASES
+    assert {name: report.per_class[name] for name in FAILURE_CLASSES} == dict.fromkeys(FAILURE_CLASSES, 0), \
+        summary(report)
+    assert report.exits[0] > 100 and report.exits[1] > 100  # both ends are reached: results and errors

@@ -1,0 +1,86 @@
+"""Each failure the readers' fuzz harness found (tests/fuzz.py, issue 27), kept as a small exact
+case: the mutated input, the command, and the exact error or result it must give."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tiercli.cli import app
+from tiercli.errors import shown
+
+FIXTURES = Path(__file__).parent / "fixtures"
+runner = CliRunner()
+
+
+def cli(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_error(result, message: str, hint: str | None = None) -> None:
+    """Exit 1, exactly one `error:` line (and the hint), and the same object on stdout as JSON."""
+    expected = f"error: {message}\n" + (f"hint: {hint}\n" if hint else "")
+    assert (result.exit_code, result.stderr) == (1, expected)
+    error = json.loads(result.stdout)["error"]
+    assert (error["message"], error.get("hint")) == (message, hint)
+
+
+def first_line(path: Path) -> dict:
+    return json.loads(path.read_text().splitlines()[0])
+
+
+def test_otlp_resource_that_is_a_number(tmp_path):
+    """Was `internal error: TypeError: argument of type 'int' is not iterable` (the issue's case)."""
+    document = json.loads((FIXTURES / "otel" / "single.json").read_text())
+    document["resourceSpans"][0]["resource"] = -1
+    log = tmp_path / "spans.json"
+    log.write_text(json.dumps(document))
+    assert_error(cli("inspect", log, "--json"), f"{log}:1: resourceSpans[0].resource: must be an object, got -1")
+
+
+def test_a_huge_value_is_quoted_at_once(tmp_path):
+    """A 200,000-character value in an error: was a hang (the URL-password mask scanned the
+    value again from each of its letters, quadratic: 13 s for 200,000)."""
+    record = first_line(FIXTURES / "litellm" / "spend_logs.jsonl")
+    record["cache_hit"] = "x" * 200_000
+    log = tmp_path / "spend.jsonl"
+    log.write_text(json.dumps(record) + "\n")
+    start = time.perf_counter()
+    result = cli("inspect", log, "--json")
+    assert time.perf_counter() - start < 5
+    assert_error(result, f"{log}:1: cache_hit: must be true or false, got '{'x' * 56}...")
+
+
+def test_masking_is_linear_in_the_value():
+    start = time.perf_counter()
+    for text in ("x" * 500_000, "a1" * 250_000, "sk-" * 150_000):
+        shown(text), shown(text, limit=None), shown(text, quote=False, limit=None)
+    assert time.perf_counter() - start < 3
+
+
+def test_a_long_url_password_is_masked_whole():
+    """Only the start of a huge value is scanned, but far enough for any secret that starts
+    inside what is quoted."""
+    assert shown("https://user:" + "p" * 3_000 + "@proxy.internal/v1", quote=False) == "https://user:***@proxy.internal/v1"
+
+
+def test_a_parquet_error_of_several_lines_is_one_line(tmp_path):
+    """pyarrow's text for a corrupt page is several lines; `error:` was followed by them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist([{"logged_at": "2026-11-02T08:00:00Z", "prompt": "hi" * 40}]), out)
+    data = bytearray(out.getvalue())
+    data[8:40] = b"\x00" * 32  # the first page's header
+    log = tmp_path / "calls.parquet"
+    log.write_bytes(bytes(data))
+    result = cli("inspect", log, "--format", "map", "--map", "ts=logged_at", "--json")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {log}: not a readable Parquet file (")
+    assert result.stderr.count("\n") == 1
+    assert "\n" not in json.loads(result.stdout)["error"]["message"]
