@@ -203,8 +203,16 @@ def _decoded_json_texts(tree: Any, rng: random.Random) -> tuple[Any, tuple | Non
 
 
 def mutate(tree: Any, rng: random.Random, secrets: list[str]) -> tuple[Any, str]:
-    """One mutation of the tree (the log's records or document): (the tree, what was done)."""
-    inside, inner_path = _decoded_json_texts(tree, rng) if rng.random() < 0.25 else (tree, None)
+    """One mutation of the tree (the log's records or document), or of JSON held as text in
+    one of its fields: (the tree, what was done)."""
+    tree, inner_path = _decoded_json_texts(tree, rng) if rng.random() < 0.25 else (tree, None)
+    if inner_path is None:
+        return _mutated(tree, rng, secrets)
+    inside, done = _mutated(_at(tree, inner_path), rng, secrets)
+    return _set(tree, inner_path, _dumps(inside)), f"{done} (inside the JSON text at {_spelled(inner_path)})"
+
+
+def _mutated(inside: Any, rng: random.Random, secrets: list[str]) -> tuple[Any, str]:
     paths = _paths(inside)
     kind = rng.choices(["delete", "duplicate", "reorder", "type", "value", "secret", "add"],
                        weights=[3, 1, 1, 4, 4, 3, 1])[0]
@@ -246,9 +254,6 @@ def mutate(tree: Any, rng: random.Random, secrets: list[str]) -> tuple[Any, str]
             value = _odd_value(rng)
         inside = _set(inside, path, value)
         done = f"{kind} {_spelled(path)} = {_short(value)}"
-    if inner_path is not None:  # back to text, as the field held it
-        inside = _set(inside, inner_path, _dumps(_at(inside, inner_path)))
-        done = f"{done} (inside the JSON text at {_spelled(inner_path)})"
     return inside, done
 
 
@@ -381,7 +386,9 @@ def make_case(seed: int, number: int) -> Case:
     if _SEEDS is None:
         _SEEDS = seeds()
     rng = random.Random(f"{seed}:{number}")
-    base = rng.choice(_SEEDS)
+    # a format first, then one of its seeds: each format gets its share, however many seeds it has
+    log_format = rng.choice(sorted({s.log_format for s in _SEEDS}))
+    base = rng.choice([s for s in _SEEDS if s.log_format == log_format])
     tree = copy.deepcopy(base.data)
     secrets: list[str] = []
     mutations = []

@@ -32,3 +32,26 @@ def test_a_thousand_mutated_logs(tmp_path):
     assert {name: report.per_class[name] for name in FAILURE_CLASSES} == dict.fromkeys(FAILURE_CLASSES, 0), \
         summary(report)
     assert report.exits[0] > 100 and report.exits[1] > 100  # both ends are reached: results and errors
+
+
+def test_the_checks_catch_each_failure_class():
+    from fuzz import Outcome, failures_of
+
+    case = make_case(SEED, 0)
+    case.secrets = ["fzTAILtail123"]
+    ok = '{"requests": 1}'
+    error = '{"error": {"type": "bad_log", "message": "x"}}'
+    outcomes = {
+        "internal error": Outcome(1, '{"error": {"message": "internal error: KeyError: 1"}}',
+                                  "error: internal error: KeyError: 1\nhint: run again\n", None, "", 0.1),
+        "traceback": Outcome(1, "", "", "KeyError: 1", "", 0.1),
+        "bad json": Outcome(0, ok + "\nmore", "", None, "", 0.1),
+        "not one line": Outcome(1, error, "error: x\nsecond line\n", None, "", 0.1),
+        "echoed secret": Outcome(1, error, "error: got 'sk-ant-api03-fzTAILtail123'\n", None, "", 0.1),
+    }
+    for failure_class, outcome in outcomes.items():
+        assert failure_class in {name for name, _ in failures_of(case, outcome)}, failure_class
+    written = Outcome(0, ok, "", None, "saved: fzTAILtail123", 0.1)
+    assert [name for name, _ in failures_of(case, written)] == ["echoed secret"]
+    assert failures_of(case, Outcome(0, ok, "format: x: otel (detected)\n", None, "", 0.1)) == []
+    assert failures_of(case, Outcome(1, error, "error: x\nhint: y\n", None, "", 0.1)) == []

@@ -84,3 +84,19 @@ def test_a_parquet_error_of_several_lines_is_one_line(tmp_path):
     assert result.stderr.startswith(f"error: {log}: not a readable Parquet file (")
     assert result.stderr.count("\n") == 1
     assert "\n" not in json.loads(result.stdout)["error"]["message"]
+
+
+def test_an_otlp_string_value_that_is_a_deep_list(tmp_path):
+    """A resource attribute's stringValue holding a list 600 levels deep: was `internal error:
+    TypeError: Recursion limit reached` (the resource is hashed whole); a stringValue or
+    boolValue that is a list or an object is a line error."""
+    document = json.loads((FIXTURES / "otel" / "single.json").read_text())
+    deep: object = "bottom"
+    for _ in range(600):
+        deep = [deep]
+    document["resourceSpans"][0]["resource"]["attributes"][0]["value"] = {"stringValue": deep}
+    name = document["resourceSpans"][0]["resource"]["attributes"][0]["key"]
+    log = tmp_path / "spans.json"
+    log.write_text(json.dumps(document))
+    assert_error(cli("inspect", log, "--json"),
+                 f"{log}:1: resource.{name}: stringValue must be text, got [[[[[...]]]]]")

@@ -90,6 +90,9 @@ def any_value(value: Any, field_name: str, level: int = 1) -> Any:
         if raw is None:
             continue
         if kind == "stringValue" or kind == "boolValue":
+            if isinstance(raw, (dict, list)):  # a scalar of another type is kept; a container would escape the depth bound
+                raise RecordProblem(field_name, f"{kind} must be {'text' if kind == 'stringValue' else 'true or false'}, "
+                                                f"got {shown(raw)}")
             return raw
         if kind == "intValue":  # OTLP/JSON writes 64-bit integers as text
             if isinstance(raw, int) and not isinstance(raw, bool):
