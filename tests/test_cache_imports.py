@@ -12,6 +12,7 @@ FORBIDDEN = ("typer", "click", "rich", "pandas", "pyarrow", "matplotlib", "ray",
              "tiercli.present", "tiercli.economics", "tiercli.executor", "tiercli.pipeline", "tiercli.engine")
 # what the cache may use of tiercli: the shared core and what reads a config, a request and Redis
 ALLOWED = ("tiercli.cache", "tiercli.core", "tiercli.settings", "tiercli.ingest", "tiercli.store.embeddings",
+           "tiercli.store.onnx_embed",
            "tiercli.store.home", "tiercli.redis.conn", "tiercli.record", "tiercli.errors", "tiercli.durations",
            "tiercli.words")
 PACKAGES = ("tiercli", "tiercli.redis", "tiercli.store")  # their __init__ modules import nothing

@@ -61,7 +61,7 @@ def log(tmp_path):
 @pytest.fixture
 def hashing(monkeypatch):
     """The commands embed with HashingEmbedder (they would load all-MiniLM-L6-v2)."""
-    monkeypatch.setattr("tiercli.pipeline.SentenceTransformerEmbedder", lambda model=None: HashingEmbedder())
+    monkeypatch.setattr("tiercli.pipeline.local_embedder", lambda backend, model=None: HashingEmbedder())
 
 
 def ok_json(*args):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from tiercli.store.embeddings import (Embedder, EmbeddingStore, SentenceTransformerEmbedder, embed_texts,
+from tiercli.store.embeddings import (Embedder, EmbeddingStore, embed_texts,
                                       embedding_notes, texts_over_window)
 from tiercli.store.home import tiercli_home
-from tiercli.store.onnx_embed import OnnxEmbedder
+from tiercli.store.onnx_embed import local_embedder
 from tiercli.ingest.logread import ReadResult, read_logs
 from tiercli.economics.noise import find_repeats, with_repeats
 from tiercli.economics.outcomes import outcome_table
@@ -55,9 +55,7 @@ def default_embedder(settings: Settings) -> Embedder:
     the same model through ONNX Runtime, under its own model id in the store."""
     if settings.executor == "ray":
         return RayEmbedder(settings.l3_model)
-    if settings.embedder == "onnx":
-        return OnnxEmbedder(settings.l3_model)
-    return SentenceTransformerEmbedder(settings.l3_model)
+    return local_embedder(settings.embedder, settings.l3_model)
 
 
 def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format: str = "auto",

@@ -77,7 +77,8 @@ from tiercli.record import (CallLabels, JsonLines, message_text, request_fields,
                             usage_counts, uses_tools)
 from tiercli.redis.conn import _shown_detail, mask_url, url_problem
 from tiercli.settings import CACHE_MODES, Settings, build_settings
-from tiercli.store.embeddings import EmbeddingStore, SentenceTransformerEmbedder, embed_texts
+from tiercli.store.embeddings import EmbeddingStore, embed_texts
+from tiercli.store.onnx_embed import local_embedder
 from tiercli.store.home import tiercli_home
 
 log = logging.getLogger("tiercli.cache")
@@ -169,8 +170,8 @@ class TieredCache:
     log: a path: one tiercli log line per call (hits too) and per tag change, which `tiercli
         replay` and `tiercli verify` read.
     worker: this process's worker (its L1), "default" when None.
-    embedder: an Embedder for L3 (default: the config's l3_model, else all-MiniLM-L6-v2, loaded
-        at the first L3 look-up); embedding_store: keep vectors in TIERCLI_HOME's store, shared
+    embedder: an Embedder for L3 (default: the config's l3_model, else all-MiniLM-L6-v2, through
+        the config's embedder backend, loaded at the first L3 look-up); embedding_store: keep vectors in TIERCLI_HOME's store, shared
         with replay. meter_provider: OpenTelemetry's (None: the global one; tiercli[otel])."""
 
     def __init__(self, config=None, *, redis_url: str | None = None, namespace: str = "tiercli",
@@ -770,7 +771,7 @@ class _Embedding:
             return False
         try:
             if self.embedder is None:
-                self.embedder = SentenceTransformerEmbedder(self.settings.l3_model)
+                self.embedder = local_embedder(self.settings.embedder, self.settings.l3_model)
             load = getattr(self.embedder, "load", None)
             if load is not None:
                 load()

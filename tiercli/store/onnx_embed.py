@@ -12,18 +12,24 @@ import importlib.metadata
 import json
 import os
 import sys
+import queue
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from tiercli.store.embeddings import (BATCH_SIZE, SentenceTransformerEmbedder, _json_or_none, _load_model,
+from tiercli.store.embeddings import (SentenceTransformerEmbedder, _json_or_none, _load_model,
                                       _load_tokenizer, _valid_utf8)
 from tiercli.store.home import tiercli_home
 
 OPSET = 17
+# Texts per ONNX Runtime call, longest first so that each batch pads little. Smaller batches than
+# torch's 64 keep a layer's attention scores (batch x 12 heads x length^2) in the caches: on the
+# sample's texts batches of 8 took 0.71x the time of batches of 64.
+ONNX_BATCH = 8
 # Each probe vector's cosine with torch's must reach this. fp32 ONNX Runtime measured 0.9999998
 # at worst (issue 26); int8 moved vectors by 0.12, which would change which L3 entries hit.
 MIN_COSINE = 0.9999
@@ -40,6 +46,14 @@ def probe_texts() -> list[str]:
         texts.append(" ".join(_PROBE_WORDS[(n + i) % len(_PROBE_WORDS)] for i in range(n)))
     texts += [" ".join(_PROBE_WORDS) * 4, "x" * 300, "日本語のテキスト" * 40, "lorem ipsum " * 200]
     return texts
+
+
+def local_embedder(backend: str, model_path: str | None = None):
+    """The L3 model in this process through `backend` (the embedder setting: "onnx" or
+    "torch"), as replay and the runtime cache (tiercli.cache) both use it."""
+    if backend == "onnx":
+        return OnnxEmbedder(model_path)
+    return SentenceTransformerEmbedder(model_path)
 
 
 def available_cores() -> int:
@@ -67,8 +81,10 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
     folder), encoded by ONNX Runtime. `model_id` is "onnx:<name>" once the graph passed its check,
     and the torch embedder's id if it fell back to torch."""
 
-    def __init__(self, model_path: str | None = None, home: Path | None = None, warn=None):
+    def __init__(self, model_path: str | None = None, home: Path | None = None, warn=None,
+                 threads: int | None = None):
         super().__init__(model_path)  # sets torch_model_id through the model_id setter
+        self.threads = threads or available_cores()  # sessions, one per core this process may use
         self.home = home
         self.warn = warn or (lambda line: print(f"warning: {line}", file=sys.stderr))
         self.fallback_reason: str | None = None
@@ -80,7 +96,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         from the package's metadata: importing torch takes seconds a warm store does not need)."""
         weights = sorted(p.stat().st_size for p in Path(self.model_path).rglob("*.safetensors"))
         key = hashlib.sha256(json.dumps([Path(self.model_path).resolve().as_posix(), weights,
-                                         importlib.metadata.version("torch"), OPSET]).encode()).hexdigest()[:16]
+                                         importlib.metadata.version("torch"), OPSET, "eager"]).encode()).hexdigest()[:16]
         return (self.home or tiercli_home()) / "onnx" / f"{Path(self.model_path).name}-{key}.onnx"
 
     @cached_property
@@ -128,7 +144,12 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         whole new one, never a part (it may export its own, which is as good)."""
         import torch
 
-        transformer = _load_model(self.model_path)[0].auto_model.eval()
+        from transformers import AutoModel
+
+        # Attention written out as matrix products and a softmax ("eager"), not torch's fused
+        # scaled_dot_product_attention, which the exporter traces into a slower graph (1.2x).
+        folder = _load_model(self.model_path)[0].auto_model.name_or_path
+        transformer = AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
 
         class Graph(torch.nn.Module):  # positional inputs and one output: what the legacy exporter traces
             def __init__(self):
@@ -154,28 +175,30 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         finally:
             if os.path.exists(temp):
                 os.unlink(temp)
-        self.__dict__.pop("_session", None)
+        self.__dict__.pop("_sessions", None)
 
     def _check(self, path: Path) -> float:
         """The worst cosine between this graph's and torch's vectors of the probe texts."""
-        self.__dict__.pop("_session", None)
+        self.__dict__.pop("_sessions", None)
         texts = probe_texts()
-        return _worst_cosine(self._encode_onnx(texts, self._new_session(path)), super().encode(texts))
+        return _worst_cosine(self._encode_onnx(texts, self._new_sessions(path)), super().encode(texts))
 
-    def _new_session(self, path: Path):
+    def _new_sessions(self, path: Path, count: int = 1) -> list:
+        """`count` sessions of one thread each. One session per core, each given whole batches,
+        beat one session of two threads: 1.2x on an idle machine and 1.7x beside one other busy
+        process (the two threads of one matrix product wait for each other at every step, and
+        one of them is often descheduled)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = available_cores()
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        # Threads that wait by sleeping, not spinning: beside other busy processes (tests, tune-ttl
-        # workers) spinning took 23 texts/s against 37 sleeping, on the sample's texts on 2 cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        return [ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+                for _ in range(count)]
 
     @cached_property
-    def _session(self):
-        return self._new_session(self.ready_graph)
+    def _sessions(self) -> list:
+        return self._new_sessions(self.ready_graph, self.threads)
 
     @cached_property
     def _tokenizer(self):
@@ -189,33 +212,55 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         tokenizer.enable_padding(pad_id=pad_id, pad_token="[PAD]")
         return tokenizer
 
-    def _encode_onnx(self, texts: list[str], session) -> np.ndarray:
+    def _encode_onnx(self, texts: list[str], sessions) -> np.ndarray:
+        """Texts longest first in batches of ONNX_BATCH (each padded only to its own longest),
+        the batches shared out among `sessions` (one single-threaded session per core), each
+        vector put back at its text's place."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
         lower = (_json_or_none(Path(self.model_path) / "sentence_bert_config.json") or {}).get("do_lower_case") is True
-        out = []
-        for start in range(0, len(texts), BATCH_SIZE):
-            batch = [_valid_utf8(t.lower() if lower else t) for t in texts[start:start + BATCH_SIZE]]
-            encodings = self._tokenizer.encode_batch(batch)
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = session.run(None, feeds)[0]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [order[start:start + ONNX_BATCH] for start in range(0, len(order), ONNX_BATCH)]
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        idle = queue.SimpleQueue()
+        for session in sessions:
+            idle.put(session)
+
+        def encode_batch(rows: list[int]) -> None:
+            session = idle.get()  # whichever is free: the batches' sizes differ
+            try:
+                encodings = self._tokenizer.encode_batch([_valid_utf8(texts[i].lower() if lower else texts[i])
+                                                          for i in rows])
+                ids = np.array([e.ids for e in encodings], dtype=np.int64)
+                mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+                feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+                hidden = session.run(None, feeds)[0]
+            finally:
+                idle.put(session)
             # mean pooling over the real word pieces, then unit length (the model's Pooling and Normalize)
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            out.append(pooled.astype(np.float32))
-        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+            vectors[rows] = pooled
+
+        if len(sessions) == 1 or len(batches) == 1:  # one text (the runtime cache's L3): no thread hand-off
+            for rows in batches:
+                encode_batch(rows)
+        else:
+            with ThreadPoolExecutor(len(sessions), thread_name_prefix="tiercli-onnx") as pool:
+                list(pool.map(encode_batch, batches))  # list(): the first exception raises here
+        return vectors
 
     def load(self) -> None:
         if self.ready_graph:
-            self._session  # noqa: B018 -- created now, before the progress clock starts
+            self._sessions  # noqa: B018 -- created now, before the progress clock starts
         else:
             super().load()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not self.ready_graph:
             return super().encode(texts)
-        return self._encode_onnx(texts, self._session)
+        return self._encode_onnx(texts, self._sessions)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
