@@ -100,3 +100,32 @@ def test_an_otlp_string_value_that_is_a_deep_list(tmp_path):
     log.write_text(json.dumps(document))
     assert_error(cli("inspect", log, "--json"),
                  f"{log}:1: resource.{name}: stringValue must be text, got [[[[[...]]]]]")
+
+
+def test_a_responses_api_output_with_an_entry_that_is_not_an_object(tmp_path):
+    """A Responses API response (`"object": "response"`) whose output list holds a string: was
+    `internal error: AttributeError: 'str' object has no attribute 'get'`; the entry holds no
+    message and the response's text is its messages'."""
+    generations = json.loads((FIXTURES / "langfuse" / "openai_agents_generations.json").read_text())
+    response = json.loads(generations[1]["output"])
+    response["output"].append("extra")
+    generations[1]["output"] = json.dumps(response)
+    log = tmp_path / "generations.json"
+    log.write_text(json.dumps(generations))
+    result = cli("inspect", log, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["calls"] == 2
+
+
+def test_an_unpriced_model_named_like_a_key_is_masked_in_the_reading_notes(tmp_path):
+    """inspect's note on models without a price quoted the record's model as it was: a key
+    planted there was printed whole."""
+    key = "sk-ant-api03-" + "fzQ7" * 5
+    record = {"ts": "2026-11-02T08:00:00Z", "lead_id": "A", "task_type": "intent", "model": key,
+              "prompt": "hi", "input_tokens": 10, "output_tokens": 2, "latency_ms": 100}
+    log = tmp_path / "calls.jsonl"
+    log.write_text(json.dumps(record) + "\n")
+    result = cli("inspect", log, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["files"][0]["reading"] == [
+        "1 model without a price (replay stops at its calls): sk-ant-api03-***"]

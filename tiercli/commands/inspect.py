@@ -15,6 +15,7 @@ from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
 from tiercli.core.events import Call
 from tiercli.core.events import NO_LEAD
+from tiercli.errors import NAME_SHOWN_MAX, shown
 from tiercli.ingest.foreign import COVERAGE, NO_TASK, coverage
 from tiercli.ingest.logread import LogFile, ReadResult, read_logs, read_notes
 from tiercli.present.render import NBSP, Column, l3_text_lines, print_table, printable, report_console, write
@@ -298,14 +299,20 @@ def reading(read: ReadResult, index: int, pricer) -> list[str]:
             sentence += f"; the first: {skipped[0].message}"
         sentences.append(sentence)
     models = dict.fromkeys(call.model for call in read.calls if call.file == index)
-    renamed = [f"{model} as {pricer.by_another_name(model)}" for model in models if pricer.by_another_name(model)]
+    # a record's model named in a sentence, as an error quotes a value: secrets masked (errors.shown)
+    renamed = [f"{name_shown(model)} as {pricer.by_another_name(model)}" for model in models
+               if pricer.by_another_name(model)]
     if renamed:
         sentences.append(f"{count(len(renamed), 'model')} priced by another name: " + "; ".join(renamed))
     unpriced = [model for model in models if not pricer.knows(model)]
     if unpriced:
         sentences.append(f"{count(len(unpriced), 'model')} without a price (replay stops at "
-                         f"{'its' if len(unpriced) == 1 else 'their'} calls): " + ", ".join(unpriced))
+                         f"{'its' if len(unpriced) == 1 else 'their'} calls): " + ", ".join(map(name_shown, unpriced)))
     return sentences
+
+
+def name_shown(name: str) -> str:
+    return shown(name, quote=False, limit=NAME_SHOWN_MAX)
 
 
 def rfc3339(ts: float) -> str:

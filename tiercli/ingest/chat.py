@@ -351,7 +351,8 @@ def response_text(value: Any) -> str | None:
             return None
         output = responses_output(value)
         if output is not None:  # its messages' text; "" when it answered with tool calls only
-            texts = [text_of(item.get("content")) for item in output if item.get("type") == "message"]
+            texts = [text_of(item.get("content")) for item in output  # what is not an object holds no message
+                     if isinstance(item, dict) and item.get("type") == "message"]
             return "\n".join(t for t in texts if t is not None) if output else None
         if isinstance(value.get("candidates"), list):
             candidate = value["candidates"][0] if value["candidates"] else None
