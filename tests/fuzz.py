@@ -293,17 +293,18 @@ def _parquet_bytes(rows: list) -> bytes:
     rows = [row if isinstance(row, dict) else {"value": row} for row in rows]
     columns = list(dict.fromkeys(str(key) for row in rows for key in row))
     full = [{c: row.get(c) for c in columns} for row in rows]
-    try:  # the values' own types where pyarrow can hold them (a struct, a list, a timestamp-free int)
-        table = pa.Table.from_pylist(full)
-    except (pa.ArrowException, OverflowError, TypeError, ValueError):  # else every non-text value as JSON text
+    tables = (  # the values' own types where pyarrow can write them (a struct, a list); else JSON text
+        lambda: full,
+        lambda: [{c: _cell(v) for c, v in row.items()} for row in full],
+        lambda: [{c: None if v is None else _dumps(v, True) for c, v in row.items()} for row in full])
+    for table in tables:
+        out = io.BytesIO()
         try:
-            table = pa.Table.from_pylist([{c: _cell(v) for c, v in row.items()} for row in full])
-        except (pa.ArrowException, UnicodeError):
-            table = pa.Table.from_pylist([{c: None if v is None else _dumps(v, True) for c, v in row.items()}
-                                          for row in full])
-    out = io.BytesIO()
-    pq.write_table(table, out)
-    return out.getvalue()
+            pq.write_table(pa.Table.from_pylist(table()), out)
+            return out.getvalue()
+        except (pa.ArrowException, OverflowError, TypeError, ValueError, UnicodeError):
+            continue
+    raise AssertionError("no way to write the rows as Parquet")
 
 
 def serialized(container: str, tree: Any, ensure_ascii: bool) -> bytes:

@@ -129,3 +129,52 @@ def test_an_unpriced_model_named_like_a_key_is_masked_in_the_reading_notes(tmp_p
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["files"][0]["reading"] == [
         "1 model without a price (replay stops at its calls): sk-ant-api03-***"]
+
+
+def test_an_openinference_answer_text_whose_value_is_empty(tmp_path):
+    """`llm.output_messages.0.message.contents.0.message_content.text` with an empty AnyValue:
+    was `internal error: TypeError: sequence item 0: expected str instance, NoneType found`;
+    the block holds no text, so the call has no recorded answer."""
+    record = first_line(FIXTURES / "otel" / "google_adk.jsonl")
+    emptied = 0
+    for resource_span in record["resourceSpans"]:
+        for scope_span in resource_span["scopeSpans"]:
+            for span in scope_span["spans"]:
+                for pair in span.get("attributes", []):
+                    if pair["key"] == "llm.output_messages.0.message.contents.0.message_content.text":
+                        pair["value"], emptied = {}, emptied + 1
+    log = tmp_path / "spans.jsonl"
+    log.write_text(json.dumps(record) + "\n")
+    result = cli("inspect", log, "--json", "--format", "otel")
+    assert emptied and result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["first_call"]["response_recorded"] is False
+
+
+def test_a_model_that_is_a_list_holding_a_credential_is_named_masked(tmp_path):
+    """A Langfuse model that is a list of OTLP pairs, one an authorization header: the hint to
+    price it quoted the model whole, the header's value with it."""
+    rows = [json.loads(line) for line in (FIXTURES / "langfuse" / "observations.jsonl").read_text().splitlines()]
+    row = next(r for r in rows if r["type"] == "GENERATION")
+    row["provided_model_name"] = [{"key": "http.request.header.authorization",
+                                   "value": {"stringValue": "fzPLANTEDtoken9"}}]
+    row.pop("model", None), row.pop("providedModelName", None)
+    log = tmp_path / "observations.jsonl"
+    log.write_text(json.dumps(row) + "\n")
+    result = cli("replay", log, "--tiers", "l1,l2", "--no-save", "--json", "--format", "langfuse")
+    assert result.exit_code == 1 and "fzPLANTED" not in result.stdout + result.stderr
+    model = "[{'key': 'http.request.header.authorization', 'value': '***'}]"
+    assert json.loads(result.stdout)["error"]["hint"].startswith(
+        f"give its list prices in a config file (--config), in USD per million tokens: [prices.\"{model}\"]")
+
+
+def test_a_key_as_the_model_is_named_neither_in_the_error_nor_in_the_hint(tmp_path):
+    key = "sk-ant-api03-" + "fzH1" * 5
+    record = {"ts": "2026-11-02T08:00:00Z", "lead_id": "A", "task_type": "intent", "model": key,
+              "prompt": "hi", "input_tokens": 10, "output_tokens": 2, "latency_ms": 100}
+    log = tmp_path / "calls.jsonl"
+    log.write_text(json.dumps(record) + "\n")
+    result = cli("replay", log, "--tiers", "l1,l2", "--no-save", "--json")
+    assert_error(result, f"{log}:1: model: no price known for model 'sk-ant-api03-***'",
+                 "give its list prices in a config file (--config), in USD per million tokens: "
+                 "[prices.MODEL] input_per_mtok = IN and output_per_mtok = OUT "
+                 "(docs/replay-semantics.md \"Cost\")")

@@ -47,10 +47,13 @@ class LogError(TiercliError):
     def __init__(self, path: str, line: int | None, field: str | None, problem: str, hint: str | None = None,
                  record: str | None = None):
         # what came from the record (an attribute's key as a field, a span's name) is masked and
-        # cut here too, whatever the caller quoted; the problem, masked (its values are quoted cut)
+        # cut here too, whatever the caller quoted
         field, record = (None if part is None else shown(part, quote=False, limit=NAME_SHOWN_MAX)
                          for part in (field, record))
+        # the problem and the hint, masked (their values are quoted cut; a hint may name a
+        # record's value whole: a model to price, as the config must spell it)
         problem = shown(problem, quote=False, limit=None)
+        hint = None if hint is None else shown(hint, quote=False, limit=None)
         where = path if line is None else f"{path}:{line}"
         if record:  # where in the line or file, when a line is not enough: "record 3", "span 5f2a..."
             where = f"{where}: {record}"

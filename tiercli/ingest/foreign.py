@@ -351,4 +351,6 @@ def text(value: Any) -> str | None:
         return str(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, (dict, list)):  # written as errors quote a value, secrets masked: a name is shown back
+        return shown(value, limit=None)
     return str(value)

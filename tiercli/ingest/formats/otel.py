@@ -875,7 +875,8 @@ def _answer(span: Span, attrs: dict, both: dict) -> tuple | None:
             return None
         if isinstance(message.get("contents"), list):
             blocks = [b for c in message["contents"] for b in _openinference_block(c)]
-            texts = [b["text"] for b in blocks if b.get("type") == "text"]
+            # a text block whose AnyValue is empty (None) or not text holds no answer text
+            texts = [b["text"] for b in blocks if b.get("type") == "text" and isinstance(b.get("text"), str)]
             return ("\n".join(texts) if texts else None), "llm.output_messages"
         return response_text(message.get("content")), "llm.output_messages"
     if any(k.startswith("gen_ai.completion.") for k in attrs):
