@@ -14,6 +14,10 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 _SESSION_HOME = tempfile.mkdtemp(prefix="tiercli-test-home-")
 os.environ["TIERCLI_HOME"] = _SESSION_HOME
 atexit.register(shutil.rmtree, _SESSION_HOME, True)
+# The default embedder's ONNX graph, exported (about 10 s) and checked once for the session:
+# every test's home links its onnx/ folder here.
+SHARED_ONNX = Path(_SESSION_HOME) / "onnx"
+SHARED_ONNX.mkdir()
 # Under nohup or `cmd &` in a script, SIGINT is ignored, and children would inherit that: the
 # Ctrl-C tests send SIGINT to CLIs that must hear it. A handler here is reset to the default
 # in every child a test starts.
@@ -34,6 +38,7 @@ def tiercli_home(tmp_path, monkeypatch, shared_embeddings) -> Path:
     home = tmp_path / "tiercli-home"
     home.mkdir()
     (home / "embeddings.sqlite").symlink_to(shared_embeddings)
+    (home / "onnx").symlink_to(SHARED_ONNX, target_is_directory=True)
     monkeypatch.setenv("TIERCLI_HOME", str(home))
     monkeypatch.delenv("TIERCLI_DEBUG", raising=False)
     return home
@@ -89,6 +94,7 @@ def embedded_sample(tmp_path_factory, shared_embeddings):
 
     home = tmp_path_factory.mktemp("sample-home")
     (home / "embeddings.sqlite").symlink_to(shared_embeddings)
+    (home / "onnx").symlink_to(SHARED_ONNX, target_is_directory=True)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TIERCLI_HOME", str(home))
         read = read_log(SAMPLE_LOG)

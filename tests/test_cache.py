@@ -20,7 +20,8 @@ from tiercli.cache import TieredCache, outcome_of
 from tiercli.cli import app
 from tiercli.redis.server import EmbeddedRedis
 from tiercli.settings import Settings
-from tiercli.store.embeddings import EmbeddingStore, SentenceTransformerEmbedder, embed_texts
+from tiercli.store.embeddings import EmbeddingStore, embed_texts
+from tiercli.store.onnx_embed import local_embedder
 from tiercli.store.home import tiercli_home
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -134,7 +135,7 @@ def test_l3_serves_a_paraphrase_with_the_models_similarity(server, clock):
     # miss, though LOOSER is 0.927 to PARAPHRASE
     _, loose = ask(client, LOOSER)
     store = EmbeddingStore(tiercli_home() / "embeddings.sqlite")  # the vectors replay would use
-    vectors, _ = embed_texts([PRICE, PARAPHRASE, LOOSER], SentenceTransformerEmbedder(), store)
+    vectors, _ = embed_texts([PRICE, PARAPHRASE, LOOSER], local_embedder(Settings().embedder), store)
     store.close()
     assert summary(near) == ("l3", 0) and near["similarity"] == float(np.dot(vectors[0], vectors[1]))
     assert near["similarity"] > 0.92

@@ -22,6 +22,7 @@ from tiercli.errors import TiercliError
 from tiercli.ingest.logread import read_log
 from tiercli.pipeline import embeddings_for
 from tiercli.settings import Settings
+from tiercli.store.onnx_embed import OnnxEmbedder
 from tiercli.store.embeddings import (EmbeddingStore, HashingEmbedder, SentenceTransformerEmbedder, _load_model,
                                       embed_texts)
 
@@ -96,8 +97,9 @@ def test_vectors_are_keyed_by_the_cut_text(tmp_path, model):
     store.close()
 
 
-class RecordingEmbedder(SentenceTransformerEmbedder):
-    """The real model, noting the longest text it is handed."""
+class RecordingEmbedder(OnnxEmbedder):
+    """The real model through the default backend (so a replay finds its vectors), noting the
+    longest text it is handed."""
 
     longest = 0
 

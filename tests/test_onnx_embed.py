@@ -97,8 +97,8 @@ def test_the_store_never_mixes_torch_and_onnx_vectors(exported, tmp_path):
 
 
 def test_the_setting_chooses_the_backend():
-    assert type(default_embedder(Settings())) is SentenceTransformerEmbedder
-    assert type(default_embedder(Settings(embedder="onnx"))) is OnnxEmbedder
+    assert type(default_embedder(Settings())) is OnnxEmbedder
+    assert type(default_embedder(Settings(embedder="torch"))) is SentenceTransformerEmbedder
     with pytest.raises(ValueError, match="torch, onnx"):
         check_embedder("tensorrt")
 
@@ -114,3 +114,33 @@ def test_a_replay_of_the_sample_has_the_same_outcomes_with_either_backend(export
         assert torch[column].astype(str).tolist() == onnx[column].astype(str).tolist(), column
     assert (torch["outcome"].astype(str) == "l3").sum() > 1000
     assert np.allclose(torch["similarity"], onnx["similarity"], rtol=0, atol=1e-6, equal_nan=True)
+
+
+def test_the_run_says_which_backend_computed_its_vectors(tmp_path, tiercli_home):
+    """replay --json names the backend used: onnx by default; torch, with the reason, when the
+    graph cannot be made (one warning on stderr), and torch when asked for."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from logs import call, write
+    from tiercli.cli import app
+
+    log = write(tmp_path / "log.jsonl", [call(0, prompt="Is the house on Elm Street still for sale?"),
+                                         call(60, prompt="Is the house on Elm Street still available?")])
+    runner = CliRunner()
+
+    def replay(*options):
+        result = runner.invoke(app, ["replay", str(log), "--json", "--no-save", *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["embedder"], result.stderr
+
+    used, _ = replay()
+    assert used == {"backend": "onnx", "asked": "onnx", "model_id": "onnx:all-MiniLM-L6-v2", "fallback": None}
+    assert replay("--embedder", "torch")[0] == {"backend": "torch", "asked": "torch",
+                                                "model_id": "st:all-MiniLM-L6-v2", "fallback": None}
+    (tiercli_home / "onnx").unlink()  # the session's shared graph folder, linked by conftest
+    (tiercli_home / "onnx").write_text("a file where the folder goes")
+    used, stderr = replay()
+    assert used["backend"] == "torch" and used["asked"] == "onnx" and "could not be used" in used["fallback"]
+    assert stderr.count("using torch instead") == 1

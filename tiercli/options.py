@@ -203,9 +203,9 @@ ExecutorOption = Annotated[str | None, typer.Option(
     "else a local Ray instance; needs tiercli[ray]) [default: local]", callback=_checked(S.check_executor),
     show_default=False)]
 EmbedderOption = Annotated[str | None, typer.Option(
-    "--embedder", metavar="torch|onnx", help="L3's embedding backend: torch (sentence-transformers), or onnx "
-    "(ONNX Runtime, the same model exported once and checked against torch; torch if the check fails) "
-    "[default: torch]", callback=_checked(S.check_embedder), show_default=False)]
+    "--embedder", metavar="onnx|torch", help="L3's embedding backend: onnx (ONNX Runtime: the same model, "
+    "exported once and checked against torch; torch if the check fails), or torch (sentence-transformers) "
+    "[default: onnx]", callback=_checked(S.check_embedder), show_default=False)]
 RayAddressOption = Annotated[str | None, typer.Option(
     "--ray-address", metavar="ADDRESS", help="With --executor ray: the cluster, e.g. auto or head:6379 "
     "[default: a new local instance]", callback=_checked(S.check_ray_address), show_default=False)]

@@ -58,6 +58,16 @@ def default_embedder(settings: Settings) -> Embedder:
     return local_embedder(settings.embedder, settings.l3_model)
 
 
+def embedder_used(embedder: Embedder, settings: Settings) -> dict:
+    """Which backend computed the run's vectors: the embedder setting asked for one, and ONNX
+    falls back to torch when its graph fails the check (the reason is kept); --executor ray
+    encodes with torch on its actors."""
+    model_id = embedder.model_id
+    backend = "onnx" if model_id.startswith("onnx:") else "torch" if model_id.startswith("st:") else model_id
+    return {"backend": backend, "asked": settings.embedder, "model_id": model_id,
+            "fallback": getattr(embedder, "fallback_reason", None)}
+
+
 def load_events(logs: list[str] | str | Path, settings: Settings, *, log_format: str = "auto",
                 field_map: list[str] | None = None, skip_invalid: bool = False, digest: bool = True,
                 prompt_parts: bool = False) -> ReadResult:
@@ -228,6 +238,7 @@ def run_replay(read: ReadResult, settings: Settings, *, embedder: Embedder | Non
     summary["scope_missing"] = read.scope_missing  # docs/keys-and-scope.md "Keys and scope": calls scoped under "missing"
     if vectors is not None:
         summary["embeddings"] = embedding_counts
+        summary["embedder"] = embedder_used(embedder, settings)
     if l3_report is not None:
         summary["l3_text"] = l3_report
     if answer_counts is not None:

@@ -57,7 +57,7 @@ class Settings:
     l3_latency_ms: float = 13.0
     default_latency_ms: float = 1200.0  # a call with no recorded latency_ms
     l3_model: str | None = None  # a local sentence-transformers model folder; None: all-MiniLM-L6-v2
-    embedder: str = "torch"  # L3's backend: torch (sentence-transformers) or onnx (ONNX Runtime, checked against torch)
+    embedder: str = "onnx"  # L3's backend: onnx (ONNX Runtime, checked against torch) or torch (sentence-transformers)
     l2_redis_url: str | None = None  # L2 in this Redis; "embedded": start a private redis-server
     l2_redis_timeout: float = 2.0  # seconds, for connecting and for each command
     l2_maxmemory: str | None = None  # embedded server only: Redis's maxmemory, e.g. "64mb"

@@ -546,6 +546,11 @@ def _provenance(saved: SavedRun, command: str | None, html_name: str) -> str:
              ("Calls without a request (keyless)", "keyless_calls", summary.get("keyless_calls", 0)),
              ("Tag changes", "tag_changes", summary["tag_changes"])]
     fact_rows = [_row_head(label) + _fig(name, value, f"{value:,}") for label, name, value in facts]
+    if "embedder" in summary:  # the backend that computed L3's vectors (after any fallback)
+        used = summary["embedder"]
+        fact_rows.append(_row_head("L3 embedder") + f"<td>{escape(used['backend'])}"
+                         + (escape(f" (asked for {used['asked']}: {used['fallback']})") if used.get("fallback") else "")
+                         + "</td>")
     fact_rows += [_row_head("Saved") + f"<td>{escape(meta['created'])}</td>",
                   _row_head("tiercli") + f"<td>{escape(str(meta.get('tiercli_version', '')))}</td>",
                   _row_head("Complete") + f"<td>{'yes' if saved.complete else 'no: stopped early'}</td>"]

@@ -387,6 +387,7 @@ def notes(summary: dict) -> list[str]:
     ttl = ", ".join(f"{n.upper()} {s[f'{n}_ttl']}" for n in s["tiers"])
     lines = [
         f"Tiers: {ttl or 'none'}" + (f"; L3 threshold {s['l3_threshold']}" if "l3" in s["tiers"] else "")
+        + (f"; L3 embedder {summary['embedder']['backend']}" if "embedder" in summary else "")
         + f"; workers: {setting_text('workers', s['workers'])}; invalidation: {s['invalidation']}"
         + _per_task_text(s),
         f"Stale hits: {summary['stale_hits']:,} (served a lead content filled before its latest tag change)",
