@@ -37,6 +37,12 @@ with open(sys.argv[1], "rb") as f:
         rest = chunk[cut:]
     decode_lines(rest)
 """
+ONNX_EXPORT = """
+import os
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from tiercli.store.onnx_embed import OnnxEmbedder
+assert OnnxEmbedder().model_id.startswith("onnx:"), "the ONNX graph failed its check"
+"""
 ENCODE_ONLY = """
 import os, sys, orjson
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -117,13 +123,122 @@ def semantic_replay(workdir: Path, env: dict, full: bool) -> list[tuple]:
     from tiercli.ingest.logread import read_log
 
     texts = len({c.text for c in read_log(log).calls if not c.bypass})
+    # the ONNX graph is exported and checked once per TIERCLI_HOME (its own row), before any
+    # replay here: a cold replay is a new log's, on a machine that has run tiercli before
+    export, _, _ = timed([sys.executable, "-c", ONNX_EXPORT], env)
     encode, _, _ = timed([sys.executable, "-c", ENCODE_ONLY, str(log)], env)
     cold, _, _ = timed([*TIERCLI, "replay", str(log), "--no-save", "--json"], env)
+    cold_torch, _, _ = timed([*TIERCLI, "replay", str(log), "--embedder", "torch", "--no-save", "--json"], env)
     warm = best_of([*TIERCLI, "replay", str(log), "--no-save", "--json"], env, 3)
     exact = best_of([*TIERCLI, "replay", str(log), "--tiers", "l1,l2", "--no-save", "--json"], env, 3)
-    return [(f"3. L3 replay, cold store, {records:,} records, {texts:,} distinct texts",
-             f"{cold:.1f} s", f"/ raw encode {encode:.1f} s = {cold / encode:.2f}x", "<= 1.15x"),
+    return [(f"3. L3 replay, cold store, {records:,} records, {texts:,} distinct texts (ONNX, the default)",
+             f"{cold:.1f} s", f"/ raw torch encode {encode:.1f} s = {cold / encode:.2f}x", "<= 0.7x"),
+            ("3b. the same with --embedder torch", f"{cold_torch:.1f} s",
+             f"/ raw torch encode = {cold_torch / encode:.2f}x", "<= 1.15x"),
+            ("3c. the ONNX graph's one-time export and check (first use per TIERCLI_HOME)", f"{export:.1f} s", "", ""),
             ("4. the same, warm store", f"{warm:.2f} s", f"/ L1+L2 replay {exact:.2f} s = {warm / exact:.2f}x", "<= 2x")]
+
+
+def embedding_backends(workdir: Path, env: dict, full: bool) -> list[tuple]:
+    """Figure 12, in one process: texts/s of torch and ONNX Runtime on the semantic log's
+    distinct texts (alternating chunks, so a busy neighbour slows both alike), one text at a
+    time as tiercli.cache's L3 embeds it, and the Quora check: a replay of Quora questions
+    through each backend must give every call the same outcome and similarity."""
+    from tiercli.ingest.logread import read_log
+    from tiercli.store.embeddings import SentenceTransformerEmbedder
+    from tiercli.store.onnx_embed import OnnxEmbedder
+
+    log = workdir / "semantic.jsonl"
+    if not log.exists():
+        sample(log, env, *((5, 1000) if full else (1, 500)))
+    texts = list(dict.fromkeys(c.text for c in read_log(log).calls if not c.bypass))[:None if full else 2_600]
+    torch, onnx = SentenceTransformerEmbedder(), OnnxEmbedder()
+    torch.load()
+    onnx.load()
+    for embedder in (torch, onnx):
+        embedder.encode(texts[:64])
+    seconds = {"torch": 0.0, "onnx": 0.0}
+    for start in range(0, len(texts), 320):
+        for name, embedder in (("torch", torch), ("onnx", onnx)):
+            started = time.perf_counter()
+            embedder.encode(texts[start:start + 320])
+            seconds[name] += time.perf_counter() - started
+    rate = {name: len(texts) / s for name, s in seconds.items()}
+    single = {}
+    for name, embedder in (("torch", torch), ("onnx", onnx)):
+        times = []
+        for text in texts[:200]:
+            started = time.perf_counter()
+            embedder.encode([text])
+            times.append(time.perf_counter() - started)
+        single[name] = statistics.median(times) * 1e3
+    tokens = sum(min(n, torch.window) for n in torch.token_counts(texts))  # the model reads its window
+    flops = tokens * model_flops_per_word_piece(tokens / len(texts))
+    matmul = matmul_rate()
+    bound = flops / matmul
+    quora = quora_check(workdir, torch, onnx, 5_000 if full else 1_000)
+    return [(f"12. embedding {len(texts):,} distinct sample texts ({tokens:,} word pieces), ONNX Runtime",
+             f"{rate['onnx']:,.0f} texts/s", f"/ torch {rate['torch']:,.0f} texts/s = {rate['onnx'] / rate['torch']:.2f}x",
+             ">= 1.6x"),
+            ("12b. compute bound: model FLOPs / measured fp32 matmul rate",
+             f"{flops / 1e12:.2f} TFLOP / {matmul / 1e9:,.0f} GFLOP/s = {bound:.1f} s",
+             f"ONNX {seconds['onnx'] / bound:.2f}x, torch {seconds['torch'] / bound:.2f}x the bound", ""),
+            ("12c. one text, as tiercli.cache's L3 embeds it (median of 200)", f"ONNX {single['onnx']:.1f} ms",
+             f"/ torch {single['torch']:.1f} ms = {single['onnx'] / single['torch']:.2f}x", ""),
+            (f"12d. Quora: {quora['calls']:,} questions replayed (L3 at 0.92) through each backend",
+             f"{quora['differ']} calls differ", f"similarities within {quora['max_gap']:.1e}", "0 differ")]
+
+
+def model_flops_per_word_piece(mean_length: float) -> float:
+    """all-MiniLM-L6-v2 per word piece: the 6 layers' weight products (Q, K, V, output: 4 x 384^2;
+    feed-forward: 2 x 384 x 1,536), 2 FLOPs per multiply-add, plus attention's two products
+    against the text's other word pieces (2 x 2 x length x 384 per layer)."""
+    hidden, inner, layers = 384, 1536, 6
+    return layers * (2 * (4 * hidden * hidden + 2 * hidden * inner) + 4 * mean_length * hidden)
+
+
+def matmul_rate() -> float:
+    """fp32 FLOP/s of a large matrix product on every core (numpy's BLAS), best of 5."""
+    a = np.random.default_rng(1).standard_normal((4096, 384), dtype=np.float32)
+    b = np.random.default_rng(2).standard_normal((384, 1536), dtype=np.float32)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        best = min(best, time.perf_counter() - started)
+    return 10 * 2 * 4096 * 384 * 1536 / best
+
+
+QQP = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "qqp_labelled_pairs.json.tar.gz"
+
+
+def quora_check(workdir: Path, torch, onnx, pairs: int) -> dict:
+    """Both questions of `pairs` Quora pairs as calls of one task, a second apart, replayed on
+    L3 alone at its default threshold through each backend (in process, a store of their own)."""
+    import json
+    import tarfile
+
+    from tiercli.pipeline import load_events, run_replay
+    from tiercli.settings import Settings
+
+    with tarfile.open(QQP) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith(".json"))
+        rows = json.load(archive.extractfile(member))[:pairs]
+    log = workdir / "quora.jsonl"
+    with log.open("w") as f:
+        for i, row in enumerate(rows):
+            for j, text in enumerate((row["text_a"], row["text_b"])):
+                f.write(json.dumps({"ts": 1_700_000_000 + 2 * i + j, "lead_id": f"Q{i}", "task_type": "question",
+                                    "model": "claude-haiku-4-5", "prompt": text, "response": f"answer {i}",
+                                    "input_tokens": 20, "output_tokens": 20, "latency_ms": 500}) + "\n")
+    settings = Settings(tiers=("l3",))
+    read = load_events(log, settings)
+    tables = [run_replay(read, settings, embedder=embedder).table for embedder in (torch, onnx)]
+    columns = ["outcome", "source_seq", "stale", "mismatched", "cross_lead"]
+    differ = int((tables[0][columns].astype(str) != tables[1][columns].astype(str)).any(axis=1).sum())
+    gap = float(np.nanmax(np.abs(tables[0]["similarity"].to_numpy(float) - tables[1]["similarity"].to_numpy(float))))
+    return {"calls": len(tables[0]), "differ": differ, "max_gap": gap}
 
 
 def nearest_neighbour(workdir: Path, env: dict, full: bool) -> list[tuple]:
@@ -437,11 +552,11 @@ def runtime_cache(workdir: Path, env: dict, full: bool) -> list[tuple]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's sizes (1M calls, 100k L3 entries)")
-    parser.add_argument("--only", type=int, nargs="*", help="figure numbers to run (1-11)")
+    parser.add_argument("--only", type=int, nargs="*", help="figure numbers to run (1-12)")
     parser.add_argument("--home", type=Path, help="a TIERCLI_HOME to keep between runs (its embedding store "
                                                   "spares a re-run the cold embedding: 45k texts with --full)")
     args = parser.parse_args()
-    wanted = set(args.only or range(1, 12))
+    wanted = set(args.only or range(1, 13))
     rows = []
     with tempfile.TemporaryDirectory(prefix="tiercli-bench-") as tmp:
         workdir = Path(tmp)
@@ -466,6 +581,8 @@ def main() -> None:
             rows += sweep_scaling(workdir, env, args.full)
         if 11 in wanted:
             rows += runtime_cache(workdir, env, args.full)
+        if 12 in wanted:
+            rows += embedding_backends(workdir, env, args.full)
     print(f"tiercli benchmarks ({os.cpu_count()} CPU cores, Python {sys.version.split()[0]}"
           f"{', full sizes' if args.full else ', default sizes'})")
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
