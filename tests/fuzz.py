@@ -36,7 +36,8 @@ FIXTURES = TESTS / "fixtures"
 SAMPLE = TESTS.parent / "sample_logs" / "realestate_day.jsonl"
 CASE_SECONDS = 20.0  # a case's time limit: cases take milliseconds; a worker's first also imports tiercli
 RECORDS_PER_SEED = 4  # lines (or rows) of a longer fixture kept in its seed: a case runs in milliseconds
-FAILURE_CLASSES = ("internal error", "traceback", "hang", "echoed secret", "bad json", "not one line")
+# what a case can fail by; "harness": the case could not be built (a bug of this file's)
+FAILURE_CLASSES = ("internal error", "traceback", "hang", "echoed secret", "bad json", "not one line", "harness")
 
 ORCHESTRATOR_MAP = {"ts": "logged_at", "lead_id": "metadata.contact_id", "system": "system_prompt",
                     "response": "completion", "latency_ms": "duration_ms", "type": "event", "tag": "new_tag",
@@ -510,7 +511,11 @@ def _worker(connection, folder: str) -> None:
         if job is None:
             break
         seed, number = job
-        case = make_case(seed, number)
+        try:
+            case = make_case(seed, number)
+        except Exception as exc:  # a bug of the harness's own: said, never a silent pass or a stop
+            connection.send(("?", "?", [("harness", f"building the case: {type(exc).__name__}: {exc}")], 0.0, None))
+            continue
         path = Path(folder) / case.file_name
         path.write_bytes(case.data)
         outcome = run_in_process(case.argv(path), home)
@@ -576,9 +581,20 @@ class _Slot:
 
 
 def _reproduction(case_folder: Path, seed: int, number: int) -> str:
-    case = make_case(seed, number)
+    try:
+        case = make_case(seed, number)
+    except Exception:
+        return f"(the harness cannot build case {number} of seed {seed}: python -c 'import fuzz; fuzz.make_case({seed}, {number})')"
     path = case_folder / case.file_name
     return f"tiercli {' '.join(case.argv(path))}   ({case.describe()})"
+
+
+def _source_of(seed: int, number: int) -> tuple[str, str]:
+    try:
+        case = make_case(seed, number)
+    except Exception:
+        return "?", "?"
+    return case.source, case.log_format
 
 
 def run_cases(seed: int, cases: int, jobs: int = 2, folder: str | Path | None = None,
@@ -608,12 +624,11 @@ def run_cases(seed: int, cases: int, jobs: int = 2, folder: str | Path | None = 
                         source, log_format, failures, _, exit_code = slot.connection.recv()
                     except (EOFError, OSError):  # the worker died (a crash in C, the memory killer)
                         failures, exit_code = [("traceback", "the worker process died")], None
-                        source, log_format = make_case(*job).source, make_case(*job).log_format
+                        source, log_format = _source_of(*job)
                         slot.stop(kill=True)
                         slots[index] = slot = _Slot(context, str(folder))
                 elif time.monotonic() - slot.started > case_seconds:
-                    case = make_case(*job)
-                    source, log_format, exit_code = case.source, case.log_format, None
+                    (source, log_format), exit_code = _source_of(*job), None
                     failures = [("hang", f"no result in {case_seconds:.0f} s")]
                     slot.stop(kill=True)
                     slots[index] = slot = _Slot(context, str(folder))
