@@ -362,14 +362,13 @@ class Case:
     compression: str | None
     args: list[str]  # the CLI's, the log's path as LOG
     secrets: list[str]  # tails of the planted secrets
-    data: bytes
+    data: bytes  # the log's bytes as written
+    container: str  # the seed's: "jsonl", "json", "csv" or "parquet"
 
     @property
     def file_name(self) -> str:
-        suffix = SUFFIX[self.source_container] + {"gzip": ".gz", "zstd": ".zst", None: ""}[self.compression]
+        suffix = SUFFIX[self.container] + {"gzip": ".gz", "zstd": ".zst", None: ""}[self.compression]
         return f"case-{self.seed}-{self.number}{suffix}"
-
-    source_container: str = "jsonl"
 
     def argv(self, path: Path) -> list[str]:
         return [str(path) if arg == "LOG" else arg for arg in self.args]
@@ -405,7 +404,8 @@ def make_case(seed: int, number: int) -> Case:
     data = compressed(data, compression)
     if compression and rng.random() < 0.05:
         cut = rng.randrange(len(data))
-        data, _ = data[:cut], mutations.append(f"compressed file cut at byte {cut}")
+        data = data[:cut]
+        mutations.append(f"compressed file cut at byte {cut}")
     command = rng.choice([["inspect"], ["replay", "--tiers", "l1,l2", "--no-save"]])
     args = command + ["LOG", "--json"]
     if base.field_map:
@@ -414,8 +414,7 @@ def make_case(seed: int, number: int) -> Case:
         args += ["--format", base.log_format]
     if rng.random() < 0.3:
         args.append("--skip-invalid")
-    return Case(seed, number, base.name, base.log_format, mutations, compression, args, secrets, data,
-                source_container=base.container)
+    return Case(seed, number, base.name, base.log_format, mutations, compression, args, secrets, data, base.container)
 
 
 # --- running a case and checking what it did -----------------------------------------------------
@@ -548,6 +547,7 @@ class Report:
     exits: Counter = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
     folder: str = ""
+    slowest: tuple[float, int] = (0.0, -1)  # (seconds, case number): what nears the time limit without a hang
 
 
 class _Slot:
@@ -621,7 +621,8 @@ def run_cases(seed: int, cases: int, jobs: int = 2, folder: str | Path | None = 
                 job = slot.job
                 if slot.connection in ready:
                     try:
-                        source, log_format, failures, _, exit_code = slot.connection.recv()
+                        source, log_format, failures, seconds, exit_code = slot.connection.recv()
+                        report.slowest = max(report.slowest, (seconds, job[1]))
                     except (EOFError, OSError):  # the worker died (a crash in C, the memory killer)
                         failures, exit_code = [("traceback", "the worker process died")], None
                         source, log_format = _source_of(*job)
@@ -658,6 +659,7 @@ def summary(report: Report) -> str:
     lines.append("per format: " + ", ".join(f"{name} {count}" for name, count in sorted(report.per_format.items())))
     lines.append("exit codes: " + ", ".join(f"{code} {count}" for code, count in
                                             sorted(report.exits.items(), key=lambda kv: str(kv[0]))))
+    lines.append(f"slowest case: {report.slowest[1]} ({report.slowest[0]:.2f} s)")
     lines.append("failures by class: " + ", ".join(f"{name} {report.per_class[name]}" for name in FAILURE_CLASSES))
     for failure in report.failures[:50]:
         lines.append(str(failure))
