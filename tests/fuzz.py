@@ -35,6 +35,7 @@ TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"
 SAMPLE = TESTS.parent / "sample_logs" / "realestate_day.jsonl"
 CASE_SECONDS = 20.0  # a case's time limit: cases take milliseconds; a worker's first also imports tiercli
+MAX_LEVELS = 700  # the deepest a case's tree nests: json.dumps (the case's writer) fails near 1,000
 RECORDS_PER_SEED = 4  # lines (or rows) of a longer fixture kept in its seed: a case runs in milliseconds
 # what a case can fail by; "harness": the case could not be built (a bug of this file's)
 FAILURE_CLASSES = ("internal error", "traceback", "hang", "echoed secret", "bad json", "not one line", "harness")
@@ -131,7 +132,8 @@ def _any_type(rng: random.Random) -> Any:
     return rng.choice([None, True, False, 7, -3, 2.5, "text", [], [1, "a"], {}, {"k": "v"}])
 
 
-def _odd_value(rng: random.Random) -> Any:
+def _odd_value(rng: random.Random, room: int) -> Any:
+    """An edge value; `room`: the levels it may nest (the tree stays writable by json.dumps)."""
     kind = rng.randrange(5)
     if kind == 0:
         return rng.choice(BOUNDS)
@@ -140,7 +142,7 @@ def _odd_value(rng: random.Random) -> Any:
     if kind == 2:  # huge: a long string, a long list, a wide object
         return rng.choice(["x" * 200_000, list(range(20_000)), {f"k{i}": i for i in range(5_000)}])
     if kind == 3:
-        return _deep(rng.choice([50, 300, 600]))
+        return _deep(min(rng.choice([50, 300, 600]), room))
     return rng.choice(ODD_TEXTS) * rng.randrange(1, 50)
 
 
@@ -159,15 +161,15 @@ def secret_of(rng: random.Random) -> tuple[Any, str]:
     return rng.choice(shapes), tail
 
 
-def _paths(node: Any, path: tuple = ()) -> list[tuple]:
-    """Every path in a tree of dicts and lists (the root is ())."""
-    out = [path]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, path + (key,))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += _paths(value, path + (index,))
+def _paths(tree: Any) -> list[tuple]:
+    """Every path in a tree of dicts and lists (the root is ()), in document order; without
+    recursion, as a tree may nest hundreds of levels."""
+    out, todo = [], [((), tree)]
+    while todo:
+        path, node = todo.pop()
+        out.append(path)
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        todo.extend(reversed([(path + (key,), value) for key, value in children]))
     return out
 
 
@@ -238,7 +240,7 @@ def _mutated(inside: Any, rng: random.Random, secrets: list[str]) -> tuple[Any, 
     elif kind == "add" and containers:
         path = rng.choice(containers)
         node = _at(inside, path)
-        value = _any_type(rng) if rng.random() < 0.5 else _odd_value(rng)
+        value = _any_type(rng) if rng.random() < 0.5 else _odd_value(rng, MAX_LEVELS - len(path))
         if isinstance(node, dict):
             node[rng.choice(["extra", "", "\x00", "key", "value", "type", "id"])] = value
         else:
@@ -252,7 +254,7 @@ def _mutated(inside: Any, rng: random.Random, secrets: list[str]) -> tuple[Any, 
         elif kind == "type":
             value = _any_type(rng)
         else:
-            value = _odd_value(rng)
+            value = _odd_value(rng, MAX_LEVELS - len(path))
         inside = _set(inside, path, value)
         done = f"{kind} {_spelled(path)} = {_short(value)}"
     return inside, done

@@ -178,3 +178,36 @@ def test_a_key_as_the_model_is_named_neither_in_the_error_nor_in_the_hint(tmp_pa
                  "give its list prices in a config file (--config), in USD per million tokens: "
                  "[prices.MODEL] input_per_mtok = IN and output_per_mtok = OUT "
                  "(docs/replay-semantics.md \"Cost\")")
+
+
+def otel_spans(record: dict):
+    for resource_span in record["resourceSpans"]:
+        for scope_span in resource_span["scopeSpans"]:
+            yield from scope_span["spans"]
+
+
+def test_otlp_span_events_that_are_a_number(tmp_path):
+    """Was `internal error: TypeError: 'int' object is not iterable`."""
+    record = first_line(FIXTURES / "otel" / "events.jsonl")
+    span = list(otel_spans(record))[1]
+    span["events"] = 7
+    log = tmp_path / "spans.jsonl"
+    log.write_text(json.dumps(record) + "\n")
+    assert_error(cli("inspect", log, "--json", "--format", "otel"),
+                 f"{log}:1: span 2 ({span['name']!r}, spanId {span['spanId']}): events: must be a list of events, got 7")
+
+
+def test_openinference_tool_calls_that_are_a_number(tmp_path):
+    """`llm.input_messages.0.message.tool_calls` as one number rather than indexed entries: the
+    message holds no tool call, as `contents` that is not a list holds no block."""
+    record = first_line(FIXTURES / "otel" / "openai_agents.jsonl")
+    llm = next(span for span in otel_spans(record)
+               if any(pair["key"].startswith("llm.input_messages.") for pair in span["attributes"]))
+    llm["attributes"].append({"key": "llm.input_messages.0.message.tool_calls", "value": {"intValue": "7"}})
+    log = tmp_path / "spans.jsonl"
+    log.write_text(json.dumps(record) + "\n")
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text((FIXTURES / "otel" / "openai_agents.jsonl").read_text().splitlines()[0] + "\n")
+    result, before = cli("inspect", log, "--json", "--format", "otel"), cli("inspect", plain, "--json", "--format", "otel")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["first_call"]["key"] == json.loads(before.stdout)["first_call"]["key"]

@@ -246,6 +246,8 @@ def _span(raw: Any, item: Item, position: int, number_in_record: int, scope: str
         span_id = _hex_id(raw_id, "spanId")
         status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
         events = []
+        if not isinstance(raw.get("events") or [], list):
+            raise RecordProblem("events", f"must be a list of events, got {shown(raw['events'])}")
         for e, event in enumerate(raw.get("events") or []):
             if not isinstance(event, dict):
                 raise RecordProblem(f"events[{e}]", "must be an object")
@@ -481,7 +483,8 @@ def _openinference_messages(entries: list, prefix: str) -> tuple[list[dict] | No
         elif message.get("content") is not None:
             blocks += _text_blocks(message.get("content"))
         if not any(b.get("type") == "tool_use" for b in blocks):
-            for call in message.get("tool_calls") or []:
+            tool_calls = message.get("tool_calls")
+            for call in tool_calls if isinstance(tool_calls, list) else []:  # as `contents`: what is not a list holds none
                 if isinstance(call, dict) and isinstance(call.get("tool_call"), dict):
                     blocks.append(_tool_use(call["tool_call"]))
         turns.append(Turn(role, blocks, where))
