@@ -26,10 +26,12 @@ from tiercli.store.embeddings import (SentenceTransformerEmbedder, _json_or_none
 from tiercli.store.home import tiercli_home
 
 OPSET = 17
-# Texts per ONNX Runtime call, longest first so that each batch pads little. Smaller batches than
-# torch's 64 keep a layer's attention scores (batch x 12 heads x length^2) in the caches: on the
-# sample's texts batches of 8 took 0.71x the time of batches of 64.
-ONNX_BATCH = 8
+# Texts per ONNX Runtime call, longest first so that each batch pads little. Small batches keep a
+# layer's activations and attention scores (batch x 12 heads x length^2) in the core's caches:
+# on 633 of the sample's texts, one single-threaded session per core, batches of 1, 2, 4, 8, 16
+# and 32 took 8.4, 7.9, 8.1, 8.6, 9.1 and 9.8 s (torch 10.4 s). ORT's transformer fusions
+# (Attention, SkipLayerNormalization, BiasGelu) were slower: 9.0 s at 4.
+ONNX_BATCH = 4
 # Each probe vector's cosine with torch's must reach this. fp32 ONNX Runtime measured 0.9999998
 # at worst (issue 26); int8 moved vectors by 0.12, which would change which L3 entries hit.
 MIN_COSINE = 0.9999
