@@ -29,9 +29,10 @@ OPSET = 17
 # Texts per ONNX Runtime call, longest first so that each batch pads little. Small batches keep a
 # layer's activations and attention scores (batch x 12 heads x length^2) in the core's caches:
 # on 633 of the sample's texts, one single-threaded session per core, batches of 1, 2, 4, 8, 16
-# and 32 took 8.4, 7.9, 8.1, 8.6, 9.1 and 9.8 s (torch 10.4 s). ORT's transformer fusions
-# (Attention, SkipLayerNormalization, BiasGelu) were slower: 9.0 s at 4.
-ONNX_BATCH = 4
+# and 32 took 8.4, 7.9, 8.1, 8.6, 9.1 and 9.8 s (torch 10.4 s); on all 2,533, in chunks of 256
+# as embed_texts hands them, 2 took 0.95x the time of 4. ORT's transformer fusions (Attention,
+# SkipLayerNormalization, BiasGelu) were slower: 9.0 s at 4.
+ONNX_BATCH = 2
 # Each probe vector's cosine with torch's must reach this. fp32 ONNX Runtime measured 0.9999998
 # at worst (issue 26); int8 moved vectors by 0.12, which would change which L3 entries hit.
 MIN_COSINE = 0.9999
@@ -249,8 +250,11 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
             for rows in batches:
                 encode_batch(rows)
         else:
-            with ThreadPoolExecutor(len(sessions), thread_name_prefix="tiercli-onnx") as pool:
+            pool = ThreadPoolExecutor(len(sessions), thread_name_prefix="tiercli-onnx")
+            try:
                 list(pool.map(encode_batch, batches))  # list(): the first exception raises here
+            finally:  # on Ctrl-C, only the batches already running are waited for
+                pool.shutdown(wait=True, cancel_futures=True)
         return vectors
 
     def load(self) -> None:
