@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -30,11 +32,22 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    signal.signal(signal.SIGTERM, _interrupt)
     report = fuzz.run_cases(args.seed, args.cases, jobs=args.jobs, folder=args.keep, first=args.first)
     print(fuzz.summary(report))
-    if not report.failures:
-        Path(report.folder).rmdir() if not any(Path(report.folder).iterdir()) else None
-    return 1 if report.failures else 0
+    if not report.failures and not args.keep:  # nothing to keep: the logs of cases cut short too
+        shutil.rmtree(report.folder, ignore_errors=True)
+    return 1 if report.failures else (128 + _stopped_by) if report.interrupted else 0
+
+
+_stopped_by = signal.SIGINT  # the signal that interrupted the run: its exit code is 128 + its number
+
+
+def _interrupt(signum, frame):
+    global _stopped_by
+    _stopped_by = signum
+    raise KeyboardInterrupt  # SIGTERM stops the run as Ctrl-C does: workers stopped, counts printed
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import multiprocessing.connection
 import os
 import random
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from typing import Any
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"
 SAMPLE = TESTS.parent / "sample_logs" / "realestate_day.jsonl"
+TEMP_PREFIX = "tiercli-fuzz-"  # the run's own temporary folder
 CASE_SECONDS = 20.0  # a case's time limit: cases take milliseconds; a worker's first also imports tiercli
 MAX_LEVELS = 700  # the deepest a case's tree nests: json.dumps (the case's writer) fails near 1,000
 RECORDS_PER_SEED = 4  # lines (or rows) of a longer fixture kept in its seed: a case runs in milliseconds
@@ -504,26 +506,41 @@ def failures_of(case: Case, outcome: Outcome) -> list[tuple[str, str]]:
 # --- workers: long-lived processes that build and run cases --------------------------------------
 
 def _worker(connection, folder: str) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone decides, and stops the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     home = tempfile.mkdtemp(prefix="home-", dir=folder)
-    while True:
-        job = connection.recv()
-        if job is None:
-            break
-        seed, number = job
-        try:
-            case = make_case(seed, number)
-        except Exception as exc:  # a bug of the harness's own: said, never a silent pass or a stop
-            connection.send(("?", "?", [("harness", f"building the case: {type(exc).__name__}: {exc}")], 0.0, None))
-            continue
-        path = Path(folder) / case.file_name
-        path.write_bytes(case.data)
-        outcome = run_in_process(case.argv(path), home)
-        failures = failures_of(case, outcome)
-        if not failures:
-            path.unlink()
-        connection.send((case.source, case.log_format, failures, outcome.seconds, outcome.exit_code))
+    path = None
+    try:
+        while True:
+            job = connection.recv()  # EOFError: the parent is gone (killed)
+            if job is None:
+                break
+            seed, number = job
+            try:
+                case = make_case(seed, number)
+            except Exception as exc:  # a bug of the harness's own: said, never a silent pass or a stop
+                connection.send(("?", "?", [("harness", f"building the case: {type(exc).__name__}: {exc}")], 0.0, None))
+                continue
+            path = Path(folder) / case.file_name
+            path.write_bytes(case.data)
+            outcome = run_in_process(case.argv(path), home)
+            failures = failures_of(case, outcome)
+            connection.send((case.source, case.log_format, failures, outcome.seconds, outcome.exit_code))
+            if not failures:
+                path.unlink()
+            path = None
+    except (EOFError, OSError):  # the parent was killed: clean up behind it, quietly
+        if path is not None:
+            path.unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
+        if Path(folder).name.startswith(TEMP_PREFIX):  # a folder the harness made, not --keep's
+            try:
+                os.rmdir(folder)  # only when empty: a failing case's kept log stays
+            except OSError:
+                pass
+        return
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -550,6 +567,7 @@ class Report:
     failures: list[Failure] = field(default_factory=list)
     folder: str = ""
     slowest: tuple[float, int] = (0.0, -1)  # (seconds, case number): what nears the time limit without a hang
+    interrupted: bool = False  # Ctrl-C or SIGTERM: the counts are of the cases run until then
 
 
 class _Slot:
@@ -603,7 +621,7 @@ def run_cases(seed: int, cases: int, jobs: int = 2, folder: str | Path | None = 
               case_seconds: float = CASE_SECONDS, first: int = 0) -> Report:
     """Cases first..first+cases-1 of `seed` on `jobs` workers. The mutated log of each failing
     case is kept in `folder` (a new temporary one when None), named in its report."""
-    folder = Path(folder or tempfile.mkdtemp(prefix="tiercli-fuzz-"))
+    folder = Path(folder or tempfile.mkdtemp(prefix=TEMP_PREFIX))
     folder.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
     report = Report(folder=str(folder))
@@ -647,6 +665,8 @@ def run_cases(seed: int, cases: int, jobs: int = 2, folder: str | Path | None = 
                 slot.job = None
                 if todo:
                     slot.give(todo.pop())
+    except KeyboardInterrupt:
+        report.interrupted = True
     finally:
         for slot in slots:
             slot.stop(kill=slot.job is not None)
@@ -657,7 +677,8 @@ def run_cases(seed: int, cases: int, jobs: int = 2, folder: str | Path | None = 
 
 
 def summary(report: Report) -> str:
-    lines = [f"{report.cases:,} cases in {report.seconds:.1f} s, {len(report.failures)} failures"]
+    lines = [f"{report.cases:,} cases in {report.seconds:.1f} s, {len(report.failures)} failures"
+             + (" (interrupted: the counts are of the cases run until then)" if report.interrupted else "")]
     lines.append("per format: " + ", ".join(f"{name} {count}" for name, count in sorted(report.per_format.items())))
     lines.append("exit codes: " + ", ".join(f"{code} {count}" for code, count in
                                             sorted(report.exits.items(), key=lambda kv: str(kv[0]))))

@@ -144,3 +144,19 @@ def test_the_run_says_which_backend_computed_its_vectors(tmp_path, tiercli_home)
     used, stderr = replay()
     assert used["backend"] == "torch" and used["asked"] == "onnx" and "could not be used" in used["fallback"]
     assert stderr.count("using torch instead") == 1
+
+
+def test_an_export_removes_part_files_that_a_killed_export_left(tmp_path):
+    """SIGKILL during an export leaves its 90 MB part file; the next export removes those older
+    than STALE_PART_S, and keeps a young one (a concurrent export's)."""
+    import os
+    import time
+
+    from tiercli.store.onnx_embed import STALE_PART_S, _remove_stale_parts
+
+    old, young = tmp_path / "model-x.onnx1.part", tmp_path / "model-x.onnx2.part"
+    for part in (old, young):
+        part.write_bytes(b"half a graph")
+    os.utime(old, (time.time() - STALE_PART_S - 5,) * 2)
+    _remove_stale_parts(tmp_path)
+    assert not old.exists() and young.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import signal
 from array import array
 import os
 import pickle
@@ -441,7 +442,13 @@ class _Helper:
         self.process = context.Process(target=_helper_main, daemon=True,
                                        args=(child, self.conn, os.getpid(), path, start, end, skip_invalid,
                                              known_model, keep_text))
-        self.process.start()
+        # Ctrl-C or SIGTERM held off while the fork is made: landing inside multiprocessing's
+        # bookkeeping (a Finalize half built), it printed a traceback at exit. Delivered just after.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         child.close()
         self.path = name  # as messages call it
 
@@ -477,11 +484,10 @@ class _Helper:
 
 def _helper_main(conn, parent_end, parent_pid: int, path: str, start: int, end: int, skip_invalid: bool,
                  known_model, keep_text) -> None:
-    import signal
-
     # Die with the parent, even a killed one; and hold no read end of our own pipe, so that a
     # write to a parent that is gone fails (EPIPE) instead of blocking for ever.
     die_with_parent(signal.SIGKILL, parent_pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # held while forking
     parent_end.close()
     reader = Reader(path, skip_invalid, known_model, keep_text)
     error = None

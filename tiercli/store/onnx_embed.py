@@ -14,6 +14,7 @@ import os
 import sys
 import queue
 import tempfile
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -116,6 +117,9 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         for _attempt in range(2):  # an existing graph that fails, then a fresh export
             try:
                 if not path.is_file() or _attempt:
+                    # stderr, as progress is: once per TIERCLI_HOME, seconds with nothing else said
+                    print(f"embedder onnx: exporting the model once to {path} and checking it against torch "
+                          f"(about 10 s)", file=sys.stderr, flush=True)
                     self._export(path)
                 self.worst_cosine = self._check(path)
             except Exception as exc:  # a damaged graph: onnx and onnxruntime raise many kinds
@@ -164,6 +168,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
                                    token_type_ids=token_type_ids, return_dict=True).last_hidden_state
 
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(path.parent)
         sample = {name: torch.ones((2, 8), dtype=torch.long) for name in ("input_ids", "attention_mask", "token_type_ids")}
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
         os.close(fd)
@@ -267,6 +272,21 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         if not self.ready_graph:
             return super().encode(texts)
         return self._encode_onnx(texts, self._sessions)
+
+
+STALE_PART_S = 600.0  # an export takes seconds: a part file older than this lost its process
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Part files of exports killed before their rename (SIGKILL: no finally runs), 90 MB each;
+    a concurrent export's own part is younger and stays."""
+    now = time.time()
+    for part in folder.glob("*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_S:
+                part.unlink()
+        except OSError:  # another process removed or renamed it first
+            pass
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
