@@ -211,3 +211,19 @@ def test_openinference_tool_calls_that_are_a_number(tmp_path):
     result, before = cli("inspect", log, "--json", "--format", "otel"), cli("inspect", plain, "--json", "--format", "otel")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["first_call"]["key"] == json.loads(before.stdout)["first_call"]["key"]
+
+
+def test_chat_tool_calls_that_are_not_a_list(tmp_path):
+    """A LangGraph.js generation (Langfuse) whose assistant message's tool_calls is a number, or
+    whose tool call's function is text: was `internal error: TypeError: 'int' object is not
+    iterable` (seed 2026, case 9491 of ./dev bench fuzz)."""
+    observations = json.loads((FIXTURES / "langfuse" / "langgraph_js_generations.json").read_text())
+    messages = json.loads(observations[1]["input"])
+    for bad, field, got in ((7, "tool_calls", "int"), ([{"id": "c1", "function": "get_weather"}],
+                                                      "tool_calls[0].function", "str")):
+        messages[1]["tool_calls"] = bad
+        observations[1]["input"] = json.dumps(messages)
+        log = tmp_path / "generations.json"
+        log.write_text(json.dumps(observations))
+        problem = "must be a list of tool calls" if field == "tool_calls" else "must be an object with name and arguments"
+        assert_error(cli("inspect", log, "--json"), f"{log}: record 2: input[1].{field}: {problem}, got {got}")

@@ -117,8 +117,13 @@ def split_messages(messages: Any, field: str = "messages", system: Any = None) -
             extra = message.get("additional_kwargs")  # where LangChain's Python messages keep them
             if tool_calls is None and isinstance(extra, dict):
                 tool_calls = extra.get("tool_calls")
-            for call in tool_calls or ():
+            if tool_calls is not None and not isinstance(tool_calls, list):
+                raise RecordProblem(f"{where}.tool_calls", f"must be a list of tool calls, got {type(tool_calls).__name__}")
+            for j, call in enumerate(tool_calls or ()):
                 function = call.get("function") or {} if isinstance(call, dict) else {}
+                if not isinstance(function, dict):
+                    raise RecordProblem(f"{where}.tool_calls[{j}].function",
+                                        f"must be an object with name and arguments, got {type(function).__name__}")
                 arguments = function.get("arguments")
                 if isinstance(arguments, str):
                     try:
