@@ -227,3 +227,28 @@ def test_chat_tool_calls_that_are_not_a_list(tmp_path):
         log.write_text(json.dumps(observations))
         problem = "must be a list of tool calls" if field == "tool_calls" else "must be an object with name and arguments"
         assert_error(cli("inspect", log, "--json"), f"{log}: record 2: input[1].{field}: {problem}, got {got}")
+
+
+def test_an_integer_past_floats_range(tmp_path):
+    """An OTLP intValue of 400 digits as a token count: was `internal error: OverflowError: int
+    too large to convert to float` (seed 7, case 9818 of ./dev bench fuzz); and inspect of a
+    native line whose temperature is such an integer (the reader takes it, msgspec decodes big
+    integers): was an internal JSONDecodeError, inspect re-reading the line with orjson."""
+    document = json.loads((FIXTURES / "otel" / "single.json").read_text())
+    span = document["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
+    tokens = next(a for a in span["attributes"] if a["key"] == "gen_ai.usage.input_tokens")
+    tokens["value"] = {"intValue": "9" * 400}
+    log = tmp_path / "spans.json"
+    log.write_text(json.dumps(document))
+    result = cli("inspect", log, "--json")
+    assert result.exit_code == 1 and "internal error" not in result.stderr, result.output
+    message = json.loads(result.stdout)["error"]["message"]
+    assert "gen_ai.usage.input_tokens: must be a non-negative integer, got " in message, message
+
+    native = tmp_path / "native.jsonl"
+    native.write_text('{"ts": "2026-11-02T08:00:00Z", "lead_id": "L1", "task_type": "intent", "model": '
+                      '"claude-haiku-4-5", "prompt": "hi", "input_tokens": 5, "output_tokens": 2, "response": "ok", '
+                      f'"temperature": {"9" * 400}}}\n')
+    result = cli("inspect", native, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["calls"] == 1

@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from datetime import datetime, timezone
 
-import orjson
+import msgspec
 
 from tiercli import options as opt
 from tiercli.commands._edge import command_edge, stderr
@@ -169,7 +169,7 @@ def native_coverage(source, read: ReadResult) -> Counter:
             block = block[len(UTF8_BOM):]
         for i, raw in enumerate(block.split(b"\n", lines - 1)):  # the last piece is the rest of the block
             if raw.strip() and first_line + i not in skipped:
-                record = orjson.loads(raw)
+                record = msgspec.json.decode(raw)  # as the reader decoded it: orjson rejects integers past 64 bits
                 if record.get("type", "call") == "call":
                     counts.update(coverage(carried(record)))
     return counts

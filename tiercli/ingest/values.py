@@ -18,6 +18,12 @@ def number(value: Any, field_name: str) -> float | None:
             value = float(value)
         except ValueError:
             raise RecordProblem(field_name, f"must be a number, got {shown(value)}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RecordProblem(field_name, f"must be a number, got {shown(value)}")
-    return float(value)
+    try:
+        read = float(value)
+    except OverflowError:  # an integer past float's range (1e308), as OTLP's intValue text may be
+        raise RecordProblem(field_name, f"must be a number below 1e308, got {shown(value)}") from None
+    if not math.isfinite(read):
+        raise RecordProblem(field_name, f"must be a number, got {shown(value)}")
+    return read
