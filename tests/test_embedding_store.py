@@ -107,6 +107,11 @@ class RecordingEmbedder(OnnxEmbedder):
         self.longest = max([self.longest, *map(len, texts)])
         return super().encode(texts)
 
+    def encode_batches(self, batches):  # what embed_texts calls
+        batches = list(batches)
+        self.longest = max([self.longest, *(len(text) for batch in batches for text in batch)])
+        return super().encode_batches(batches)
+
 
 def test_a_huge_record_is_cut_and_counted(tmp_path, own_store):
     huge = sample_prose(50_000) * 100  # 5 MB on one line

@@ -3,6 +3,7 @@ checked against the torch vectors, re-exported when its file is damaged, torch w
 be used, and stored under its own model id."""
 
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -55,6 +56,41 @@ def test_vectors_equal_torchs_within_the_bound(exported):
     assert (np.sum(onnx * torch, axis=1) >= MIN_COSINE).all()
     # the batch a text is in (its padding) does not change its vector
     assert np.sum(embedder.encode(TEXTS[:1])[0] * onnx[0]) >= MIN_COSINE
+
+
+def test_all_batches_at_once_come_back_in_order_as_encode_gives_them(exported):
+    """encode_batches (what embed_texts uses) queues every batch at once on both sessions:
+    each batch comes back in order, with the vectors encode() gives its texts alone; closed
+    early (Ctrl-C in the caller), the batches still queued are dropped, not run."""
+    _, embedder = exported
+    embedder.threads = 2
+    embedder.__dict__.pop("_sessions", None)
+    batches = [TEXTS, TEXTS[::-1][:3], [], TEXTS[2:3], [t + " again" for t in TEXTS]]
+    got = list(embedder.encode_batches(batches))
+    assert [index for index, _ in got] == [0, 1, 2, 3, 4]
+    for (_, vectors), batch in zip(got, batches):
+        assert vectors.shape == (len(batch), 384)
+        if batch:
+            assert (np.sum(vectors * embedder.encode(batch), axis=1) >= MIN_COSINE).all()
+
+    class Counted:  # a session that counts its runs
+        def __init__(self, session):
+            self.session, self.runs = session, 0
+
+        def run(self, *args):
+            self.runs += 1
+            return self.session.run(*args)
+
+    embedder._sessions = [Counted(session) for session in embedder._sessions]
+    many = [[f"{word} {n}" for word in TEXTS] for n in range(40)]  # 3 runs a batch: 120
+    results = embedder.encode_batches(many)
+    assert next(results)[0] == 0
+    results.close()  # returns once the batches already running finish
+    runs = sum(session.runs for session in embedder._sessions)
+    assert 3 <= runs < 60 and list(results) == []
+    time.sleep(0.5)
+    assert sum(session.runs for session in embedder._sessions) == runs
+    embedder.__dict__.pop("_sessions")
 
 
 def test_a_damaged_graph_is_exported_again(exported, tmp_path):

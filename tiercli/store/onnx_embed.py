@@ -16,6 +16,7 @@ import queue
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -221,24 +222,30 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         return tokenizer
 
     def _encode_onnx(self, texts: list[str], sessions) -> np.ndarray:
-        """Texts longest first in batches of ONNX_BATCH (each padded only to its own longest),
-        the batches shared out among `sessions` (one single-threaded session per core), each
-        vector put back at its text's place."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+        """Texts' vectors in their order (one chunk of _encode_chunks)."""
+        return [vectors for _, vectors in self._encode_chunks([texts], sessions)][0]
+
+    def _encode_chunks(self, chunks: Sequence[list[str]], sessions) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, vectors) of each chunk, in the chunks' order. Each chunk's texts go longest
+        first in batches of ONNX_BATCH (each padded only to its own longest); the batches of all
+        chunks are queued at once and shared out among `sessions` (one single-threaded session per
+        core), so that no core waits at a chunk's end or while the caller stores a chunk."""
+        chunks = list(chunks)
         lower = (_json_or_none(Path(self.model_path) / "sentence_bert_config.json") or {}).get("do_lower_case") is True
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        batches = [order[start:start + ONNX_BATCH] for start in range(0, len(order), ONNX_BATCH)]
-        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        vectors = [np.empty((len(chunk), self.dim), dtype=np.float32) for chunk in chunks]
+        work = []  # (chunk, its rows), in the order they are run
+        for index, chunk in enumerate(chunks):
+            order = sorted(range(len(chunk)), key=lambda i: -len(chunk[i]))
+            work += [(index, order[start:start + ONNX_BATCH]) for start in range(0, len(order), ONNX_BATCH)]
         idle = queue.SimpleQueue()
         for session in sessions:
             idle.put(session)
 
-        def encode_batch(rows: list[int]) -> None:
+        def encode_batch(index: int, rows: list[int]) -> None:
             session = idle.get()  # whichever is free: the batches' sizes differ
             try:
-                encodings = self._tokenizer.encode_batch([_valid_utf8(texts[i].lower() if lower else texts[i])
-                                                          for i in rows])
+                encodings = self._tokenizer.encode_batch([_valid_utf8(chunks[index][i].lower() if lower
+                                                                      else chunks[index][i]) for i in rows])
                 ids = np.array([e.ids for e in encodings], dtype=np.int64)
                 mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
                 feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
@@ -249,18 +256,25 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            vectors[rows] = pooled
+            vectors[index][rows] = pooled
 
-        if len(sessions) == 1 or len(batches) == 1:  # one text (the runtime cache's L3): no thread hand-off
-            for rows in batches:
-                encode_batch(rows)
-        else:
-            pool = ThreadPoolExecutor(len(sessions), thread_name_prefix="tiercli-onnx")
-            try:
-                list(pool.map(encode_batch, batches))  # list(): the first exception raises here
-            finally:  # on Ctrl-C, only the batches already running are waited for
-                pool.shutdown(wait=True, cancel_futures=True)
-        return vectors
+        if len(sessions) == 1 or len(work) <= 1:  # one text (the runtime cache's L3): no thread hand-off
+            for index in range(len(chunks)):
+                for rows in (rows for chunk, rows in work if chunk == index):
+                    encode_batch(index, rows)
+                yield index, vectors[index]
+            return
+        pool = ThreadPoolExecutor(len(sessions), thread_name_prefix="tiercli-onnx")
+        try:
+            futures: list[list] = [[] for _ in chunks]
+            for index, rows in work:
+                futures[index].append(pool.submit(encode_batch, index, rows))
+            for index, chunk_futures in enumerate(futures):
+                for future in chunk_futures:
+                    future.result()  # the first exception raises here
+                yield index, vectors[index]
+        finally:  # on Ctrl-C or close(), only the batches already running are waited for
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def load(self) -> None:
         if self.ready_graph:
@@ -272,6 +286,14 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         if not self.ready_graph:
             return super().encode(texts)
         return self._encode_onnx(texts, self._sessions)
+
+    def encode_batches(self, batches: Sequence[list[str]]) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, vectors) of each of embed_texts' batches, in order, all computed in one go:
+        the cores go on with the next batches while embed_texts stores one (0.4 s of SQLite
+        commits on the sample's 40 batches) instead of waiting at each batch's end."""
+        if not self.ready_graph:
+            return ((index, super(OnnxEmbedder, self).encode(batch)) for index, batch in enumerate(batches))
+        return self._encode_chunks(batches, self._sessions)
 
 
 STALE_PART_S = 600.0  # an export takes seconds: a part file older than this lost its process
