@@ -54,42 +54,47 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
     has_unparsable = "mismatched_unparsable" in table.columns
     unparsable_hit = table["mismatched_unparsable"].to_numpy() if has_unparsable else np.zeros(requests, dtype=bool)
     unparsable_answer = table["answer_unparsable"].to_numpy() if has_unparsable else np.zeros(requests, dtype=bool)
+    of_outcome = {name: (outcome == name).to_numpy() for name in (*TIER_NAMES, "miss", "bypass")}
+    stale, mismatched = table["stale"].to_numpy(), table["mismatched"].to_numpy()
     tiers = {}
     for name in TIER_NAMES:
-        mask = (outcome == name).to_numpy()
+        mask = of_outcome[name]
         tier_hits = int(mask.sum())
         tiers[name] = {
             "enabled": name in settings.tiers,
             "hits": tier_hits,
             "hit_rate": tier_hits / requests if requests else 0.0,
-            "stale_hits": int(table["stale"].to_numpy()[mask].sum()),
-            "mismatched_hits": int(table["mismatched"].to_numpy()[mask].sum()),
+            "stale_hits": int(stale[mask].sum()),
+            "mismatched_hits": int(mismatched[mask].sum()),
             "mismatched_unparsable": int(unparsable_hit[mask].sum()),
             **cross_lead_figures(table, mask),
         }
 
+    # Per task by masks over the columns, not groupby: its groups are copies of the table's
+    # rows (112 MiB at their peak on 1M calls, which took the L1+L2 replay past 1 GB).
+    baseline_pusd, cached_pusd = table["baseline_pusd"].to_numpy(), table["cached_pusd"].to_numpy()
+    task_codes, task_names = pd.factorize(table["task"], sort=True)
     by_task = {}
-    for task, group in table.groupby("task", sort=True, observed=True):
-        task_counts = group["outcome"].value_counts()
-        tier_of = {name: (group["outcome"] == name).to_numpy() for name in TIER_NAMES}
+    for code, task in enumerate(task_names):
+        mine = task_codes == code
+        tier_of = {name: mine & of_outcome[name] for name in TIER_NAMES}
         by_task[str(task)] = {
-            "requests": len(group),
+            "requests": int(mine.sum()),
             "tiers": list(settings.task_tiers(str(task))),  # on for this task; the others are off for it
-            **{name: int(task_counts.get(name, 0)) for name in TIER_NAMES},
-            "misses": int(task_counts.get("miss", 0)),
-            "bypassed": int(task_counts.get("bypass", 0)),
-            "baseline_usd": _usd(group["baseline_pusd"]),
-            "cached_usd": _usd(group["cached_pusd"]),
-            "stale_hits": int(group["stale"].sum()),
-            "mismatched_hits": int(group["mismatched"].sum()),
-            "mismatched_unparsable": int(group["mismatched_unparsable"].sum()) if has_unparsable else 0,
-            "unparsable_answers": int(group["answer_unparsable"].sum()) if has_unparsable else 0,
+            **{name: int(tier_of[name].sum()) for name in TIER_NAMES},
+            "misses": int((mine & of_outcome["miss"]).sum()),
+            "bypassed": int((mine & of_outcome["bypass"]).sum()),
+            "baseline_usd": _usd(baseline_pusd[mine]),
+            "cached_usd": _usd(cached_pusd[mine]),
+            "stale_hits": int(stale[mine].sum()),
+            "mismatched_hits": int(mismatched[mine].sum()),
+            "mismatched_unparsable": int(unparsable_hit[mine].sum()),
+            "unparsable_answers": int(unparsable_answer[mine].sum()),
             # per tier, beside the noise floor (docs/answers.md "The noise floor")
-            "mismatched_by_tier": {name: int(group["mismatched"].to_numpy()[tier_of[name]].sum())
-                                   for name in TIER_NAMES},
-            **cross_lead_figures(group),
+            "mismatched_by_tier": {name: int(mismatched[tier_of[name]].sum()) for name in TIER_NAMES},
+            **cross_lead_figures(table, mine),
             "cross_lead_by_tier": {name: {"hits": figures["cross_lead_hits"], "mismatched": figures["cross_lead_mismatched"]}
-                                   for name in TIER_NAMES for figures in [cross_lead_figures(group, tier_of[name])]},
+                                   for name in TIER_NAMES for figures in [cross_lead_figures(table, tier_of[name])]},
         }
     floors = floors_by_task(table)
     if floors is not None:
@@ -108,8 +113,8 @@ def summarize(table: pd.DataFrame, settings: Settings, span_s: float) -> dict:
         "hits": hits,
         "hit_rate": hits / requests if requests else 0.0,
         "tiers": tiers,
-        "stale_hits": int(table["stale"].sum()),
-        "mismatched_hits": int(table["mismatched"].sum()),
+        "stale_hits": int(stale.sum()),
+        "mismatched_hits": int(mismatched.sum()),
         "mismatched_unparsable": int(unparsable_hit.sum()),
         **cross_lead_figures(table),
         "unparsable_answers": int(unparsable_answer.sum()),
