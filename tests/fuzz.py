@@ -1,10 +1,13 @@
 """The readers' fuzz harness (issue 27): valid seed logs of every format tiercli reads, each given
 one to three seeded random mutations, run through the real CLI (`tiercli inspect` or `tiercli
-replay --tiers l1,l2 --no-save`, always with --json) in a few long-lived worker processes.
+replay --tiers l1,l2 --no-save`, with --json, or about one case in four as people read it, at
+200, 80 or 40 columns) in a few long-lived worker processes.
 
-Every run must end with exit 0 and one JSON object on stdout, or a non-zero exit with one
-`error:` line (and `hint:` lines) on stderr and a JSON error object on stdout: never an
-internal error, a traceback, a hang, or a planted secret's text anywhere it wrote.
+Every run must end with exit 0 (and, with --json, one JSON object on stdout), or a non-zero
+exit with one `error:` line (and `hint:` lines) on stderr (and, with --json, a JSON error
+object on stdout): never an internal error, a traceback, a hang, or a planted secret's text
+anywhere it wrote (a successful run's own output without --json excepted: what it shows of the
+log is the log's, asked for).
 
 Deterministic: case N of seed S is built from random.Random(f"{S}:{N}") alone, so a failure
 reproduces on any machine from its seed and number (`make_case(S, N)`), and the mutated log is
@@ -368,6 +371,12 @@ class Case:
     secrets: list[str]  # tails of the planted secrets
     data: bytes  # the log's bytes as written
     container: str  # the seed's: "jsonl", "json", "csv" or "parquet"
+    columns: int = 200  # the terminal's width (COLUMNS) the run has
+
+    @property
+    def human(self) -> bool:
+        """Run as people read it: without --json."""
+        return "--json" not in self.args
 
     @property
     def file_name(self) -> str:
@@ -418,7 +427,14 @@ def make_case(seed: int, number: int) -> Case:
         args += ["--format", base.log_format]
     if rng.random() < 0.3:
         args.append("--skip-invalid")
-    return Case(seed, number, base.name, base.log_format, mutations, compression, args, secrets, data, base.container)
+    # Drawn apart, so that adding this left every earlier case's log and flags as they were.
+    view = random.Random(f"{seed}:{number}:view")
+    columns = 200
+    if view.random() < 0.25:
+        args.remove("--json")
+        columns = view.choice([200, 80, 40])
+    return Case(seed, number, base.name, base.log_format, mutations, compression, args, secrets, data, base.container,
+                columns)
 
 
 # --- running a case and checking what it did -----------------------------------------------------
@@ -433,7 +449,7 @@ class Outcome:
     seconds: float
 
 
-def run_in_process(argv: list[str], home: str) -> Outcome:
+def run_in_process(argv: list[str], home: str, columns: int = 200) -> Outcome:
     from typer.testing import CliRunner
 
     from tiercli.cli import app
@@ -441,7 +457,7 @@ def run_in_process(argv: list[str], home: str) -> Outcome:
     for entry in Path(home).iterdir():  # each case starts from an empty home
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     start = time.perf_counter()
-    result = CliRunner().invoke(app, argv, env={"TIERCLI_HOME": home, "TIERCLI_DEBUG": None, "COLUMNS": "200"})
+    result = CliRunner().invoke(app, argv, env={"TIERCLI_HOME": home, "TIERCLI_DEBUG": None, "COLUMNS": str(columns)})
     seconds = time.perf_counter() - start
     escaped = None
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -478,6 +494,14 @@ def failures_of(case: Case, outcome: Outcome) -> list[tuple[str, str]]:
     if "internal error" in everything:
         line = next((l for l in everything.splitlines() if "internal error" in l), "")
         found.append(("internal error", line[:300]))
+    if case.human:  # as people read it: stdout is a table, and on success it shows the log's own values
+        if outcome.exit_code != 0:
+            found += _error_lines(outcome)
+        shown_text = outcome.stderr
+        for tail in case.secrets:
+            if tail in shown_text or tail in outcome.written:
+                found.append(("echoed secret", _where(tail, shown_text, outcome.written)))
+        return found
     try:
         printed = json.loads(outcome.stdout) if outcome.stdout.strip() else None
     except ValueError as exc:
@@ -488,19 +512,29 @@ def failures_of(case: Case, outcome: Outcome) -> list[tuple[str, str]]:
             found.append(("bad json", f"exit 0 without a JSON result: {outcome.stdout[:200]!r}"))
         shown_text = _values_text(printed) + "\n" + outcome.stderr if isinstance(printed, dict) else everything
     else:
-        lines = [line for line in outcome.stderr.splitlines() if line.strip()]
-        errors = [i for i, line in enumerate(lines) if line.startswith("error: ")]
-        if len(errors) != 1 or any(not line.startswith("hint: ") for line in lines[errors[0] + 1:] if errors):
-            found.append(("not one line", f"exit {outcome.exit_code}, stderr: {outcome.stderr[-400:]!r}"))
+        found += _error_lines(outcome)
         if not (isinstance(printed, dict) and set(printed) == {"error"}):
             found.append(("bad json", f"exit {outcome.exit_code} without a JSON error: {outcome.stdout[:200]!r}"))
         shown_text = everything
     for tail in case.secrets:
         if tail in shown_text or tail in outcome.written:
-            where = "in files under TIERCLI_HOME" if tail not in shown_text else "in the output"
-            context = next((line for line in (shown_text + "\n" + outcome.written).splitlines() if tail in line), "")
-            found.append(("echoed secret", f"{where}: {context[:300]}"))
+            found.append(("echoed secret", _where(tail, shown_text, outcome.written)))
     return found
+
+
+def _error_lines(outcome: Outcome) -> list[tuple[str, str]]:
+    """A failed run's stderr must hold one `error:` line, followed only by `hint:` lines."""
+    lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+    errors = [i for i, line in enumerate(lines) if line.startswith("error: ")]
+    if len(errors) != 1 or any(not line.startswith("hint: ") for line in lines[errors[0] + 1:]):
+        return [("not one line", f"exit {outcome.exit_code}, stderr: {outcome.stderr[-400:]!r}")]
+    return []
+
+
+def _where(tail: str, shown_text: str, written: str) -> str:
+    where = "in files under TIERCLI_HOME" if tail not in shown_text else "in the output"
+    context = next((line for line in (shown_text + "\n" + written).splitlines() if tail in line), "")
+    return f"{where}: {context[:300]}"
 
 
 # --- workers: long-lived processes that build and run cases --------------------------------------
@@ -525,7 +559,7 @@ def _worker(connection, folder: str) -> None:
                 continue
             path = Path(folder) / case.file_name
             path.write_bytes(case.data)
-            outcome = run_in_process(case.argv(path), home)
+            outcome = run_in_process(case.argv(path), home, case.columns)
             failures = failures_of(case, outcome)
             connection.send((case.source, case.log_format, failures, outcome.seconds, outcome.exit_code))
             if not failures:
@@ -606,7 +640,8 @@ def _reproduction(case_folder: Path, seed: int, number: int) -> str:
     except Exception:
         return f"(the harness cannot build case {number} of seed {seed}: python -c 'import fuzz; fuzz.make_case({seed}, {number})')"
     path = case_folder / case.file_name
-    return f"tiercli {' '.join(case.argv(path))}   ({case.describe()})"
+    columns = f"COLUMNS={case.columns} " if case.human else ""
+    return f"{columns}tiercli {' '.join(case.argv(path))}   ({case.describe()})"
 
 
 def _source_of(seed: int, number: int) -> tuple[str, str]:

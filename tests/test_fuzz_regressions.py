@@ -252,3 +252,23 @@ def test_an_integer_past_floats_range(tmp_path):
     result = cli("inspect", native, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["calls"] == 1
+
+
+def test_a_model_that_is_the_text_of_an_otlp_credential_pair_is_named_masked(tmp_path):
+    """Seed 5 case 5263 (a map-format Parquet log): the model a string holding OTLP attribute
+    pairs as JSON text, one an authorization header. The error cut it before the value, but the
+    hint quoted it whole: the mask knew such pairs as objects, not as text."""
+    model = json.dumps([{"key": "http.request.header.authorization", "value": {"stringValue": "fzTEXTpair77"}}])
+    record = {"ts": "2026-11-02T08:00:00Z", "lead_id": "A", "task_type": "intent", "model": model,
+              "prompt": "hi", "input_tokens": 10, "output_tokens": 2, "latency_ms": 100}
+    log = tmp_path / "calls.jsonl"
+    log.write_text(json.dumps(record) + "\n")
+    result = cli("replay", log, "--tiers", "l1,l2", "--no-save", "--json")
+    assert result.exit_code == 1 and "fzTEXTpair77" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["error"]["hint"].startswith(
+        "give its list prices in a config file (--config), in USD per million tokens: [prices.MODEL]")
+    assert shown(model, limit=None) == repr(model.replace("fzTEXTpair77", "***"))
+    assert shown("{'key': 'x-api-key', 'value': 'fzTEXTpair77'}", limit=None) == "\"{'key': 'x-api-key', 'value': '***'}\""
+    # a pair of another name is shown as it is
+    other = '{"key": "gen_ai.request.model", "value": {"stringValue": "claude"}}'
+    assert shown(other, limit=None) == repr(other)

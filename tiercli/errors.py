@@ -114,6 +114,11 @@ _SECRET_TEXT = [
     (re.compile(rf"(?i)(?<![\w-])({_SECRET_NAME})(['\"]?\s*[:=]\s*)(['\"]?)(?:[^'\"\s,;&}}\]]+)"
                 r"(?:\s+[^'\"\s,;&}\]]+)?"),
      rf"\1\2\3{MASK}"),
+    # an OpenTelemetry attribute pair written as text: {"key": "...authorization", "value":
+    # {"stringValue": "..."}} (the value is a field apart from its name)
+    (re.compile(rf"(?i)(['\"]key['\"]\s*:\s*['\"](?:[^'\"]*[._/-])?(?:{_SECRET_NAME})['\"]\s*,\s*['\"]value['\"]\s*:\s*"
+                r"(?:\{\s*['\"]\w+['\"]\s*:\s*)?['\"])[^'\"]*"),
+     rf"\1{MASK}"),
     (re.compile(r"(?i)\b(bearer)\s+[^'\"\s,;]{6,}"), rf"\1 {MASK}"),  # an Authorization value
     (re.compile(r"\b(Basic)\s+[A-Za-z0-9+/]{8,}=*"), rf"\1 {MASK}"),
     # scheme://user:password@; the scheme bounded, so a long run of letters is not scanned again
