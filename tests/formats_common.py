@@ -12,6 +12,14 @@ from tiercli.pipeline import run_replay
 from tiercli.settings import Settings
 from tiercli.store.embeddings import HashingEmbedder
 
+# The field maps the logs of tests/fixtures/map/ are read with (test_format_map, the fuzz seeds).
+ORCHESTRATOR_MAP = {"ts": "logged_at", "lead_id": "metadata.contact_id", "system": "system_prompt",
+                    "response": "completion", "latency_ms": "duration_ms", "type": "event", "tag": "new_tag",
+                    "streaming": "stream"}
+WAREHOUSE_MAP = {"ts": "started_at_ms", "end_ts": "finished_at", "lead_id": "contact_id", "task_type": "metadata.task",
+                 "input_tokens": "tokens_in", "output_tokens": "tokens_out", "cache_read_input_tokens": "cache_read",
+                 "response": "answer"}
+
 # Summary fields that say where a run came from, not what the caches did.
 NOT_COMPARED = ("run_id", "settings", "embeddings", "logs", "source_cache_hits", "failed_calls")  # where calls came from
 

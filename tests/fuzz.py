@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from formats_common import ORCHESTRATOR_MAP, WAREHOUSE_MAP
+
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"
 SAMPLE = TESTS.parent / "sample_logs" / "realestate_day.jsonl"
@@ -45,12 +47,6 @@ RECORDS_PER_SEED = 4  # lines (or rows) of a longer fixture kept in its seed: a 
 # what a case can fail by; "harness": the case could not be built (a bug of this file's)
 FAILURE_CLASSES = ("internal error", "traceback", "hang", "echoed secret", "bad json", "not one line", "harness")
 
-ORCHESTRATOR_MAP = {"ts": "logged_at", "lead_id": "metadata.contact_id", "system": "system_prompt",
-                    "response": "completion", "latency_ms": "duration_ms", "type": "event", "tag": "new_tag",
-                    "streaming": "stream"}
-WAREHOUSE_MAP = {"ts": "started_at_ms", "end_ts": "finished_at", "lead_id": "contact_id", "task_type": "metadata.task",
-                 "input_tokens": "tokens_in", "output_tokens": "tokens_out", "cache_read_input_tokens": "cache_read",
-                 "response": "answer"}
 NATIVE = [
     {"ts": "2026-11-02T08:00:00Z", "lead_id": "A", "task_type": "intent", "model": "claude-sonnet-4-5",
      "worker": "w1", "prompt": "hello there", "input_tokens": 1000, "output_tokens": 100, "latency_ms": 1000,

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from formats_common import assert_same_replay, gzipped, read, replay_of, zstd_compressed
+from formats_common import (ORCHESTRATOR_MAP, WAREHOUSE_MAP, assert_same_replay, gzipped, read, replay_of,
+                            zstd_compressed)
 from logs import call, tag, write
 from tiercli.cli import app
 from tiercli.errors import LogError
@@ -30,12 +31,6 @@ MAP = Path(__file__).parent / "fixtures" / "map"
 ORCHESTRATOR = MAP / "orchestrator.jsonl"
 WAREHOUSE = MAP / "warehouse.csv"
 
-ORCHESTRATOR_MAP = {"ts": "logged_at", "lead_id": "metadata.contact_id", "system": "system_prompt",
-                    "response": "completion", "latency_ms": "duration_ms", "type": "event", "tag": "new_tag",
-                    "streaming": "stream"}
-WAREHOUSE_MAP = {"ts": "started_at_ms", "end_ts": "finished_at", "lead_id": "contact_id", "task_type": "metadata.task",
-                 "input_tokens": "tokens_in", "output_tokens": "tokens_out", "cache_read_input_tokens": "cache_read",
-                 "response": "answer"}
 
 INTENT_SYS = "Classify the lead's SMS. Reply 'intent: <label>'."
 SCORE_SYS = "Score the lead from 0 to 100 from the profile and the SMS thread. Reply as JSON."
