@@ -89,7 +89,7 @@ class SentenceTransformerEmbedder:
             model = _load_model(self.model_path)
             return [len(ids) for ids in model.tokenizer(texts, add_special_tokens=True, truncation=False,
                                                         verbose=False)["input_ids"]]
-        lower = (_json_or_none(Path(self.model_path) / "sentence_bert_config.json") or {}).get("do_lower_case") is True
+        lower = self.lower_case
         known = self._token_counts_known
         if len(known) > TOKEN_COUNTS_KEPT:  # a long-lived process (the runtime cache) keeps a bounded memo
             known.clear()
@@ -99,6 +99,12 @@ class SentenceTransformerEmbedder:
                 # when a later fork (an embedded Redis) follows
                 known[text] = len(tokenizer.encode(_valid_utf8(text.lower() if lower else text)).ids)
         return [known[text] for text in texts]
+
+    @cached_property
+    def lower_case(self) -> bool:
+        """Whether the model reads its texts lower-cased (its folder's do_lower_case), read once:
+        the runtime cache embeds one text per L3 look-up."""
+        return (_json_or_none(Path(self.model_path) / "sentence_bert_config.json") or {}).get("do_lower_case") is True
 
     @cached_property
     def _token_counts_known(self) -> dict[str, int]:

@@ -231,7 +231,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         chunks are queued at once and shared out among `sessions` (one single-threaded session per
         core), so that no core waits at a chunk's end or while the caller stores a chunk."""
         chunks = list(chunks)
-        lower = (_json_or_none(Path(self.model_path) / "sentence_bert_config.json") or {}).get("do_lower_case") is True
+        lower = self.lower_case
         vectors = [np.empty((len(chunk), self.dim), dtype=np.float32) for chunk in chunks]
         work = []  # (chunk, its rows), in the order they are run
         for index, chunk in enumerate(chunks):
