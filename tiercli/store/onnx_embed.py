@@ -233,10 +233,10 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         chunks = list(chunks)
         lower = self.lower_case
         vectors = [np.empty((len(chunk), self.dim), dtype=np.float32) for chunk in chunks]
-        work = []  # (chunk, its rows), in the order they are run
-        for index, chunk in enumerate(chunks):
+        batches = []  # per chunk, the rows of each of its batches, in the order they are run
+        for chunk in chunks:
             order = sorted(range(len(chunk)), key=lambda i: -len(chunk[i]))
-            work += [(index, order[start:start + ONNX_BATCH]) for start in range(0, len(order), ONNX_BATCH)]
+            batches.append([order[start:start + ONNX_BATCH] for start in range(0, len(order), ONNX_BATCH)])
         idle = queue.SimpleQueue()
         for session in sessions:
             idle.put(session)
@@ -258,17 +258,16 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
             vectors[index][rows] = pooled
 
-        if len(sessions) == 1 or len(work) <= 1:  # one text (the runtime cache's L3): no thread hand-off
-            for index in range(len(chunks)):
-                for rows in (rows for chunk, rows in work if chunk == index):
+        if len(sessions) == 1 or sum(map(len, batches)) <= 1:  # one text (the runtime cache's L3): no thread hand-off
+            for index, chunk_batches in enumerate(batches):
+                for rows in chunk_batches:
                     encode_batch(index, rows)
                 yield index, vectors[index]
             return
         pool = ThreadPoolExecutor(len(sessions), thread_name_prefix="tiercli-onnx")
         try:
-            futures: list[list] = [[] for _ in chunks]
-            for index, rows in work:
-                futures[index].append(pool.submit(encode_batch, index, rows))
+            futures = [[pool.submit(encode_batch, index, rows) for rows in chunk_batches]
+                       for index, chunk_batches in enumerate(batches)]
             for index, chunk_futures in enumerate(futures):
                 for future in chunk_futures:
                     future.result()  # the first exception raises here
